@@ -1,0 +1,166 @@
+"""Per-track assets: one node per step, one partition per track.
+
+Each asset calls one ``Library`` step, reports what it wrote as metadata, and turns a
+``TrackError`` into a Dagster ``Failure`` whose description is the user's message (the
+same message is stored in the track's catalog row). Files are the assets: nothing is
+returned through an IO manager.
+"""
+
+
+import contextlib
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DynamicPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from ..core.errors import TrackError
+from ..core.library import FileResult, Library
+from ..resources import DownloaderResource, LibraryResource
+
+tracks = DynamicPartitionsDefinition(name="tracks")
+
+GROUP = "track"
+
+
+@contextlib.contextmanager
+def track_step(context: AssetExecutionContext, library: Library, step: str) -> Iterator[str]:
+    """Run one step for the context's track, recording failures in the catalog."""
+    key = context.partition_key
+    try:
+        yield key
+    except TrackError as err:
+        library.catalog.mark_failed(key, step, str(err), err.reason)
+        context.log.error(f"{key}: {err}")
+        raise Failure(description=str(err), metadata={"track": key, "step": step, "reason": err.reason},
+                      allow_retries=False) from err
+    except Exception as err:
+        message = f"Unexpected error in {step}: {type(err).__name__}: {err}"
+        library.catalog.mark_failed(key, step, message, "internal")
+        raise
+
+
+@asset(partitions_def=tracks, group_name=GROUP, pool="download", kinds={"yt-dlp", "ffmpeg"})
+def raw_audio(context: AssetExecutionContext, library: LibraryResource,
+              downloader: DownloaderResource) -> MaterializeResult:
+    """The original audio, downloaded with yt-dlp (best audio, not re-encoded) or imported
+    from a local file, with the source's metadata and cover art."""
+    lib = library.get()
+    with track_step(context, lib, "raw_audio") as key:
+        lib.catalog.mark_running(key, "raw_audio")
+        row = lib.fetch_raw(key, downloader.options(), log=context.log.info)
+    return MaterializeResult(metadata={
+        "path": MetadataValue.path(row["raw_path"]),
+        "source": MetadataValue.url(row["source_url"]) if row.get("source_url") else row.get("source_path") or "",
+        "title": row.get("title") or "",
+        "artist": row.get("artist") or "",
+        "codec": row["raw_codec"],
+        "sample_rate": row["raw_sample_rate"],
+        "bit_depth": row["raw_bits"] or 0,
+        "lossless": bool(row["raw_lossless"]),
+        "duration_s": row["duration_s"],
+        "cover_art": bool(row.get("cover_path")),
+    })
+
+
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"librosa"})
+def audio_features(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """BPM, key (canonical, Camelot, Open Key) and EBU R128 loudness of the raw audio."""
+    lib = library.get()
+    with track_step(context, lib, "audio_features") as key:
+        result = lib.analyse(key)
+    return MaterializeResult(metadata={
+        "bpm": result.bpm,
+        "key": result.key,
+        "camelot": result.camelot,
+        "open_key": result.open_key,
+        "key_confidence": result.key_confidence,
+        "lufs": result.lufs if result.lufs is not None else float("nan"),
+        "true_peak_db": result.true_peak_db if result.true_peak_db is not None else float("nan"),
+        "duration_s": result.duration_s,
+    })
+
+
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"})
+def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """The Chromaprint fingerprint of the raw audio and the duration it covers."""
+    lib = library.get()
+    with track_step(context, lib, "fingerprint") as key:
+        result = lib.fingerprint(key)
+    return MaterializeResult(metadata={
+        "covers_s": result.duration_s,
+        "fingerprint_chars": len(result.fingerprint),
+        "fingerprint_start": result.fingerprint[:32],
+    })
+
+
+def file_metadata(result: FileResult) -> dict:
+    metadata = {
+        "path": MetadataValue.path(str(result.path)),
+        "codec": result.codec,
+        "sample_rate": result.sample_rate,
+        "bit_depth": result.bits or 0,
+        "duration_s": result.duration_s,
+        "size_mb": round(result.size / 1e6, 2),
+        "sha256": result.sha256,
+    }
+    if result.backup:
+        metadata["backup"] = MetadataValue.path(str(result.backup))
+    if result.replaced:
+        metadata["previous_moved_to"] = ", ".join(str(p) for p in result.replaced)
+    return metadata
+
+
+def _format_asset(name: str, fmt: str, description: str):
+    @asset(name=name, partitions_def=tracks, group_name=GROUP, deps=[raw_audio, audio_features],
+           pool="ffmpeg", kinds={"ffmpeg", "mutagen"}, description=description)
+    def _asset(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+        lib = library.get()
+        with track_step(context, lib, name) as key:
+            result = lib.render(key, fmt)
+        context.log.info(f"{key}: {fmt} written to {result.path}")
+        return MaterializeResult(metadata=file_metadata(result))
+
+    return _asset
+
+
+m4a_alac = _format_asset("m4a_alac", "ALAC", "Apple Lossless in M4A, tagged (iTunes atoms, cover art).")
+aiff = _format_asset("aiff", "AIFF", "AIFF, big-endian PCM at the source's bit depth, with ID3 tags.")
+wav = _format_asset("wav", "WAV", "WAV with the plain WAVE_FORMAT_PCM header DJ players accept, ID3 tags; "
+                                  "copied to WAV_BACKUP_DIR when set.")
+
+FORMAT_ASSETS = {"ALAC": m4a_alac, "AIFF": aiff, "WAV": wav}
+
+
+@asset(partitions_def=tracks, group_name=GROUP, deps=[m4a_alac, aiff, wav, audio_features, fingerprint],
+       kinds={"sqlite"})
+def catalog(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """The track's row in the catalog (``<library>/catalog.sqlite``), marked done once every
+    output, the features and the fingerprint are in."""
+    lib = library.get()
+    with track_step(context, lib, "catalog") as key:
+        lib.catalog.mark_done(key)
+        row = lib.track(key)
+        files = lib.catalog.files([key])
+    return MaterializeResult(metadata={
+        "status": row["status"],
+        "title": row.get("title") or "",
+        "artist": row.get("artist") or "",
+        "bpm": row.get("bpm") or 0.0,
+        "key": row.get("key_name") or "",
+        "camelot": row.get("camelot") or "",
+        "files": MetadataValue.md("\n".join(
+            ["| format | path | MB |", "|---|---|---|"]
+            + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
+        "catalog": MetadataValue.path(str(lib.catalog.path)),
+    })
+
+
+TRACK_ASSETS = [raw_audio, audio_features, fingerprint, m4a_alac, aiff, wav, catalog]
+TRACK_ASSET_KEYS = [AssetKey(a.key.path) for a in TRACK_ASSETS]

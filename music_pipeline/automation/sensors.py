@@ -1,0 +1,54 @@
+"""Sensors: things arriving from outside become partitions and runs in the same tick."""
+
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from ..assets import tracks
+from ..core import inbox
+from ..core.download import resolve_id
+from ..core.errors import TrackError
+from ..core.library import register_target
+from ..resources import LibraryResource
+from .jobs import process_track_job
+
+MAX_ITEMS_PER_TICK = 200
+
+
+@sensor(job=process_track_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
+        description="Imports audio files and .txt URL lists dropped into <library>/inbox. "
+                    "Running by default.")
+def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> SensorResult:
+    lib = library.get()
+    lib.inbox.mkdir(parents=True, exist_ok=True)
+    scan = inbox.scan(lib.inbox, context.cursor, max_items=MAX_ITEMS_PER_TICK)
+    for note in scan.skipped:
+        context.log.info(note)
+    known = set(context.instance.get_dynamic_partitions(tracks.name))
+    new_keys: list[str] = []
+    runs: list[RunRequest] = []
+    for item in scan.items:
+        try:
+            source, row = register_target(lib, item.target, resolve=resolve_id)
+        except TrackError as err:
+            context.log.warning(f"{item.origin}: {err}")
+            continue
+        if row["status"] == "done":
+            context.log.info(f"{item.origin}: {source.key} is already in the library; not processed again")
+            continue
+        if source.key not in known:
+            known.add(source.key)
+            new_keys.append(source.key)
+        runs.append(RunRequest(partition_key=source.key, run_key=f"{source.key}@{item.origin}@{item.signature}",
+                               tags={"music_pipeline/origin": f"inbox/{item.origin}"}))
+    return SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[tracks.build_add_request(new_keys)] if new_keys else [],
+        cursor=scan.cursor,
+        skip_reason=None if runs else "nothing new in the inbox",
+    )

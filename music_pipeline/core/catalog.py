@@ -1,0 +1,209 @@
+"""The catalog: the library's embedded source of truth, one SQLite file in the library folder.
+
+One row per track (its sources, metadata, features, fingerprint, status and last error)
+and one row per output file (path, size, checksum, codec). Notion and Eagle mirror it
+later; they are never the only place something is known.
+
+Schema changes are numbered migrations applied in order on open; ``PRAGMA user_version``
+holds the version reached, so an older library is upgraded in place and a newer one is
+refused instead of being damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .identity import TrackSource
+
+CATALOG_FILE = "catalog.sqlite"
+
+MIGRATIONS: list[str] = [
+    # 1: tracks and their files
+    """
+    CREATE TABLE tracks (
+        key TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'queued',
+        source_kind TEXT NOT NULL,
+        source_url TEXT,
+        source_path TEXT,
+        source_urls TEXT NOT NULL DEFAULT '[]',
+        title TEXT, artist TEXT, album TEXT, isrc TEXT,
+        webpage_url TEXT, thumbnail_url TEXT, extractor TEXT, source_duration_s REAL,
+        raw_path TEXT, raw_codec TEXT, raw_sample_rate INTEGER, raw_bits INTEGER,
+        raw_channels INTEGER, raw_lossless INTEGER, raw_sha256 TEXT, cover_path TEXT,
+        duration_s REAL, bpm REAL, key_name TEXT, key_short TEXT, camelot TEXT, open_key TEXT,
+        key_confidence REAL, lufs REAL, loudness_range_lu REAL, true_peak_db REAL,
+        fingerprint TEXT, fingerprint_duration_s REAL,
+        error TEXT, error_step TEXT, error_reason TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, processed_at TEXT
+    );
+    CREATE INDEX tracks_status ON tracks(status);
+    CREATE TABLE files (
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        format TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        duration_s REAL,
+        codec TEXT, sample_rate INTEGER, bits INTEGER,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (track_key, format)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+STATUSES = ("queued", "running", "done", "failed")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class CatalogError(RuntimeError):
+    pass
+
+
+class Catalog:
+    """Access to ``<library>/catalog.sqlite``. Connections are short-lived: Dagster runs,
+    sensors and the CLI each open their own, and WAL lets them read while one writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            self._migrate(conn)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema version {version}, newer than this music_pipeline "
+                f"understands ({SCHEMA_VERSION}); upgrade music_pipeline instead of downgrading the catalog."
+            )
+        for number in range(version, SCHEMA_VERSION):
+            conn.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            return conn.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- tracks -------------------------------------------------------------------------
+
+    def register(self, source: TrackSource, *, original: str | None = None) -> bool:
+        """Record a track's source before any work; True when the track is new.
+
+        Registering a known track again only adds the URL form it arrived as to its
+        ``source_urls`` (and, for files, the latest path it was seen at).
+        """
+        stamp = now()
+        with self._connect() as conn:
+            row = conn.execute("SELECT source_urls FROM tracks WHERE key = ?", (source.key,)).fetchone()
+            seen = source.url or source.path
+            if row is None:
+                conn.execute(
+                    "INSERT INTO tracks (key, status, source_kind, source_url, source_path, source_urls,"
+                    " created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                    (source.key, source.kind, source.url, source.path,
+                     json.dumps(sorted({seen, original} - {None})), stamp, stamp),
+                )
+                return True
+            urls = set(json.loads(row["source_urls"])) | ({seen, original} - {None})
+            conn.execute(
+                "UPDATE tracks SET source_urls = ?, source_path = COALESCE(?, source_path), updated_at = ?"
+                " WHERE key = ?",
+                (json.dumps(sorted(urls)), source.path, stamp, source.key),
+            )
+            return False
+
+    def get(self, key: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM tracks WHERE key = ?", (key,)).fetchone()
+        return _track(row) if row else None
+
+    def update(self, key: str, **fields: object) -> None:
+        if not fields:
+            return
+        fields["updated_at"] = now()
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self._connect() as conn:
+            cur = conn.execute(f"UPDATE tracks SET {columns} WHERE key = ?", (*fields.values(), key))
+            if cur.rowcount == 0:
+                raise CatalogError(f"track {key} is not in the catalog")
+
+    def mark_running(self, key: str, step: str) -> None:
+        self.update(key, status="running", error=None, error_step=None, error_reason=None)
+
+    def mark_failed(self, key: str, step: str, message: str, reason: str) -> None:
+        with contextlib.suppress(CatalogError):
+            self.update(key, status="failed", error=message, error_step=step, error_reason=reason)
+
+    def mark_done(self, key: str) -> None:
+        self.update(key, status="done", processed_at=now(), error=None, error_step=None, error_reason=None)
+
+    def tracks(self, status: str | None = None) -> list[dict]:
+        query, args = "SELECT * FROM tracks", ()
+        if status:
+            query, args = query + " WHERE status = ?", (status,)
+        with self._connect() as conn:
+            return [_track(row) for row in conn.execute(query + " ORDER BY created_at, key", args)]
+
+    def keys(self) -> set[str]:
+        with self._connect() as conn:
+            return {row[0] for row in conn.execute("SELECT key FROM tracks")}
+
+    # -- files --------------------------------------------------------------------------
+
+    def record_file(self, key: str, fmt: str, path: Path, *, size: int, sha256: str, duration_s: float,
+                    codec: str, sample_rate: int, bits: int | None) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO files (track_key, format, path, size, sha256, duration_s, codec, sample_rate,"
+                " bits, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(track_key, format) DO UPDATE SET path = excluded.path, size = excluded.size,"
+                " sha256 = excluded.sha256, duration_s = excluded.duration_s, codec = excluded.codec,"
+                " sample_rate = excluded.sample_rate, bits = excluded.bits, updated_at = excluded.updated_at",
+                (key, fmt, str(path), size, sha256, duration_s, codec, sample_rate, bits, now()),
+            )
+
+    def file(self, key: str, fmt: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM files WHERE track_key = ? AND format = ?", (key, fmt)).fetchone()
+        return dict(row) if row else None
+
+    def files(self, keys: Iterable[str] | None = None) -> list[dict]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM files ORDER BY track_key, format").fetchall()
+        wanted = set(keys) if keys is not None else None
+        return [dict(row) for row in rows if wanted is None or row["track_key"] in wanted]
+
+    def path_owner(self, path: Path) -> str | None:
+        """Which track's file is at ``path`` (to tell two songs with the same name apart)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT track_key FROM files WHERE path = ?", (str(path),)).fetchone()
+        return row[0] if row else None
+
+
+def _track(row: sqlite3.Row) -> dict:
+    data = dict(row)
+    data["source_urls"] = json.loads(data.get("source_urls") or "[]")
+    return data

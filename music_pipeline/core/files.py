@@ -1,0 +1,114 @@
+"""Atomic file writes and reversible removal.
+
+Every file in the library appears whole or not at all: writers produce a temporary file
+next to the target (same directory, so the final rename is atomic on one filesystem) and
+``os.replace`` it into place only once it is complete and flushed. A failed or killed
+writer leaves at most a ``.part`` file that the next attempt cleans up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import DiskFull, TrackError
+
+PART_MARK = ".part-"
+
+
+@contextlib.contextmanager
+def atomic_target(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success it replaces ``final``.
+
+    The temporary name keeps the extension so tools that infer formats from it work.
+    On any exception the temporary file is removed and ``final`` is left untouched.
+    """
+    final = Path(final)
+    with disk_errors(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem[:80]}{PART_MARK}{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        yield tmp
+        with disk_errors(final):
+            _fsync(tmp)
+            os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def disk_errors(where: Path) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT/EROFS/EACCES into messages a user can act on."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DiskFull(
+                f"The disk holding {where.parent} is full.",
+                hint="Free some space there (or point MUSIC_LIBRARY elsewhere) and retry; nothing partial was kept.",
+            ) from err
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise TrackError(
+                f"Cannot write to {where.parent}: {err.strerror}.",
+                hint="Check the folder's permissions or that the volume is mounted read-write.",
+            ) from err
+        raise
+
+
+def copy_atomic(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` atomically (used for imports and the WAV backup volume)."""
+    with atomic_target(dest) as tmp, disk_errors(dest):
+        shutil.copyfile(src, tmp)
+    return dest
+
+
+def write_bytes_atomic(dest: Path, data: bytes) -> Path:
+    with atomic_target(dest) as tmp, disk_errors(dest):
+        tmp.write_bytes(data)
+    return dest
+
+
+def clean_partials(folder: Path, stem_prefix: str = "") -> int:
+    """Remove ``.part`` leftovers of killed writers in ``folder``; returns how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.iterdir():
+        if PART_MARK in path.name and path.name.startswith(f".{stem_prefix}"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def move_to_trash(path: Path, library_root: Path) -> Path | None:
+    """Move a file the pipeline no longer needs into ``<library>/_trash/<date>/``, keeping
+    its relative path, instead of deleting it: users may have edited it by hand."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        relative = path.resolve().relative_to(Path(library_root).resolve())
+    except ValueError:
+        relative = Path(path.name)
+    target = Path(library_root) / "_trash" / time.strftime("%Y-%m-%d") / relative
+    if target.exists():
+        target = target.with_name(f"{target.stem} ({uuid.uuid4().hex[:6]}){target.suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), str(target))
+    return target

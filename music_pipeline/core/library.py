@@ -1,0 +1,341 @@
+"""The library folder and the per-track steps that fill it.
+
+Each step reads what earlier steps stored in the catalog, writes its files atomically
+and records the result, so every step can run (and re-run) on its own: that is what lets
+the Dagster layer be one thin asset per step. Layout of ``<root>``::
+
+    catalog.sqlite           the catalog (source of truth)
+    library_index.csv/.parquet
+    inbox/                   drop files or .txt lists of URLs here
+    inbox/imported/          inbox files after a successful import (never deleted)
+    _raw/<key>.<ext>         the original audio as downloaded or imported
+    _raw/<key>.cover.jpg     its cover art, when it has any
+    ALAC/ AIFF/ WAV/         the outputs, by path template
+    _trash/<date>/           files the pipeline replaced, kept instead of deleted
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import features as feats
+from . import fingerprint as fp
+from . import media, tagging
+from .catalog import CATALOG_FILE, Catalog
+from .download import Downloaded, DownloadOptions, download, scratch_dir
+from .errors import NotAudio, NotRegistered, TrackError
+from .files import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
+from .identity import Resolver, TrackSource, file_sha256, looks_like_url, source_for
+from .inbox import imported_path
+from .paths import Layout
+
+UNKNOWN_ARTIST = "Unknown Artist"
+KEY_NOTATIONS = ("classic", "canonical", "camelot", "open_key")
+DURATION_TOLERANCE_S = 0.05
+
+
+@dataclass
+class FileResult:
+    """One written output, as reported to the UI and the catalog."""
+
+    fmt: str
+    path: Path
+    size: int
+    sha256: str
+    codec: str
+    sample_rate: int
+    bits: int | None
+    duration_s: float
+    backup: Path | None = None
+    replaced: list[Path] = field(default_factory=list)
+
+
+class Library:
+    """A library folder: its layout, its catalog and the steps that write into it."""
+
+    def __init__(self, root: Path, layout: Layout | None = None, key_notation: str = "classic",
+                 wav_backup_dir: Path | None = None) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.layout = layout or Layout(self.root)
+        if key_notation not in KEY_NOTATIONS:
+            raise ValueError(f"key_notation must be one of {', '.join(KEY_NOTATIONS)}")
+        self.key_notation = key_notation
+        self.wav_backup_dir = Path(wav_backup_dir).expanduser() if wav_backup_dir else None
+        self._catalog: Catalog | None = None
+
+    # -- places -------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.root / CATALOG_FILE)
+        return self._catalog
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "_raw"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    def track(self, key: str) -> dict:
+        row = self.catalog.get(key)
+        if row is None:
+            raise NotRegistered(
+                f"Track {key} is not in the catalog at {self.root}.",
+                hint="Register it with `music-pipeline add URL_OR_FILE` (or drop it in the inbox) first.",
+            )
+        return row
+
+    def register(self, source: TrackSource, original: str | None = None) -> bool:
+        return self.catalog.register(source, original=original)
+
+    # -- step 1: raw audio --------------------------------------------------------------
+
+    def fetch_raw(self, key: str, options: DownloadOptions | None = None,
+                  log: Callable[[str], None] | None = None, force: bool = False) -> dict:
+        """Download or import the track's original audio into ``_raw/``; returns the row.
+
+        An existing raw file whose checksum the catalog recorded is reused unless
+        ``force``: re-materialising must not re-download what is already here.
+        """
+        row = self.track(key)
+        existing = Path(row["raw_path"]) if row.get("raw_path") else None
+        if not force and existing and existing.exists() and row.get("raw_sha256") == file_sha256(existing):
+            return row
+        clean_partials(self.raw_dir, key)
+        with scratch_dir(self.raw_dir) as scratch:
+            if row["source_kind"] == "file":
+                source = Path(row["source_path"] or "")
+                if not source.is_file():
+                    raise NotAudio(f"{source} is gone; it was moved or deleted before it could be imported.")
+                fetched = Downloaded(path=source, info={})
+                meta = {}
+            else:
+                fetched = download(row["source_url"], Path(scratch), options, log=log)
+                meta = fetched.metadata
+            info = media.validate_source(fetched.path)
+            generic = row["source_kind"] == "file" or (meta.get("extractor") or "").lower() == "generic"
+            name = fetched.path.stem if row["source_kind"] == "file" else (meta.get("title") or key)
+            meta = merge_metadata(meta, read_source_tags(fetched.path), name, generic)
+            ext = fetched.path.suffix.lower() or f".{info.codec}"
+            raw_path = self.raw_dir / f"{key}{ext}"
+            copy_atomic(fetched.path, raw_path)
+            cover = self._save_cover(key, fetched)
+        if existing and existing != raw_path and existing.exists():
+            move_to_trash(existing, self.root)
+        self.catalog.update(
+            key, raw_path=str(raw_path), raw_codec=info.codec, raw_sample_rate=info.sample_rate,
+            raw_bits=info.bits, raw_channels=info.channels, raw_lossless=int(info.lossless),
+            raw_sha256=file_sha256(raw_path), duration_s=info.duration_s,
+            cover_path=str(cover) if cover else None, **meta,
+        )
+        if row["source_kind"] == "file":
+            self._file_away(key, Path(row["source_path"]))
+        return self.track(key)
+
+    def _file_away(self, key: str, source: Path) -> None:
+        """Move an imported inbox file to ``inbox/imported/`` so the inbox shows what is left."""
+        dest = imported_path(self.inbox, source)
+        if dest is None or not source.exists():
+            return
+        if dest.exists():
+            dest = dest.with_name(f"{dest.stem} ({key}){dest.suffix}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(dest))
+        self.catalog.update(key, source_path=str(dest))
+
+    def _save_cover(self, key: str, fetched: Downloaded) -> Path | None:
+        cover = self.raw_dir / f"{key}.cover.jpg"
+        try:
+            with atomic_target(cover) as tmp:
+                ok = (fetched.thumbnail is not None and media.image_to_jpeg(fetched.thumbnail, tmp)) \
+                    or media.extract_cover(fetched.path, tmp)
+                if not ok:
+                    raise _NoCover
+        except _NoCover:
+            return None
+        return cover
+
+    def raw(self, key: str) -> tuple[dict, Path]:
+        row = self.track(key)
+        path = Path(row["raw_path"]) if row.get("raw_path") else None
+        if path is None or not path.exists():
+            raise TrackError(f"The raw audio of {key} is missing.", hint="Materialise raw_audio for this track first.")
+        return row, path
+
+    # -- step 2: analysis and fingerprint --------------------------------------------------
+
+    def analyse(self, key: str) -> feats.Features:
+        _, path = self.raw(key)
+        result = feats.analyse(path)
+        self.catalog.update(
+            key, bpm=result.bpm, key_name=result.key, key_short=result.key_short, camelot=result.camelot,
+            open_key=result.open_key, key_confidence=result.key_confidence, lufs=result.lufs,
+            loudness_range_lu=result.loudness_range_lu, true_peak_db=result.true_peak_db,
+        )
+        return result
+
+    def fingerprint(self, key: str) -> fp.Fingerprint:
+        _, path = self.raw(key)
+        result = fp.fingerprint_file(path)
+        self.catalog.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s)
+        return result
+
+    # -- step 3: outputs ----------------------------------------------------------------
+
+    def target_path(self, row: dict, fmt: str) -> Path:
+        """Where ``fmt`` of this track goes; a different track already there gets a suffix."""
+        fields = {"artist": row.get("artist") or UNKNOWN_ARTIST, "title": row.get("title") or row["key"],
+                  "album": row.get("album"), "key": row["key"], "bpm": row.get("bpm"), "camelot": row.get("camelot")}
+        path = self.layout.path_for(fmt, fields)
+        owner = self.catalog.path_owner(path)
+        if owner not in (None, row["key"]):
+            path = self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
+        return path
+
+    def tags_for(self, row: dict) -> tagging.Tags:
+        cover = Path(row["cover_path"]).read_bytes() if row.get("cover_path") and Path(row["cover_path"]).exists() else None
+        key = {"classic": row.get("key_short"), "canonical": row.get("key_name"),
+               "camelot": row.get("camelot"), "open_key": row.get("open_key")}[self.key_notation]
+        return tagging.Tags(
+            title=row.get("title") or row["key"], artist=row.get("artist") or UNKNOWN_ARTIST,
+            album=row.get("album"), bpm=row.get("bpm"), key=key, isrc=row.get("isrc"),
+            source_url=row.get("webpage_url") or row.get("source_url"), cover=cover,
+        )
+
+    def render(self, key: str, fmt: str) -> FileResult:
+        """Transcode, tag and place one output format of a track; idempotent."""
+        row, raw_path = self.raw(key)
+        info = media.probe(raw_path)
+        target = media.target_for(info)
+        path = self.target_path(row, fmt)
+        with atomic_target(path) as tmp, disk_errors(path):
+            media.transcode(raw_path, tmp, fmt, info, target)
+            tagging.write_tags(tmp, fmt, self.tags_for(row))
+        out = media.probe(path)
+        result = FileResult(fmt=fmt, path=path, size=path.stat().st_size, sha256=file_sha256(path),
+                            codec=out.codec, sample_rate=out.sample_rate, bits=out.bits, duration_s=out.duration_s)
+        previous = self.catalog.file(key, fmt)
+        if previous and Path(previous["path"]) != path and Path(previous["path"]).exists():
+            result.replaced.append(move_to_trash(Path(previous["path"]), self.root))
+        self.catalog.record_file(key, fmt, path, size=result.size, sha256=result.sha256,
+                                 duration_s=result.duration_s, codec=result.codec,
+                                 sample_rate=result.sample_rate, bits=result.bits)
+        if fmt == "WAV" and self.wav_backup_dir is not None:
+            result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root))
+        return result
+
+    def verify(self, key: str, fmt: str) -> list[str]:
+        """What is wrong with a track's output (empty when it is sound): the asset check."""
+        row = self.track(key)
+        record = self.catalog.file(key, fmt)
+        if record is None:
+            return [f"no {fmt} file is recorded for {key}"]
+        path = Path(record["path"])
+        if not path.exists():
+            return [f"{path} is missing"]
+        problems: list[str] = []
+        try:
+            played = media.decoded_duration(path)
+        except TrackError as err:
+            return [f"{path.name} does not decode: {err}"]
+        expected = row.get("duration_s")
+        if expected and abs(played - expected) > DURATION_TOLERANCE_S:
+            problems.append(f"duration {played:.3f} s differs from the source's {expected:.3f} s")
+        found = tagging.read_tags(path, fmt)
+        wanted = self.tags_for(row)
+        for name in ("title", "artist", "bpm", "key", "source_url"):
+            value = getattr(wanted, name)
+            if value and not found.get(name):
+                problems.append(f"tag {name} is missing")
+        if wanted.cover and not found.get("cover_bytes"):
+            problems.append("cover art is missing")
+        if fmt == "WAV" and media.wav_format_tag(path) != 1:
+            problems.append("WAV header is not plain WAVE_FORMAT_PCM")
+        if record["sha256"] != file_sha256(path):
+            problems.append("file changed since it was written (checksum differs)")
+        return problems
+
+
+class _NoCover(Exception):
+    """Raised inside atomic_target to discard an empty cover file."""
+
+
+def read_source_tags(path: Path) -> dict:
+    """Title/artist/album/ISRC embedded in a source file, when it has tags."""
+    try:
+        import mutagen
+
+        audio = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types for files it cannot parse
+        return {}
+    if audio is None or not audio.tags:
+        return {}
+
+    def first(*names: str) -> str | None:
+        for name in names:
+            try:
+                values = audio.tags.get(name)
+            except (KeyError, ValueError):
+                values = None
+            if values:
+                return str(values[0]).strip() or None
+        return None
+
+    return {"title": first("title"), "artist": first("artist", "albumartist"), "album": first("album"),
+            "isrc": first("isrc")}
+
+
+def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) -> dict:
+    """Combine site metadata, embedded tags and the file name into the catalog's fields.
+
+    For a site with a real extractor its metadata wins. For a local file or a plain link
+    (whose "title" is only the file name) the file's own tags do, then the name read as
+    "Artist - Title".
+    """
+    merged = dict(extracted)
+    if not generic:
+        for field_name in ("title", "artist", "album", "isrc"):
+            merged[field_name] = extracted.get(field_name) or embedded.get(field_name)
+        return {k: v for k, v in merged.items() if v is not None}
+    from_name: dict[str, str] = {"title": name.strip()}
+    if " - " in name:
+        artist, title = name.split(" - ", 1)
+        from_name = {"artist": artist.strip(), "title": title.strip()}
+    for field_name in ("title", "artist", "album", "isrc"):
+        merged[field_name] = embedded.get(field_name) or from_name.get(field_name)
+    merged.setdefault("artist", None)
+    if not merged.get("artist") and extracted.get("artist"):
+        merged["artist"] = extracted["artist"]
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def free_bytes(path: Path) -> int:
+    path = Path(path)
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def is_writable(path: Path) -> bool:
+    path = Path(path)
+    while not path.exists():
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
+def register_target(library: Library, target: str, resolve: Resolver | None = None) -> tuple[TrackSource, dict]:
+    """Register a URL or file (from the CLI or the inbox) in the catalog; returns its source and row.
+
+    Registering is cheap and offline for everything but SoundCloud permalinks; it is what
+    makes a track appear as a partition before any download starts.
+    """
+    source = source_for(target, resolve)
+    library.register(source, original=target if looks_like_url(target) else None)
+    return source, library.track(source.key)

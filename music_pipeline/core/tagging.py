@@ -1,0 +1,142 @@
+"""Tags in every output, written and read back with mutagen.
+
+Where each field goes follows what DJ software reads: BPM in ID3 ``TBPM`` / MP4 ``tmpo``;
+key in ID3 ``TKEY`` / MP4 ``----:com.apple.iTunes:initialkey``; ISRC in ID3 ``TSRC`` /
+MP4 ``----:com.apple.iTunes:ISRC``; the source page in ID3 ``WOAS`` / an MP4 freeform
+``SOURCE_URL``; cover art as ID3 ``APIC`` (front cover) / MP4 ``covr``. AIFF and WAV carry
+ID3v2.4 chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutagen import aiff, id3, mp4, wave
+
+from .errors import TrackError
+
+FREEFORM = "----:com.apple.iTunes:"
+
+
+@dataclass(frozen=True)
+class Tags:
+    title: str
+    artist: str
+    album: str | None = None
+    bpm: float | None = None
+    key: str | None = None  # already in the notation the user chose ("F#m", "11A", ...)
+    isrc: str | None = None
+    source_url: str | None = None
+    cover: bytes | None = None  # JPEG or PNG bytes
+    comment: str | None = None
+
+
+def _cover_mime(data: bytes) -> str:
+    return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+
+
+def write_tags(path: Path, fmt: str, tags: Tags) -> None:
+    """Replace the tags of ``path`` (ALAC/AIFF/WAV) with ``tags``."""
+    try:
+        if fmt == "ALAC":
+            _write_mp4(path, tags)
+        elif fmt in ("AIFF", "WAV"):
+            _write_id3(path, fmt, tags)
+        else:
+            raise ValueError(f"unknown format {fmt}")
+    except (mp4.MP4StreamInfoError, id3.error, OSError) as err:
+        if isinstance(err, OSError):
+            raise
+        raise TrackError(f"Could not write tags into {Path(path).name}: {err}") from err
+
+
+def _write_mp4(path: Path, tags: Tags) -> None:
+    audio = mp4.MP4(path)
+    audio.delete()
+    audio = mp4.MP4(path)
+    if audio.tags is None:
+        audio.add_tags()
+    t = audio.tags
+    t["\xa9nam"] = [tags.title]
+    t["\xa9ART"] = [tags.artist]
+    if tags.album:
+        t["\xa9alb"] = [tags.album]
+    if tags.bpm:
+        t["tmpo"] = [int(round(tags.bpm))]
+    if tags.key:
+        t[FREEFORM + "initialkey"] = [mp4.MP4FreeForm(tags.key.encode())]
+    if tags.isrc:
+        t[FREEFORM + "ISRC"] = [mp4.MP4FreeForm(tags.isrc.encode())]
+    if tags.source_url:
+        t[FREEFORM + "SOURCE_URL"] = [mp4.MP4FreeForm(tags.source_url.encode())]
+    if tags.comment:
+        t["\xa9cmt"] = [tags.comment]
+    if tags.cover:
+        kind = mp4.MP4Cover.FORMAT_PNG if _cover_mime(tags.cover) == "image/png" else mp4.MP4Cover.FORMAT_JPEG
+        t["covr"] = [mp4.MP4Cover(tags.cover, imageformat=kind)]
+    audio.save()
+
+
+def _write_id3(path: Path, fmt: str, tags: Tags) -> None:
+    audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
+    if audio.tags is not None:
+        audio.delete()
+        audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
+    audio.add_tags()
+    t = audio.tags
+    t.add(id3.TIT2(encoding=3, text=tags.title))
+    t.add(id3.TPE1(encoding=3, text=tags.artist))
+    if tags.album:
+        t.add(id3.TALB(encoding=3, text=tags.album))
+    if tags.bpm:
+        t.add(id3.TBPM(encoding=3, text=str(int(round(tags.bpm)))))
+    if tags.key:
+        t.add(id3.TKEY(encoding=3, text=tags.key))
+    if tags.isrc:
+        t.add(id3.TSRC(encoding=3, text=tags.isrc))
+    if tags.source_url:
+        t.add(id3.WOAS(url=tags.source_url))
+    if tags.comment:
+        t.add(id3.COMM(encoding=3, lang="eng", desc="", text=tags.comment))
+    if tags.cover:
+        t.add(id3.APIC(encoding=3, mime=_cover_mime(tags.cover), type=3, desc="Cover", data=tags.cover))
+    audio.save(v2_version=4)
+
+
+def read_tags(path: Path, fmt: str) -> dict[str, object]:
+    """The fields of ``Tags`` as found in the file (cover as its byte count), for checks."""
+    if fmt == "ALAC":
+        t = mp4.MP4(path).tags or {}
+
+        def free(name: str) -> str | None:
+            values = t.get(FREEFORM + name)
+            return bytes(values[0]).decode("utf-8", "replace") if values else None
+
+        def first(name: str) -> object:
+            values = t.get(name)
+            return values[0] if values else None
+
+        covers = t.get("covr") or []
+        return {
+            "title": first("\xa9nam"), "artist": first("\xa9ART"), "album": first("\xa9alb"),
+            "bpm": first("tmpo"), "key": free("initialkey"), "isrc": free("ISRC"),
+            "source_url": free("SOURCE_URL"), "cover_bytes": len(bytes(covers[0])) if covers else 0,
+        }
+    audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
+    t = audio.tags
+    if t is None:
+        return {}
+
+    def text(frame: str) -> str | None:
+        value = t.get(frame)
+        return str(value.text[0]) if value is not None and value.text else None
+
+    woas = t.getall("WOAS")
+    apic = t.getall("APIC")
+    bpm = text("TBPM")
+    return {
+        "title": text("TIT2"), "artist": text("TPE1"), "album": text("TALB"),
+        "bpm": int(float(bpm)) if bpm else None, "key": text("TKEY"), "isrc": text("TSRC"),
+        "source_url": woas[0].url if woas else None, "cover_bytes": len(apic[0].data) if apic else 0,
+    }

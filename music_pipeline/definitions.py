@@ -1,0 +1,28 @@
+"""The code location: `dagster dev -w workspace.yaml` loads ``defs`` from here."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from . import settings
+from .assets import ALL_ASSETS, CHECKS
+from .automation import inbox_sensor, process_track_job
+from .resources import DownloaderResource, LibraryResource
+
+
+def build_resources() -> dict:
+    """Resources for this environment, chosen in one place (the library root from
+    MUSIC_LIBRARY; WAV_BACKUP_DIR when set)."""
+    return {
+        "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
+        "downloader": DownloaderResource(),
+    }
+
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=CHECKS,
+    jobs=[process_track_job],
+    sensors=[inbox_sensor],
+    resources=build_resources(),
+)

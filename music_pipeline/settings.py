@@ -1,0 +1,56 @@
+"""Environment settings, read in one place.
+
+Names are those of the original system where it had them, so its users can move over:
+NOTION_TOKEN, TRACKS_DB_ID, EAGLE_API_BASE, EAGLE_TOKEN, SPOTIFY_CLIENT_ID,
+SPOTIFY_CLIENT_SECRET and WAV_BACKUP_DIR. MUSIC_LIBRARY is new: the library root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MUSIC_LIBRARY = "MUSIC_LIBRARY"
+WAV_BACKUP_DIR = "WAV_BACKUP_DIR"
+DAGSTER_HOME = "DAGSTER_HOME"
+#: Secrets and service settings used by later sources and mirrors; read through dagster.EnvVar.
+SERVICE_ENV = ("NOTION_TOKEN", "TRACKS_DB_ID", "EAGLE_API_BASE", "EAGLE_TOKEN",
+               "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
+
+DEFAULT_LIBRARY = "./library"
+DEFAULT_DAGSTER_HOME = "./.dagster_home"
+
+
+def library_root() -> Path:
+    """The library root: $MUSIC_LIBRARY, else ./library (relative to where you start)."""
+    return Path(os.environ.get(MUSIC_LIBRARY) or DEFAULT_LIBRARY).expanduser().resolve()
+
+
+def wav_backup_dir() -> str | None:
+    return os.environ.get(WAV_BACKUP_DIR) or None
+
+
+def ensure_dagster_home() -> Path:
+    """Make DAGSTER_HOME persistent: without it `dagster dev` keeps runs and partitions in
+    a temporary folder it deletes on exit. Sets the variable for this process and its
+    children when it was unset."""
+    home = Path(os.environ.get(DAGSTER_HOME) or DEFAULT_DAGSTER_HOME).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ[DAGSTER_HOME] = str(home)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+# Concurrency pools keep downloads and ffmpeg work bounded when many runs start at once.
+DAGSTER_YAML = """\
+# Written by music-pipeline on first start; edit freely.
+run_queue:
+  max_concurrent_runs: 4
+concurrency:
+  pools:
+    default_limit: 2
+telemetry:
+  enabled: false
+"""

@@ -1,0 +1,78 @@
+"""Test audio with known properties, generated with numpy and written by ffmpeg.
+
+The music is simple but real: a kick on every beat at a given tempo under a chord
+progression in a given key, so tempo and key estimators have something honest to find.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+NOTE = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6,
+        "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+
+
+def _freq(midi: float) -> float:
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def song(seconds: float = 8.0, bpm: float = 120.0, tonic: str = "A", minor: bool = True,
+         rate: int = 44_100, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """A kick on every beat plus a i-iv-v-i (or I-IV-V-I) progression; float32 (frames, channels)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = np.zeros(n, dtype=np.float64)
+    beat = 60.0 / bpm
+    # Kick: a short decaying 55 Hz thump with a click, on every beat.
+    kick_len = int(0.12 * rate)
+    kt = np.arange(kick_len) / rate
+    kick = np.sin(2 * np.pi * 55 * kt * (1 + 2 * np.exp(-kt * 40))) * np.exp(-kt * 25)
+    for start in np.arange(0, seconds, beat):
+        i = int(start * rate)
+        out[i:i + kick_len] += 0.8 * kick[: max(0, min(kick_len, n - i))]
+    # Hi-hat noise bursts on off-beats make onsets unmistakable.
+    hat_len = int(0.03 * rate)
+    for start in np.arange(beat / 2, seconds, beat):
+        i = int(start * rate)
+        burst = rng.standard_normal(hat_len) * np.exp(-np.arange(hat_len) / rate * 150) * 0.15
+        out[i:i + hat_len] += burst[: max(0, min(hat_len, n - i))]
+    # Chords: two bars each, root position triads over a bass note.
+    root = 48 + NOTE[tonic]  # tonic between C3 and B3
+    third = 3 if minor else 4
+    progression = [0, 5, 7, 0]
+    bar = 4 * beat
+    for index, start in enumerate(np.arange(0, seconds, 2 * bar)):
+        degree = progression[index % len(progression)]
+        chord_third = third if degree != 7 else 4  # harmonic minor dominant
+        i0, i1 = int(start * rate), min(n, int((start + 2 * bar) * rate))
+        seg = t[i0:i1] - start
+        env = np.minimum(1, seg * 20) * np.exp(-seg * 0.3)
+        for interval, gain in ((0, 0.25), (chord_third, 0.2), (7, 0.2), (-12, 0.3)):
+            f = _freq(root + degree + interval)
+            out[i0:i1] += gain * env * (np.sin(2 * np.pi * f * seg) + 0.3 * np.sin(4 * np.pi * f * seg))
+    out /= max(1e-9, np.abs(out).max()) / 0.7
+    return np.repeat(out[:, None], channels, axis=1).astype(np.float32)
+
+
+def write(path: Path, signal: np.ndarray, rate: int = 44_100, codec_args: list[str] | None = None,
+          metadata: dict[str, str] | None = None) -> Path:
+    """Encode ``signal`` with ffmpeg; the container follows ``path``'s extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = signal.shape[1] if signal.ndim == 2 else 1
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0"]
+    for name, value in (metadata or {}).items():
+        cmd += ["-metadata", f"{name}={value}"]
+    cmd += [*(codec_args or []), str(path)]
+    subprocess.run(cmd, input=np.ascontiguousarray(signal, dtype=np.float32).tobytes(), check=True)
+    return path
+
+
+def make_track(path: Path, seconds: float = 8.0, bpm: float = 120.0, tonic: str = "A", minor: bool = True,
+               rate: int = 44_100, codec_args: list[str] | None = None, metadata: dict[str, str] | None = None,
+               seed: int = 0) -> Path:
+    return write(path, song(seconds, bpm, tonic, minor, rate, seed=seed), rate, codec_args, metadata)
