@@ -6,7 +6,7 @@ from dagster import Definitions
 
 from . import settings
 from .assets import ALL_ASSETS, CHECKS
-from .automation import inbox_sensor, process_track_job
+from .automation import inbox_sensor, library_index_job, process_track_job
 from .resources import DownloaderResource, LibraryResource
 
 
@@ -22,7 +22,7 @@ def build_resources() -> dict:
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
-    jobs=[process_track_job],
+    jobs=[process_track_job, library_index_job],
     sensors=[inbox_sensor],
     resources=build_resources(),
 )

@@ -46,9 +46,9 @@ def ensure_dagster_home() -> Path:
 # Concurrency pools keep downloads and ffmpeg work bounded when many runs start at once.
 DAGSTER_YAML = """\
 # Written by music-pipeline on first start; edit freely.
-run_queue:
-  max_concurrent_runs: 4
 concurrency:
+  runs:
+    max_concurrent_runs: 4
   pools:
     default_limit: 2
 telemetry:

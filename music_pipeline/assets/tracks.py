@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
+    Config,
     AssetKey,
     DynamicPartitionsDefinition,
     Failure,
@@ -46,15 +47,20 @@ def track_step(context: AssetExecutionContext, library: Library, step: str) -> I
         raise
 
 
+class RawAudioConfig(Config):
+    force_download: bool = False
+    """Download or import again even when the original is already in the library."""
+
+
 @asset(partitions_def=tracks, group_name=GROUP, pool="download", kinds={"yt-dlp", "ffmpeg"})
-def raw_audio(context: AssetExecutionContext, library: LibraryResource,
+def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: LibraryResource,
               downloader: DownloaderResource) -> MaterializeResult:
     """The original audio, downloaded with yt-dlp (best audio, not re-encoded) or imported
     from a local file, with the source's metadata and cover art."""
     lib = library.get()
     with track_step(context, lib, "raw_audio") as key:
         lib.catalog.mark_running(key, "raw_audio")
-        row = lib.fetch_raw(key, downloader.options(), log=context.log.info)
+        row = lib.fetch_raw(key, downloader.options(), log=context.log.info, force=config.force_download)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(row["raw_path"]),
         "source": MetadataValue.url(row["source_url"]) if row.get("source_url") else row.get("source_path") or "",

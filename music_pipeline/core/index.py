@@ -37,6 +37,8 @@ def build(catalog: Catalog) -> pd.DataFrame:
                          "codec": track.get("raw_codec"), "sample_rate": track.get("raw_sample_rate"),
                          "bits": track.get("raw_bits"), **{name: track.get(name) for name in TRACK_COLUMNS}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("size", "sample_rate", "bits"):
+        frame[column] = frame[column].astype("Int64")
     return frame.sort_values(["track_key", "format"], ignore_index=True)
 
 

@@ -69,7 +69,7 @@ def _run(cmd: list[str], what: str, timeout: float | None = None, input_path: Pa
 
 def raise_for_stderr(stderr: str, what: str, input_path: Path | None = None) -> None:
     """Translate an ffmpeg/ffprobe failure into the error a user can act on."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [re.sub(r"^\[[\w:]+ @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in stderr.splitlines() if line.strip()]
     tail = "; ".join(lines[-3:]) or "no error output"
     name = input_path.name if input_path else "the input"
     if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
@@ -89,12 +89,19 @@ def probe(path: Path) -> AudioInfo:
         raise NotAudio(f"{path} does not exist.")
     if path.stat().st_size == 0:
         raise NotAudio(f"{path.name} is empty (0 bytes).", hint="Copy or download it again.")
-    proc = _run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-        f"reading {path.name}",
-        timeout=120,
-        input_path=path,
-    )
+    try:
+        proc = _run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            f"reading {path.name}",
+            timeout=120,
+            input_path=path,
+        )
+    except MediaToolError as err:
+        if shutil.which("ffprobe") is None:
+            raise
+        # ffprobe only fails on input it cannot parse: that is a bad file, not a broken tool.
+        detail = err.message.split("failed: ", 1)[-1]
+        raise NotAudio(f"{path.name} is not an audio file ffmpeg can read ({detail}).") from err
     data = json.loads(proc.stdout or b"{}")
     streams = data.get("streams", [])
     audio = [s for s in streams if s.get("codec_type") == "audio"]

@@ -1,0 +1,309 @@
+"""The `music-pipeline` command line.
+
+- ``up``: install what is missing, then start the Dagster UI and daemon (``dagster dev``)
+  on a persistent DAGSTER_HOME, with the inbox sensor running;
+- ``add``: register tracks and ask the running Dagster instance to process them;
+- ``run``: process tracks right here, now, and print where every file went;
+- ``doctor``: check the set-up and say what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import settings
+from .core.errors import TrackError
+
+DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
+DEBIAN_LIBS = ["libchromaprint1"]
+DEFAULT_WEBSERVER = os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000")
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _mark(ok: bool, bad: str = "FAIL") -> str:
+    return ("\033[32m✓\033[0m" if ok else "\033[31m✗\033[0m") if _tty() else ("ok  " if ok else bad)
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def doctor_checks() -> list[tuple[bool, str, str]]:
+    """(ok, what, how to fix) for everything the pipeline needs."""
+    results: list[tuple[bool, str, str]] = []
+    for tool, package in DEBIAN_PACKAGES.items():
+        path = shutil.which(tool)
+        version = ""
+        if path:
+            flag = "-version" if tool != "fpcalc" else "-v"
+            proc = subprocess.run([path, flag], capture_output=True, text=True, check=False)
+            version = (proc.stdout or proc.stderr).splitlines()[0] if (proc.stdout or proc.stderr) else ""
+        results.append((bool(path), f"{tool}: {version or path or 'not found'}",
+                        f"install it: apt-get install {package} (or `music-pipeline doctor --install`)"))
+    try:
+        import acoustid
+
+        chroma = bool(acoustid.have_chromaprint)
+    except Exception:  # the binding raises OSError variants when the library is broken
+        chroma = False
+    results.append((chroma, f"libchromaprint: {'loaded' if chroma else 'not found'}",
+                    "install it: apt-get install libchromaprint1"))
+    root = settings.library_root()
+    from .core.library import free_bytes, is_writable
+
+    writable = is_writable(root)
+    results.append((writable, f"library {root} ({os.environ.get(settings.MUSIC_LIBRARY) and 'MUSIC_LIBRARY' or 'default'}):"
+                    f" {'writable' if writable else 'not writable'}, {free_bytes(root) / 1e9:.1f} GB free",
+                    f"make {root} writable or set MUSIC_LIBRARY to a folder you can write"))
+    home = os.environ.get(settings.DAGSTER_HOME)
+    if home:
+        persistent = not str(Path(home).resolve()).startswith(("/tmp", "/var/tmp"))
+        results.append((persistent, f"DAGSTER_HOME: {home}",
+                        "point DAGSTER_HOME at a lasting folder: runs and partitions live there"))
+    else:
+        results.append((True, f"DAGSTER_HOME: not set; music-pipeline up/add/run use "
+                              f"{Path(settings.DEFAULT_DAGSTER_HOME).resolve()}",
+                        ""))
+        results.append((True, "  (export DAGSTER_HOME before running `dagster dev` yourself: without it, it keeps "
+                              "runs and partitions in a temporary folder deleted on exit)", ""))
+    backup = settings.wav_backup_dir()
+    if backup:
+        ok = is_writable(Path(backup))
+        results.append((ok, f"WAV_BACKUP_DIR {backup}: {'writable' if ok else 'not writable'}",
+                        "mount the backup volume or unset WAV_BACKUP_DIR"))
+    return results
+
+
+def install_debian_packages() -> bool:
+    """apt-get install whatever Debian package is missing; True when nothing is missing after."""
+    missing = sorted({pkg for tool, pkg in DEBIAN_PACKAGES.items() if not shutil.which(tool)})
+    try:
+        import acoustid
+
+        if not acoustid.have_chromaprint:
+            missing += DEBIAN_LIBS
+    except Exception:
+        missing += DEBIAN_LIBS
+    if not missing:
+        return True
+    if shutil.which("apt-get") is None:
+        print(f"Please install these with your system's package manager: {' '.join(missing)}")
+        return False
+    prefix = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
+    if prefix is None:
+        print(f"Run as root: apt-get install {' '.join(missing)}")
+        return False
+    print(f"Installing Debian packages: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*prefix, "apt-get", "update", "-qq"], check=False, env=env)
+    proc = subprocess.run([*prefix, "apt-get", "install", "-y", "-qq", *missing], check=False, env=env)
+    return proc.returncode == 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    if args.install:
+        install_debian_packages()
+    checks = doctor_checks()
+    for ok, what, fix in checks:
+        print(f"{_mark(ok, 'FIX ')} {what}")
+        if not ok:
+            print(f"     → {fix}")
+    failed = sum(not ok for ok, _, _ in checks)
+    print("Everything is in place." if not failed else f"{failed} thing(s) to fix.")
+    return 0 if not failed else 1
+
+
+# -- up -------------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if not args.no_install and not install_debian_packages():
+        print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
+    home = settings.ensure_dagster_home()
+    library = _library()
+    library.inbox.mkdir(parents=True, exist_ok=True)
+    for ok, what, fix in doctor_checks():
+        if not ok:
+            print(f"{_mark(ok)} {what}\n     → {fix}")
+    workspace = Path.cwd() / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "music_pipeline.definitions"]
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    print(f"""
+music_pipeline is starting.
+  UI:         http://{args.host}:{args.port}   (assets, runs, the inbox sensor)
+  Library:    {library.root}
+  Inbox:      {library.inbox}   ← drop audio files or a .txt of URLs here
+  Dagster:    DAGSTER_HOME={home}
+Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
+""", flush=True)
+    os.execv(dagster, [dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
+    return 0  # pragma: no cover - execv does not return
+
+
+# -- add and run ----------------------------------------------------------------------------
+
+
+def _library():
+    from .definitions import build_resources
+
+    return build_resources()["library"].get()
+
+
+def _register(targets: list[str]) -> tuple[list[str], int]:
+    """Register every target; returns the partition keys and how many could not be."""
+    from .core.download import resolve_id
+    from .core.library import register_target
+
+    library = _library()
+    keys: list[str] = []
+    failures = 0
+    for target in targets:
+        try:
+            source, _ = register_target(library, target, resolve=resolve_id)
+        except TrackError as err:
+            print(f"{_mark(False)} {target}: {err}")
+            failures += 1
+            continue
+        if source.key not in keys:
+            keys.append(source.key)
+    return keys, failures
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    settings.ensure_dagster_home()
+    return DagsterInstance.get()
+
+
+def _add_partitions(instance, keys: list[str]) -> None:
+    from .assets import tracks
+
+    existing = set(instance.get_dynamic_partitions(tracks.name))
+    new = [key for key in keys if key not in existing]
+    if new:
+        instance.add_dynamic_partitions(tracks.name, new)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    keys, failures = _register(args.targets)
+    if not keys:
+        return 1
+    with _instance() as instance:
+        _add_partitions(instance, keys)
+    url = urlsplit(args.webserver)
+    client = DagsterGraphQLClient(url.hostname or "127.0.0.1", port_number=url.port or 3000,
+                                  use_https=url.scheme == "https")
+    for key in keys:
+        try:
+            run_id = client.submit_job_execution("process_track", tags={"dagster/partition": key})
+        except DagsterGraphQLClientError as err:
+            print(f"{_mark(False)} {key}: registered, but Dagster did not accept the run: {err}")
+            failures += 1
+            continue
+        except Exception as err:  # requests' connection errors
+            print(f"{_mark(False)} {key}: registered, but the Dagster webserver at {args.webserver} is not "
+                  f"reachable ({type(err).__name__}).\n     → start it with `music-pipeline up`, then add again "
+                  "or launch the partition from the UI; or process it here with `music-pipeline run`.")
+            failures += 1
+            continue
+        print(f"{_mark(True)} {key}: run {run_id} requested — {args.webserver}/runs/{run_id}")
+    return 0 if not failures else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .core.catalog import Catalog
+    from .definitions import defs
+
+    keys, failures = _register(args.targets)
+    job = defs.resolve_job_def("process_track")
+    index_job = defs.resolve_job_def("library_index_job")
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not args.verbose else "INFO"}}}}
+    library = _library()
+    catalog: Catalog = library.catalog
+    with _instance() as instance:
+        _add_partitions(instance, keys)
+        for number, key in enumerate(keys, 1):
+            print(f"[{number}/{len(keys)}] {key} …", flush=True)
+            config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": args.force}}}}
+            result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
+                                            raise_on_error=False, tags={"music_pipeline/origin": "cli run"})
+            row = catalog.get(key) or {}
+            if result.success and row.get("status") == "done":
+                _print_track(row, catalog.files([key]))
+            else:
+                failures += 1
+                message = row.get("error") or _first_failure(result) or "failed (see the run in the Dagster UI)"
+                step = f" [{row['error_step']}]" if row.get("error_step") else ""
+                print(f"{_mark(False)} {key}{step}: {message}\n     run {result.run_id}")
+        if keys:
+            index_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
+    total = len(args.targets)
+    print(f"{total - failures} of {total} processed; library: {library.root}")
+    return 0 if not failures else 1
+
+
+def _first_failure(result) -> str | None:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            return event.step_failure_data.error.message.strip()
+    return None
+
+
+def _print_track(row: dict, files: list[dict]) -> None:
+    print(f"{_mark(True)} {row.get('artist')} - {row.get('title')}  ({row['key']})")
+    lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
+    print(f"     {row.get('bpm')} BPM, {row.get('key_name')} ({row.get('camelot')}), {lufs}, "
+          f"{row.get('duration_s', 0):.1f} s")
+    for record in files:
+        print(f"     {record['format']:<5} {record['path']}")
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="music-pipeline", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="install what is missing and start the Dagster UI + daemon")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--no-install", action="store_true", help="do not apt-get missing packages")
+    up.set_defaults(func=cmd_up)
+
+    add = sub.add_parser("add", help="register URLs/files and request their runs from the running Dagster")
+    add.add_argument("targets", nargs="+", metavar="URL_OR_FILE")
+    add.add_argument("--webserver", default=DEFAULT_WEBSERVER, help="Dagster webserver URL (%(default)s)")
+    add.set_defaults(func=cmd_add)
+
+    run = sub.add_parser("run", help="process URLs/files in this process now and print where files went")
+    run.add_argument("targets", nargs="+", metavar="URL_OR_FILE")
+    run.add_argument("--force", action="store_true", help="download/import again even if already here")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    run.set_defaults(func=cmd_run)
+
+    doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
+    doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
