@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
-    Config,
     AssetKey,
+    Config,
     DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,

@@ -140,8 +140,8 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
         path = candidates[0] if candidates else None
     if path is None:
         raise SourceUnavailable(f"yt-dlp finished but wrote no audio file for {url}.")
-    thumbnail = next((Path(t["filepath"]) for t in info.get("thumbnails") or []
-                      if t.get("filepath") and Path(t["filepath"]).exists()), None)
+    # yt-dlp records the thumbnail's path before its MoveFiles step renames it: look on disk.
+    thumbnail = next((p for p in sorted(Path(dest_dir).glob("thumbnail.*")) if p.suffix != ".part"), None)
     return Downloaded(path=path, info=ydl.sanitize_info(info), thumbnail=thumbnail)
 
 
