@@ -64,9 +64,10 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
                     f"make {root} writable or set MUSIC_LIBRARY to a folder you can write"))
     home = os.environ.get(settings.DAGSTER_HOME)
     if home:
-        persistent = not str(Path(home).resolve()).startswith(("/tmp", "/var/tmp"))
-        results.append((persistent, f"DAGSTER_HOME: {home}",
-                        "point DAGSTER_HOME at a lasting folder: runs and partitions live there"))
+        temporary = str(Path(home).resolve()).startswith(("/tmp/", "/var/tmp/"))
+        writable = is_writable(Path(home))
+        results.append((writable, f"DAGSTER_HOME: {home}" + (" (under /tmp: lost on reboot)" if temporary else ""),
+                        "make DAGSTER_HOME a writable, lasting folder: runs and partitions live there"))
     else:
         results.append((True, f"DAGSTER_HOME: not set; music-pipeline up/add/run use "
                               f"{Path(settings.DEFAULT_DAGSTER_HOME).resolve()}",
@@ -202,6 +203,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         return 1
     with _instance() as instance:
         _add_partitions(instance, keys)
+    if not _reachable(args.webserver):
+        print(f"{_mark(False)} registered {len(keys)} track(s), but the Dagster webserver at {args.webserver} is "
+              "not reachable.\n     → start it with `music-pipeline up`, then add again or launch the partitions "
+              "from the UI; or process them here with `music-pipeline run`.")
+        return 1
     url = urlsplit(args.webserver)
     client = DagsterGraphQLClient(url.hostname or "127.0.0.1", port_number=url.port or 3000,
                                   use_https=url.scheme == "https")
@@ -212,14 +218,18 @@ def cmd_add(args: argparse.Namespace) -> int:
             print(f"{_mark(False)} {key}: registered, but Dagster did not accept the run: {err}")
             failures += 1
             continue
-        except Exception as err:  # requests' connection errors
-            print(f"{_mark(False)} {key}: registered, but the Dagster webserver at {args.webserver} is not "
-                  f"reachable ({type(err).__name__}).\n     → start it with `music-pipeline up`, then add again "
-                  "or launch the partition from the UI; or process it here with `music-pipeline run`.")
-            failures += 1
-            continue
         print(f"{_mark(True)} {key}: run {run_id} requested — {args.webserver}/runs/{run_id}")
     return 0 if not failures else 1
+
+
+def _reachable(webserver: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{webserver.rstrip('/')}/server_info", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from dagster import Definitions
 
 from . import settings
 from .assets import ALL_ASSETS, CHECKS
-from .automation import inbox_sensor, library_index_job, process_track_job
+from .automation import inbox_sensor, library_automation_sensor, library_index_job, process_track_job
 from .resources import DownloaderResource, LibraryResource
 
 
@@ -23,6 +23,6 @@ defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
     jobs=[process_track_job, library_index_job],
-    sensors=[inbox_sensor],
+    sensors=[inbox_sensor, library_automation_sensor],
     resources=build_resources(),
 )

@@ -2,6 +2,8 @@
 
 
 from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -32,6 +34,7 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> 
     known = set(context.instance.get_dynamic_partitions(tracks.name))
     new_keys: list[str] = []
     runs: list[RunRequest] = []
+    requested: set[str] = set()
     for item in scan.items:
         try:
             source, row = register_target(lib, item.target, resolve=resolve_id)
@@ -41,6 +44,9 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> 
         if row["status"] == "done":
             context.log.info(f"{item.origin}: {source.key} is already in the library; not processed again")
             continue
+        if source.key in requested:  # the same track twice in one drop (two URL forms, a copy)
+            continue
+        requested.add(source.key)
         if source.key not in known:
             known.add(source.key)
             new_keys.append(source.key)
@@ -52,3 +58,14 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> 
         cursor=scan.cursor,
         skip_reason=None if runs else "nothing new in the inbox",
     )
+
+
+#: Evaluates the assets' automation conditions (library_index refreshes after new catalog
+#: rows). Dagster's implicit default sensor starts stopped; this one runs by default.
+library_automation_sensor = AutomationConditionSensorDefinition(
+    "library_automation_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Keeps library_index fresh after tracks are processed. Running by default.",
+)

@@ -167,9 +167,44 @@ def decoded_duration(path: Path) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def chunk_shortfall(path: Path) -> int:
+    """Bytes a WAV or AIFF file's audio chunk declares beyond the end of the file.
+
+    ffmpeg quietly plays a cut-short WAV/AIFF to wherever it ends and reports that as its
+    duration, so truncation is only visible by comparing the chunk header with the file
+    size. Streaming writers mark an unknown size with 0 or 0xFFFFFFFF: not a shortfall.
+    """
+    size = Path(path).stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            order, wanted = "little", b"data"
+        elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            order, wanted = "big", b"SSND"
+        else:
+            return 0
+        while chunk := handle.read(8):
+            if len(chunk) < 8:
+                return 0
+            length = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == wanted:
+                if length in (0, 0xFFFFFFFF):
+                    return 0
+                return max(0, handle.tell() + length - size)
+            handle.seek(length + (length & 1), 1)
+    return 0
+
+
 def validate_source(path: Path) -> AudioInfo:
     """Probe and fully decode an incoming file; reject empty, non-audio or truncated input."""
     info = probe(path)
+    missing = chunk_shortfall(path)
+    if missing:
+        raise NotAudio(
+            f"{Path(path).name} is truncated: its header announces {missing:,} more bytes of audio "
+            "than the file holds.",
+            hint="Download or copy it again.",
+        )
     played = decoded_duration(path)
     if played < 0.5:
         raise NotAudio(f"{Path(path).name} holds less than half a second of audio.")

@@ -1,0 +1,94 @@
+"""The command line as a user runs it: a separate process, a persistent DAGSTER_HOME."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from music_pipeline.core.catalog import Catalog
+from music_pipeline.core.tagging import read_tags
+
+from .audio import make_track
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    return {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home")}
+
+
+def cli(env: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "music_pipeline", *args], env=env, capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_run_processes_url_and_file_and_reports_failures(env, tmp_path, http_server) -> None:
+    make_track(http_server.root / "cli-song.flac", seconds=4, codec_args=["-c:a", "flac"],
+               metadata={"title": "Over HTTP", "artist": "Remote"})
+    local = make_track(tmp_path / "Local Artist - On Disk.mp3", seconds=4, codec_args=["-c:a", "libmp3lame"])
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    proc = cli(env, "run", http_server.url("cli-song.flac"), str(local), str(broken))
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one of three failed
+    out = proc.stdout
+    assert "Remote - Over HTTP" in out and "Local Artist - On Disk" in out
+    assert "broken.wav is not an audio file" in out
+    assert "2 of 3 processed" in out
+    printed = [Path(line.split(None, 1)[1]) for line in out.splitlines()
+               if line.strip().startswith(("ALAC ", "AIFF ", "WAV "))]
+    assert len(printed) == 6 and all(p.exists() for p in printed)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # the runs are in the persistent instance, visible in the UI later
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs()
+        assert {r.status for r in runs} >= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
+        assert len(instance.get_dynamic_partitions("tracks")) == 3
+    catalog = Catalog(Path(env["MUSIC_LIBRARY"]) / "catalog.sqlite")
+    assert sorted(r["status"] for r in catalog.tracks()) == ["done", "done", "failed"]
+    assert (Path(env["MUSIC_LIBRARY"]) / "library_index.parquet").exists()
+    wav = next(p for p in printed if p.suffix == ".wav" and "Remote" in p.name)
+    assert read_tags(wav, "WAV")["source_url"] == http_server.url("cli-song.flac")
+
+
+def test_run_exit_code_zero_when_all_succeed(env, tmp_path) -> None:
+    local = make_track(tmp_path / "ok.flac", seconds=3, codec_args=["-c:a", "flac"])
+    proc = cli(env, "run", str(local))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 of 1 processed" in proc.stdout
+
+
+def test_run_rejects_nonsense_with_a_clear_message(env) -> None:
+    proc = cli(env, "run", "definitely-not-a-file.mp3")
+    assert proc.returncode == 1
+    assert "neither a URL nor an existing file" in proc.stdout
+
+
+def test_doctor_reports_the_setup(env) -> None:
+    proc = cli(env, "doctor")
+    assert proc.returncode == 0, proc.stdout
+    for name in ("ffmpeg", "ffprobe", "fpcalc", "libchromaprint", "library", "DAGSTER_HOME"):
+        assert name in proc.stdout
+
+
+def test_doctor_says_what_to_fix(env, tmp_path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    env = {**env, "MUSIC_LIBRARY": str(locked / "library"), "PATH": "/nonexistent"}
+    proc = subprocess.run([sys.executable, "-m", "music_pipeline", "doctor"], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 1
+    assert "ffmpeg: not found" in proc.stdout and "apt-get install ffmpeg" in proc.stdout
+    assert "fpcalc: not found" in proc.stdout and "libchromaprint-tools" in proc.stdout
+
+
+def test_add_without_a_running_webserver_says_so(env, tmp_path) -> None:
+    local = make_track(tmp_path / "queued.flac", seconds=3, codec_args=["-c:a", "flac"])
+    proc = cli(env, "add", str(local), "--webserver", "http://127.0.0.1:9")
+    assert proc.returncode == 1
+    assert "not reachable" in proc.stdout and "music-pipeline up" in proc.stdout
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        assert len(instance.get_dynamic_partitions("tracks")) == 1  # registered all the same
+    assert json.loads(json.dumps(proc.stdout))  # printable, no binary noise

@@ -1,0 +1,116 @@
+"""The inbox sensor with a real Dagster instance: dropped files and URL lists become
+partitions and run requests in the same tick, with a cursor and run keys so nothing is
+processed twice."""
+
+import os
+import time
+from pathlib import Path
+
+from dagster import SensorResult, build_sensor_context, materialize
+
+from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
+from music_pipeline.automation.sensors import inbox_sensor
+from music_pipeline.core import inbox
+from music_pipeline.resources import LibraryResource
+
+from .audio import make_track
+
+
+def settle(*paths: Path) -> None:
+    old = time.time() - 60
+    for path in paths:
+        os.utime(path, (old, old))
+
+
+def tick(instance, library_root: Path, cursor: str | None) -> SensorResult:
+    context = build_sensor_context(instance=instance, cursor=cursor,
+                                   resources={"library": LibraryResource(root=str(library_root))})
+    result = inbox_sensor(context)
+    assert isinstance(result, SensorResult)
+    # build_sensor_context does not apply partition requests: do what the daemon does.
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_files_and_url_lists_become_partitions_and_runs(instance, library, library_root, tmp_path) -> None:
+    box = library_root / "inbox"
+    song = make_track(box / "Inbox Artist - Dropped.flac", seconds=3, codec_args=["-c:a", "flac"])
+    nested = make_track(box / "album" / "02 - Second.mp3", seconds=3, codec_args=["-c:a", "libmp3lame"])
+    urls = box / "to-get.txt"
+    urls.write_text("# my list\nhttps://youtu.be/dQw4w9WgXcQ\n\nhttps://www.youtube.com/watch?v=dQw4w9WgXcQ\n"
+                    "https://vimeo.com/76979871\n")
+    (box / "notes.pdf").write_bytes(b"%PDF-1.4")
+    settle(song, nested, urls, box / "notes.pdf")
+
+    result = tick(instance, library_root, None)
+    keys = set(instance.get_dynamic_partitions(tracks.name))
+    assert len(keys) == 4  # two files, one YouTube video (two URL forms), one Vimeo video
+    assert "youtube-dQw4w9WgXcQ" in keys and "vimeo-76979871" in keys
+    requested = [r.partition_key for r in result.run_requests]
+    assert sorted(set(requested)) == sorted(keys)
+    assert all(r.run_key for r in result.run_requests)
+    assert len({r.run_key for r in result.run_requests}) == len(result.run_requests)
+    assert result.dynamic_partitions_requests[0].partition_keys  # added in the same tick
+    # the catalog knows where each came from
+    assert library.catalog.get("youtube-dQw4w9WgXcQ")["source_url"] == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert {r["source_kind"] for r in library.catalog.tracks()} == {"file", "url"}
+
+    # the next tick with the cursor finds nothing new
+    again = tick(instance, library_root, result.cursor)
+    assert not again.run_requests and again.skip_reason
+
+    # an edited list is read again, and only its new URL is requested
+    urls.write_text(urls.read_text() + "https://youtu.be/aaaaaaaaaaa\n")
+    settle(urls)
+    edited = tick(instance, library_root, again.cursor)
+    new = {r.partition_key for r in edited.run_requests}
+    assert "youtube-aaaaaaaaaaa" in new
+
+
+def test_files_still_being_copied_wait_for_the_next_tick(instance, library_root) -> None:
+    box = library_root / "inbox"
+    song = make_track(box / "fresh.flac", seconds=3, codec_args=["-c:a", "flac"])
+    first = tick(instance, library_root, None)
+    assert not first.run_requests
+    settle(song)
+    second = tick(instance, library_root, first.cursor)
+    assert len(second.run_requests) == 1
+
+
+def test_dropped_file_is_processed_and_filed_away(instance, library, library_root, resources) -> None:
+    box = library_root / "inbox"
+    song = make_track(box / "Inbox Artist - Dropped.flac", seconds=4, codec_args=["-c:a", "flac"])
+    settle(song)
+    result = tick(instance, library_root, None)
+    (request,) = result.run_requests
+    run = materialize([*TRACK_ASSETS, *CHECKS], partition_key=request.partition_key, instance=instance,
+                      resources=resources)
+    assert run.success
+    row = library.catalog.get(request.partition_key)
+    assert row["status"] == "done" and (row["artist"], row["title"]) == ("Inbox Artist", "Dropped")
+    assert not song.exists()
+    assert (box / "imported" / "Inbox Artist - Dropped.flac").exists()  # moved, never deleted
+    assert Path(row["source_path"]) == box / "imported" / "Inbox Artist - Dropped.flac"
+    # dropping the same song again does not process it twice
+    again = make_track(box / "copy of it.flac", seconds=4, codec_args=["-c:a", "flac"])
+    settle(again)
+    later = tick(instance, library_root, result.cursor)
+    assert not later.run_requests
+
+
+def test_scan_limits_items_per_tick_and_resumes(tmp_path) -> None:
+    box = tmp_path / "inbox"
+    box.mkdir()
+    (box / "many.txt").write_text("".join(f"https://youtu.be/{i:011d}\n" for i in range(3)))
+    files = []
+    for i in range(5):
+        path = box / f"{i}.mp3"
+        path.write_bytes(b"x")
+        files.append(path)
+    settle(box / "many.txt", *files)
+    first = inbox.scan(box, None, max_items=2)
+    assert first.pending and len(first.items) == 2
+    second = inbox.scan(box, first.cursor, max_items=100)
+    taken = {i.target for i in first.items} | {i.target for i in second.items}
+    assert len(taken) == 8 and not second.pending
