@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import settings
@@ -246,12 +247,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _add_partitions(instance, keys)
         for number, key in enumerate(keys, 1):
             print(f"[{number}/{len(keys)}] {key} …", flush=True)
+            started = time.monotonic()
             config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": args.force}}}}
             result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
                                             raise_on_error=False, tags={"music_pipeline/origin": "cli run"})
             row = catalog.get(key) or {}
             if result.success and row.get("status") == "done":
-                _print_track(row, catalog.files([key]))
+                _print_track(row, catalog.files([key]), time.monotonic() - started)
             else:
                 failures += 1
                 message = row.get("error") or _first_failure(result) or "failed (see the run in the Dagster UI)"
@@ -271,8 +273,8 @@ def _first_failure(result) -> str | None:
     return None
 
 
-def _print_track(row: dict, files: list[dict]) -> None:
-    print(f"{_mark(True)} {row.get('artist')} - {row.get('title')}  ({row['key']})")
+def _print_track(row: dict, files: list[dict], seconds: float) -> None:
+    print(f"{_mark(True)} {row.get('artist')} - {row.get('title')}  ({row['key']}, {seconds:.1f} s)")
     lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
     print(f"     {row.get('bpm')} BPM, {row.get('key_name')} ({row.get('camelot')}), {lufs}, "
           f"{row.get('duration_s', 0):.1f} s")

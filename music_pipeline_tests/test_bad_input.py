@@ -173,3 +173,12 @@ def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     _, retry = process(str(source), library_override=lib, resources_override=resources)
     assert retry.success and lib.catalog.get(key)["status"] == "done"
+
+
+def test_tokens_in_a_failing_url_stay_out_of_messages(process, library, http_server) -> None:
+    url = http_server.url("private.flac?token=s3cr3t-value&id=1")
+    key, result = process(url)
+    message = assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404")
+    assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.get(key)["error"]
+    logs = " ".join(str(e.message) for e in result.all_events if e.message)
+    assert "s3cr3t-value" not in logs

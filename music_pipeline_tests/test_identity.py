@@ -107,3 +107,12 @@ def test_source_for_rejects_what_is_neither_url_nor_file(tmp_path: Path) -> None
         source_for(str(tmp_path / "nothing-here.mp3"))
     with pytest.raises(UnsupportedSource, match="not an http"):
         canonical_url("ftp://example.com/a.mp3")
+
+
+def test_secrets_in_urls_are_redacted_for_display() -> None:
+    from music_pipeline.core.identity import redact_url
+
+    shown = redact_url("https://me:hunter2@cdn.example.com/a.mp3?X-Amz-Signature=abc123&id=7&access_token=zz")
+    assert "hunter2" not in shown and "abc123" not in shown and "zz" not in shown
+    assert shown.startswith("https://me:***@cdn.example.com/a.mp3?") and "id=7" in shown
+    assert redact_url(f"https://www.youtube.com/watch?v={VIDEO}") == f"https://www.youtube.com/watch?v={VIDEO}"

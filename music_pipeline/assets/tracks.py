@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from ..core.errors import TrackError
+from ..core.identity import redact_url
 from ..core.library import FileResult, Library
 from ..resources import DownloaderResource, LibraryResource
 
@@ -63,7 +64,8 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
         row = lib.fetch_raw(key, downloader.options(), log=context.log.info, force=config.force_download)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(row["raw_path"]),
-        "source": MetadataValue.url(row["source_url"]) if row.get("source_url") else row.get("source_path") or "",
+        "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
+        else row.get("source_path") or "",
         "title": row.get("title") or "",
         "artist": row.get("artist") or "",
         "codec": row["raw_codec"],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SourceUnavailable, TrackError, UnsupportedSource
-from .identity import spotify_id
+from .identity import redact_url, spotify_id
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
         )
     options = options or DownloadOptions()
     last_percent = [-10]
+    if log is not None:  # yt-dlp echoes the URL; keep signed-link tokens out of run logs
+        raw_log, shown = log, redact_url(url)
+        log = lambda message: raw_log(message.replace(url, shown))  # noqa: E731
 
     def progress(state: dict) -> None:
         if state.get("status") != "downloading" or log is None:
@@ -153,7 +156,8 @@ def explain_download_error(url: str, err: Exception) -> TrackError:
     import yt_dlp
 
     original = err.exc_info[1] if getattr(err, "exc_info", None) else None
-    text = re.sub(r"^ERROR:\s*", "", str(err)).strip()
+    text = re.sub(r"^ERROR:\s*", "", str(err)).strip().replace(url, redact_url(url))
+    url = redact_url(url)
     lowered = text.lower()
     if isinstance(original, yt_dlp.utils.GeoRestrictedError) or "not available in your country" in lowered \
             or "geo restrict" in lowered or "geo-restrict" in lowered:

@@ -122,6 +122,27 @@ def canonical_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query), ""))
 
 
+_SECRET_PARAM = re.compile(r"(token|key|sig|signature|auth|password|passwd|secret|session|credential)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs, run metadata and error messages: passwords and token-like
+    query values (signed links, API keys) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = "&".join(
+        f"{k}=***" if _SECRET_PARAM.search(k) else (f"{k}={v}" if v else k)
+        for k, v in (pair.split("=", 1) if "=" in pair else (pair, "") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def safe_id(text: str, limit: int = 64) -> str:
     """Reduce an extractor id to partition-key characters, hashing if nothing survives."""
     cleaned = _SAFE.sub("_", text).strip("_")[:limit]

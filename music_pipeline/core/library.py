@@ -29,7 +29,7 @@ from .catalog import CATALOG_FILE, Catalog
 from .download import Downloaded, DownloadOptions, download, scratch_dir
 from .errors import NotAudio, NotRegistered, TrackError
 from .files import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
-from .identity import Resolver, TrackSource, file_sha256, looks_like_url, source_for
+from .identity import Resolver, TrackSource, file_sha256, looks_like_url, redact_url, source_for
 from .inbox import imported_path
 from .paths import Layout
 
@@ -206,7 +206,7 @@ class Library:
         return tagging.Tags(
             title=row.get("title") or row["key"], artist=row.get("artist") or UNKNOWN_ARTIST,
             album=row.get("album"), bpm=row.get("bpm"), key=key, isrc=row.get("isrc"),
-            source_url=row.get("webpage_url") or row.get("source_url"), cover=cover,
+            source_url=redact_url(row.get("webpage_url") or row.get("source_url") or "") or None, cover=cover,
         )
 
     def render(self, key: str, fmt: str) -> FileResult:
