@@ -195,42 +195,32 @@ def _add_partitions(instance, keys: list[str]) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from urllib.parse import urlsplit
+    """Register through the running Dagster itself (GraphQL), so the partitions and runs land
+    in the instance the UI shows, whatever folder this command runs from."""
+    from .assets.tracks import TARGET_TAG
+    from .core.download import resolve_id
+    from .core.identity import looks_like_url, source_for
+    from .remote import DagsterRemote, RemoteError
 
-    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-
-    keys, failures = _register(args.targets)
-    if not keys:
+    remote = DagsterRemote(args.webserver)
+    if not remote.reachable():
+        print(f"{_mark(False)} the Dagster webserver at {args.webserver} is not reachable; nothing was added."
+              "\n     → start it with `music-pipeline up` (or pass --webserver), or process the tracks here "
+              "with `music-pipeline run`.")
         return 1
-    with _instance() as instance:
-        _add_partitions(instance, keys)
-    if not _reachable(args.webserver):
-        print(f"{_mark(False)} registered {len(keys)} track(s), but the Dagster webserver at {args.webserver} is "
-              "not reachable.\n     → start it with `music-pipeline up`, then add again or launch the partitions "
-              "from the UI; or process them here with `music-pipeline run`.")
-        return 1
-    url = urlsplit(args.webserver)
-    client = DagsterGraphQLClient(url.hostname or "127.0.0.1", port_number=url.port or 3000,
-                                  use_https=url.scheme == "https")
-    for key in keys:
+    failures = 0
+    for target in args.targets:
         try:
-            run_id = client.submit_job_execution("process_track", tags={"dagster/partition": key})
-        except DagsterGraphQLClientError as err:
-            print(f"{_mark(False)} {key}: registered, but Dagster did not accept the run: {err}")
+            source = source_for(target, resolve_id)
+            shown = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
+            remote.add_partition("tracks", source.key)
+            run_id = remote.launch("process_track", tags={"dagster/partition": source.key, TARGET_TAG: shown})
+        except (TrackError, RemoteError) as err:
+            print(f"{_mark(False)} {target}: {err}")
             failures += 1
             continue
-        print(f"{_mark(True)} {key}: run {run_id} requested — {args.webserver}/runs/{run_id}")
+        print(f"{_mark(True)} {source.key}: run requested — {args.webserver.rstrip('/')}/runs/{run_id}")
     return 0 if not failures else 1
-
-
-def _reachable(webserver: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{webserver.rstrip('/')}/server_info", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -314,7 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except TrackError as err:  # a bad library folder, a catalog from a newer version, ...
+        print(f"{_mark(False)} {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{_mark(False)} {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; files being written were discarded, finished ones are kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -179,3 +179,121 @@ def test_definitions_load() -> None:
     assert defs.resolve_job_def("process_track") is not None
     assert defs.resolve_sensor_def("inbox_sensor") is not None
     assert shutil.which("ffmpeg") and shutil.which("fpcalc")
+
+
+def test_long_identical_names_still_get_distinct_files(process, library, tmp_path) -> None:
+    title = "Extended Remix " * 20  # far beyond the 200-byte name limit
+    a = make_track(tmp_path / "a.flac", seconds=3, bpm=100, codec_args=["-c:a", "flac"],
+                   metadata={"title": title, "artist": "Long Name Artist"})
+    b = make_track(tmp_path / "b.flac", seconds=3, bpm=140, seed=3, codec_args=["-c:a", "flac"],
+                   metadata={"title": title, "artist": "Long Name Artist"})
+    key_a, ra = process(str(a))
+    key_b, rb = process(str(b))
+    assert ra.success and rb.success
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        path_a = Path(library.catalog.file(key_a, fmt)["path"])
+        path_b = Path(library.catalog.file(key_b, fmt)["path"])
+        assert path_a != path_b and path_a.exists() and path_b.exists()
+        assert len(path_b.name.encode()) <= 200 and key_b in path_b.name
+        assert len(path_b.relative_to(library.root).as_posix()) <= 220
+        assert library.verify(key_a, fmt) == [] and library.verify(key_b, fmt) == []
+
+
+def test_names_differing_only_in_case_do_not_share_a_file(process, library, tmp_path) -> None:
+    a = make_track(tmp_path / "a.flac", seconds=3, codec_args=["-c:a", "flac"],
+                   metadata={"title": "Dancing Queen", "artist": "ABBA"})
+    b = make_track(tmp_path / "b.flac", seconds=3, seed=5, bpm=90, codec_args=["-c:a", "flac"],
+                   metadata={"title": "dancing queen", "artist": "Abba"})
+    key_a, _ = process(str(a))
+    key_b, rb = process(str(b))
+    assert rb.success
+    name_a = Path(library.catalog.file(key_a, "WAV")["path"]).name
+    name_b = Path(library.catalog.file(key_b, "WAV")["path"]).name
+    assert name_a.casefold() != name_b.casefold()
+
+
+def test_a_users_own_file_at_the_target_path_is_not_overwritten(process, library, library_root, song_file) -> None:
+    mine = library_root / "WAV" / "Test Artist" / "Test Artist - First Song.wav"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own edit, not in the catalog")
+    key, result = process(str(song_file))
+    assert result.success
+    assert mine.read_bytes() == b"my own edit, not in the catalog"
+    assert key in Path(library.catalog.file(key, "WAV")["path"]).name
+
+
+def test_a_failed_check_keeps_the_track_from_being_done(process, library, instance, resources, song_file) -> None:
+    from dagster import AssetSelection
+    from mutagen import aiff
+
+    from music_pipeline.assets import CHECKS, TRACK_ASSETS
+
+    key, _ = process(str(song_file))
+    damaged = Path(library.catalog.file(key, "AIFF")["path"])
+    aiff.AIFF(damaged).delete()  # someone stripped the tags
+    selection = AssetSelection.checks_for_assets(TRACK_ASSETS[4]) | AssetSelection.assets("catalog")
+    result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
+                         selection=selection, raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    # the check is blocking: the catalog step does not run after it fails
+    assert not any(e.asset_key == AssetKey("catalog") for e in result.get_asset_materialization_events())
+    row = library.catalog.get(key)
+    assert row["status"] == "failed" and row["error_step"] == "aiff check"
+    assert "tag title is missing" in row["error"]
+    # the catalog refuses to call the track done while a file is missing
+    Path(library.catalog.file(key, "WAV")["path"]).unlink()
+    again = materialize([*TRACK_ASSETS], partition_key=key, instance=instance, resources=resources,
+                        selection=["catalog"], raise_on_error=False)
+    assert not again.success
+    assert "incomplete: no WAV file" in library.catalog.get(key)["error"]
+
+
+def test_library_index_refreshes_even_with_failed_tracks(process, library, instance, resources, song_file,
+                                                         tmp_path) -> None:
+    from dagster import Definitions, evaluate_automation_conditions
+
+    from music_pipeline.assets import ALL_ASSETS
+
+    defs = Definitions(assets=ALL_ASSETS, resources=resources)
+    before = evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's earlier tick
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    process(str(bad))  # a failed track: its catalog partition stays missing
+    process(str(song_file))
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    assert after.get_num_requested(AssetKey("library_index")) == 1
+
+
+def test_run_tag_registers_a_track_the_catalog_does_not_know(instance, resources, library, song_file) -> None:
+    """`music-pipeline add` from another folder sends the target with the run."""
+    from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
+    from music_pipeline.assets.tracks import TARGET_TAG
+    from music_pipeline.core.identity import key_for_file
+
+    key = key_for_file(song_file).key
+    instance.add_dynamic_partitions(tracks.name, [key])
+    result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
+                         tags={TARGET_TAG: str(song_file)})
+    assert result.success and library.catalog.get(key)["status"] == "done"
+
+
+def test_an_unknown_partition_fails_with_a_clear_message(instance, resources, library) -> None:
+    from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
+
+    instance.add_dynamic_partitions(tracks.name, ["file-0000000000000000"])
+    result = materialize([*TRACK_ASSETS, *CHECKS], partition_key="file-0000000000000000", instance=instance,
+                         resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "is not in the catalog" in failure.step_failure_data.error.message
+    assert "music-pipeline add" in failure.step_failure_data.error.message
+
+
+def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
+    from music_pipeline.definitions import build_resources
+
+    monkeypatch.setenv("WAV_BACKUP_DIR", str(tmp_path / "backup"))
+    monkeypatch.setenv("MUSIC_LIBRARY", str(tmp_path / "lib"))
+    lib = build_resources()["library"].get()
+    assert lib.wav_backup_dir == tmp_path / "backup" and lib.root == (tmp_path / "lib").resolve()

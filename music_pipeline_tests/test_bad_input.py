@@ -182,3 +182,23 @@ def test_tokens_in_a_failing_url_stay_out_of_messages(process, library, http_ser
     assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.get(key)["error"]
     logs = " ".join(str(e.message) for e in result.all_events if e.message)
     assert "s3cr3t-value" not in logs
+
+
+def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library, tmp_path) -> None:
+    """Without a Xing header ffprobe guesses an MP3's length from its first frames' bitrate;
+    a guess that is off must not reject an intact file."""
+    import numpy as np
+
+    from music_pipeline.core import media
+
+    from .audio import write
+
+    # 5 s of silence (tiny frames) then 15 s of noise (big frames): the bitrate guess from the
+    # first frames puts the length near two minutes.
+    noise = np.random.default_rng(0).standard_normal((44_100 * 15, 2)) * 0.5
+    signal = np.concatenate([np.zeros((44_100 * 5, 2)), noise]).astype(np.float32)
+    mp3 = write(tmp_path / "vbr.mp3", signal, 44_100, ["-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0"])
+    assert media.probe(mp3).duration_s > 60  # the header guess really is wrong
+    key, result = process(str(mp3))
+    assert result.success, failure_message(result)
+    assert abs(library.track(key)["duration_s"] - media.decoded_duration(mp3)) < 0.05

@@ -116,3 +116,34 @@ def test_secrets_in_urls_are_redacted_for_display() -> None:
     assert "hunter2" not in shown and "abc123" not in shown and "zz" not in shown
     assert shown.startswith("https://me:***@cdn.example.com/a.mp3?") and "id=7" in shown
     assert redact_url(f"https://www.youtube.com/watch?v={VIDEO}") == f"https://www.youtube.com/watch?v={VIDEO}"
+
+
+@pytest.mark.parametrize("url", [
+    "https://www.youtube.com/playlist?list=PL590L5WQmH8fJ54F369BLDSqIwcs-TCfs",
+    "https://www.youtube.com/@SomeChannel/videos",
+    "https://artist.bandcamp.com/album/some-album",
+])
+def test_playlists_and_channels_are_not_one_track(url: str) -> None:
+    with pytest.raises(UnsupportedSource, match="playlist, channel or search"):
+        key_for_url(url)
+
+
+def test_source_metadata_is_kept_from_a_real_shaped_info_dict() -> None:
+    """What yt-dlp's YouTube extractor returns (trimmed); YouTube itself cannot be reached here."""
+    from music_pipeline.core.download import Downloaded
+
+    info = {
+        "id": VIDEO, "title": "Rick Astley - Never Gonna Give You Up (Official Music Video)",
+        "uploader": "Rick Astley", "channel": "Rick Astley", "duration": 213,
+        "webpage_url": f"https://www.youtube.com/watch?v={VIDEO}", "extractor_key": "Youtube",
+        "thumbnail": f"https://i.ytimg.com/vi_webp/{VIDEO}/maxresdefault.webp",
+        "thumbnails": [{"url": f"https://i.ytimg.com/vi/{VIDEO}/hqdefault.jpg", "preference": -7}],
+    }
+    meta = Downloaded(path=Path("x.webm"), info=info).metadata
+    assert meta["artist"] == "Rick Astley" and meta["source_duration_s"] == 213
+    assert meta["title"].startswith("Rick Astley - Never Gonna")
+    assert meta["thumbnail_url"].endswith("maxresdefault.webp") and meta["extractor"] == "Youtube"
+    music = {**info, "track": "Never Gonna Give You Up", "artists": ["Rick Astley"], "album": "Whenever You Need Somebody"}
+    meta = Downloaded(path=Path("x.webm"), info=music).metadata
+    assert (meta["title"], meta["artist"], meta["album"]) == ("Never Gonna Give You Up", "Rick Astley",
+                                                             "Whenever You Need Somebody")

@@ -11,7 +11,7 @@ from dagster import SensorResult, build_sensor_context, materialize
 from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
 from music_pipeline.automation.sensors import inbox_sensor
 from music_pipeline.core import inbox
-from music_pipeline.resources import LibraryResource
+from music_pipeline.resources import DownloaderResource, LibraryResource
 
 from .audio import make_track
 
@@ -24,7 +24,8 @@ def settle(*paths: Path) -> None:
 
 def tick(instance, library_root: Path, cursor: str | None) -> SensorResult:
     context = build_sensor_context(instance=instance, cursor=cursor,
-                                   resources={"library": LibraryResource(root=str(library_root))})
+                                   resources={"library": LibraryResource(root=str(library_root)),
+                                              "downloader": DownloaderResource(socket_timeout=2, retries=0)})
     result = inbox_sensor(context)
     assert isinstance(result, SensorResult)
     # build_sensor_context does not apply partition requests: do what the daemon does.
@@ -61,11 +62,37 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     assert not again.run_requests and again.skip_reason
 
     # an edited list is read again, and only its new URL is requested
+    # an edited list is read again; tracks whose runs are still going are not requested twice
+    for request in result.run_requests:
+        _queue_run(instance, request.partition_key)
     urls.write_text(urls.read_text() + "https://youtu.be/aaaaaaaaaaa\n")
     settle(urls)
     edited = tick(instance, library_root, again.cursor)
-    new = {r.partition_key for r in edited.run_requests}
-    assert "youtube-aaaaaaaaaaa" in new
+    assert [r.partition_key for r in edited.run_requests] == ["youtube-aaaaaaaaaaa"]
+
+
+def _queue_run(instance, key: str) -> None:
+    """An unfinished run for ``key``, as one is between its request and its end."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
+                        tags={"dagster/partition": key})
+
+
+def test_a_failed_track_dropped_again_is_retried(instance, library, library_root) -> None:
+    box = library_root / "inbox"
+    song = make_track(box / "retry.flac", seconds=3, codec_args=["-c:a", "flac"])
+    settle(song)
+    first = tick(instance, library_root, None)
+    (request,) = first.run_requests
+    library.catalog.mark_failed(request.partition_key, "raw_audio", "disk full", "disk-full")
+    song.touch()  # the user drops it again after freeing space
+    settle(song)
+    os.utime(song, (time.time() - 30, time.time() - 30))
+    second = tick(instance, library_root, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [request.partition_key]
+    assert second.run_requests[0].run_key != request.run_key
 
 
 def test_files_still_being_copied_wait_for_the_next_tick(instance, library_root) -> None:

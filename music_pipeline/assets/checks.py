@@ -26,7 +26,7 @@ from .tracks import FORMAT_ASSETS, raw_audio, tracks
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def.*")
 
 
-@asset_check(asset=raw_audio, partitions_def=tracks, name="decodes",
+@asset_check(asset=raw_audio, partitions_def=tracks, name="decodes", blocking=True,
              description="The original audio decodes completely.")
 def raw_audio_decodes(context: AssetCheckExecutionContext, library: LibraryResource) -> AssetCheckResult:
     lib = library.get()
@@ -40,11 +40,15 @@ def raw_audio_decodes(context: AssetCheckExecutionContext, library: LibraryResou
 
 
 def _output_check(fmt: str, target):
-    @asset_check(asset=target, partitions_def=tracks, name="valid",
+    @asset_check(asset=target, partitions_def=tracks, name="valid", blocking=True,
                  description=f"The {fmt} file decodes, lasts as long as the source (±50 ms), "
                              "carries its tags and is unchanged since it was written.")
     def _check(context: AssetCheckExecutionContext, library: LibraryResource) -> AssetCheckResult:
-        problems = library.get().verify(context.partition_key, fmt)
+        lib = library.get()
+        problems = lib.verify(context.partition_key, fmt)
+        if problems:  # the catalog is the source of truth: a bad file means a failed track
+            lib.catalog.mark_failed(context.partition_key, f"{target.key.path[-1]} check",
+                                    f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
         return AssetCheckResult(
             passed=not problems,
             severity=AssetCheckSeverity.ERROR,

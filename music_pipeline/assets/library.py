@@ -9,7 +9,9 @@ from .tracks import catalog
 
 
 @asset(deps=[catalog], group_name="library", kinds={"pandas", "parquet", "csv"},
-       automation_condition=AutomationCondition.eager())
+       # eager() waits until no upstream partition is missing; with a failed or queued track
+       # somewhere that would be never, so refresh whenever any track's catalog row updates.
+       automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing()))
 def library_index(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
     """Every file in the library (format, size, duration, checksum, features) as CSV and
     Parquet in the library root: the volume index other tools read. Refreshed

@@ -21,12 +21,17 @@ from dagster import (
     asset,
 )
 
+from ..core.download import resolve_id
 from ..core.errors import TrackError
 from ..core.identity import redact_url
 from ..core.library import FileResult, Library
 from ..resources import DownloaderResource, LibraryResource
 
 tracks = DynamicPartitionsDefinition(name="tracks")
+
+#: Run tag carrying the URL or file a run was requested for, so the run can register the
+#: track itself when it was asked for from elsewhere (`music-pipeline add`).
+TARGET_TAG = "music_pipeline/target"
 
 GROUP = "track"
 
@@ -60,6 +65,8 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
     from a local file, with the source's metadata and cover art."""
     lib = library.get()
     with track_step(context, lib, "raw_audio") as key:
+        lib.ensure_registered(key, context.run.tags.get(TARGET_TAG),
+                              resolve=lambda url: resolve_id(url, downloader.options()))
         lib.catalog.mark_running(key, "raw_audio")
         row = lib.fetch_raw(key, downloader.options(), log=context.log.info, force=config.force_download)
     return MaterializeResult(metadata={
@@ -153,6 +160,10 @@ def catalog(context: AssetExecutionContext, library: LibraryResource) -> Materia
     output, the features and the fingerprint are in."""
     lib = library.get()
     with track_step(context, lib, "catalog") as key:
+        missing = lib.missing_parts(key)
+        if missing:
+            raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
+                             hint="Materialise the missing assets for this track, then the catalog.")
         lib.catalog.mark_done(key)
         row = lib.track(key)
         files = lib.catalog.files([key])

@@ -4,8 +4,10 @@
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
@@ -14,18 +16,29 @@ from dagster import (
 from ..assets import tracks
 from ..core import inbox
 from ..core.download import resolve_id
-from ..core.errors import TrackError
+from ..core.errors import SourceUnavailable, TrackError
 from ..core.library import register_target
-from ..resources import LibraryResource
+from ..resources import DownloaderResource, LibraryResource
 from .jobs import process_track_job
 
 MAX_ITEMS_PER_TICK = 200
 
 
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED]
+
+
+def _in_flight(context: SensorEvaluationContext, key: str) -> bool:
+    runs = context.instance.get_runs(
+        filters=RunsFilter(tags={"dagster/partition": key}, statuses=UNFINISHED), limit=1)
+    return bool(runs)
+
+
 @sensor(job=process_track_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Imports audio files and .txt URL lists dropped into <library>/inbox. "
                     "Running by default.")
-def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> SensorResult:
+def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
+                 downloader: DownloaderResource) -> SensorResult:
     lib = library.get()
     lib.inbox.mkdir(parents=True, exist_ok=True)
     scan = inbox.scan(lib.inbox, context.cursor, max_items=MAX_ITEMS_PER_TICK)
@@ -35,17 +48,23 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> 
     new_keys: list[str] = []
     runs: list[RunRequest] = []
     requested: set[str] = set()
+    retry: set[str] = set()
+    options = downloader.options()
     for item in scan.items:
         try:
-            source, row = register_target(lib, item.target, resolve=resolve_id)
+            source, row = register_target(lib, item.target, resolve=lambda url: resolve_id(url, options))
+        except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
+            context.log.warning(f"{item.origin}: {err} (will retry)")
+            retry.add(item.origin)
+            continue
         except TrackError as err:
             context.log.warning(f"{item.origin}: {err}")
             continue
         if row["status"] == "done":
             context.log.info(f"{item.origin}: {source.key} is already in the library; not processed again")
             continue
-        if source.key in requested:  # the same track twice in one drop (two URL forms, a copy)
-            continue
+        if source.key in requested or _in_flight(context, source.key):
+            continue  # the same track twice in one drop, or already queued or running
         requested.add(source.key)
         if source.key not in known:
             known.add(source.key)
@@ -55,7 +74,7 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource) -> 
     return SensorResult(
         run_requests=runs,
         dynamic_partitions_requests=[tracks.build_add_request(new_keys)] if new_keys else [],
-        cursor=scan.cursor,
+        cursor=inbox.forget(scan.cursor, retry) if retry else scan.cursor,
         skip_reason=None if runs else "nothing new in the inbox",
     )
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import TrackError
 from .identity import TrackSource
 
 CATALOG_FILE = "catalog.sqlite"
@@ -66,8 +67,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class CatalogError(RuntimeError):
-    pass
+class CatalogError(TrackError):
+    """The catalog cannot be used (a newer schema, an unknown track)."""
+
+    reason = "catalog"
 
 
 class Catalog:
@@ -199,7 +202,8 @@ class Catalog:
     def path_owner(self, path: Path) -> str | None:
         """Which track's file is at ``path`` (to tell two songs with the same name apart)."""
         with self._connect() as conn:
-            row = conn.execute("SELECT track_key FROM files WHERE path = ?", (str(path),)).fetchone()
+            row = conn.execute("SELECT track_key FROM files WHERE path = ? COLLATE NOCASE",
+                               (str(path),)).fetchone()
         return row[0] if row else None
 
 

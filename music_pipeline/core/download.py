@@ -109,6 +109,7 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
         "outtmpl": {"default": str(Path(dest_dir) / "source.%(ext)s"),
                     "thumbnail": str(Path(dest_dir) / "thumbnail.%(ext)s")},
         "noplaylist": True,
+        "playlist_items": "1",  # a safety net: never fetch a whole playlist into the library
         "writethumbnail": True,
         "quiet": True,
         "no_warnings": True,

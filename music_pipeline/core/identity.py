@@ -122,6 +122,8 @@ def canonical_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query), ""))
 
 
+# yt-dlp extractors that yield many tracks: registering one as a track would download them all.
+_PLAYLIST_EXTRACTOR = re.compile(r"(Tab|Playlist|Album|Set|Sets|Channel|User|Search|Likes|Feed|Mix)(IE)?$")
 _SECRET_PARAM = re.compile(r"(token|key|sig|signature|auth|password|passwd|secret|session|credential)", re.I)
 
 
@@ -187,6 +189,11 @@ def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
         extractor, track_id = resolve(canon)
         return TrackSource(f"soundcloud-{safe_id(track_id)}", "url", url=canon)
     ie = _specific_extractor(canon)
+    if ie is not None and _PLAYLIST_EXTRACTOR.search(ie.ie_key()):
+        raise UnsupportedSource(
+            f"{url} is a playlist, channel or search ({ie.ie_key()}), not one track.",
+            hint="Add its tracks one by one; playlist sync comes with the sources.",
+        )
     if ie is not None:
         temp_id = ie.get_temp_id(canon)
         if temp_id:

@@ -107,3 +107,10 @@ def imported_path(inbox: Path, source: Path) -> Path | None:
     if relative.parts and relative.parts[0] == IMPORTED_DIR:
         return None
     return Path(inbox) / IMPORTED_DIR / relative
+
+
+def forget(cursor: str, origins: set[str]) -> str:
+    """The cursor without ``origins``, so the next look reads those files again (used when
+    registering one of their entries failed for a reason that may pass, like the network)."""
+    files = {name: sig for name, sig in json.loads(cursor)["files"].items() if name not in origins}
+    return json.dumps({"files": files}, sort_keys=True)

@@ -31,7 +31,7 @@ from .errors import NotAudio, NotRegistered, TrackError
 from .files import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
 from .identity import Resolver, TrackSource, file_sha256, looks_like_url, redact_url, source_for
 from .inbox import imported_path
-from .paths import Layout
+from .paths import FORMATS, Layout
 
 UNKNOWN_ARTIST = "Unknown Artist"
 KEY_NOTATIONS = ("classic", "canonical", "camelot", "open_key")
@@ -94,6 +94,15 @@ class Library:
 
     def register(self, source: TrackSource, original: str | None = None) -> bool:
         return self.catalog.register(source, original=original)
+
+    def ensure_registered(self, key: str, target: str | None = None, resolve: Resolver | None = None) -> dict:
+        """The track's row; registers ``target`` first when the catalog does not know ``key``
+        (a run sent by `music-pipeline add` from another machine or folder carries it)."""
+        if self.catalog.get(key) is None and target:
+            source, _ = register_target(self, target, resolve)
+            if source.key != key:
+                raise NotRegistered(f"{target} is track {source.key}, not {key}.")
+        return self.track(key)
 
     # -- step 1: raw audio --------------------------------------------------------------
 
@@ -194,10 +203,21 @@ class Library:
         fields = {"artist": row.get("artist") or UNKNOWN_ARTIST, "title": row.get("title") or row["key"],
                   "album": row.get("album"), "key": row["key"], "bpm": row.get("bpm"), "camelot": row.get("camelot")}
         path = self.layout.path_for(fmt, fields)
-        owner = self.catalog.path_owner(path)
-        if owner not in (None, row["key"]):
+        if self._taken(path, row["key"]):
             path = self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
         return path
+
+    def _taken(self, path: Path, key: str) -> bool:
+        """Whether ``path`` belongs to something else: another track, or a file the catalog
+        does not know (the user's own). Compared case-insensitively, as on exFAT and macOS
+        volumes where "ABBA" and "Abba" are one file."""
+        owner = self.catalog.path_owner(path)
+        if owner is not None:
+            return owner != key
+        if not path.parent.is_dir():
+            return False
+        name = path.name.casefold()
+        return any(entry.name.casefold() == name for entry in path.parent.iterdir())
 
     def tags_for(self, row: dict) -> tagging.Tags:
         cover = Path(row["cover_path"]).read_bytes() if row.get("cover_path") and Path(row["cover_path"]).exists() else None
@@ -230,6 +250,17 @@ class Library:
         if fmt == "WAV" and self.wav_backup_dir is not None:
             result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root))
         return result
+
+    def missing_parts(self, key: str) -> list[str]:
+        """What a track still lacks before it can be called done."""
+        row = self.track(key)
+        problems = [f"no {fmt} file" for fmt in FORMATS
+                    if not (record := self.catalog.file(key, fmt)) or not Path(record["path"]).exists()]
+        if row.get("bpm") is None or not row.get("key_name"):
+            problems.append("no audio features")
+        if not row.get("fingerprint"):
+            problems.append("no fingerprint")
+        return problems
 
     def verify(self, key: str, fmt: str) -> list[str]:
         """What is wrong with a track's output (empty when it is sound): the asset check."""
@@ -324,10 +355,11 @@ def free_bytes(path: Path) -> int:
 
 
 def is_writable(path: Path) -> bool:
+    """Whether ``path`` (or the folder it would be created in) can be written."""
     path = Path(path)
     while not path.exists():
         path = path.parent
-    return os.access(path, os.W_OK)
+    return path.is_dir() and os.access(path, os.W_OK)
 
 
 def register_target(library: Library, target: str, resolve: Resolver | None = None) -> tuple[TrackSource, dict]:

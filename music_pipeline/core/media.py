@@ -25,6 +25,7 @@ LOSSLESS_CODECS = {
     "flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "tak", "als", "mp4als",
 }
 MAX_RATE = 48_000
+EXACT_LENGTH_FORMATS = {"flac", "mov", "ogg", "matroska", "aiff", "wav", "caf", "wv", "ape"}
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,11 @@ def validate_source(path: Path) -> AudioInfo:
     played = decoded_duration(path)
     if played < 0.5:
         raise NotAudio(f"{Path(path).name} holds less than half a second of audio.")
-    # A header that promises more than the data holds means the file was cut short.
-    if info.duration_s - played > max(1.0, 0.02 * info.duration_s):
+    # A header that promises more than the data holds means the file was cut short, for
+    # containers whose header states the exact length (FLAC's STREAMINFO, MP4's moov, Ogg
+    # granules). An MP3 without a Xing header has only a bitrate guess: no verdict there.
+    exact = info.format_name.split(",")[0] in EXACT_LENGTH_FORMATS
+    if exact and info.duration_s - played > max(1.0, 0.02 * info.duration_s):
         raise NotAudio(
             f"{Path(path).name} is truncated: its header says {info.duration_s:.1f} s "
             f"but only {played:.1f} s of audio decode.",
@@ -277,7 +281,9 @@ def _write_wav(src: Path, dest: Path, info: AudioInfo, target: Target) -> None:
             assert proc.stdout is not None
             while block := proc.stdout.read(1 << 20):
                 out.writeframesraw(block)
-    except OSError:
+    except BaseException:
+        # Whatever stopped us (a full disk, a terminated run), ffmpeg must not be left
+        # blocked on a pipe nobody reads.
         proc.kill()
         raise
     finally:

@@ -21,6 +21,7 @@ DEFAULT_TEMPLATE = "$format/$artist/$artist - $title"
 FORMATS: dict[str, str] = {"ALAC": "m4a", "AIFF": "aiff", "WAV": "wav"}
 
 MAX_COMPONENT_BYTES = 200
+MAX_RELATIVE_CHARS = 220
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\ufeff]')
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
 _SPACES = re.compile(r"\s+")
@@ -92,9 +93,14 @@ class Layout:
         values["format"] = fmt
         rendered = template.safe_substitute(values)
         parts = [sanitize_component(part) for part in PurePosixPath(rendered).parts if part not in ("/", "")]
-        if suffix:
-            parts[-1] = sanitize_component(f"{parts[-1]} {suffix}")
-        parts[-1] = _truncate_utf8(parts[-1], MAX_COMPONENT_BYTES - 8) + "." + FORMATS[fmt]
+        ending = (f" {suffix}" if suffix else "") + "." + FORMATS[fmt]
+        # Cut the stem, never the suffix or extension: a suffix cut off would make two tracks
+        # share a name again. The whole relative path stays under MAX_RELATIVE_CHARS so the
+        # library still fits Windows' 260-character paths when copied under a short root.
+        room = min(MAX_COMPONENT_BYTES - len(ending.encode()),
+                   MAX_RELATIVE_CHARS - len("/".join(parts[:-1])) - 1 - len(ending))
+        stem = _truncate_utf8(parts[-1], max(room, 16)).rstrip(". ")
+        parts[-1] = (stem or "Unknown") + ending
         path = self.root.joinpath(*parts)
         if not is_within(path, self.root):  # unreachable after sanitising; kept as a guard
             raise TemplateError(f"template for {fmt} leaves the library: {path}")
