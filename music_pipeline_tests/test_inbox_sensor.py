@@ -61,17 +61,16 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     again = tick(instance, library_root, result.cursor)
     assert not again.run_requests and again.skip_reason
 
-    # an edited list is read again, and only its new URL is requested
     # an edited list is read again; tracks whose runs are still going are not requested twice
     for request in result.run_requests:
-        _queue_run(instance, request.partition_key)
+        _start_run(instance, request.partition_key)
     urls.write_text(urls.read_text() + "https://youtu.be/aaaaaaaaaaa\n")
     settle(urls)
     edited = tick(instance, library_root, again.cursor)
     assert [r.partition_key for r in edited.run_requests] == ["youtube-aaaaaaaaaaa"]
 
 
-def _queue_run(instance, key: str) -> None:
+def _start_run(instance, key: str) -> None:
     """An unfinished run for ``key``, as one is between its request and its end."""
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test

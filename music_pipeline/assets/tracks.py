@@ -67,7 +67,7 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
     with track_step(context, lib, "raw_audio") as key:
         lib.ensure_registered(key, context.run.tags.get(TARGET_TAG),
                               resolve=lambda url: resolve_id(url, downloader.options()))
-        lib.catalog.mark_running(key, "raw_audio")
+        lib.catalog.mark_running(key)
         row = lib.fetch_raw(key, downloader.options(), log=context.log.info, force=config.force_download)
     return MaterializeResult(metadata={
         "path": MetadataValue.path(row["raw_path"]),

@@ -153,7 +153,7 @@ class Catalog:
             if cur.rowcount == 0:
                 raise CatalogError(f"track {key} is not in the catalog")
 
-    def mark_running(self, key: str, step: str) -> None:
+    def mark_running(self, key: str) -> None:
         self.update(key, status="running", error=None, error_step=None, error_reason=None)
 
     def mark_failed(self, key: str, step: str, message: str, reason: str) -> None:
