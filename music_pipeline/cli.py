@@ -272,6 +272,76 @@ def _print_track(row: dict, files: list[dict], seconds: float) -> None:
         print(f"     {record['format']:<5} {record['path']}")
 
 
+# -- analyze --------------------------------------------------------------------------------
+
+PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",
+                 "lufs", "loudness_range_lu", "true_peak_db", "replaygain_track_gain_db",
+                 "replaygain_track_peak", "duration_s", "elapsed_s")
+
+
+class Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (total - done) if done else 0
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+                         f"  {elapsed:.0f} s, ~{eta:.0f} s left ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from .core import analysis, batch, tonality
+
+    if args.key_profile not in tonality.PROFILES:
+        print(f"unknown key profile {args.key_profile}; choose from {', '.join(tonality.PROFILES)}",
+              file=sys.stderr)
+        return 2
+    settings = analysis.Settings(bpm_range=(args.min_bpm, args.max_bpm), key_profile=args.key_profile)
+    files = batch.expand(args.targets)
+    if not files:
+        print("no audio files found", file=sys.stderr)
+        return 1
+    jobs = args.jobs or os.cpu_count() or 1
+    progress = Progress("analysing")
+    failures = 0
+    for record in batch.run(files, jobs, settings, on_done=progress):
+        failures += "error" in record
+        if args.json:
+            shown = record if "error" in record else {k: record[k] for k in PUBLIC_FIELDS}
+            if args.fingerprint and "error" not in record:
+                shown["fingerprint"] = record["fingerprint"]
+            line = json.dumps(shown, ensure_ascii=False)
+        elif "error" in record:
+            line = f"{_mark(False)} {record['path']}: {record['error']}"
+        else:
+            lufs = f"{record['lufs']:.1f} LUFS" if record["lufs"] is not None else "-- LUFS"
+            line = (f"{record['bpm']:6.1f} BPM  {record['key']:<9} {record['camelot']:>3} {record['open_key']:>3}  "
+                    f"{lufs}  {record['duration_s']:.0f} s  {record['path']}")
+        if progress.enabled:
+            sys.stderr.write("\r\033[K")
+        print(line, flush=True)
+    progress.close()
+    if failures:
+        print(f"{failures} of {len(files)} file(s) could not be analysed", file=sys.stderr)
+    return 0 if not failures else 1
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -295,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="download/import again even if already here")
     run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     run.set_defaults(func=cmd_run)
+
+    analyze = sub.add_parser("analyze", help="analyse local files (BPM, key, loudness) without the pipeline")
+    analyze.add_argument("targets", nargs="+", metavar="FILE_OR_DIR")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    analyze.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: one per core)")
+    analyze.add_argument("--min-bpm", type=float, default=70.0, help="preferred BPM range, low end (%(default)s)")
+    analyze.add_argument("--max-bpm", type=float, default=180.0, help="preferred BPM range, high end (%(default)s)")
+    analyze.add_argument("--key-profile", default="temperley", help="temperley, krumhansl or edma (%(default)s)")
+    analyze.add_argument("--fingerprint", action="store_true", help="include the Chromaprint fingerprint in --json")
+    analyze.set_defaults(func=cmd_analyze)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")

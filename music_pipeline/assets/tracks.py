@@ -84,27 +84,10 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
     })
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"librosa"})
-def audio_features(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
-    """BPM, key (canonical, Camelot, Open Key) and EBU R128 loudness of the raw audio."""
-    lib = library.get()
-    with track_step(context, lib, "audio_features") as key:
-        result = lib.analyse(key)
-    return MaterializeResult(metadata={
-        "bpm": result.bpm,
-        "key": result.key,
-        "camelot": result.camelot,
-        "open_key": result.open_key,
-        "key_confidence": result.key_confidence,
-        "lufs": result.lufs if result.lufs is not None else float("nan"),
-        "true_peak_db": result.true_peak_db if result.true_peak_db is not None else float("nan"),
-        "duration_s": result.duration_s,
-    })
-
-
 @asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"})
 def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
-    """The Chromaprint fingerprint of the raw audio and the duration it covers."""
+    """The Chromaprint fingerprint of the raw audio and the duration it covers. Decodes the
+    track once for this and the analysis."""
     lib = library.get()
     with track_step(context, lib, "fingerprint") as key:
         result = lib.fingerprint(key)
@@ -112,6 +95,28 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Mat
         "covers_s": result.duration_s,
         "fingerprint_chars": len(result.fingerprint),
         "fingerprint_start": result.fingerprint[:32],
+    })
+
+
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"})
+def audio_features(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak
+    and ReplayGain 2.0 gain of the raw audio, from the decode the fingerprint step made."""
+    lib = library.get()
+    with track_step(context, lib, "audio_features") as key:
+        result = lib.analyse(key)
+    return MaterializeResult(metadata={
+        "bpm": result.bpm,
+        "bpm_confidence": result.bpm_confidence,
+        "key": result.key,
+        "camelot": result.camelot,
+        "open_key": result.open_key,
+        "key_confidence": result.key_confidence,
+        "lufs": result.lufs if result.lufs is not None else float("nan"),
+        "true_peak_db": result.true_peak_db if result.true_peak_db is not None else float("nan"),
+        "replaygain_track_gain_db": result.replaygain_track_gain_db
+        if result.replaygain_track_gain_db is not None else float("nan"),
+        "duration_s": result.duration_s,
     })
 
 

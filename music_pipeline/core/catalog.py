@@ -56,6 +56,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (track_key, format)
     );
     """,
+    # 2: analysis confidence and ReplayGain 2.0
+    """
+    ALTER TABLE tracks ADD COLUMN bpm_confidence REAL;
+    ALTER TABLE tracks ADD COLUMN replaygain_track_gain_db REAL;
+    ALTER TABLE tracks ADD COLUMN replaygain_track_peak REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

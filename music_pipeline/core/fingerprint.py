@@ -40,6 +40,15 @@ def fingerprint_pcm(pcm: bytes, rate: int, channels: int = 1, max_seconds: int =
     return Fingerprint(text, round(min(frames / rate, max_seconds), 3))
 
 
+def fingerprint_float(signal, rate: int, max_seconds: int = MAX_SECONDS) -> Fingerprint:
+    """Fingerprint an already decoded mono float signal (shared with the analysis)."""
+    import numpy as np
+
+    head = signal[: rate * max_seconds]
+    pcm = (np.clip(head, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return fingerprint_pcm(pcm, rate, 1, max_seconds)
+
+
 def fingerprint_file(path: Path, max_seconds: int = MAX_SECONDS) -> Fingerprint:
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-t", str(max_seconds),
            "-ac", "1", "-ar", str(FP_RATE), "-f", "s16le", "pipe:1"]

@@ -10,6 +10,7 @@ the Dagster layer be one thin asset per step. Layout of ``<root>``::
     inbox/imported/          inbox files after a successful import (never deleted)
     _raw/<key>.<ext>         the original audio as downloaded or imported
     _raw/<key>.cover.jpg     its cover art, when it has any
+    _raw/<key>.decoded.npz   the decoded analysis signal, between the fingerprint and analysis steps
     ALAC/ AIFF/ WAV/         the outputs, by path template
     _trash/<date>/           files the pipeline replaced, kept instead of deleted
 """
@@ -22,9 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import features as feats
+from . import analysis, media, tagging
 from . import fingerprint as fp
-from . import media, tagging
 from .catalog import CATALOG_FILE, Catalog
 from .download import Downloaded, DownloadOptions, download, scratch_dir
 from .errors import NotAudio, NotRegistered, TrackError
@@ -178,22 +178,46 @@ class Library:
             raise TrackError(f"The raw audio of {key} is missing.", hint="Materialise raw_audio for this track first.")
         return row, path
 
-    # -- step 2: analysis and fingerprint --------------------------------------------------
+    # -- step 2: fingerprint and analysis, from one decode -----------------------------------
+    #
+    # The fingerprint comes first (so a duplicate can be caught before any further work);
+    # it decodes the track once and leaves the decoded signal and loudness beside the raw
+    # file for the analysis, which removes it when done.
 
-    def analyse(self, key: str) -> feats.Features:
-        _, path = self.raw(key)
-        result = feats.analyse(path)
-        self.catalog.update(
-            key, bpm=result.bpm, key_name=result.key, key_short=result.key_short, camelot=result.camelot,
-            open_key=result.open_key, key_confidence=result.key_confidence, lufs=result.lufs,
-            loudness_range_lu=result.loudness_range_lu, true_peak_db=result.true_peak_db,
-        )
-        return result
+    def _decoded_path(self, key: str) -> Path:
+        return self.raw_dir / f"{key}.decoded.npz"
+
+    def decoded(self, key: str) -> analysis.Decoded:
+        """The track decoded for analysis: from the cache the fingerprint step left, or anew."""
+        _, raw_path = self.raw(key)
+        cache = self._decoded_path(key)
+        if cache.exists() and cache.stat().st_mtime >= raw_path.stat().st_mtime:
+            try:
+                return analysis.Decoded.load(cache)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is only a lost shortcut
+        decoded = analysis.decode(raw_path)
+        with atomic_target(cache) as tmp, disk_errors(cache):
+            decoded.save(tmp)
+        return decoded
 
     def fingerprint(self, key: str) -> fp.Fingerprint:
-        _, path = self.raw(key)
-        result = fp.fingerprint_file(path)
+        decoded = self.decoded(key)
+        result = fp.fingerprint_float(decoded.signal, analysis.RATE)
         self.catalog.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s)
+        return result
+
+    def analyse(self, key: str, settings: analysis.Settings | None = None) -> analysis.Features:
+        settings = settings or analysis.Settings(fingerprint=False)
+        result = analysis.features_of(self.decoded(key), settings)
+        self.catalog.update(
+            key, bpm=result.bpm, bpm_confidence=result.bpm_confidence, key_name=result.key,
+            key_short=result.key_short, camelot=result.camelot, open_key=result.open_key,
+            key_confidence=result.key_confidence, lufs=result.lufs, loudness_range_lu=result.loudness_range_lu,
+            true_peak_db=result.true_peak_db, replaygain_track_gain_db=result.replaygain_track_gain_db,
+            replaygain_track_peak=result.replaygain_track_peak,
+        )
+        self._decoded_path(key).unlink(missing_ok=True)
         return result
 
     # -- step 3: outputs ----------------------------------------------------------------
@@ -227,6 +251,7 @@ class Library:
             title=row.get("title") or row["key"], artist=row.get("artist") or UNKNOWN_ARTIST,
             album=row.get("album"), bpm=row.get("bpm"), key=key, isrc=row.get("isrc"),
             source_url=redact_url(row.get("webpage_url") or row.get("source_url") or "") or None, cover=cover,
+            replaygain_gain_db=row.get("replaygain_track_gain_db"), replaygain_peak=row.get("replaygain_track_peak"),
         )
 
     def render(self, key: str, fmt: str) -> FileResult:
@@ -285,6 +310,8 @@ class Library:
             value = getattr(wanted, name)
             if value and not found.get(name):
                 problems.append(f"tag {name} is missing")
+        if wanted.replaygain_gain_db is not None and not found.get("replaygain_track_gain"):
+            problems.append("ReplayGain tags are missing")
         if wanted.cover and not found.get("cover_bytes"):
             problems.append("cover art is missing")
         if fmt == "WAV" and media.wav_format_tag(path) != 1:

@@ -78,7 +78,10 @@ def raise_for_stderr(stderr: str, what: str, input_path: Path | None = None) -> 
             f"The disk filled up during {what}.",
             hint="Free some space in the library folder and retry; nothing partial was kept.",
         )
-    if "Invalid data found when processing input" in stderr or "could not find codec parameters" in stderr.lower():
+    unreadable = ("Invalid data found when processing input", "could not find codec parameters",
+                  "misdetection possible", "Failed to read frame size", "matches no streams",
+                  "does not contain any stream", "Error while decoding")
+    if any(marker.lower() in stderr.lower() for marker in unreadable):
         raise NotAudio(f"{name} is not an audio file ffmpeg can read ({tail}).")
     raise MediaToolError(f"{what} failed: {tail}")
 

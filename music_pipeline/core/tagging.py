@@ -30,6 +30,8 @@ class Tags:
     source_url: str | None = None
     cover: bytes | None = None  # JPEG or PNG bytes
     comment: str | None = None
+    replaygain_gain_db: float | None = None  # ReplayGain 2.0 track gain
+    replaygain_peak: float | None = None  # linear true peak
 
 
 def _cover_mime(data: bytes) -> str:
@@ -72,6 +74,8 @@ def _write_mp4(path: Path, tags: Tags) -> None:
         t[FREEFORM + "SOURCE_URL"] = [mp4.MP4FreeForm(tags.source_url.encode())]
     if tags.comment:
         t["\xa9cmt"] = [tags.comment]
+    for name, value in _replaygain(tags).items():  # lower case, as foobar2000 and Picard write them
+        t[FREEFORM + name.lower()] = [mp4.MP4FreeForm(value.encode())]
     if tags.cover:
         kind = mp4.MP4Cover.FORMAT_PNG if _cover_mime(tags.cover) == "image/png" else mp4.MP4Cover.FORMAT_JPEG
         t["covr"] = [mp4.MP4Cover(tags.cover, imageformat=kind)]
@@ -99,9 +103,20 @@ def _write_id3(path: Path, fmt: str, tags: Tags) -> None:
         t.add(id3.WOAS(url=tags.source_url))
     if tags.comment:
         t.add(id3.COMM(encoding=3, lang="eng", desc="", text=tags.comment))
+    for name, value in _replaygain(tags).items():
+        t.add(id3.TXXX(encoding=3, desc=name, text=value))
     if tags.cover:
         t.add(id3.APIC(encoding=3, mime=_cover_mime(tags.cover), type=3, desc="Cover", data=tags.cover))
     audio.save(v2_version=4)
+
+
+def _replaygain(tags: Tags) -> dict[str, str]:
+    values = {}
+    if tags.replaygain_gain_db is not None:
+        values["REPLAYGAIN_TRACK_GAIN"] = f"{tags.replaygain_gain_db:+.2f} dB"
+    if tags.replaygain_peak is not None:
+        values["REPLAYGAIN_TRACK_PEAK"] = f"{tags.replaygain_peak:.6f}"
+    return values
 
 
 def read_tags(path: Path, fmt: str) -> dict[str, object]:
@@ -122,6 +137,8 @@ def read_tags(path: Path, fmt: str) -> dict[str, object]:
             "title": first("\xa9nam"), "artist": first("\xa9ART"), "album": first("\xa9alb"),
             "bpm": first("tmpo"), "key": free("initialkey"), "isrc": free("ISRC"),
             "source_url": free("SOURCE_URL"), "cover_bytes": len(bytes(covers[0])) if covers else 0,
+            "replaygain_track_gain": free("replaygain_track_gain"),
+            "replaygain_track_peak": free("replaygain_track_peak"),
         }
     audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
     t = audio.tags
@@ -139,4 +156,6 @@ def read_tags(path: Path, fmt: str) -> dict[str, object]:
         "title": text("TIT2"), "artist": text("TPE1"), "album": text("TALB"),
         "bpm": int(float(bpm)) if bpm else None, "key": text("TKEY"), "isrc": text("TSRC"),
         "source_url": woas[0].url if woas else None, "cover_bytes": len(apic[0].data) if apic else 0,
+        "replaygain_track_gain": text("TXXX:REPLAYGAIN_TRACK_GAIN"),
+        "replaygain_track_peak": text("TXXX:REPLAYGAIN_TRACK_PEAK"),
     }
