@@ -76,3 +76,40 @@ def make_track(path: Path, seconds: float = 8.0, bpm: float = 120.0, tonic: str 
                rate: int = 44_100, codec_args: list[str] | None = None, metadata: dict[str, str] | None = None,
                seed: int = 0) -> Path:
     return write(path, song(seconds, bpm, tonic, minor, rate, seed=seed), rate, codec_args, metadata)
+
+
+def click_track(seconds: float, bpm: float, rate: int = 44_100, accent_every: int = 4) -> np.ndarray:
+    """Clicks on every beat (accented on the first of each bar): the plainest tempo test."""
+    n = int(seconds * rate)
+    out = np.zeros(n)
+    length = int(0.02 * rate)
+    t = np.arange(length) / rate
+    click = np.sin(2 * np.pi * 1500 * t) * np.exp(-t * 300)
+    for index, start in enumerate(np.arange(0, seconds, 60.0 / bpm)):
+        i = int(start * rate)
+        gain = 1.0 if index % accent_every == 0 else 0.6
+        out[i:i + length] += gain * click[: max(0, min(length, n - i))]
+    return np.repeat((0.8 * out / np.abs(out).max())[:, None], 2, axis=1).astype(np.float32)
+
+
+def scale(tonic: str, minor: bool, seconds: float = 12.0, rate: int = 44_100) -> np.ndarray:
+    """The scale (harmonic minor for minor keys) up and down over a tonic drone, piano-like tones."""
+    steps = [0, 2, 3, 5, 7, 8, 11, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    melody = steps + steps[-2::-1]
+    n = int(seconds * rate)
+    out = np.zeros(n)
+    base = 60 + NOTE[tonic]
+    note_len = seconds / len(melody)
+    t_note = np.arange(int(note_len * rate)) / rate
+    env = np.minimum(1, t_note * 50) * np.exp(-t_note * 2)
+    for index, step in enumerate(melody):
+        f = _freq(base + step)
+        i = int(index * note_len * rate)
+        tone = sum(np.sin(2 * np.pi * f * k * t_note) / k ** 1.5 for k in range(1, 6))
+        out[i:i + t_note.size] += (env * tone)[: max(0, min(t_note.size, n - i))]
+    t = np.arange(n) / rate
+    third = 3 if minor else 4
+    for interval in (-12, -12 + third, -12 + 7):  # the tonic triad, sustained low
+        out += 0.15 * np.sin(2 * np.pi * _freq(base + interval) * t)
+    out /= np.abs(out).max() / 0.7
+    return np.repeat(out[:, None], 2, axis=1).astype(np.float32)

@@ -1,16 +1,16 @@
 """One decode per track, every feature from it.
 
-ffmpeg decodes the file once. Its filter graph splits the decoded audio in two: the
-full-rate, all-channel branch goes through the EBU R128 meter (integrated loudness,
-loudness range, true peak, as the standard defines them on the original channels), the
-other is downmixed to mono and resampled to ``RATE`` and streamed to us as float32. That
-one signal serves tempo, key and the Chromaprint fingerprint (11 025 Hz is Chromaprint's
-own working rate). Memory stays bounded: 10 minutes of audio are 26 MB here.
+The file is decoded once, in blocks: in-process by libsndfile where it can (WAV, AIFF,
+FLAC, Ogg, MP3: no process to start), else by ffmpeg through a pipe. Each block goes to
+the EBU R128 meter at its full rate and channel count (loudness and true peak are defined
+on the original channels), and, downmixed to mono, through a streaming soxr resampler to
+``RATE``. That one signal serves tempo, key and the Chromaprint fingerprint (11 025 Hz is
+Chromaprint's own working rate). Memory stays bounded: only one block is held at full
+rate, and ten minutes at the analysis rate are 26 MB.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fingerprint as fp
-from . import media, tempo, tonality
+from . import loudness, media, tempo, tonality
 from .errors import MediaToolError, NotAudio
 
 RATE = 11_025
@@ -82,35 +82,93 @@ class Features:
         return asdict(self)
 
 
-_SUMMARY = {
-    "lufs": re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS"),
-    "lra": re.compile(r"Loudness range:\s*LRA:\s*(-?[\d.]+)\s*LU"),
-    "true_peak_db": re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)\s*dBFS"),
-}
+BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: what is in memory at full rate at any time
+
+
+def _soundfile_blocks(path: Path):
+    """(rate, channels, blocks) read in-process by libsndfile: WAV, AIFF, FLAC, Ogg, MP3."""
+    import soundfile
+
+    info = soundfile.info(str(path))  # raises for formats libsndfile does not read
+    blocks = soundfile.blocks(str(path), blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True)
+    return info.samplerate, info.channels, blocks
+
+
+def _ffmpeg_blocks(path: Path):
+    """(rate, channels, blocks) decoded by ffmpeg (AAC, Opus, WMA, video containers...) as a
+    float WAV stream on a pipe, at the file's own rate and channel count."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-c:a", "pcm_f32le",
+           "-f", "wav", "pipe:1"]
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError as err:
+        raise MediaToolError("ffmpeg is not installed.", hint="Run `music-pipeline doctor`.") from err
+    assert proc.stdout is not None and proc.stderr is not None
+    header = proc.stdout.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF":
+        stderr = proc.stderr.read().decode("utf-8", "replace")
+        proc.wait()
+        media.raise_for_stderr(stderr or "Invalid data found when processing input", "decoding for analysis",
+                               Path(path))
+        raise NotAudio(f"{Path(path).name} decodes to no audio.")
+    rate = channels = 0
+    while True:
+        chunk = proc.stdout.read(8)
+        if len(chunk) < 8:
+            raise NotAudio(f"{Path(path).name} decodes to no audio.")
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"data":
+            break
+        body = proc.stdout.read(size + (size & 1))
+        if chunk[:4] == b"fmt ":
+            channels = int.from_bytes(body[2:4], "little")
+            rate = int.from_bytes(body[4:8], "little")
+
+    def blocks():
+        frame_bytes = 4 * channels
+        try:
+            while data := proc.stdout.read(BLOCK_FRAMES * frame_bytes):
+                usable = len(data) - len(data) % frame_bytes
+                yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+        finally:
+            proc.stdout.close()
+            stderr = proc.stderr.read().decode("utf-8", "replace")
+            if proc.wait() != 0:
+                media.raise_for_stderr(stderr, "decoding for analysis", Path(path))
+
+    return rate, channels, blocks()
 
 
 def decode(path: Path) -> Decoded:
-    """Decode ``path`` once: the analysis signal and the EBU R128 measurements."""
-    graph = ("[0:a:0]asplit=2[meter][analysis];[meter]ebur128=peak=true,anullsink;"
-             f"[analysis]aresample={RATE},aformat=sample_fmts=flt:channel_layouts=mono[out]")
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-filter_complex", graph,
-           "-map", "[out]", "-f", "f32le", "pipe:1"]
+    """Decode ``path`` once, streaming: the analysis signal and the EBU R128 measurements."""
+    import soxr
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise NotAudio(f"{path.name} is missing or empty.")
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except FileNotFoundError as err:
-        raise MediaToolError("ffmpeg is not installed.", hint="Run `music-pipeline doctor`.") from err
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        media.raise_for_stderr(stderr, "decoding for analysis", Path(path))
-    signal = np.frombuffer(proc.stdout, dtype=np.float32)
+        rate, channels, blocks = _soundfile_blocks(path)
+    except Exception:  # libsndfile does not know the format: ffmpeg knows (nearly) all
+        rate, channels, blocks = _ffmpeg_blocks(path)
+    if not rate or not channels:
+        raise NotAudio(f"{path.name} has no audio stream.")
+    meter = loudness.Meter(rate, channels)
+    resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32", quality="HQ")
+    parts = []
+    try:
+        for block in blocks:
+            planar = np.ascontiguousarray(block.T)  # (channels, frames): fast per-channel work
+            meter.feed(planar)
+            mono = planar[0] if channels == 1 else planar.mean(axis=0, dtype=np.float32)
+            parts.append(resampler.resample_chunk(mono))
+    except RuntimeError as err:  # libsndfile's error for a damaged file
+        raise NotAudio(f"{path.name} could not be decoded: {err}") from err
+    parts.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    signal = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if signal.size < RATE // 2:
-        raise NotAudio(f"{Path(path).name} holds less than half a second of audio to analyse.")
-    summary = stderr[stderr.rfind("Summary:"):]
-    values: dict[str, float | None] = {}
-    for name, pattern in _SUMMARY.items():
-        match = pattern.search(summary)
-        values[name] = None if not match or match.group(1) == "-inf" else float(match.group(1))
-    return Decoded(signal, values["lufs"], values["lra"], values["true_peak_db"])
+        raise NotAudio(f"{path.name} holds less than half a second of audio to analyse.")
+    lufs, lra, true_peak = meter.result()
+    return Decoded(signal, lufs, lra, true_peak)
 
 
 def replaygain(lufs: float | None, true_peak_db: float | None) -> tuple[float | None, float | None]:

@@ -24,7 +24,7 @@ import numpy as np
 
 DEFAULT_RANGE = (70.0, 180.0)
 MIN_BPM, MAX_BPM = 40.0, 260.0
-RATIOS = (1 / 3, 1 / 2, 2 / 3, 1.0, 3 / 2, 2.0, 3.0)
+PULSE_THRESHOLD = 0.75  # "nearly as strong": a faster period keeping 3/4 of the strongest one's strength
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,28 @@ class Tempo:
     confidence: float  # 0..1: how clearly one periodicity stands out
 
 
-def onset_envelope(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 512) -> tuple[np.ndarray, float]:
-    """Spectral-flux onset strength; returns (envelope, frames per second)."""
-    if signal.size < n_fft:
-        return np.zeros(1, dtype=np.float32), rate / hop
-    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1))
-    # Up to ~5.5 kHz at 11 kHz sampling; skip the DC bin.
-    log_spec = np.log1p(100.0 * spectrum[:, 1:]).astype(np.float32)
-    flux = np.maximum(np.diff(log_spec, axis=0), 0.0).sum(axis=1)
+def onset_envelope(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 512,
+                   chunk: int = 4096) -> tuple[np.ndarray, float]:
+    """Spectral-flux onset strength; returns (envelope, frames per second).
+
+    Frames are transformed ``chunk`` at a time so memory stays small for long tracks."""
     fps = rate / hop
+    if signal.size < n_fft:
+        return np.zeros(1, dtype=np.float32), fps
+    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
+    window = np.hanning(n_fft).astype(np.float32)
+    flux = np.empty(frames.shape[0] - 1, dtype=np.float32)
+    previous = None
+    for start in range(0, frames.shape[0], chunk):
+        spectrum = np.abs(np.fft.rfft(frames[start:start + chunk] * window, axis=1))
+        # Up to ~5.5 kHz at 11 kHz sampling; skip the DC bin.
+        log_spec = np.log1p(100.0 * spectrum[:, 1:]).astype(np.float32)
+        if previous is not None:
+            log_spec = np.concatenate([previous, log_spec])
+        diff = np.maximum(np.diff(log_spec, axis=0), 0.0).sum(axis=1)
+        offset = start - 1 if previous is not None else 0
+        flux[offset:offset + diff.size] = diff
+        previous = log_spec[-1:]
     # Remove the slowly varying part (one-second moving average): only attacks remain.
     width = max(1, int(fps))
     local = np.convolve(flux, np.ones(width, dtype=np.float32) / width, mode="same")
@@ -73,40 +85,35 @@ def _salience(acf: np.ndarray, fps: float, bpm: np.ndarray, multiples: int = 4) 
     return total / multiples
 
 
-def _prior(bpm: np.ndarray, low: float, high: float, width_octaves: float = 0.25) -> np.ndarray:
-    """1 inside [low, high], a Gaussian fall-off in octaves outside it."""
-    below = np.log2(np.maximum(low / bpm, 1.0))
-    above = np.log2(np.maximum(bpm / high, 1.0))
-    return np.exp(-0.5 * ((below + above) / width_octaves) ** 2)
-
-
 def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = DEFAULT_RANGE) -> Tempo:
     envelope, fps = onset_envelope(signal, rate)
     if envelope.size < fps * 4 or not np.any(envelope > 0):
         return Tempo(0.0, 0.0)
     acf = _autocorrelation(envelope)
-    grid = MIN_BPM * 2 ** (np.arange(0, np.log2(MAX_BPM / MIN_BPM), 1 / 240))  # 0.3 % steps
-    salience = _salience(acf, fps, grid)
-    # The strongest periodicity, whatever its metrical level.
-    strongest = grid[int(np.argmax(salience))]
-    candidates = []
-    for ratio in RATIOS:
-        centre = strongest * ratio
-        if not MIN_BPM <= centre <= MAX_BPM:
-            continue
-        near = np.abs(np.log2(grid / centre)) < 0.03  # ±2 %: find the local peak
-        index = np.flatnonzero(near)[np.argmax(salience[near])]
-        candidates.append((grid[index], salience[index]))
     low, high = preferred
-    scores = [s * float(_prior(np.array([b]), low, high)[0]) for b, s in candidates]
-    best = int(np.argmax(scores))
-    bpm = _refine(acf, fps, candidates[best][0])
-    ordered = sorted(scores, reverse=True)
-    runner_up = ordered[1] if len(ordered) > 1 else 0.0
-    # Confident when the chosen level clearly beats the alternatives and the pulse is strong.
-    margin = (ordered[0] - runner_up) / ordered[0] if ordered[0] > 0 else 0.0
-    strength = min(1.0, candidates[best][1] / 0.5)
-    return Tempo(round(bpm, 1), round(float(np.clip(0.5 * margin + 0.5 * strength, 0, 1)), 3))
+    grid = MIN_BPM * 2 ** (np.arange(0, np.log2(MAX_BPM / MIN_BPM), 1 / 240))  # 0.3 % steps
+    strength = np.maximum(_interp(acf, fps * 60.0 / grid), 0.0)
+    peaks = np.flatnonzero((strength[1:-1] > strength[:-2]) & (strength[1:-1] >= strength[2:])) + 1
+    allowed = peaks[(grid[peaks] >= low / 2) & (grid[peaks] <= high)]
+    if allowed.size == 0:
+        return Tempo(0.0, 0.0)
+    # A periodic pulse repeats at every multiple of its period, so the slower readings (half,
+    # a third of the tempo) are as strong as the true one: like a pitch detector, take the
+    # fastest periodicity that is nearly as strong as the strongest one.
+    top = strength[allowed].max()
+    strong = allowed[strength[allowed] >= PULSE_THRESHOLD * top]
+    choice = grid[strong.max()]
+    while choice < low and choice * 2 <= high:  # below the range: count the double time
+        choice *= 2
+    bpm = _refine(acf, fps, choice)
+    # Confidence: how strongly the onsets repeat at that period, and how clearly it stands
+    # out from the other periodicities.
+    chosen = float(np.interp(bpm, grid, strength))
+    others = strength[allowed][np.abs(np.log2(grid[allowed] / bpm)) > 0.05]
+    rival = float(others.max()) if others.size else 0.0
+    margin = max(0.0, chosen - rival) / chosen if chosen > 0 else 0.0
+    confidence = float(np.clip(0.5 * min(1.0, chosen / 0.5) + 0.5 * min(1.0, 4 * margin), 0, 1))
+    return Tempo(round(bpm, 1), round(confidence, 3))
 
 
 def _refine(acf: np.ndarray, fps: float, bpm: float) -> float:

@@ -38,6 +38,8 @@ F_MIN, F_MAX = 60.0, 3500.0
 BINS_PER_SEMITONE = 3
 HARMONICS = (1, 2, 3, 4)
 HARMONIC_DECAY = 0.6
+WEIGHT_POWER = 2.0  # peak energy
+PEAK_FLOOR = 10 ** (-60 / 20)  # peaks more than 60 dB below the frame's loudest are noise
 
 
 @dataclass(frozen=True)
@@ -47,30 +49,36 @@ class KeyEstimate:
     chroma: tuple[float, ...]  # the 12-bin profile, C first, max 1
 
 
-def _peaks(signal: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frequency Hz, magnitude) of the spectral peaks of every frame, with frame weights folded in."""
+def _peaks(signal: np.ndarray, rate: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(frequency Hz, magnitude relative to its frame's loudest peak) of every frame's spectral
+    peaks; frames are transformed ``chunk`` at a time to keep memory small."""
     if signal.size < N_FFT:
         signal = np.pad(signal, (0, N_FFT - signal.size))
     frames = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::HOP]
-    spec = np.abs(np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1))
-    lo, hi = int(F_MIN * N_FFT / rate), min(spec.shape[1] - 2, int(F_MAX * N_FFT / rate))
-    mid = spec[:, lo:hi]
-    left, right = spec[:, lo - 1:hi - 1], spec[:, lo + 1:hi + 1]
-    frame_max = spec.max(axis=1, keepdims=True) + 1e-12
-    is_peak = (mid > left) & (mid >= right) & (mid > frame_max * 10 ** (-60 / 20))
-    f_idx, b_idx = np.nonzero(is_peak)
-    if f_idx.size == 0:
+    window = np.hanning(N_FFT).astype(np.float32)
+    freqs, mags = [], []
+    for start in range(0, frames.shape[0], chunk):
+        spec = np.abs(np.fft.rfft(frames[start:start + chunk] * window, axis=1))
+        lo, hi = int(F_MIN * N_FFT / rate), min(spec.shape[1] - 2, int(F_MAX * N_FFT / rate))
+        mid = spec[:, lo:hi]
+        left, right = spec[:, lo - 1:hi - 1], spec[:, lo + 1:hi + 1]
+        frame_max = spec.max(axis=1, keepdims=True) + 1e-12
+        is_peak = (mid > left) & (mid >= right) & (mid > frame_max * PEAK_FLOOR)
+        f_idx, b_idx = np.nonzero(is_peak)
+        if f_idx.size == 0:
+            continue
+        # Parabolic interpolation on log magnitude for the true peak frequency.
+        a = np.log(left[f_idx, b_idx] + 1e-12)
+        b = np.log(mid[f_idx, b_idx] + 1e-12)
+        c = np.log(right[f_idx, b_idx] + 1e-12)
+        denom = a - 2 * b + c
+        offset = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / denom, 0.0)
+        freqs.append((lo + b_idx + offset) * rate / N_FFT)
+        # Each frame weighs the same (its loudest peak is 1): a loud chorus does not outvote a verse.
+        mags.append(mid[f_idx, b_idx] / frame_max[f_idx, 0])
+    if not freqs:
         return np.zeros(0), np.zeros(0)
-    # Parabolic interpolation on log magnitude for the true peak frequency.
-    a = np.log(left[f_idx, b_idx] + 1e-12)
-    b = np.log(mid[f_idx, b_idx] + 1e-12)
-    c = np.log(right[f_idx, b_idx] + 1e-12)
-    denom = a - 2 * b + c
-    offset = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / denom, 0.0)
-    freq = (lo + b_idx + offset) * rate / N_FFT
-    # Each frame weighs the same (its loudest peak is 1): a loud chorus does not outvote a verse.
-    magnitude = mid[f_idx, b_idx] / frame_max[f_idx, 0]
-    return freq, magnitude
+    return np.concatenate(freqs), np.concatenate(mags)
 
 
 def _tuning(pitch: np.ndarray, weight: np.ndarray) -> float:
@@ -86,7 +94,7 @@ def chroma(signal: np.ndarray, rate: int) -> np.ndarray:
     if freq.size == 0:
         return np.zeros(12)
     pitch = 12 * np.log2(freq / 440.0) + 69  # MIDI pitch, fractional
-    weight = magnitude ** 2
+    weight = magnitude ** WEIGHT_POWER
     pitch = pitch - _tuning(pitch, weight)
     bins = 12 * BINS_PER_SEMITONE
     profile = np.zeros(bins)
@@ -97,7 +105,7 @@ def chroma(signal: np.ndarray, rate: int) -> np.ndarray:
             target = np.floor(position).astype(int) + shift
             distance = np.abs(position - target) / BINS_PER_SEMITONE  # in semitones
             w = np.where(distance < 2 / 3, np.cos(np.pi / 2 * distance / (2 / 3)) ** 2, 0.0)
-            np.add.at(profile, target % bins, gain * weight * w)
+            profile += np.bincount(target % bins, weights=gain * weight * w, minlength=bins)
     # Fold the 36 bins to 12: each semitone's centre bin plus its two neighbours.
     twelve = np.roll(profile, BINS_PER_SEMITONE // 2).reshape(12, BINS_PER_SEMITONE).sum(axis=1)
     return twelve / twelve.max() if twelve.max() > 0 else twelve

@@ -1,0 +1,169 @@
+"""Audio analysis on signals whose tempo and key are known by construction, the key
+notations, and the `music-pipeline analyze` contract."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from music_pipeline.core import analysis
+from music_pipeline.core.keys import ALL_KEYS, Key
+
+from .audio import click_track, make_track, scale, write
+
+CAMELOT = {  # the published wheel
+    "C major": "8B", "G major": "9B", "D major": "10B", "A major": "11B", "E major": "12B", "B major": "1B",
+    "F# major": "2B", "Db major": "3B", "Ab major": "4B", "Eb major": "5B", "Bb major": "6B", "F major": "7B",
+    "A minor": "8A", "E minor": "9A", "B minor": "10A", "F# minor": "11A", "C# minor": "12A", "G# minor": "1A",
+    "Eb minor": "2A", "Bb minor": "3A", "F minor": "4A", "C minor": "5A", "G minor": "6A", "D minor": "7A",
+}
+OPEN_KEY = {  # Open Key: Camelot turned so that C major is 1d and A minor 1m
+    name: f"{(int(code[:-1]) - 8) % 12 + 1}{'m' if code[-1] == 'A' else 'd'}" for name, code in CAMELOT.items()
+}
+
+
+def test_all_24_keys_in_every_notation() -> None:
+    assert len({k.name for k in ALL_KEYS}) == 24
+    for key in ALL_KEYS:
+        assert key.camelot == CAMELOT[key.name], key.name
+        assert key.open_key == OPEN_KEY[key.name], key.name
+        for spelling in (key.name, key.short, key.camelot, key.open_key):
+            assert Key.parse(spelling) == key, spelling
+    assert Key.parse("F# minor").open_key == "4m" and Key.parse("C major").open_key == "1d"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Gbm", "F# minor"), ("a", "A minor"), ("a:minor", "A minor"), ("C:maj", "C major"),
+    ("B-flat major", "Bb major"), ("A#m", "Bb minor"), ("Db", "Db major"), ("C#", "Db major"),
+])
+def test_key_spellings(text: str, expected: str) -> None:
+    assert Key.parse(text).name == expected
+
+
+@pytest.mark.parametrize("bpm", [75, 90, 100, 124, 128, 140, 150, 165, 174, 178])
+def test_click_tracks_keep_their_tempo(tmp_path: Path, bpm: float) -> None:
+    path = write(tmp_path / f"click{bpm}.flac", click_track(30, bpm), 44_100, ["-c:a", "flac"])
+    result = analysis.analyse(path)
+    assert abs(result.bpm - bpm) <= 0.01 * bpm, result.bpm  # no half or double tempo
+    assert result.bpm_confidence > 0.3
+
+
+@pytest.mark.parametrize("bpm", [86.5, 120.0, 126.3, 172.0])
+def test_songs_with_drums_and_chords(tmp_path: Path, bpm: float) -> None:
+    path = make_track(tmp_path / "song.flac", seconds=40, bpm=bpm, codec_args=["-c:a", "flac"])
+    result = analysis.analyse(path)
+    assert abs(result.bpm - bpm) <= 0.005 * bpm + 0.1, result.bpm  # to a tenth, near enough
+
+
+def test_preferred_range_decides_between_octaves(tmp_path: Path) -> None:
+    path = write(tmp_path / "click.flac", click_track(30, 90), 44_100, ["-c:a", "flac"])
+    assert abs(analysis.analyse(path).bpm - 90) < 1
+    fast = analysis.analyse(path, analysis.Settings(bpm_range=(150, 230)))
+    assert abs(fast.bpm - 180) < 2
+
+
+@pytest.mark.parametrize("tonic, minor", [("C", False), ("A", True), ("F#", True), ("Bb", False), ("E", False),
+                                          ("G", True), ("Db", False), ("C#", True)])
+def test_chord_progressions_give_their_key(tmp_path: Path, tonic: str, minor: bool) -> None:
+    path = make_track(tmp_path / "prog.flac", seconds=30, bpm=120, tonic=tonic, minor=minor,
+                      codec_args=["-c:a", "flac"])
+    result = analysis.analyse(path)
+    assert Key.parse(result.key) == Key.parse(f"{tonic} {'minor' if minor else 'major'}"), result.key
+    assert result.camelot == Key.parse(result.key).camelot and result.open_key == Key.parse(result.key).open_key
+
+
+@pytest.mark.parametrize("tonic, minor", [("D", False), ("Eb", False), ("B", True), ("F", True)])
+def test_scales_give_their_key(tmp_path: Path, tonic: str, minor: bool) -> None:
+    path = write(tmp_path / "scale.flac", scale(tonic, minor), 44_100, ["-c:a", "flac"])
+    result = analysis.analyse(path)
+    assert Key.parse(result.key) == Key.parse(f"{tonic} {'minor' if minor else 'major'}"), result.key
+
+
+def test_key_survives_detuning(tmp_path: Path) -> None:
+    """A record pressed 40 cents sharp is still in its key."""
+    base = make_track(tmp_path / "a.flac", seconds=20, tonic="A", minor=True, codec_args=["-c:a", "flac"])
+    sharp = tmp_path / "sharp.flac"
+    factor = 2 ** (40 / 1200)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(base), "-af",
+                    f"asetrate={44_100 * factor:.0f},aresample=44100,atempo={1 / factor:.6f}", str(sharp)], check=True)
+    assert analysis.analyse(sharp).key == "A minor"
+
+
+def test_loudness_true_peak_and_replaygain(tmp_path: Path) -> None:
+    """A 1 kHz sine at -20 dBFS in both channels measures -20 LUFS (BS.1770), peaks at -20 dBTP,
+    and needs +2 dB to reach ReplayGain 2.0's -18 LUFS."""
+    rate = 48_000
+    t = np.arange(rate * 10) / rate
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    path = write(tmp_path / "sine.wav", np.stack([tone, tone], axis=1), rate, ["-c:a", "pcm_s24le"])
+    result = analysis.analyse(path)
+    assert result.lufs == pytest.approx(-20.0, abs=0.3)
+    assert result.true_peak_db == pytest.approx(-20.0, abs=0.3)
+    assert result.replaygain_track_gain_db == pytest.approx(2.0, abs=0.3)
+    assert result.replaygain_track_peak == pytest.approx(0.1, abs=0.005)
+    assert result.loudness_range_lu is not None and result.loudness_range_lu < 1
+
+
+def test_one_decode_feeds_a_fingerprint_identical_to_chromaprints_own(tmp_path: Path) -> None:
+    import acoustid
+
+    from music_pipeline.core import fingerprint
+
+    path = make_track(tmp_path / "fp.flac", seconds=20, codec_args=["-c:a", "flac"])
+    shared = analysis.analyse(path)
+    alone = fingerprint.fingerprint_file(path)
+    assert shared.fingerprint_duration_s == pytest.approx(20.0, abs=0.05)
+    assert acoustid.compare_fingerprints((20, shared.fingerprint.encode()), (20, alone.fingerprint.encode())) > 0.95
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "music_pipeline", "analyze", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_analyze_json_contract_with_a_corrupt_file_in_the_batch(tmp_path: Path) -> None:
+    folder = tmp_path / "batch"
+    make_track(folder / "one.flac", seconds=15, bpm=128, tonic="F#", codec_args=["-c:a", "flac"])
+    make_track(folder / "sub" / "two.mp3", seconds=15, bpm=100, tonic="C", minor=False,
+               codec_args=["-c:a", "libmp3lame"])
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (folder / "notes.txt").write_text("not audio, not picked up from a folder")
+    proc = _cli("--json", "--jobs", "2", str(folder))
+    assert proc.returncode == 1, proc.stderr  # one file failed
+    records = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert set(records) == {"one.flac", "two.mp3", "broken.wav"}
+    assert set(records["broken.wav"]) == {"path", "error"} and "broken.wav" in records["broken.wav"]["error"]
+    for name in ("one.flac", "two.mp3"):
+        record = records[name]
+        for field in ("path", "bpm", "bpm_confidence", "key", "camelot", "open_key", "key_confidence", "lufs",
+                      "true_peak_db", "duration_s", "elapsed_s"):
+            assert field in record, field
+        assert isinstance(record["bpm"], float) and 0 <= record["key_confidence"] <= 1
+        assert record["key"].endswith((" major", " minor")) and record["elapsed_s"] > 0
+        assert abs(record["duration_s"] - 15) < 0.1
+    assert records["one.flac"]["key"] == "F# minor" and abs(records["one.flac"]["bpm"] - 128) < 1
+    assert records["two.mp3"]["key"] == "C major" and abs(records["two.mp3"]["bpm"] - 100) < 1
+
+
+def test_analyze_human_output_and_success_exit_code(tmp_path: Path) -> None:
+    path = make_track(tmp_path / "ok.flac", seconds=31, bpm=124, codec_args=["-c:a", "flac"])  # one whole i-iv-V-i
+    proc = _cli(str(path))
+    assert proc.returncode == 0
+    assert "124.0 BPM" in proc.stdout and "A minor" in proc.stdout and "8A" in proc.stdout
+
+
+def test_memory_stays_bounded_for_a_ten_minute_track(tmp_path: Path) -> None:
+    path = tmp_path / "long.flac"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=220:d=600:sample_rate=44100",
+                    "-ac", "2", "-c:a", "flac", str(path)], check=True)
+    code = ("import resource, sys; from pathlib import Path; from music_pipeline.core import analysis;"
+            f"analysis.analyse(Path({str(path)!r}));"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 400, peak_mb
