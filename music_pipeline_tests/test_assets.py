@@ -297,3 +297,19 @@ def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MUSIC_LIBRARY", str(tmp_path / "lib"))
     lib = build_resources()["library"].get()
     assert lib.wav_backup_dir == tmp_path / "backup" and lib.root == (tmp_path / "lib").resolve()
+
+
+def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root) -> None:
+    from music_pipeline.core.catalog import MIGRATIONS, Catalog
+
+    path = library_root / "catalog.sqlite"
+    library_root.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:  # a library written by the first release
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("INSERT INTO tracks (key, source_kind, source_url, bpm, created_at, updated_at)"
+                     " VALUES ('youtube-dQw4w9WgXcQ', 'url', 'https://youtu.be/x', 113.0, 'then', 'then')")
+        conn.execute("PRAGMA user_version = 1")
+    catalog = Catalog(path)
+    assert catalog.schema_version == SCHEMA_VERSION >= 2
+    row = catalog.get("youtube-dQw4w9WgXcQ")
+    assert row["bpm"] == 113.0 and "replaygain_track_gain_db" in row and row["replaygain_track_gain_db"] is None

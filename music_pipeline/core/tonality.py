@@ -7,7 +7,9 @@ two octaves below): without that, the strong third harmonic of every note pulls 
 estimate a fifth up, the usual dominant/subdominant confusion. The tuning reference is
 estimated from the peaks themselves, so a record a quarter-tone sharp is read correctly.
 
-The profile is matched against 24 rotated key profiles by correlation. Profiles: Temperley
+A second profile counts the bass notes alone (the lowest clear peak of each frame), which
+separates a minor key from its relative major; both are matched against 24 rotated key
+profiles by correlation, the bass at half weight. Profiles: Temperley
 (2005), Krumhansl-Kessler (1982), and Faraldo et al.'s "edma", derived from electronic
 dance music (ISMIR 2016); the default is configurable.
 """
@@ -40,6 +42,13 @@ HARMONICS = (1, 2, 3, 4)
 HARMONIC_DECAY = 0.6
 WEIGHT_POWER = 2.0  # peak energy
 PEAK_FLOOR = 10 ** (-60 / 20)  # peaks more than 60 dB below the frame's loudest are noise
+BASS_MIN, BASS_MAX = 40.0, 260.0  # where bass notes live (E1 to C4)
+BASS_FLOOR = 10 ** (-30 / 20)  # a bass note must be within 30 dB of the frame's loudest peak
+BASS_WEIGHT = 0.5  # the bass profile counts half as much as the harmonic one
+# Bass lines rest on the tonic more than on anything else: matched against Krumhansl-Kessler,
+# whose tonic clearly leads the dominant (in Temperley's minor profile the dominant leads,
+# which would read a i-iv-V-i bass as the key of iv).
+BASS_PROFILE = "krumhansl"
 
 
 @dataclass(frozen=True)
@@ -49,17 +58,18 @@ class KeyEstimate:
     chroma: tuple[float, ...]  # the 12-bin profile, C first, max 1
 
 
-def _peaks(signal: np.ndarray, rate: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(frequency Hz, magnitude relative to its frame's loudest peak) of every frame's spectral
-    peaks; frames are transformed ``chunk`` at a time to keep memory small."""
+def _peaks(signal: np.ndarray, rate: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame index, frequency Hz, magnitude relative to its frame's loudest peak) of every
+    frame's spectral peaks, in frame then frequency order; frames are transformed ``chunk`` at
+    a time to keep memory small."""
     if signal.size < N_FFT:
         signal = np.pad(signal, (0, N_FFT - signal.size))
     frames = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::HOP]
     window = np.hanning(N_FFT).astype(np.float32)
-    freqs, mags = [], []
+    frame_ids, freqs, mags = [], [], []
     for start in range(0, frames.shape[0], chunk):
         spec = np.abs(np.fft.rfft(frames[start:start + chunk] * window, axis=1))
-        lo, hi = int(F_MIN * N_FFT / rate), min(spec.shape[1] - 2, int(F_MAX * N_FFT / rate))
+        lo, hi = int(BASS_MIN * N_FFT / rate), min(spec.shape[1] - 2, int(F_MAX * N_FFT / rate))
         mid = spec[:, lo:hi]
         left, right = spec[:, lo - 1:hi - 1], spec[:, lo + 1:hi + 1]
         frame_max = spec.max(axis=1, keepdims=True) + 1e-12
@@ -73,12 +83,13 @@ def _peaks(signal: np.ndarray, rate: int, chunk: int = 512) -> tuple[np.ndarray,
         c = np.log(right[f_idx, b_idx] + 1e-12)
         denom = a - 2 * b + c
         offset = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / denom, 0.0)
+        frame_ids.append(start + f_idx)
         freqs.append((lo + b_idx + offset) * rate / N_FFT)
         # Each frame weighs the same (its loudest peak is 1): a loud chorus does not outvote a verse.
         mags.append(mid[f_idx, b_idx] / frame_max[f_idx, 0])
     if not freqs:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(freqs), np.concatenate(mags)
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
+    return np.concatenate(frame_ids), np.concatenate(freqs), np.concatenate(mags)
 
 
 def _tuning(pitch: np.ndarray, weight: np.ndarray) -> float:
@@ -88,35 +99,66 @@ def _tuning(pitch: np.ndarray, weight: np.ndarray) -> float:
     return float(np.angle(z) / (2 * np.pi)) if abs(z) > 0 else 0.0
 
 
-def chroma(signal: np.ndarray, rate: int) -> np.ndarray:
-    """12-bin harmonic pitch-class profile (C first), normalised to max 1."""
-    freq, magnitude = _peaks(signal, rate)
+def _fold(pitch: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Pitch-class histogram (36 bins, cos² spread, folded to 12; C first)."""
+    bins = 12 * BINS_PER_SEMITONE
+    profile = np.zeros(bins)
+    position = (pitch * BINS_PER_SEMITONE) % bins
+    for shift in (-1, 0, 1):  # spread over neighbouring bins with a cos² window
+        target = np.floor(position).astype(int) + shift
+        distance = np.abs(position - target) / BINS_PER_SEMITONE  # in semitones
+        w = np.where(distance < 2 / 3, np.cos(np.pi / 2 * distance / (2 / 3)) ** 2, 0.0)
+        profile += np.bincount(target % bins, weights=weight * w, minlength=bins)
+    # Fold the 36 bins to 12: each semitone's centre bin plus its two neighbours.
+    return np.roll(profile, BINS_PER_SEMITONE // 2).reshape(12, BINS_PER_SEMITONE).sum(axis=1)
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    return values / values.max() if values.max() > 0 else values
+
+
+def chromas(signal: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(harmonic pitch-class profile, bass pitch-class profile), 12 bins each, C first, max 1.
+
+    The bass profile counts, in each frame, the lowest clear peak below ``BASS_MAX``: the
+    bass line carries the chord roots, and tonal music dwells on its tonic and dominant,
+    which is what tells a minor key from its relative major (A minor from C major)."""
+    frame, freq, magnitude = _peaks(signal, rate)
     if freq.size == 0:
-        return np.zeros(12)
+        return np.zeros(12), np.zeros(12)
     pitch = 12 * np.log2(freq / 440.0) + 69  # MIDI pitch, fractional
     weight = magnitude ** WEIGHT_POWER
     pitch = pitch - _tuning(pitch, weight)
-    bins = 12 * BINS_PER_SEMITONE
-    profile = np.zeros(bins)
+    upper = freq >= F_MIN
+    harmonic = np.zeros(12)
     for h, gain in zip(HARMONICS, HARMONIC_DECAY ** np.arange(len(HARMONICS)), strict=True):
-        fundamental = pitch - 12 * np.log2(h)  # the note this peak would be harmonic h of
-        position = (fundamental * BINS_PER_SEMITONE) % bins
-        for shift in (-1, 0, 1):  # spread over neighbouring bins with a cos² window
-            target = np.floor(position).astype(int) + shift
-            distance = np.abs(position - target) / BINS_PER_SEMITONE  # in semitones
-            w = np.where(distance < 2 / 3, np.cos(np.pi / 2 * distance / (2 / 3)) ** 2, 0.0)
-            profile += np.bincount(target % bins, weights=gain * weight * w, minlength=bins)
-    # Fold the 36 bins to 12: each semitone's centre bin plus its two neighbours.
-    twelve = np.roll(profile, BINS_PER_SEMITONE // 2).reshape(12, BINS_PER_SEMITONE).sum(axis=1)
-    return twelve / twelve.max() if twelve.max() > 0 else twelve
+        # Count the peak also for the note it would be harmonic h of.
+        harmonic += gain * _fold(pitch[upper] - 12 * np.log2(h), weight[upper])
+    low = (freq < BASS_MAX) & (magnitude >= BASS_FLOOR)
+    _, first = np.unique(frame[low], return_index=True)  # peaks come sorted: first = lowest
+    bass = _fold(pitch[low][first], weight[low][first])
+    return _normalised(harmonic), _normalised(bass)
+
+
+def chroma(signal: np.ndarray, rate: int) -> np.ndarray:
+    """The harmonic pitch-class profile alone."""
+    return chromas(signal, rate)[0]
+
+
+def _correlations(values: np.ndarray, major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    if not np.any(values > 0) or np.allclose(values, values[0]):
+        return np.zeros(len(ALL_KEYS))
+    return np.array([np.corrcoef(values, np.roll(minor if k.minor else major, k.tonic))[0, 1] for k in ALL_KEYS])
 
 
 def estimate(signal: np.ndarray, rate: int, profile: str = DEFAULT_PROFILE) -> KeyEstimate:
-    pcp = chroma(signal, rate)
+    pcp, bass = chromas(signal, rate)
     if not np.any(pcp > 0):
         return KeyEstimate(Key(0, False), 0.0, tuple(pcp))
     major, minor = (np.asarray(p, dtype=float) for p in PROFILES[profile])
-    scores = np.array([np.corrcoef(pcp, np.roll(minor if k.minor else major, k.tonic))[0, 1] for k in ALL_KEYS])
+    bass_major, bass_minor = (np.asarray(p, dtype=float) for p in PROFILES[BASS_PROFILE])
+    scores = (_correlations(pcp, major, minor)
+              + BASS_WEIGHT * _correlations(bass, bass_major, bass_minor)) / (1 + BASS_WEIGHT)
     order = np.argsort(scores)[::-1]
     best, second = scores[order[0]], scores[order[1]]
     confidence = float(np.clip(max(best, 0.0) * min(1.0, (best - second) * 10), 0.0, 1.0))
