@@ -7,7 +7,7 @@ from dagster import Definitions
 from . import settings
 from .assets import ALL_ASSETS, CHECKS
 from .automation import inbox_sensor, library_automation_sensor, library_index_job, process_track_job
-from .resources import DownloaderResource, LibraryResource
+from .resources import AnalysisResource, DownloaderResource, LibraryResource
 
 
 def build_resources() -> dict:
@@ -16,6 +16,7 @@ def build_resources() -> dict:
     return {
         "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
         "downloader": DownloaderResource(),
+        "analysis": AnalysisResource(),
     }
 
 

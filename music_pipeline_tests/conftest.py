@@ -14,7 +14,7 @@ from dagster import DagsterInstance, materialize
 
 from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
 from music_pipeline.core.library import Library, register_target
-from music_pipeline.resources import DownloaderResource, LibraryResource
+from music_pipeline.resources import AnalysisResource, DownloaderResource, LibraryResource
 
 from .audio import make_track
 
@@ -66,7 +66,8 @@ def library(library_root: Path) -> Library:
 @pytest.fixture
 def resources(library_root: Path) -> dict:
     return {"library": LibraryResource(root=str(library_root)),
-            "downloader": DownloaderResource(socket_timeout=5, retries=0)}
+            "downloader": DownloaderResource(socket_timeout=5, retries=0),
+            "analysis": AnalysisResource()}
 
 
 @pytest.fixture

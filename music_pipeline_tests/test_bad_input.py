@@ -152,10 +152,10 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk, instance) -> None:
-    from music_pipeline.resources import DownloaderResource, LibraryResource
+    from music_pipeline.resources import AnalysisResource, DownloaderResource, LibraryResource
 
     resources = {"library": LibraryResource(root=str(small_disk / "library")),
-                 "downloader": DownloaderResource(retries=0)}
+                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource()}
     lib = resources["library"].get()
     # 24 s of 24-bit 48 kHz stereo: ~7 MB as WAV, more than the disk holds once the rest is written.
     source = make_track(tmp_path / "Big - Track.flac", seconds=24, rate=48_000,

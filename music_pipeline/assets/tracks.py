@@ -25,7 +25,7 @@ from ..core.download import resolve_id
 from ..core.errors import TrackError
 from ..core.identity import redact_url
 from ..core.library import FileResult, Library
-from ..resources import DownloaderResource, LibraryResource
+from ..resources import AnalysisResource, DownloaderResource, LibraryResource
 
 tracks = DynamicPartitionsDefinition(name="tracks")
 
@@ -99,12 +99,13 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Mat
 
 
 @asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"})
-def audio_features(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+def audio_features(context: AssetExecutionContext, library: LibraryResource,
+                   analysis: AnalysisResource) -> MaterializeResult:
     """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak
     and ReplayGain 2.0 gain of the raw audio, from the decode the fingerprint step made."""
     lib = library.get()
     with track_step(context, lib, "audio_features") as key:
-        result = lib.analyse(key)
+        result = lib.analyse(key, analysis.settings())
     return MaterializeResult(metadata={
         "bpm": result.bpm,
         "bpm_confidence": result.bpm_confidence,

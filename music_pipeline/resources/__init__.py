@@ -1,6 +1,7 @@
 """Dagster resources: configuration for each outside system, built from the environment."""
 
+from .analysis import AnalysisResource
 from .downloader import DownloaderResource
 from .library import LibraryResource
 
-__all__ = ["DownloaderResource", "LibraryResource"]
+__all__ = ["AnalysisResource", "DownloaderResource", "LibraryResource"]
