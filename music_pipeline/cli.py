@@ -389,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrackError as err:  # a bad library folder, a catalog from a newer version, ...
         print(f"{_mark(False)} {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except OSError as err:
         print(f"{_mark(False)} {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
