@@ -167,3 +167,41 @@ def test_memory_stays_bounded_for_a_ten_minute_track(tmp_path: Path) -> None:
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
     assert peak_mb < 400, peak_mb
+
+
+def _ffmpeg_r128(path: Path) -> tuple[float, float, float]:
+    import re
+
+    err = subprocess.run(["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af", "ebur128=peak=true",
+                          "-f", "null", "-"], capture_output=True, text=True).stderr
+    summary = err[err.rfind("Summary:"):]
+    return tuple(float(re.search(pattern, summary).group(1)) for pattern in (
+        r"I:\s*(-?[\d.]+) LUFS", r"LRA:\s*(-?[\d.]+) LU", r"Peak:\s*(-?[\d.]+) dBFS"))
+
+
+@pytest.mark.parametrize("rate, codec", [(44_100, "flac"), (48_000, "pcm_s24le"), (96_000, "flac")])
+def test_loudness_agrees_with_ffmpegs_ebur128_meter(tmp_path: Path, rate: int, codec: str) -> None:
+    """Our in-process BS.1770 meter against an independent implementation, on music with a
+    quiet intro (so gating and loudness range matter)."""
+    music = make_track(tmp_path / "m.flac", seconds=30, rate=rate, codec_args=["-c:a", "flac"])
+    path = tmp_path / f"test.{'wav' if codec.startswith('pcm') else 'flac'}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(music), "-af",
+                    "volume='if(lt(t,8),0.1,1)':eval=frame", "-c:a", codec, str(path)], check=True)
+    lufs, lra, peak = _ffmpeg_r128(path)
+    result = analysis.analyse(path)
+    assert result.lufs == pytest.approx(lufs, abs=0.25)
+    assert result.loudness_range_lu == pytest.approx(lra, abs=0.6)
+    assert result.true_peak_db == pytest.approx(peak, abs=0.3)
+
+
+def test_true_peak_finds_the_peak_between_samples(tmp_path: Path) -> None:
+    """A sine at a quarter of the sample rate, 45° out of phase: every sample sits at 0.707 of
+    the wave's real peak, 3 dB below it. The true peak must say so."""
+    rate = 48_000
+    n = np.arange(rate * 5)
+    wave = (0.5 * np.sin(2 * np.pi * n / 4 + np.pi / 4)).astype(np.float32)
+    path = write(tmp_path / "isp.wav", np.stack([wave, wave], axis=1), rate, ["-c:a", "pcm_f32le"])
+    result = analysis.analyse(path)
+    sample_peak_db = 20 * np.log10(np.abs(wave).max())
+    assert sample_peak_db == pytest.approx(-9.03, abs=0.05)
+    assert result.true_peak_db == pytest.approx(-6.02, abs=0.3)

@@ -331,28 +331,3 @@ def image_to_jpeg(src: Path, dest: Path, max_size: int = 1200) -> bool:
     except (MediaToolError, NotAudio):
         return False
     return dest.exists() and dest.stat().st_size > 0
-
-
-_LOUDNESS = {
-    "lufs": re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS", re.S),
-    "lra": re.compile(r"Loudness range:\s*LRA:\s*(-?[\d.]+)\s*LU", re.S),
-    "true_peak_db": re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)\s*dBFS", re.S),
-}
-
-
-def loudness(path: Path) -> dict[str, float | None]:
-    """EBU R128 integrated loudness (LUFS), loudness range (LU) and true peak (dBTP)."""
-    proc = _run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
-         "-af", "ebur128=peak=true", "-f", "null", "-"],
-        f"measuring the loudness of {Path(path).name}",
-        timeout=900,
-        input_path=Path(path),
-    )
-    text = proc.stderr.decode("utf-8", "replace")
-    summary = text[text.rfind("Summary:"):] if "Summary:" in text else text
-    values: dict[str, float | None] = {}
-    for name, pattern in _LOUDNESS.items():
-        match = pattern.search(summary)
-        values[name] = None if not match or match.group(1) == "-inf" else float(match.group(1))
-    return values
