@@ -205,3 +205,65 @@ def test_true_peak_finds_the_peak_between_samples(tmp_path: Path) -> None:
     sample_peak_db = 20 * np.log10(np.abs(wave).max())
     assert sample_peak_db == pytest.approx(-9.03, abs=0.05)
     assert result.true_peak_db == pytest.approx(-6.02, abs=0.3)
+
+
+def test_silence_has_no_tempo_or_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "silence.wav", np.zeros((44_100 * 5, 2), dtype=np.float32), 44_100, ["-c:a", "pcm_s16le"])
+    result = analysis.analyse(path)
+    assert result.bpm is None and result.key is None and result.camelot is None and result.lufs is None
+
+
+def test_a_short_sample_is_analysed_not_crashed(tmp_path: Path) -> None:
+    path = make_track(tmp_path / "short.wav", seconds=0.8, codec_args=["-c:a", "pcm_s16le"])
+    result = analysis.analyse(path)
+    assert result.duration_s == pytest.approx(0.8, abs=0.02) and result.lufs is not None
+
+
+def test_vbr_mp3_without_xing_header_is_decoded_to_its_end(tmp_path: Path) -> None:
+    noise = np.random.default_rng(1).standard_normal((44_100 * 25, 2)) * 0.3
+    signal = np.concatenate([np.zeros((44_100 * 5, 2)), noise]).astype(np.float32)
+    path = write(tmp_path / "vbr.mp3", signal, 44_100, ["-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0"])
+    assert analysis.analyse(path).duration_s == pytest.approx(30.0, abs=0.1)
+
+
+def test_damage_in_the_middle_of_a_flac_falls_back_to_ffmpeg(tmp_path: Path) -> None:
+    path = make_track(tmp_path / "whole.flac", seconds=30, codec_args=["-c:a", "flac"])
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = bytes(4000)  # a scratch in the middle
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(bytes(data))
+    result = analysis.analyse(damaged)
+    assert result.duration_s > 25 and result.key == "A minor"
+
+
+def test_a_badly_corrupt_aac_gives_an_error_or_a_result_but_never_hangs(tmp_path: Path) -> None:
+    """Thousands of decoder errors must not fill a pipe and stall the batch."""
+    path = make_track(tmp_path / "clean.m4a", seconds=60, codec_args=["-c:a", "aac", "-b:a", "128k"])
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(2)
+    for offset in rng.integers(4096, len(data) - 16, size=3000):
+        data[offset:offset + 8] = rng.integers(0, 256, size=8, dtype=np.uint8).tobytes()
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "music_pipeline", "analyze", "--json", str(broken)],
+                          capture_output=True, text=True, timeout=120)
+    record = json.loads(proc.stdout.splitlines()[-1])
+    assert record["path"] == str(broken) and ("error" in record or record["duration_s"] > 0)
+
+
+def test_true_peak_at_a_block_boundary_and_at_the_very_end(tmp_path: Path) -> None:
+    from music_pipeline.core.loudness import Meter
+
+    rate = 48_000
+    for centre in (analysis.BLOCK_FRAMES - 3, rate * 2 - 4):  # across a block edge; the last samples
+        x = np.zeros(rate * 2 + 100, dtype=np.float32)
+        n = np.arange(-40, 41)
+        x[centre - 40:centre + 41] = 0.5 * np.sinc(n - 0.5) * np.hanning(81)  # peak between two samples
+        x = x[: rate * 2]
+        whole, blocks = Meter(rate, 1), Meter(rate, 1)
+        whole.feed(x[None, :])
+        for start in range(0, x.size, analysis.BLOCK_FRAMES):
+            blocks.feed(x[None, start:start + analysis.BLOCK_FRAMES])
+        assert blocks.result()[2] == pytest.approx(whole.result()[2], abs=0.05)
+        assert blocks.result()[2] > 20 * np.log10(np.abs(x).max()) + 0.5  # it really is between samples

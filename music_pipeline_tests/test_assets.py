@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from dagster import AssetKey, materialize
 
 from music_pipeline.assets import library_index
@@ -313,3 +314,47 @@ def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root)
     assert catalog.schema_version == SCHEMA_VERSION >= 2
     row = catalog.get("youtube-dQw4w9WgXcQ")
     assert row["bpm"] == 113.0 and "replaygain_track_gain_db" in row and row["replaygain_track_gain_db"] is None
+
+
+def test_replaygain_tags_in_every_output(process, library, song_file) -> None:
+    key, result = process(str(song_file))
+    assert result.success
+    row = library.catalog.get(key)
+    gain, peak = row["replaygain_track_gain_db"], row["replaygain_track_peak"]
+    assert gain == pytest.approx(-18.0 - row["lufs"], abs=0.01) and 0 < peak <= 1.2
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        tags = tagging.read_tags(Path(library.catalog.file(key, fmt)["path"]), fmt)
+        assert tags["replaygain_track_gain"] == f"{gain:+.2f} dB"
+        assert tags["replaygain_track_peak"] == f"{peak:.6f}"
+
+
+def test_one_decode_is_shared_by_fingerprint_and_analysis(library, song_file, monkeypatch) -> None:
+    from music_pipeline.core import analysis
+    from music_pipeline.core.library import register_target
+
+    key = register_target(library, str(song_file))[0].key
+    library.fetch_raw(key)
+    calls = []
+    real = analysis.decode
+    monkeypatch.setattr(analysis, "decode", lambda path: calls.append(path) or real(path))
+    library.fingerprint(key)
+    cache = library.raw_dir / f"{key}.decoded.npz"
+    assert cache.exists()
+    library.analyse(key)
+    assert len(calls) == 1  # the analysis used the fingerprint step's decode
+    assert not cache.exists()  # and the hand-over file is gone
+    library.fingerprint(key)
+    library.catalog.update(key, raw_sha256="0" * 64)  # the raw audio changed since
+    library.analyse(key)
+    assert len(calls) == 3 and not cache.exists()  # a stale decode is not used
+
+
+def test_a_damaged_decode_cache_is_only_a_lost_shortcut(library, song_file) -> None:
+    from music_pipeline.core.library import register_target
+
+    key = register_target(library, str(song_file))[0].key
+    library.fetch_raw(key)
+    library.fingerprint(key)
+    cache = library.raw_dir / f"{key}.decoded.npz"
+    cache.write_bytes(cache.read_bytes()[:1000])
+    assert library.analyse(key).bpm

@@ -12,6 +12,7 @@ rate, and ten minutes at the analysis rate are 26 MB.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ import numpy as np
 
 from . import fingerprint as fp
 from . import loudness, media, tempo, tonality
-from .errors import MediaToolError, NotAudio
+from .errors import MediaToolError, NotAudio, TrackError
 
 RATE = 11_025
 REPLAYGAIN_REFERENCE_LUFS = -18.0  # ReplayGain 2.0
+DECODER_VERSION = 2  # bump when the decode or the meter changes: cached decodes are redone
 
 
 @dataclass(frozen=True)
@@ -46,28 +48,36 @@ class Decoded:
     def duration_s(self) -> float:
         return self.signal.size / RATE
 
-    def save(self, path: Path) -> None:
-        """Store beside the raw file so the next step need not decode again."""
+    def save(self, path: Path, source_id: str) -> None:
+        """Store beside the raw file so the next step need not decode again; ``source_id``
+        names the exact audio (and decoder version) it came from."""
         levels = [np.nan if v is None else v for v in (self.lufs, self.loudness_range_lu, self.true_peak_db)]
         with open(path, "wb") as handle:
-            np.savez(handle, signal=self.signal, levels=np.array(levels, dtype=np.float64))
+            np.savez(handle, signal=self.signal, levels=np.array(levels, dtype=np.float64),
+                     source=np.array(f"{DECODER_VERSION}:{source_id}"))
 
     @classmethod
-    def load(cls, path: Path) -> Decoded:
-        with np.load(path) as data:
-            lufs, lra, peak = (None if np.isnan(v) else float(v) for v in data["levels"])
-            return cls(data["signal"].astype(np.float32, copy=False), lufs, lra, peak)
+    def load(cls, path: Path, source_id: str) -> Decoded | None:
+        """The cached decode, or None when it is missing, damaged or of other audio."""
+        try:
+            with np.load(path) as data:
+                if str(data["source"]) != f"{DECODER_VERSION}:{source_id}":
+                    return None
+                lufs, lra, peak = (None if np.isnan(v) else float(v) for v in data["levels"])
+                return cls(data["signal"].astype(np.float32, copy=False), lufs, lra, peak)
+        except Exception:  # a damaged or foreign cache is only a lost shortcut
+            return None
 
 
 @dataclass(frozen=True)
 class Features:
     duration_s: float
-    bpm: float
+    bpm: float | None  # None for silence
     bpm_confidence: float
-    key: str  # canonical, "F# minor"
-    key_short: str  # classic, "F#m"
-    camelot: str
-    open_key: str
+    key: str | None  # canonical, "F# minor"; None for silence
+    key_short: str | None  # classic, "F#m"
+    camelot: str | None
+    open_key: str | None
     key_confidence: float
     lufs: float | None
     loudness_range_lu: float | None
@@ -85,71 +95,107 @@ class Features:
 BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: what is in memory at full rate at any time
 
 
+#: Formats libsndfile decodes exactly. MP3 is left to ffmpeg: libsndfile trusts the length
+#: a VBR file without a Xing header seems to have and stops early.
+SOUNDFILE_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "OGG", "CAF"}
+
+
 def _soundfile_blocks(path: Path):
-    """(rate, channels, blocks) read in-process by libsndfile: WAV, AIFF, FLAC, Ogg, MP3."""
+    """(rate, channels, blocks) read in-process by libsndfile."""
     import soundfile
 
     info = soundfile.info(str(path))  # raises for formats libsndfile does not read
+    if info.format not in SOUNDFILE_FORMATS:
+        raise ValueError(f"{info.format} is decoded by ffmpeg")
     blocks = soundfile.blocks(str(path), blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True)
     return info.samplerate, info.channels, blocks
 
 
 def _ffmpeg_blocks(path: Path):
-    """(rate, channels, blocks) decoded by ffmpeg (AAC, Opus, WMA, video containers...) as a
-    float WAV stream on a pipe, at the file's own rate and channel count."""
+    """(rate, channels, blocks) decoded by ffmpeg (MP3, AAC, Opus, WMA, video containers...) as
+    a float WAV stream on a pipe, at the file's own rate and channel count. ffmpeg's messages
+    go to a file, not a pipe: a damaged file can print megabytes of them, and a full stderr
+    pipe nobody reads would stall ffmpeg and us with it."""
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), whatever happens
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-c:a", "pcm_f32le",
            "-f", "wav", "pipe:1"]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     except FileNotFoundError as err:
+        errors.close()
         raise MediaToolError("ffmpeg is not installed.", hint="Run `music-pipeline doctor`.") from err
-    assert proc.stdout is not None and proc.stderr is not None
-    header = proc.stdout.read(12)
-    if len(header) < 12 or header[:4] != b"RIFF":
-        stderr = proc.stderr.read().decode("utf-8", "replace")
-        proc.wait()
-        media.raise_for_stderr(stderr or "Invalid data found when processing input", "decoding for analysis",
-                               Path(path))
-        raise NotAudio(f"{Path(path).name} decodes to no audio.")
-    rate = channels = 0
-    while True:
-        chunk = proc.stdout.read(8)
-        if len(chunk) < 8:
-            raise NotAudio(f"{Path(path).name} decodes to no audio.")
-        size = int.from_bytes(chunk[4:8], "little")
-        if chunk[:4] == b"data":
-            break
-        body = proc.stdout.read(size + (size & 1))
-        if chunk[:4] == b"fmt ":
-            channels = int.from_bytes(body[2:4], "little")
-            rate = int.from_bytes(body[4:8], "little")
+    assert proc.stdout is not None
+
+    def finish(raise_errors: bool) -> None:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        errors.seek(0)
+        stderr = errors.read()[-20000:].decode("utf-8", "replace")
+        errors.close()
+        if raise_errors and code not in (0, -9):
+            media.raise_for_stderr(stderr or "Invalid data found when processing input",
+                                   "decoding for analysis", Path(path))
+
+    try:
+        rate, channels = _read_wav_header(proc.stdout, Path(path))
+    except BaseException:
+        finish(raise_errors=True)
+        raise
 
     def blocks():
         frame_bytes = 4 * channels
+        completed = False
         try:
             while data := proc.stdout.read(BLOCK_FRAMES * frame_bytes):
                 usable = len(data) - len(data) % frame_bytes
                 yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+            completed = True
         finally:
-            proc.stdout.close()
-            stderr = proc.stderr.read().decode("utf-8", "replace")
-            if proc.wait() != 0:
-                media.raise_for_stderr(stderr, "decoding for analysis", Path(path))
+            finish(raise_errors=completed)
 
     return rate, channels, blocks()
 
 
+def _read_wav_header(stream, path: Path) -> tuple[int, int]:
+    header = stream.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF":
+        raise NotAudio(f"{path.name} decodes to no audio.")
+    rate = channels = 0
+    while True:
+        chunk = stream.read(8)
+        if len(chunk) < 8:
+            raise NotAudio(f"{path.name} decodes to no audio.")
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"data":
+            return rate, channels
+        body = stream.read(size + (size & 1))
+        if chunk[:4] == b"fmt ":
+            channels = int.from_bytes(body[2:4], "little")
+            rate = int.from_bytes(body[4:8], "little")
+
+
 def decode(path: Path) -> Decoded:
     """Decode ``path`` once, streaming: the analysis signal and the EBU R128 measurements."""
-    import soxr
-
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise NotAudio(f"{path.name} is missing or empty.")
     try:
-        rate, channels, blocks = _soundfile_blocks(path)
+        source = _soundfile_blocks(path)
     except Exception:  # libsndfile does not know the format: ffmpeg knows (nearly) all
-        rate, channels, blocks = _ffmpeg_blocks(path)
+        return _decode_from(path, _ffmpeg_blocks(path))
+    try:
+        return _decode_from(path, source)
+    except NotAudio:
+        # libsndfile gives up on damage mid-stream; ffmpeg decodes what can be decoded.
+        return _decode_from(path, _ffmpeg_blocks(path))
+
+
+def _decode_from(path: Path, source) -> Decoded:
+    import soxr
+
+    rate, channels, blocks = source
     if not rate or not channels:
         raise NotAudio(f"{path.name} has no audio stream.")
     meter = loudness.Meter(rate, channels)
@@ -183,19 +229,25 @@ def features_of(decoded: Decoded, settings: Settings | None = None) -> Features:
     settings = settings or Settings()
     started = time.perf_counter()
     signal = decoded.signal
+    silent = decoded.lufs is None  # nothing above the -70 LUFS gate: no tempo, no key
     beat = tempo.estimate(signal, RATE, settings.bpm_range)
     tonal = tonality.estimate(signal, RATE, settings.key_profile)
-    print_ = fp.fingerprint_float(signal, RATE) if settings.fingerprint else None
+    print_ = None
+    if settings.fingerprint:
+        try:
+            print_ = fp.fingerprint_float(signal, RATE)
+        except TrackError:  # no libchromaprint, or too short: the other features still stand
+            print_ = None
     gain, peak = replaygain(decoded.lufs, decoded.true_peak_db)
     return Features(
         duration_s=round(decoded.duration_s, 3),
-        bpm=beat.bpm,
-        bpm_confidence=beat.confidence,
-        key=tonal.key.name,
-        key_short=tonal.key.short,
-        camelot=tonal.key.camelot,
-        open_key=tonal.key.open_key,
-        key_confidence=tonal.confidence,
+        bpm=None if silent or not beat.bpm else beat.bpm,
+        bpm_confidence=0.0 if silent else beat.confidence,
+        key=None if silent else tonal.key.name,
+        key_short=None if silent else tonal.key.short,
+        camelot=None if silent else tonal.key.camelot,
+        open_key=None if silent else tonal.key.open_key,
+        key_confidence=0.0 if silent else tonal.confidence,
         lufs=decoded.lufs,
         loudness_range_lu=decoded.loudness_range_lu,
         true_peak_db=decoded.true_peak_db,

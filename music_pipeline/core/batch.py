@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from . import analysis
@@ -61,9 +62,17 @@ def run(files: list[str], jobs: int, settings: analysis.Settings | None = None,
                 on_done(done, total)
             yield record
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, total), initializer=_single_threaded) as pool:
-        futures = [pool.submit(analyse_record, path, settings) for path in files]
+    pool = ProcessPoolExecutor(max_workers=min(jobs, total), initializer=_single_threaded)
+    try:
+        futures = {pool.submit(analyse_record, path, settings): path for path in files}
         for done, future in enumerate(as_completed(futures), 1):
             if on_done:
                 on_done(done, total)
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # a worker died (out of memory, a crash in a decoder)
+                yield {"path": futures[future], "error": "the analysis process died on this file "
+                                                         "(out of memory, or a decoder crashed)"}
+    finally:
+        # Stopped early (Ctrl-C, `| head`): do not wait for the files nobody will read.
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -50,11 +50,12 @@ class Key:
     def parse(cls, text: str) -> Key:
         """Read "F# minor", "F#m", "Gbm", "a:minor", "Bb", "B-flat major", "8A" or "1d"."""
         raw = text.strip()
+        compact = raw.replace(" ", "").upper().lstrip("0")  # "05A", "11 A"
         for key in ALL_KEYS:
-            if raw.upper() in (key.camelot, key.open_key.upper()):
+            if compact in (key.camelot, key.open_key.upper()):
                 return key
         match = re.fullmatch(
-            r"([A-Ga-g])\s*(#|♯|b|♭|-?sharp|-?flat)?\s*[: ]?\s*(major|maj|minor|min|m)?", raw, re.I)
+            r"([A-Ga-g])\s*(#|♯|b|♭|-?sharp|-?flat)?\s*[: ]?\s*((?i:major|maj|minor|min)|m|M)?", raw)
         if not match:
             raise ValueError(f"not a key: {text!r}")
         letter, accidental, mode = match.groups()
@@ -64,7 +65,7 @@ class Key:
             tonic += 1
         elif accidental in ("b", "♭", "flat"):
             tonic -= 1
-        minor = bool(mode) and mode.lower() in ("minor", "min", "m")
+        minor = bool(mode) and (mode == "m" or mode.lower() in ("minor", "min"))  # "CM" is C major
         if not mode and letter.islower():  # "a" is A minor in the MIREX convention
             minor = True
         return cls(tonic % 12, minor)

@@ -118,6 +118,7 @@ class Library:
         if not force and existing and existing.exists() and row.get("raw_sha256") == file_sha256(existing):
             return row
         clean_partials(self.raw_dir, key)
+        self._decoded_path(key).unlink(missing_ok=True)
         with scratch_dir(self.raw_dir) as scratch:
             if row["source_kind"] == "file":
                 source = Path(row["source_path"] or "")
@@ -189,16 +190,15 @@ class Library:
 
     def decoded(self, key: str) -> analysis.Decoded:
         """The track decoded for analysis: from the cache the fingerprint step left, or anew."""
-        _, raw_path = self.raw(key)
+        row, raw_path = self.raw(key)
         cache = self._decoded_path(key)
-        if cache.exists() and cache.stat().st_mtime >= raw_path.stat().st_mtime:
-            try:
-                return analysis.Decoded.load(cache)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache is only a lost shortcut
+        source_id = row.get("raw_sha256") or ""
+        cached = analysis.Decoded.load(cache, source_id) if cache.exists() else None
+        if cached is not None:
+            return cached
         decoded = analysis.decode(raw_path)
         with atomic_target(cache) as tmp, disk_errors(cache):
-            decoded.save(tmp)
+            decoded.save(tmp, source_id)
         return decoded
 
     def fingerprint(self, key: str) -> fp.Fingerprint:
@@ -209,7 +209,10 @@ class Library:
 
     def analyse(self, key: str, settings: analysis.Settings | None = None) -> analysis.Features:
         settings = settings or analysis.Settings(fingerprint=False)
-        result = analysis.features_of(self.decoded(key), settings)
+        try:
+            result = analysis.features_of(self.decoded(key), settings)
+        finally:  # the decoded signal is only a hand-over between two steps: never leave it
+            self._decoded_path(key).unlink(missing_ok=True)
         self.catalog.update(
             key, bpm=result.bpm, bpm_confidence=result.bpm_confidence, key_name=result.key,
             key_short=result.key_short, camelot=result.camelot, open_key=result.open_key,
@@ -217,7 +220,6 @@ class Library:
             true_peak_db=result.true_peak_db, replaygain_track_gain_db=result.replaygain_track_gain_db,
             replaygain_track_peak=result.replaygain_track_peak,
         )
-        self._decoded_path(key).unlink(missing_ok=True)
         return result
 
     # -- step 3: outputs ----------------------------------------------------------------

@@ -29,31 +29,25 @@ OVERSAMPLE = 4
 HALF_TAPS = 6  # 12-tap windowed-sinc interpolation per phase
 
 
-def _biquad_high_shelf(rate: float, f0: float, gain_db: float, q: float) -> list[float]:
-    a = 10 ** (gain_db / 40)
-    w0 = 2 * math.pi * f0 / rate
-    alpha = math.sin(w0) / (2 * q)
-    cos = math.cos(w0)
-    b = [a * ((a + 1) + (a - 1) * cos + 2 * math.sqrt(a) * alpha), -2 * a * ((a - 1) + (a + 1) * cos),
-         a * ((a + 1) + (a - 1) * cos - 2 * math.sqrt(a) * alpha)]
-    den = [(a + 1) - (a - 1) * cos + 2 * math.sqrt(a) * alpha, 2 * ((a - 1) - (a + 1) * cos),
-           (a + 1) - (a - 1) * cos - 2 * math.sqrt(a) * alpha]
-    return [*(x / den[0] for x in b), 1.0, den[1] / den[0], den[2] / den[0]]
-
-
-def _biquad_high_pass(rate: float, f0: float, q: float) -> list[float]:
-    w0 = 2 * math.pi * f0 / rate
-    alpha = math.sin(w0) / (2 * q)
-    cos = math.cos(w0)
-    b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
-    den = [1 + alpha, -2 * cos, 1 - alpha]
-    return [*(x / den[0] for x in b), 1.0, den[1] / den[0], den[2] / den[0]]
-
-
 def k_weighting(rate: float) -> np.ndarray:
-    """Second-order sections of the BS.1770 K-weighting filter at ``rate``."""
-    return np.array([_biquad_high_shelf(rate, 1681.974450955533, 3.999843853973347, 0.7071752369554196),
-                     _biquad_high_pass(rate, 38.13547087602444, 0.5003270373238773)])
+    """Second-order sections of the BS.1770 K-weighting filter designed for ``rate``.
+
+    The shelf and high-pass come from the standard's analogue prototypes through the
+    bilinear transform (as libebur128 does); at 48 kHz they reproduce the coefficients
+    printed in BS.1770 to the last digit.
+    """
+    k = math.tan(math.pi * 1681.974450955533 / rate)
+    q = 0.7071752369554196
+    vh = 10 ** (3.999843853973347 / 20)
+    vb = vh ** 0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf = [(vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
+             1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
+    k = math.tan(math.pi * 38.13547087602444 / rate)
+    q = 0.5003270373238773
+    a0 = 1 + k / q + k * k
+    high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
+    return np.array([shelf, high_pass])
 
 
 def _interpolation_taps(beta: float = 6.0) -> np.ndarray:
@@ -113,8 +107,10 @@ class Meter:
         self.sample_peak = max(self.sample_peak, float(block.max()), float(-block.min()))
         threshold = self.sample_peak / TAPS_GAIN
         data = np.concatenate([self.history, block], axis=1) if self.history.size else block
-        start = self.history.shape[1]
-        self.history = block[:, -(HALF_TAPS * 2):]
+        # The last samples of the previous block could not be interpolated then (their right
+        # neighbours were missing): they are looked at again now.
+        start = max(0, self.history.shape[1] - HALF_TAPS)
+        self.history = data[:, -(HALF_TAPS * 2):]
         offsets = np.arange(-HALF_TAPS + 1, HALF_TAPS + 1)
         for samples in data:
             loud = np.flatnonzero(np.abs(samples[start:]) >= threshold) + start
@@ -130,6 +126,9 @@ class Meter:
 
     def result(self) -> tuple[float | None, float | None, float | None]:
         """(integrated loudness LUFS, loudness range LU, true peak dBTP); None where undefined."""
+        if self.history.size:  # the file's last samples, against silence after the end
+            self._peaks(np.zeros((self.channels, HALF_TAPS * 2), dtype=np.float32))
+            self.history = np.zeros((self.channels, 0), dtype=np.float32)
         true_peak = 20 * math.log10(self.true_peak) if self.true_peak > 0 else None
         if not self.energies:
             return None, None, true_peak

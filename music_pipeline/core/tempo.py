@@ -56,7 +56,7 @@ def onset_envelope(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 5
         flux[offset:offset + diff.size] = diff
         previous = log_spec[-1:]
     # Remove the slowly varying part (one-second moving average): only attacks remain.
-    width = max(1, int(fps))
+    width = max(1, min(int(fps), flux.size))
     local = np.convolve(flux, np.ones(width, dtype=np.float32) / width, mode="same")
     envelope = np.maximum(flux - local, 0.0)
     return envelope.astype(np.float32), fps
