@@ -283,7 +283,7 @@ class Library:
         row = self.track(key)
         problems = [f"no {fmt} file" for fmt in FORMATS
                     if not (record := self.catalog.file(key, fmt)) or not Path(record["path"]).exists()]
-        if row.get("bpm") is None or not row.get("key_name"):
+        if row.get("bpm_confidence") is None:  # set by every analysis, even of silence
             problems.append("no audio features")
         if not row.get("fingerprint"):
             problems.append("no fingerprint")
