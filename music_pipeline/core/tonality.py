@@ -42,7 +42,9 @@ HARMONICS = (1, 2, 3, 4)
 HARMONIC_DECAY = 0.6
 WEIGHT_POWER = 2.0  # peak energy
 PEAK_FLOOR = 10 ** (-60 / 20)  # peaks more than 60 dB below the frame's loudest are noise
-BASS_MIN, BASS_MAX = 40.0, 260.0  # where bass notes live (E1 to C4)
+# Bass notes from B1 to C4. Below ~60 Hz sit the kick drum's fundamental (an 808 at 45-55 Hz
+# would otherwise vote in every frame of a dance track) and little else that names a key.
+BASS_MIN, BASS_MAX = 60.0, 260.0
 BASS_FLOOR = 10 ** (-30 / 20)  # a bass note must be within 30 dB of the frame's loudest peak
 BASS_WEIGHT = 0.5  # the bass profile counts half as much as the harmonic one
 # Bass lines rest on the tonic more than on anything else: matched against Krumhansl-Kessler,
