@@ -176,10 +176,6 @@ class Catalog:
         with self._connect() as conn:
             return [_track(row) for row in conn.execute(query + " ORDER BY created_at, key", args)]
 
-    def keys(self) -> set[str]:
-        with self._connect() as conn:
-            return {row[0] for row in conn.execute("SELECT key FROM tracks")}
-
     # -- files --------------------------------------------------------------------------
 
     def record_file(self, key: str, fmt: str, path: Path, *, size: int, sha256: str, duration_s: float,

@@ -77,12 +77,6 @@ def copy_atomic(src: Path, dest: Path) -> Path:
     return dest
 
 
-def write_bytes_atomic(dest: Path, data: bytes) -> Path:
-    with atomic_target(dest) as tmp, disk_errors(dest):
-        tmp.write_bytes(data)
-    return dest
-
-
 def clean_partials(folder: Path, stem_prefix: str = "") -> int:
     """Remove ``.part`` leftovers of killed writers in ``folder``; returns how many."""
     removed = 0

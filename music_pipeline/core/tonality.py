@@ -142,11 +142,6 @@ def chromas(signal: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     return _normalised(harmonic), _normalised(bass)
 
 
-def chroma(signal: np.ndarray, rate: int) -> np.ndarray:
-    """The harmonic pitch-class profile alone."""
-    return chromas(signal, rate)[0]
-
-
 def _correlations(values: np.ndarray, major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     if not np.any(values > 0) or np.allclose(values, values[0]):
         return np.zeros(len(ALL_KEYS))
