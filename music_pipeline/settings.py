@@ -13,9 +13,6 @@ from pathlib import Path
 MUSIC_LIBRARY = "MUSIC_LIBRARY"
 WAV_BACKUP_DIR = "WAV_BACKUP_DIR"
 DAGSTER_HOME = "DAGSTER_HOME"
-#: Secrets and service settings used by later sources and mirrors; read through dagster.EnvVar.
-SERVICE_ENV = ("NOTION_TOKEN", "TRACKS_DB_ID", "EAGLE_API_BASE", "EAGLE_TOKEN",
-               "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
 
 DEFAULT_LIBRARY = "./library"
 DEFAULT_DAGSTER_HOME = "./.dagster_home"

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     Config,
     DynamicPartitionsDefinition,
     Failure,
@@ -188,4 +187,3 @@ def catalog(context: AssetExecutionContext, library: LibraryResource) -> Materia
 
 
 TRACK_ASSETS = [raw_audio, audio_features, fingerprint, m4a_alac, aiff, wav, catalog]
-TRACK_ASSET_KEYS = [AssetKey(a.key.path) for a in TRACK_ASSETS]

@@ -1,14 +1,12 @@
 """Analysing many local files in parallel, one process per core.
 
 Each worker analyses whole files (decode + features), so the work splits cleanly across
-cores; numeric libraries are held to one thread per worker so two workers on two cores do
-not fight over them. Results arrive as they finish; a file that cannot be analysed yields
+cores (the numeric work inside is single-threaded). Results arrive as they finish; a file that cannot be analysed yields
 an error record and the batch goes on.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -17,8 +15,6 @@ from pathlib import Path
 from . import analysis
 from .errors import TrackError
 from .inbox import AUDIO_EXTENSIONS
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def expand(targets: Iterable[str]) -> list[str]:
@@ -46,11 +42,6 @@ def analyse_record(path: str, settings: analysis.Settings | None = None) -> dict
     return record
 
 
-def _single_threaded() -> None:
-    for name in THREAD_VARS:
-        os.environ[name] = "1"
-
-
 def run(files: list[str], jobs: int, settings: analysis.Settings | None = None,
         on_done: Callable[[int, int], None] | None = None) -> Iterator[dict]:
     """Analyse ``files`` with ``jobs`` processes, yielding records as they complete."""
@@ -62,7 +53,7 @@ def run(files: list[str], jobs: int, settings: analysis.Settings | None = None,
                 on_done(done, total)
             yield record
         return
-    pool = ProcessPoolExecutor(max_workers=min(jobs, total), initializer=_single_threaded)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, total))
     try:
         futures = {pool.submit(analyse_record, path, settings): path for path in files}
         for done, future in enumerate(as_completed(futures), 1):

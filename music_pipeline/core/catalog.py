@@ -66,8 +66,6 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-STATUSES = ("queued", "running", "done", "failed")
-
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
