@@ -4,6 +4,8 @@
   on a persistent DAGSTER_HOME, with the inbox sensor running;
 - ``add``: register tracks and ask the running Dagster instance to process them;
 - ``run``: process tracks right here, now, and print where every file went;
+- ``analyze``: BPM, key and loudness of local files;
+- ``dedup``: duplicate recordings among local files or the library, moved aside on request;
 - ``doctor``: check the set-up and say what to fix.
 """
 
@@ -342,6 +344,71 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
+# -- dedup ----------------------------------------------------------------------------------
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    """Report duplicate groups among files (or the library's tracks); move them only with --move."""
+    import json
+
+    from .core import batch, dedup, duplicates
+
+    library = _library()
+    if args.undo:
+        record = duplicates.undo(library, args.undo)
+        print(f"{_mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; "
+              f"{', '.join(m for m in record['members'] if m != record['keeper'])} restored")
+        return 0
+    failures = 0
+    if args.targets:
+        skip = [library.root / duplicates.DUPLICATES_DIR, library.root / "_trash"]
+        files = [f for f in batch.expand(args.targets)
+                 if not any(Path(f).resolve().is_relative_to(folder) for folder in skip)]
+        if not files:
+            print("no audio files found", file=sys.stderr)
+            return 1
+        progress = Progress("fingerprinting")
+        items = []
+        for record in batch.map_files(duplicates.file_record, files, args.jobs or os.cpu_count() or 1, progress):
+            if "error" in record:
+                failures += 1
+                if progress.enabled:
+                    sys.stderr.write("\r\033[K")
+                print(f"{_mark(False)} {record['path']}: {record['error']}", file=sys.stderr)
+            else:
+                items.append(record["item"])
+        progress.close()
+        items = duplicates.collapse_library_files(library, items)
+    else:
+        duplicates.index_backlog(library)
+        items = [duplicates.track_item(row) for row in library.catalog.tracks("done")]
+        for item in items:
+            item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
+    by_id = {item.id: item for item in items}
+    groups = dedup.find_groups(items, threshold=args.threshold)
+    moved = 0
+    for group in groups:
+        if args.move:
+            moved += len(duplicates.apply(library, group)["moves"])
+        paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
+        keeper = duplicates.paths_of(by_id, group.keeper)[0]
+        if args.json:
+            print(json.dumps({"group": paths, "keeper": keeper, "reason": group.reason, "id": group.id,
+                              "matched_by": group.matched_by, "evidence": [e.as_dict() for e in group.evidence]},
+                             ensure_ascii=False), flush=True)
+            continue
+        print(f"{group.id} ({', '.join(group.matched_by)}): keep {keeper}")
+        print(f"    {group.reason}")
+        for member in group.others:
+            for path in duplicates.paths_of(by_id, member):
+                print(f"    duplicate: {path}")
+    if not args.json:
+        extra = f"; {moved} file(s) moved to {library.root / duplicates.DUPLICATES_DIR}" if args.move else \
+            ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
+        print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -375,6 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--key-profile", default="temperley", help="temperley, krumhansl or edma (%(default)s)")
     analyze.add_argument("--fingerprint", action="store_true", help="include the Chromaprint fingerprint in --json")
     analyze.set_defaults(func=cmd_analyze)
+
+    dedup = sub.add_parser("dedup", help="find duplicate recordings among files (or the library's tracks)")
+    dedup.add_argument("targets", nargs="*", metavar="FILE_OR_DIR",
+                       help="files or folders (default: the library's catalogued tracks)")
+    dedup.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
+    dedup.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: one per core)")
+    dedup.add_argument("--move", action="store_true",
+                       help="move every non-keeper to <library>/duplicates/<group>/ (undo with --undo GROUP)")
+    dedup.add_argument("--undo", metavar="GROUP", help="put a group's duplicates back where they were")
+    dedup.add_argument("--threshold", type=float, default=0.5,
+                       help="fingerprint similarity that counts as the same recording (%(default)s)")
+    dedup.set_defaults(func=cmd_dedup)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")

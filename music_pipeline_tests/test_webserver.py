@@ -18,7 +18,8 @@ from music_pipeline.core.catalog import Catalog
 from .audio import make_track
 
 REPO = Path(__file__).resolve().parents[1]
-ASSETS = {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog", "library_index"}
+ASSETS = {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog", "library_index",
+          "dedup_groups"}
 
 
 def _free_port() -> int:

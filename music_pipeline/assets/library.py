@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from ..core import index
+from ..core import dedup, duplicates, index
 from ..resources import LibraryResource
 from .tracks import catalog
 
@@ -36,3 +36,40 @@ def _markdown(table) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
+
+
+@asset(deps=[catalog], group_name="library", kinds={"chromaprint", "sqlite"})
+def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """Groups of finished tracks that are the same recording (same canonical source URL,
+    ISRC, normalised artist + title, or Chromaprint fingerprint after alignment). Each
+    group keeps one track by the keeper rule; the others are merged into it, marked
+    duplicate in the catalog and their files moved to ``<library>/duplicates/<group>/``.
+    `music-pipeline dedup --undo GROUP` puts a group back. New tracks are already checked
+    one by one right after their fingerprint; this pass catches the rest (tracks added
+    before the index existed, matches found through metadata that arrived later)."""
+    lib = library.get()
+    indexed = duplicates.index_backlog(lib)
+    if indexed:
+        context.log.info(f"indexed {indexed} fingerprint(s) recorded before the index existed")
+    groups = duplicates.library_groups(lib)
+    moved = 0
+    for group in groups:
+        record = duplicates.apply(lib, group)
+        moved += len(record["moves"])
+        context.log.info(f"{group.id}: {group.reason}; duplicates {', '.join(group.others)} "
+                         f"({', '.join(group.matched_by)})")
+    rows = ["| group | keeper | duplicates | matched by | best score | reason |", "|---|---|---|---|---|---|"]
+    for group in groups:
+        scores = [e.score for e in group.evidence if e.score is not None]
+        rows.append(f"| {group.id} | {group.keeper} | {', '.join(group.others)} | {', '.join(group.matched_by)} "
+                    f"| {max(scores):.3f} | {group.reason} |" if scores else
+                    f"| {group.id} | {group.keeper} | {', '.join(group.others)} | {', '.join(group.matched_by)} "
+                    f"| - | {group.reason} |")
+    return MaterializeResult(metadata={
+        "groups": len(groups),
+        "duplicates": sum(len(g.others) for g in groups),
+        "files_moved": moved,
+        "keeper_rule": dedup.KEEPER_RULE,
+        "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
+        "applied_groups_total": len(lib.catalog.groups(state="applied")),
+    })

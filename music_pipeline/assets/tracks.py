@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     Config,
     DynamicPartitionsDefinition,
     Failure,
@@ -20,6 +21,7 @@ from dagster import (
     asset,
 )
 
+from ..core import duplicates
 from ..core.download import resolve_id
 from ..core.errors import TrackError
 from ..core.identity import redact_url
@@ -83,18 +85,47 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
     })
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"})
-def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
-    """The Chromaprint fingerprint of the raw audio and the duration it covers. Decodes the
-    track once for this and the analysis."""
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"}, output_required=False)
+def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Iterator[MaterializeResult]:
+    """The Chromaprint fingerprint of the raw audio, checked against the library's
+    fingerprint index before any other work. A copy of a track the library already has
+    stops here: it is marked duplicate, its raw audio moves to ``duplicates/``, and the
+    analysis, transcodes and catalog steps are skipped. Decodes the track once for this
+    and the analysis."""
     lib = library.get()
     with track_step(context, lib, "fingerprint") as key:
+        row = lib.track(key)
+        if row["status"] == "duplicate":
+            _report_duplicate(context, key, row["duplicate_of"], row["dedup_group"], None)
+            return
         result = lib.fingerprint(key)
-    return MaterializeResult(metadata={
+        verdict = duplicates.check_track(lib, key)
+    if verdict is not None and verdict.duplicate_of:
+        _report_duplicate(context, key, verdict.duplicate_of, verdict.group.id, verdict.score)
+        return
+    metadata = {
         "covers_s": result.duration_s,
         "fingerprint_chars": len(result.fingerprint),
         "fingerprint_start": result.fingerprint[:32],
-    })
+    }
+    if verdict is not None:  # this copy beats the ones the library has: they go once it is done
+        metadata["supersedes"] = ", ".join(verdict.group.others)
+        metadata["dedup_group"] = verdict.group.id
+        metadata["keeper_reason"] = verdict.group.reason
+        context.log.info(f"{key} is a better copy of {', '.join(verdict.group.others)}: {verdict.group.reason}")
+    yield MaterializeResult(metadata=metadata)
+
+
+def _report_duplicate(context: AssetExecutionContext, key: str, keeper: str | None, group: str | None,
+                      score: float | None) -> None:
+    """A duplicate is not a failure: say so in the log and as an observation, and skip the rest."""
+    message = (f"{key} is a duplicate of {keeper} (group {group}); analysis and transcodes skipped. "
+               f"`music-pipeline dedup --undo {group}` processes it anyway.")
+    context.log.info(message)
+    metadata = {"duplicate_of": keeper or "", "dedup_group": group or "", "note": message}
+    if score is not None:
+        metadata["fingerprint_score"] = round(score, 3)
+    context.log_event(AssetObservation(asset_key=context.asset_key, partition=key, metadata=metadata))
 
 
 @asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"})
@@ -170,6 +201,7 @@ def catalog(context: AssetExecutionContext, library: LibraryResource) -> Materia
             raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
                              hint="Materialise the missing assets for this track, then the catalog.")
         lib.catalog.mark_done(key)
+        settled = duplicates.settle(lib, key)
         row = lib.track(key)
         files = lib.catalog.files([key])
     return MaterializeResult(metadata={
@@ -183,6 +215,7 @@ def catalog(context: AssetExecutionContext, library: LibraryResource) -> Materia
             ["| format | path | MB |", "|---|---|---|"]
             + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
+        "superseded": ", ".join(m for g in settled for m in g["members"] if m != key),
     })
 
 

@@ -17,7 +17,7 @@ from ..assets import tracks
 from ..core import inbox
 from ..core.download import resolve_id
 from ..core.errors import SourceUnavailable, TrackError
-from ..core.library import register_target
+from ..core.identity import source_for
 from ..resources import DownloaderResource, LibraryResource
 from .jobs import process_track_job
 
@@ -52,7 +52,13 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     options = downloader.options()
     for item in scan.items:
         try:
-            source, row = register_target(lib, item.target, resolve=lambda url: resolve_id(url, options))
+            source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
+            owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
+            if owner not in (None, source.key):  # known under another key (a merged duplicate's URL)
+                context.log.info(f"{item.origin}: {source.url} is already catalogued as {owner}; skipped")
+                continue
+            lib.register(source, original=item.target if source.kind == "url" else None)
+            row = lib.track(source.key)
         except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
             context.log.warning(f"{item.origin}: {err} (will retry)")
             retry.add(item.origin)
@@ -60,8 +66,10 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
         except TrackError as err:
             context.log.warning(f"{item.origin}: {err}")
             continue
-        if row["status"] == "done":
-            context.log.info(f"{item.origin}: {source.key} is already in the library; not processed again")
+        if row["status"] in ("done", "duplicate"):
+            what = "already in the library" if row["status"] == "done" else \
+                f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
+            context.log.info(f"{item.origin}: {source.key} is {what}; not processed again")
             continue
         if source.key in requested or _in_flight(context, source.key):
             continue  # the same track twice in one drop, or already queued or running

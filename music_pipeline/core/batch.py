@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 
 from . import analysis
@@ -45,24 +46,31 @@ def analyse_record(path: str, settings: analysis.Settings | None = None) -> dict
 def run(files: list[str], jobs: int, settings: analysis.Settings | None = None,
         on_done: Callable[[int, int], None] | None = None) -> Iterator[dict]:
     """Analyse ``files`` with ``jobs`` processes, yielding records as they complete."""
+    return map_files(partial(analyse_record, settings=settings), files, jobs, on_done)
+
+
+def map_files(worker: Callable[[str], dict], files: list[str], jobs: int,
+              on_done: Callable[[int, int], None] | None = None) -> Iterator[dict]:
+    """``worker(path)`` for every file in ``jobs`` processes, yielding records as they
+    complete; ``worker`` must return a record and never raise (see ``analyse_record``)."""
     total = len(files)
     if jobs <= 1 or total <= 1:
         for done, path in enumerate(files, 1):
-            record = analyse_record(path, settings)
+            record = worker(path)
             if on_done:
                 on_done(done, total)
             yield record
         return
     pool = ProcessPoolExecutor(max_workers=min(jobs, total))
     try:
-        futures = {pool.submit(analyse_record, path, settings): path for path in files}
+        futures = {pool.submit(worker, path): path for path in files}
         for done, future in enumerate(as_completed(futures), 1):
             if on_done:
                 on_done(done, total)
             try:
                 yield future.result()
             except BrokenProcessPool:  # a worker died (out of memory, a crash in a decoder)
-                yield {"path": futures[future], "error": "the analysis process died on this file "
+                yield {"path": futures[future], "error": "the worker process died on this file "
                                                          "(out of memory, or a decoder crashed)"}
     finally:
         # Stopped early (Ctrl-C, `| head`): do not wait for the files nobody will read.

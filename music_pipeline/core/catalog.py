@@ -62,6 +62,43 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tracks ADD COLUMN replaygain_track_gain_db REAL;
     ALTER TABLE tracks ADD COLUMN replaygain_track_peak REAL;
     """,
+    # 3: duplicates: every source URL indexed, the fingerprint index, dedup groups
+    """
+    ALTER TABLE tracks ADD COLUMN raw_bitrate_kbps REAL;
+    ALTER TABLE tracks ADD COLUMN playlists TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tracks ADD COLUMN duplicate_of TEXT;
+    ALTER TABLE tracks ADD COLUMN dedup_group TEXT;
+    ALTER TABLE tracks ADD COLUMN fingerprint_indexed INTEGER NOT NULL DEFAULT 0;
+    UPDATE tracks SET isrc = upper(replace(replace(isrc, '-', ''), ' ', '')) WHERE isrc IS NOT NULL;
+    CREATE INDEX tracks_isrc ON tracks(isrc);
+    CREATE TABLE track_urls (
+        url TEXT NOT NULL,
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        PRIMARY KEY (url, track_key)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO track_urls (url, track_key)
+        SELECT json_each.value, tracks.key FROM tracks, json_each(tracks.source_urls)
+        UNION SELECT source_url, key FROM tracks WHERE source_url IS NOT NULL;
+    CREATE TABLE fingerprint_terms (
+        term INTEGER NOT NULL,
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        PRIMARY KEY (term, track_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX fingerprint_terms_track ON fingerprint_terms(track_key);
+    CREATE TABLE dedup_groups (
+        id TEXT PRIMARY KEY,
+        keeper TEXT NOT NULL,
+        members TEXT NOT NULL,
+        state TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        previous TEXT NOT NULL DEFAULT '{}',
+        moves TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -133,6 +170,7 @@ class Catalog:
                     (source.key, source.kind, source.url, source.path,
                      json.dumps(sorted({seen, original} - {None})), stamp, stamp),
                 )
+                self._index_urls(conn, source.key, {source.url, original} - {None})
                 return True
             urls = set(json.loads(row["source_urls"])) | ({seen, original} - {None})
             conn.execute(
@@ -140,7 +178,55 @@ class Catalog:
                 " WHERE key = ?",
                 (json.dumps(sorted(urls)), source.path, stamp, source.key),
             )
+            self._index_urls(conn, source.key, {source.url, original} - {None})
             return False
+
+    @staticmethod
+    def _index_urls(conn: sqlite3.Connection, key: str, urls: Iterable[str]) -> None:
+        conn.executemany("INSERT OR IGNORE INTO track_urls (url, track_key) VALUES (?, ?)",
+                         [(url, key) for url in urls])
+
+    def add_source_urls(self, key: str, urls: Iterable[str]) -> None:
+        """Remember more URLs a track is known by (a merged duplicate's, a site's page URL)."""
+        urls = {u for u in urls if u}
+        with self._connect() as conn:
+            row = conn.execute("SELECT source_urls FROM tracks WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise CatalogError(f"track {key} is not in the catalog")
+            merged = set(json.loads(row["source_urls"])) | urls
+            conn.execute("UPDATE tracks SET source_urls = ?, updated_at = ? WHERE key = ?",
+                         (json.dumps(sorted(merged)), now(), key))
+            self._index_urls(conn, key, urls)
+
+    def set_source_urls(self, key: str, urls: Iterable[str]) -> None:
+        """Replace a track's URL list (undoing a merge); the URL index follows."""
+        urls = sorted({u for u in urls if u})
+        with self._connect() as conn:
+            conn.execute("UPDATE tracks SET source_urls = ?, updated_at = ? WHERE key = ?",
+                         (json.dumps(urls), now(), key))
+            conn.execute("DELETE FROM track_urls WHERE track_key = ?", (key,))
+            row = conn.execute("SELECT source_url FROM tracks WHERE key = ?", (key,)).fetchone()
+            self._index_urls(conn, key, set(urls) | ({row[0]} - {None} if row else set()))
+
+    def find_source(self, *, urls: Iterable[str] = (), isrc: str | None = None) -> str | None:
+        """The catalogued track one of ``urls`` or ``isrc`` already belongs to (following a
+        duplicate to its keeper), so discovery can skip it before any download."""
+        with self._connect() as conn:
+            row = None
+            for url in urls:
+                row = conn.execute("SELECT t.key, t.duplicate_of FROM track_urls u JOIN tracks t ON t.key = u.track_key"
+                                   " WHERE u.url = ? ORDER BY t.created_at LIMIT 1", (url,)).fetchone()
+                if row:
+                    break
+            if row is None and isrc:
+                row = conn.execute("SELECT key, duplicate_of FROM tracks WHERE isrc = ? COLLATE NOCASE"
+                                   " ORDER BY created_at LIMIT 1", (normalise_isrc(isrc),)).fetchone()
+            key = row["key"] if row else None
+            seen = set()
+            while row is not None and row["duplicate_of"] and row["duplicate_of"] not in seen:
+                seen.add(key := row["duplicate_of"])  # follow a duplicate to its keeper
+                row = conn.execute("SELECT key, duplicate_of FROM tracks WHERE key = ?", (key,)).fetchone()
+        return key
 
     def get(self, key: str) -> dict | None:
         with self._connect() as conn:
@@ -199,6 +285,10 @@ class Catalog:
         wanted = set(keys) if keys is not None else None
         return [dict(row) for row in rows if wanted is None or row["track_key"] in wanted]
 
+    def move_file(self, old: Path, new: Path) -> None:
+        with self._connect() as conn:
+            conn.execute("UPDATE files SET path = ?, updated_at = ? WHERE path = ?", (str(new), now(), str(old)))
+
     def path_owner(self, path: Path) -> str | None:
         """Which track's file is at ``path`` (to tell two songs with the same name apart)."""
         with self._connect() as conn:
@@ -207,7 +297,98 @@ class Catalog:
         return row[0] if row else None
 
 
+    # -- fingerprint index ----------------------------------------------------------------
+    #
+    # The inverted index of core.fpindex, persisted: (term, track) rows, so checking one new
+    # track against the library is one indexed lookup of its ~200 terms, and adding a track
+    # adds its rows (no rebuild).
+
+    def index_fingerprint(self, key: str, terms: Iterable[int]) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM fingerprint_terms WHERE track_key = ?", (key,))
+            conn.executemany("INSERT OR IGNORE INTO fingerprint_terms (term, track_key) VALUES (?, ?)",
+                             [(int(term), key) for term in terms])
+            conn.execute("UPDATE tracks SET fingerprint_indexed = 1 WHERE key = ?", (key,))
+
+    def unindexed_fingerprints(self) -> list[tuple[str, str]]:
+        """(key, fingerprint) of tracks fingerprinted before the index existed."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT key, fingerprint FROM tracks WHERE fingerprint IS NOT NULL"
+                                " AND fingerprint_indexed = 0").fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def fingerprint_candidates(self, terms: Iterable[int], min_shared: int, stop_df: int,
+                               exclude: str | None = None) -> list[tuple[str, int]]:
+        """Tracks sharing at least ``min_shared`` of ``terms`` (stop words left out), most first."""
+        values = [int(t) for t in terms]
+        if not values:
+            return []
+        counts: dict[str, int] = {}
+        with self._connect() as conn:
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT term, track_key FROM fingerprint_terms WHERE term IN ({marks})", chunk).fetchall()
+                by_term: dict[int, list[str]] = {}
+                for term, key in rows:
+                    by_term.setdefault(term, []).append(key)
+                for keys in by_term.values():
+                    if len(keys) > stop_df:
+                        continue
+                    for key in keys:
+                        counts[key] = counts.get(key, 0) + 1
+        counts.pop(exclude, None)
+        return sorted(((k, c) for k, c in counts.items() if c >= min_shared), key=lambda kc: -kc[1])
+
+    # -- dedup groups -----------------------------------------------------------------------
+
+    def save_group(self, group: dict) -> None:
+        """Insert or replace a dedup group (``id``, ``keeper``, ``members``, ``state``, ``rule``,
+        ``reason``, ``evidence``, ``previous``, ``moves``)."""
+        stamp = now()
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO dedup_groups (id, keeper, members, state, rule, reason, evidence, previous, moves,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET keeper = excluded.keeper, members = excluded.members,"
+                " state = excluded.state, rule = excluded.rule, reason = excluded.reason,"
+                " evidence = excluded.evidence, previous = excluded.previous, moves = excluded.moves,"
+                " updated_at = excluded.updated_at",
+                (group["id"], group["keeper"], json.dumps(group["members"]), group["state"], group["rule"],
+                 group["reason"], json.dumps(group["evidence"]), json.dumps(group.get("previous", {})),
+                 json.dumps(group.get("moves", [])), stamp, stamp),
+            )
+
+    def group(self, group_id: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM dedup_groups WHERE id = ?", (group_id,)).fetchone()
+        return _group(row) if row else None
+
+    def groups(self, state: str | None = None, keeper: str | None = None) -> list[dict]:
+        query, args = "SELECT * FROM dedup_groups WHERE 1 = 1", []
+        if state:
+            query, args = query + " AND state = ?", [*args, state]
+        if keeper:
+            query, args = query + " AND keeper = ?", [*args, keeper]
+        with self._connect() as conn:
+            return [_group(row) for row in conn.execute(query + " ORDER BY created_at, id", args)]
+
+
+def normalise_isrc(isrc: str) -> str:
+    """ISRCs are written with or without hyphens and in either case: CC-XXX-YY-NNNNN."""
+    return "".join(ch for ch in isrc.upper() if ch.isalnum())
+
+
 def _track(row: sqlite3.Row) -> dict:
     data = dict(row)
     data["source_urls"] = json.loads(data.get("source_urls") or "[]")
+    data["playlists"] = json.loads(data.get("playlists") or "[]")
+    return data
+
+
+def _group(row: sqlite3.Row) -> dict:
+    data = dict(row)
+    for name in ("members", "evidence", "previous", "moves"):
+        data[name] = json.loads(data[name])
     return data

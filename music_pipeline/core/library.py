@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import analysis, media, tagging
 from . import fingerprint as fp
-from .catalog import CATALOG_FILE, Catalog
+from .catalog import CATALOG_FILE, Catalog, normalise_isrc
 from .download import Downloaded, DownloadOptions, download, scratch_dir
 from .errors import NotAudio, NotRegistered, TrackError
 from .files import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
@@ -143,6 +143,8 @@ class Library:
             key, raw_path=str(raw_path), raw_codec=info.codec, raw_sample_rate=info.sample_rate,
             raw_bits=info.bits, raw_channels=info.channels, raw_lossless=int(info.lossless),
             raw_sha256=file_sha256(raw_path), duration_s=info.duration_s,
+            raw_bitrate_kbps=round(info.bitrate / 1000 if info.bitrate
+                                   else raw_path.stat().st_size * 8 / 1000 / max(info.duration_s, 1e-3), 1),
             cover_path=str(cover) if cover else None, **meta,
         )
         if row["source_kind"] == "file":
@@ -348,8 +350,21 @@ def read_source_tags(path: Path) -> dict:
                 return str(values[0]).strip() or None
         return None
 
+    isrc = first("isrc") or _txxx(path, "ISRC")
     return {"title": first("title"), "artist": first("artist", "albumartist"), "album": first("album"),
-            "isrc": first("isrc")}
+            "isrc": normalise_isrc(isrc) if isrc else None}
+
+
+def _txxx(path: Path, name: str) -> str | None:
+    """A user-defined ID3 text frame (ffmpeg writes an MP3's ISRC as TXXX:ISRC, not TSRC)."""
+    import mutagen
+
+    try:
+        tags = mutagen.File(path).tags
+        frame = tags.get(f"TXXX:{name}") if tags is not None and hasattr(tags, "getall") else None
+    except Exception:  # unreadable tags are no tags
+        return None
+    return str(frame.text[0]).strip() or None if frame and frame.text else None
 
 
 def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) -> dict:
@@ -360,6 +375,8 @@ def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) ->
     "Artist - Title".
     """
     merged = dict(extracted)
+    if merged.get("isrc"):
+        merged["isrc"] = normalise_isrc(merged["isrc"])
     if not generic:
         for field_name in ("title", "artist", "album", "isrc"):
             merged[field_name] = extracted.get(field_name) or embedded.get(field_name)

@@ -1,0 +1,333 @@
+"""Duplicate detection on real audio: fingerprint matching of transformed copies against
+look-alikes, the inverted index, keeper choice and merge, files moved and restored, the
+check before the transcodes, the library-wide asset and `music-pipeline dedup`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import acoustid
+import numpy as np
+import pytest
+from dagster import materialize
+
+from music_pipeline.assets import dedup_groups
+from music_pipeline.cli import main
+from music_pipeline.core import dedup, fpindex
+from music_pipeline.core.catalog import Catalog
+from music_pipeline.core.fingerprint import fingerprint_file
+from music_pipeline.core.identity import source_for
+from music_pipeline.core.normalize import parse
+
+from .audio import write
+from .conftest import output_files
+from .dedup_audio import rerender, stem, transform, tune
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One song, its real transformations, and three things that are not it."""
+    d = tmp_path_factory.mktemp("copies")
+    original = write(d / "original.flac", tune(1), codec_args=["-c:a", "flac"])
+    return {
+        "original": original,
+        "mp3": transform(original, d / "copy.mp3", "-c:a", "libmp3lame", "-b:a", "128k"),
+        "aac": transform(original, d / "copy.m4a", "-c:a", "aac", "-b:a", "96k"),
+        "trimmed": transform(original, d / "trimmed.flac", "-c:a", "flac", cut_s=3.0),
+        "quieter": transform(original, d / "quieter.wav", "-af", "volume=-12dB"),
+        "resampled": transform(original, d / "resampled.wav", "-ar", "22050"),
+        "other_song": write(d / "other.flac", tune(2), codec_args=["-c:a", "flac"]),
+        "stem": write(d / "stem.flac", stem(1), codec_args=["-c:a", "flac"]),
+        "rerender": write(d / "rerender.flac", rerender(1), codec_args=["-c:a", "flac"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def prints(copies: dict[str, Path]) -> dict[str, np.ndarray]:
+    return {name: fpindex.decode(fingerprint_file(path).fingerprint) for name, path in copies.items()}
+
+
+SAME = ["mp3", "aac", "trimmed", "quieter", "resampled"]
+NOT_SAME = ["other_song", "stem", "rerender"]
+
+
+def test_transformed_copies_match_and_look_alikes_do_not(prints) -> None:
+    for name in SAME:
+        assert fpindex.score(prints["original"], prints[name]) >= 0.8, name
+    for name in NOT_SAME:
+        assert fpindex.score(prints["original"], prints[name]) < 0.2, name
+    groups, _ = fpindex.group(list(prints.values()))
+    names = list(prints)
+    assert [sorted(names[i] for i in g) for g in groups] == [sorted(["original", *SAME])]
+
+
+def test_score_is_pyacoustids_comparison(prints) -> None:
+    for name in ("mp3", "trimmed", "other_song"):
+        a, b = prints["original"], prints[name]
+        expected = acoustid._match_fingerprints([int(v) for v in a], [int(v) for v in b])
+        assert fpindex.score(a, b) == pytest.approx(expected)
+    assert fpindex.score(prints["trimmed"], prints["original"][:50]) == pytest.approx(
+        acoustid._match_fingerprints([int(v) for v in prints["trimmed"]], [int(v) for v in prints["original"][:50]]))
+
+
+def test_the_index_finds_planted_copies_without_comparing_all_pairs(prints) -> None:
+    """300 distinct fingerprints (real ones, each scrambled by its own bit mask) and 20
+    planted copies (shifted, with bit errors): every copy is a candidate, and the
+    candidates are a tiny fraction of the 51,040 pairs."""
+    rng = np.random.default_rng(7)
+    bases = [prints[name] for name in ("original", "other_song", "stem", "rerender")]
+    library = [bases[i % 4] ^ np.uint32(rng.integers(1, 2**32, dtype=np.uint64)) for i in range(300)]
+    planted = []
+    for index in range(20):
+        source = library[index * 7]
+        copy = source[int(rng.integers(1, 30)):].copy()
+        flips = rng.random(copy.size) < 0.3
+        copy[flips] ^= np.uint32(1) << rng.integers(0, 32, size=int(flips.sum())).astype(np.uint32)
+        planted.append((index * 7, len(library)))
+        library.append(copy)
+    pairs = {tuple(p) for p in fpindex.candidate_pairs([fpindex.terms(f) for f in library]).tolist()}
+    assert all(pair in pairs for pair in planted)
+    assert len(pairs) < 100
+    groups, _ = fpindex.group(library)
+    assert sorted(sorted(g) for g in groups) == sorted(sorted(p) for p in planted)
+
+
+def _item(item_id: str, **fields) -> dedup.Item:
+    return dedup.Item(id=item_id, **fields)
+
+
+def test_keeper_rule_prefers_complete_then_lossless_then_quality_then_metadata() -> None:
+    lossy = _item("mp3", lossless=False, bitrate_kbps=320, sample_rate=44100, duration_s=200, codec="mp3")
+    flac = _item("flac", lossless=True, bits=16, sample_rate=44100, duration_s=200, codec="flac")
+    cut = _item("cut", lossless=True, bits=24, sample_rate=96000, duration_s=150, codec="flac")
+    keeper, reason = dedup.choose_keeper([lossy, flac, cut])
+    assert keeper.id == "flac" and "lossless (flac) over lossy (mp3)" in reason
+    keeper, reason = dedup.choose_keeper([cut, lossy])
+    assert keeper.id == "mp3" and "complete" in reason
+    low = _item("128", bitrate_kbps=128, duration_s=200, sample_rate=44100)
+    high = _item("256", bitrate_kbps=256, duration_s=199, sample_rate=44100)
+    assert dedup.choose_keeper([low, high])[0].id == "256"
+    hires = _item("24bit", lossless=True, bits=24, sample_rate=48000, duration_s=200)
+    assert "bit depth" in dedup.choose_keeper([flac, hires])[1]
+    tagged = _item("tagged", bitrate_kbps=128, duration_s=200, metadata={"title": "x", "artist": "y", "isrc": "z"})
+    bare = _item("bare", bitrate_kbps=128, duration_s=200, metadata={"title": "x"})
+    keeper, reason = dedup.choose_keeper([bare, tagged])
+    assert keeper.id == "tagged" and "richer metadata (3 vs 1 fields)" in reason
+    older = _item("older", bitrate_kbps=128, duration_s=200, added="2026-01-01T00:00:00")
+    newer = _item("newer", bitrate_kbps=128, duration_s=200, added="2026-06-01T00:00:00")
+    assert dedup.choose_keeper([newer, older])[0].id == "older"
+
+
+def test_groups_from_url_isrc_title_and_fingerprint_with_evidence(prints) -> None:
+    items = [
+        _item("a", urls=frozenset({"https://www.youtube.com/watch?v=dQw4w9WgXcQ"}), duration_s=200),
+        _item("b", urls=frozenset({"https://www.youtube.com/watch?v=dQw4w9WgXcQ"}), duration_s=200),
+        _item("c", isrc="USRC17607839", duration_s=180),
+        _item("d", isrc="USRC17607839", duration_s=181),
+        _item("e", name=parse("Daft Punk", "One More Time (Official Video)"), duration_s=320),
+        _item("f", name=parse("Daft Punk - Topic", "One More Time"), duration_s=322),
+        _item("g", name=parse("Daft Punk", "One More Time (Radio Edit)"), duration_s=230),
+        _item("h", fingerprint=prints["original"], duration_s=40),
+        _item("i", fingerprint=prints["mp3"], duration_s=40),
+        _item("j", fingerprint=prints["rerender"], duration_s=40),
+    ]
+    groups = {tuple(sorted(g.members)): g for g in dedup.find_groups(items)}
+    assert set(groups) == {("a", "b"), ("c", "d"), ("e", "f"), ("h", "i")}
+    assert groups[("a", "b")].matched_by == ["url"]
+    assert groups[("c", "d")].matched_by == ["isrc"]
+    assert groups[("e", "f")].matched_by == ["title"]
+    fp = groups[("h", "i")]
+    assert fp.matched_by == ["fingerprint"] and fp.evidence[0].score >= 0.9
+    assert fp.id == dedup.group_id(["i", "h"])  # stable, whatever the order
+
+
+def test_a_title_match_is_vetoed_by_audio_that_differs(prints) -> None:
+    """Same artist and title, different recordings (say the album version and a
+    re-recording): the fingerprints disagree, so they are not merged on the name."""
+    same_name = parse("Artist", "Song")
+    items = [_item("album", name=same_name, fingerprint=prints["original"], duration_s=40),
+             _item("rerecorded", name=same_name, fingerprint=prints["rerender"], duration_s=40),
+             _item("short", name=same_name, duration_s=120), _item("long", name=same_name, duration_s=300)]
+    assert dedup.find_groups(items) == []
+
+
+# -- the library -------------------------------------------------------------------------------------
+
+
+def _tagged(path: Path, source: Path, title: str, artist: str = "Dedup Artist", isrc: str | None = None,
+            *codec: str) -> Path:
+    args = [*codec, "-metadata", f"title={title}", "-metadata", f"artist={artist}"]
+    if isrc:
+        args += ["-metadata", f"ISRC={isrc}"]
+    return transform(source, path, *args)
+
+
+def test_a_copy_stops_before_analysis_and_transcodes_and_undo_puts_it_back(process, library, library_root,
+                                                                           copies, tmp_path) -> None:
+    flac = _tagged(tmp_path / "in" / "Dedup Artist - Song.flac", copies["original"], "Song", "Dedup Artist",
+                   None, "-c:a", "flac")
+    mp3 = _tagged(tmp_path / "in" / "song (lyric video).mp3", copies["original"], "Song (Lyric Video)",
+                  "Dedup Artist", "GBAYE0601498", "-c:a", "libmp3lame", "-b:a", "128k")
+    keeper, result = process(str(flac))
+    assert result.success
+    outputs_before = output_files(library_root)
+
+    copy, result = process(str(mp3))
+    assert result.success  # a duplicate is not a failure
+    ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert "fingerprint" in ran
+    assert {"audio_features", "m4a_alac", "aiff", "wav", "catalog"} <= skipped
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observed and observed[0].event_specific_data.asset_observation.metadata["duplicate_of"].value == keeper
+    assert output_files(library_root) == outputs_before  # not one transcode spent
+    row = library.catalog.get(copy)
+    assert row["status"] == "duplicate" and row["duplicate_of"] == keeper and row["bpm"] is None
+    group = row["dedup_group"]
+    assert Path(row["raw_path"]).is_relative_to(library_root / "duplicates" / group)
+    merged = library.catalog.get(keeper)
+    assert merged["isrc"] == "GBAYE0601498"  # filled from the copy
+    assert merged["title"] == "Song"  # the keeper's own values win
+    saved = library.catalog.group(group)
+    assert saved["state"] == "applied"
+    assert {e["by"] for e in saved["evidence"]} == {"fingerprint", "title"}  # "(Lyric Video)" is noise
+    assert next(e for e in saved["evidence"] if e["by"] == "fingerprint")["score"] >= 0.9
+    assert "lossless (flac) over lossy (mp3)" in saved["reason"]
+
+    assert main(["dedup", "--undo", group]) == 0
+    row = library.catalog.get(copy)
+    assert row["status"] == "queued" and row["duplicate_of"] is None
+    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
+    assert library.catalog.get(keeper)["isrc"] is None
+    assert not (library_root / "duplicates" / group).exists()
+    assert library.catalog.group(group)["state"] == "undone"
+
+
+def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, library_root, copies,
+                                                            tmp_path) -> None:
+    mp3 = _tagged(tmp_path / "in" / "Old Rip.mp3", copies["original"], "Song", "Dedup Artist", None,
+                  "-c:a", "libmp3lame", "-b:a", "128k")
+    flac = _tagged(tmp_path / "in" / "Lossless.flac", copies["original"], "Song", "Dedup Artist", None,
+                   "-c:a", "flac")
+    old, result = process(str(mp3))
+    assert result.success
+    old_files = [Path(f["path"]) for f in library.catalog.files([old])]
+    new, result = process(str(flac))
+    assert result.success
+    assert library.catalog.get(new)["status"] == "done"
+    row = library.catalog.get(old)
+    assert row["status"] == "duplicate" and row["duplicate_of"] == new
+    group = row["dedup_group"]
+    moved = [Path(f["path"]) for f in library.catalog.files([old])]
+    assert all(p.is_relative_to(library_root / "duplicates" / group) and p.exists() for p in moved)
+    assert not any(p.exists() for p in old_files)
+    assert main(["dedup", "--undo", group]) == 0
+    assert all(p.exists() for p in old_files)
+    assert library.catalog.get(old)["status"] == "done"
+
+
+def test_dedup_groups_asset_merges_tracks_found_by_isrc(process, library, library_root, copies, tmp_path,
+                                                        instance, resources) -> None:
+    first = _tagged(tmp_path / "in" / "a.flac", copies["other_song"], "Other", "Some One", "US-RC1-76-07839",
+                    "-c:a", "flac")
+    second = _tagged(tmp_path / "in" / "b.mp3", copies["stem"], "Other (Live edit)", "Some One", "USRC17607839",
+                     "-c:a", "libmp3lame")
+    a, _ = process(str(first))
+    b, _ = process(str(second))
+    assert library.catalog.get(a)["status"] == library.catalog.get(b)["status"] == "done"
+    result = materialize([dedup_groups], instance=instance, resources=resources)
+    assert result.success
+    metadata = result.asset_materializations_for_node("dedup_groups")[0].metadata
+    assert metadata["groups"].value == 1 and metadata["duplicates"].value == 1
+    assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
+    assert library.catalog.get(b)["status"] == "duplicate" and library.catalog.get(b)["duplicate_of"] == a
+    assert all(Path(f["path"]).is_relative_to(library_root / "duplicates") for f in library.catalog.files([b]))
+    again = materialize([dedup_groups], instance=instance, resources=resources)
+    assert again.asset_materializations_for_node("dedup_groups")[0].metadata["groups"].value == 0
+
+
+def test_discovery_skips_sources_already_catalogued(library) -> None:
+    source = source_for("https://youtu.be/dQw4w9WgXcQ")
+    library.register(source, original="https://youtu.be/dQw4w9WgXcQ?si=abc")
+    library.catalog.update(source.key, isrc="USRC17607839")
+    library.catalog.add_source_urls(source.key, ["https://soundcloud.com/artist/song"])
+    catalog = library.catalog
+    assert catalog.find_source(urls=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"]) == source.key
+    assert catalog.find_source(urls=["https://soundcloud.com/artist/song"]) == source.key
+    assert catalog.find_source(isrc="us-rc1-76-07839") == source.key
+    assert catalog.find_source(urls=["https://www.youtube.com/watch?v=aaaaaaaaaaa"], isrc="GBAYE0601498") is None
+
+
+def test_catalog_v2_is_upgraded_with_its_urls_indexed(tmp_path) -> None:
+    import sqlite3
+
+    from music_pipeline.core.catalog import MIGRATIONS
+
+    path = tmp_path / "catalog.sqlite"
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:2]):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number + 1}; COMMIT;")
+    conn.execute("INSERT INTO tracks (key, source_kind, source_url, source_urls, isrc, created_at, updated_at)"
+                 " VALUES ('youtube-dQw4w9WgXcQ', 'url', 'https://www.youtube.com/watch?v=dQw4w9WgXcQ',"
+                 " '[\"https://youtu.be/dQw4w9WgXcQ\"]', 'us-rc1-76-07839', 'x', 'x')")
+    conn.commit()
+    conn.close()
+    catalog = Catalog(path)
+    assert catalog.schema_version == len(MIGRATIONS)
+    assert catalog.find_source(urls=["https://youtu.be/dQw4w9WgXcQ"]) == "youtube-dQw4w9WgXcQ"
+    assert catalog.find_source(isrc="USRC17607839") == "youtube-dQw4w9WgXcQ"
+
+
+# -- music-pipeline dedup ----------------------------------------------------------------------------
+
+
+def test_dedup_command_reports_groups_as_json_and_moves_only_when_asked(copies, tmp_path, library_root,
+                                                                        capsys) -> None:
+    folder = tmp_path / "old library"
+    for name in ("original", "mp3", "trimmed", "other_song", "stem", "rerender"):
+        target = folder / ("sub" if name == "mp3" else "") / f"{name}{copies[name].suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(copies[name].read_bytes())
+    (folder / "broken.mp3").write_bytes(b"not audio at all")
+    before = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    code = main(["dedup", "--json", "--jobs", "2", str(folder)])
+    out = capsys.readouterr()
+    assert code == 1  # one file could not be read
+    assert "broken.mp3" in out.err
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert len(lines) == 1
+    group = lines[0]
+    assert {Path(p).name for p in group["group"]} == {"original.flac", "mp3.mp3", "trimmed.flac"}
+    assert Path(group["keeper"]).name == "original.flac" and group["reason"].startswith("keeper")
+    assert group["matched_by"] == ["fingerprint"]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == before
+
+    (folder / "broken.mp3").unlink()
+    assert main(["dedup", "--move", str(folder)]) == 0
+    capsys.readouterr()
+    assert not (folder / "sub" / "mp3.mp3").exists() and not (folder / "trimmed.flac").exists()
+    moved = sorted(p.name for p in (library_root / "duplicates" / group["id"]).rglob("*") if p.is_file())
+    assert moved == ["mp3.mp3", "trimmed.flac"]
+    assert main(["dedup", "--undo", group["id"]]) == 0
+    assert (folder / "sub" / "mp3.mp3").exists() and (folder / "trimmed.flac").exists()
+
+
+def test_the_formats_of_one_library_track_are_not_duplicates_of_each_other(process, library_root, song_file,
+                                                                           capsys) -> None:
+    key, result = process(str(song_file))
+    assert result.success
+    assert main(["dedup", "--json", str(library_root)]) == 0
+    assert capsys.readouterr().out.strip() == ""
+
+
+def test_undo_of_an_unknown_group_says_which_exist(library, capsys) -> None:
+    assert main(["dedup", "--undo", "dup-nope"]) == 2
+    assert "no duplicate group dup-nope" in capsys.readouterr().err
+
+
+def test_candidate_pairs_handles_empty_and_single_inputs() -> None:
+    assert fpindex.candidate_pairs([]).shape == (0, 2)
+    assert fpindex.candidate_pairs([np.array([], np.uint32)]).shape == (0, 2)
+    assert fpindex.group([np.arange(100, dtype=np.uint32)]) == ([], {})
