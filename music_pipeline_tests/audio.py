@@ -113,3 +113,22 @@ def scale(tonic: str, minor: bool, seconds: float = 12.0, rate: int = 44_100) ->
         out += 0.15 * np.sin(2 * np.pi * _freq(base + interval) * t)
     out /= np.abs(out).max() / 0.7
     return np.repeat(out[:, None], 2, axis=1).astype(np.float32)
+
+
+def cross_rhythm(seconds: float, bpm: float, rate: int = 44_100, seed: int = 0) -> np.ndarray:
+    """A 3+3+2 drum figure: kicks on eighths 1, 4 and 7 of each bar, hi-hats accented on beats 2
+    and 4 and quiet on the other eighths. The kicks repeat every one and a half beats, a
+    periodicity that is not the beat."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    out = np.zeros(n)
+    kick_len, hat_len = int(0.12 * rate), int(0.03 * rate)
+    kt = np.arange(kick_len) / rate
+    kick = np.sin(2 * np.pi * 55 * kt * (1 + 2 * np.exp(-kt * 40))) * np.exp(-kt * 25)
+    for index, start in enumerate(np.arange(0, seconds, 30.0 / bpm)):
+        i, eighth = int(start * rate), index % 8
+        if eighth in (0, 3, 6):
+            out[i:i + kick_len] += 0.8 * kick[: max(0, min(kick_len, n - i))]
+        hat = rng.standard_normal(hat_len) * np.exp(-np.arange(hat_len) / rate * 150)
+        out[i:i + hat_len] += (0.3 if eighth in (2, 6) else 0.05) * hat[: max(0, min(hat_len, n - i))]
+    return np.repeat((0.7 * out / np.abs(out).max())[:, None], 2, axis=1).astype(np.float32)

@@ -13,7 +13,7 @@ import pytest
 from music_pipeline.core import analysis
 from music_pipeline.core.keys import ALL_KEYS, Key
 
-from .audio import click_track, make_track, scale, write
+from .audio import click_track, cross_rhythm, make_track, scale, write
 
 CAMELOT = {  # the published wheel
     "C major": "8B", "G major": "9B", "D major": "10B", "A major": "11B", "E major": "12B", "B major": "1B",
@@ -57,6 +57,20 @@ def test_songs_with_drums_and_chords(tmp_path: Path, bpm: float) -> None:
     path = make_track(tmp_path / "song.flac", seconds=40, bpm=bpm, codec_args=["-c:a", "flac"])
     result = analysis.analyse(path)
     assert abs(result.bpm - bpm) <= 0.005 * bpm + 0.1, result.bpm  # to a tenth, near enough
+
+
+@pytest.mark.parametrize("bpm", [62, 66])
+def test_slow_click_tracks_just_below_the_range_are_not_doubled(tmp_path: Path, bpm: float) -> None:
+    """The range is a soft preference: nothing happens at double time, so there is no double."""
+    path = write(tmp_path / f"click{bpm}.flac", click_track(30, bpm), 44_100, ["-c:a", "flac"])
+    assert abs(analysis.analyse(path).bpm - bpm) <= 0.01 * bpm
+
+
+@pytest.mark.parametrize("bpm", [120, 150, 174])
+def test_a_3_3_2_figure_does_not_move_the_beat(tmp_path: Path, bpm: float) -> None:
+    """Kicks every one and a half beats: neither 2/3 of the tempo nor half of it."""
+    path = write(tmp_path / f"loop{bpm}.flac", cross_rhythm(30, bpm), 44_100, ["-c:a", "flac"])
+    assert abs(analysis.analyse(path).bpm - bpm) <= 0.01 * bpm
 
 
 def test_preferred_range_decides_between_octaves(tmp_path: Path) -> None:

@@ -1,18 +1,30 @@
-"""Tempo estimation with octave-error handling.
+"""Tempo estimation with metrical-level handling.
 
 1. Onset strength: log-compressed spectral flux of short frames (a drum hit or a note
-   onset raises energy across many bins at once), high-passed so slow swells do not count.
-2. Periodicity: the autocorrelation of the onset envelope. A tempo's salience sums the
-   autocorrelation at its beat period and at whole multiples of it (2, 3, 4 beats): a
-   real pulse repeats at every multiple, a coincidental peak does not.
-3. Metrical level: the classic mistake is a tempo at half, double, two thirds or three
-   halves of the felt beat, since those periods are also present in the music. The
-   candidates related to the strongest periodicity by those ratios are weighed by their
-   salience and by a prior that is flat over a preferred range (default 70-180 BPM,
-   where popular and dance music lives: hip-hop, house, techno, drum & bass) and falls
-   off outside it, so the evidence decides inside the range and the range decides only
-   between near-equals.
-4. Precision: the winner is refined on a fine grid using periods up to eight beats long,
+   onset raises energy across many bins at once), high-passed so slow swells do not count,
+   then smoothed over about a frame (12 ms): a beat period rarely falls on a whole number of
+   frames, and without the smoothing a pulse's autocorrelation peak is missed by up to half
+   its height at some periods, which made a fast pulse look weaker than its half time.
+2. Periodicities: the peaks of the autocorrelation of the onset envelope between 30 and
+   320 BPM, from the bar down to the subdivisions of the beat.
+3. Metrical consistency: bar, beat and subdivisions divide one another by whole numbers,
+   so each periodicity is credited with the strength of every other one related to it by a
+   ratio of 1 to 8 (closer ratios count more, as in Dixon's BeatRoot tempo induction). A
+   cross-rhythm, such as the 3+3+2 figure that repeats every one and a half beats, relates to
+   few of the others and loses to the beat it cuts across.
+4. Metrical level: the classic mistake is a tempo at half or double the felt beat, since
+   those levels are equally consistent. Ellis's (2007) tempo prior decides between them: a
+   log-Gaussian 1.4 octaves wide centred on 120 BPM (moved into the preferred range if the
+   range excludes it), falling off faster outside the preferred range (default 70-180 BPM).
+   Then, like a pitch detector taking the fundamental, the reading climbs to a faster level
+   (double or triple) inside the range while that level keeps 3/4 of the strength: a steady
+   pulse is as strong at twice its period as at its period, so near-equals mean the faster
+   level is the pulse (drum & bass at 174, not 87).
+5. Range: a reading far outside the preferred range moves by octaves into it; an octave-
+   shifted reading that is not a periodicity of its own gets half the evidence, so this
+   happens only where the prior outweighs it (a 90 BPM click asked for 150-230 reads 180; a
+   64 BPM tune just below the default range stays at 64).
+6. Precision: the winner is refined on a fine grid using periods up to eight beats long,
    which pins the BPM to a tenth.
 """
 
@@ -21,10 +33,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 DEFAULT_RANGE = (70.0, 180.0)
-MIN_BPM, MAX_BPM = 40.0, 260.0
-PULSE_THRESHOLD = 0.75  # "nearly as strong": a faster period keeping 3/4 of the strongest one's strength
+MIN_BPM, MAX_BPM = 30.0, 320.0  # periodicities considered: a bar of a slow tune to a fast subdivision
+PRIOR_CENTRE = 120.0  # BPM: the most common tapping rate, the centre of the tempo prior
+PRIOR_WIDTH = 1.4  # octaves: standard deviation of the log-Gaussian tempo prior (Ellis 2007)
+OUTSIDE_WIDTH = 0.5  # octaves: the prior's extra fall-off outside the preferred range
+RATIO_TOLERANCE = 0.03  # two periods relate by a whole ratio if within 3 % of it
+CLIMB_THRESHOLD = 0.75  # "nearly as strong": a faster level keeping 3/4 of the chosen one's strength
 
 
 @dataclass(frozen=True)
@@ -89,31 +106,54 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = DEF
     envelope, fps = onset_envelope(signal, rate)
     if envelope.size < fps * 4 or not np.any(envelope > 0):
         return Tempo(0.0, 0.0)
-    acf = _autocorrelation(envelope)
-    low, high = preferred
+    # Smoothing by a frame keeps a peak at a fractional lag from falling between two samples.
+    acf = _autocorrelation(gaussian_filter1d(envelope, 1.0))
     grid = MIN_BPM * 2 ** (np.arange(0, np.log2(MAX_BPM / MIN_BPM), 1 / 240))  # 0.3 % steps
     strength = np.maximum(_interp(acf, fps * 60.0 / grid), 0.0)
     peaks = np.flatnonzero((strength[1:-1] > strength[:-2]) & (strength[1:-1] >= strength[2:])) + 1
-    allowed = peaks[(grid[peaks] >= low / 2) & (grid[peaks] <= high)]
-    if allowed.size == 0:
+    if peaks.size == 0:
         return Tempo(0.0, 0.0)
-    # A periodic pulse repeats at every multiple of its period, so the slower readings (half,
-    # a third of the tempo) are as strong as the true one: like a pitch detector, take the
-    # fastest periodicity that is nearly as strong as the strongest one.
-    top = strength[allowed].max()
-    strong = allowed[strength[allowed] >= PULSE_THRESHOLD * top]
-    choice = grid[strong.max()]
-    while choice < low and choice * 2 <= high:  # below the range: count the double time
-        choice *= 2
-    bpm = _refine(acf, fps, choice)
+    tempi, heights = grid[peaks], strength[peaks]
+    # Metrical consistency: each periodicity gathers the strength of those a whole ratio away.
+    ratio = tempi[None, :] / tempi[:, None]
+    ratio = np.maximum(ratio, 1 / ratio)
+    whole = np.round(ratio)
+    related = (np.abs(ratio - whole) <= RATIO_TOLERANCE * ratio) & (whole <= 8)
+    weight = np.where(whole <= 4, 6 - whole, 1.0)
+    consistency = (related * weight * heights[None, :]).sum(axis=1)
+    low, high = preferred
+    best = int(np.argmax(consistency * _prior(tempi, low, high)))
+    # A pulse is as strong at twice its period as at its period: on a near tie, the faster
+    # related level (double or triple) inside the range is the pulse.
+    while True:
+        faster = np.flatnonzero(related[best] & (tempi > 1.9 * tempi[best]) & (tempi < 3.1 * tempi[best])
+                                & (tempi <= high) & (heights >= CLIMB_THRESHOLD * heights[best]))
+        if faster.size == 0:
+            break
+        best = int(faster[np.argmax(tempi[faster])])
+    # Far outside the range, an octave shift (credited half the evidence) wins on the prior.
+    choice, support = tempi[best], consistency[best] * _prior(tempi[best], low, high)
+    for octave in (-2, -1, 1, 2):
+        shifted = tempi[best] * 2.0 ** octave
+        if 0.5 * consistency[best] * _prior(shifted, low, high) > support:
+            choice, support = shifted, 0.5 * consistency[best] * _prior(shifted, low, high)
+    bpm = _refine(acf, fps, float(choice))
     # Confidence: how strongly the onsets repeat at that period, and how clearly it stands
-    # out from the other periodicities.
+    # out from the other periodicities near the range.
     chosen = float(np.interp(bpm, grid, strength))
-    others = strength[allowed][np.abs(np.log2(grid[allowed] / bpm)) > 0.05]
-    rival = float(others.max()) if others.size else 0.0
+    near = (tempi >= low / 2) & (tempi <= high) & (np.abs(np.log2(tempi / bpm)) > 0.05)
+    rival = float(heights[near].max()) if near.any() else 0.0
     margin = max(0.0, chosen - rival) / chosen if chosen > 0 else 0.0
     confidence = float(np.clip(0.5 * min(1.0, chosen / 0.5) + 0.5 * min(1.0, 4 * margin), 0, 1))
     return Tempo(round(bpm, 1), round(confidence, 3))
+
+
+def _prior(bpm: np.ndarray | float, low: float, high: float) -> np.ndarray | float:
+    """Log-Gaussian around 120 BPM (or the nearest end of the range), falling off faster outside it."""
+    octaves = np.log2(bpm)
+    centre = np.log2(min(max(PRIOR_CENTRE, low), high))
+    outside = np.maximum(0.0, np.log2(low) - octaves) + np.maximum(0.0, octaves - np.log2(high))
+    return np.exp(-0.5 * ((octaves - centre) / PRIOR_WIDTH) ** 2 - 0.5 * (outside / OUTSIDE_WIDTH) ** 2)
 
 
 def _refine(acf: np.ndarray, fps: float, bpm: float) -> float:
