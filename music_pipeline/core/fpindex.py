@@ -89,17 +89,21 @@ def candidate_pairs(term_sets: Sequence[np.ndarray], min_shared: int = MIN_SHARE
     sizes = np.fromiter((t.size for t in term_sets), dtype=np.int64, count=len(term_sets))
     if sizes.sum() == 0:
         return np.empty((0, 2), dtype=np.int64)
-    track = np.repeat(np.arange(len(term_sets), dtype=np.int64), sizes)
-    term = np.concatenate([np.asarray(t, dtype=np.uint32) for t in term_sets]).astype(np.uint64)
-    order = np.argsort((term << np.uint64(32)) | track.astype(np.uint64))
-    term, track = term[order], track[order]
+    # One sorted array of (term << 32 | track) keys: the posting lists, end to end.
+    keys = np.concatenate([np.asarray(t, dtype=np.uint64) << np.uint64(32) | np.uint64(i)
+                           for i, t in enumerate(term_sets) if t.size])
+    keys.sort()
+    term = keys >> np.uint64(32)
     starts = np.flatnonzero(np.r_[True, term[1:] != term[:-1]])
-    lengths = np.diff(np.r_[starts, term.size])
+    del term
+    lengths = np.diff(np.r_[starts, keys.size])
     shared_runs = (lengths >= 2) & (lengths <= stop_df)
-    # Only the entries of useful runs, each tagged with its run and its place in it.
+    # Only the entries of useful runs, each tagged with its run.
     run_of = np.repeat(np.arange(starts.size), lengths)
     keep = shared_runs[run_of]
-    track, run_of = track[keep], run_of[keep]
+    track = (keys[keep] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    run_of = run_of[keep]
+    del keys, keep
     codes: list[np.ndarray] = []
     n = len(term_sets)
     for gap in range(1, int(lengths[shared_runs].max(initial=1))):
