@@ -246,6 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             row = catalog.get(key) or {}
             if result.success and row.get("status") == "done":
                 _print_track(row, catalog.files([key]), time.monotonic() - started)
+            elif result.success and row.get("status") == "duplicate":
+                print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
+                      f"nothing transcoded, its original is in {Path(row['raw_path']).parent}\n"
+                      f"     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
             else:
                 failures += 1
                 message = row.get("error") or _first_failure(result) or "failed (see the run in the Dagster UI)"

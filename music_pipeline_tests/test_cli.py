@@ -115,3 +115,18 @@ def test_library_folder_that_cannot_be_created(env, tmp_path) -> None:
     proc = cli(env, "run", str(local))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "a-file" in proc.stderr
+
+
+def test_run_reports_a_duplicate_as_such_not_as_a_failure(env, tmp_path) -> None:
+    from .audio import write
+    from .dedup_audio import transform, tune
+
+    flac = write(tmp_path / "Band - Tune.flac", tune(3, seconds=25), codec_args=["-c:a", "flac"])
+    mp3 = transform(flac, tmp_path / "Band - Tune (Official Audio).mp3", "-c:a", "libmp3lame")
+    proc = cli(env, "run", str(flac), str(mp3))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is a duplicate of file-" in proc.stdout and "dedup --undo dup-" in proc.stdout
+    assert "2 of 2 processed" in proc.stdout
+    library = Path(env["MUSIC_LIBRARY"])
+    assert len(list((library / "ALAC").rglob("*.m4a"))) == 1
+    assert len(list((library / "duplicates").rglob("*.mp3"))) == 1

@@ -53,6 +53,18 @@ def test_soundcloud_id_forms(url: str) -> None:
     assert key_for_url(url).key == "soundcloud-1234567"
 
 
+@pytest.mark.parametrize("url", [
+    "https://soundcloud.com/artist-name/song-title",
+    "https://m.soundcloud.com/artist-name/song-title?in=artist-name/sets/summer&utm_source=clipboard",
+    "http://www.soundcloud.com/artist-name/song-title/",
+    "https://SoundCloud.com/artist-name/song-title#t=1:02",
+    "https://soundcloud.com/artist-name/song-title?si=0123abcd&utm_medium=text",
+])
+def test_soundcloud_permalinks_have_one_canonical_spelling(url: str) -> None:
+    """What dedup and discovery compare before the permalink is resolved to its track id."""
+    assert canonical_url(url) == "https://soundcloud.com/artist-name/song-title"
+
+
 def test_soundcloud_permalink_is_resolved_to_its_track_id() -> None:
     asked = []
 

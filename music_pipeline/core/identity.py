@@ -116,10 +116,10 @@ def canonical_url(url: str) -> str:
         if not _TRACKING_PARAMS.match(k)
     ]
     netloc = parts.netloc.lower()
-    if is_soundcloud_permalink(text):
-        netloc, query = "soundcloud.com", []
-    path = parts.path or "/"
-    return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query), ""))
+    scheme, path = parts.scheme.lower(), parts.path or "/"
+    if is_soundcloud_permalink(text):  # one spelling: https, no host prefix, no query, no trailing slash
+        scheme, netloc, query, path = "https", "soundcloud.com", [], path.rstrip("/")
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
 # yt-dlp extractors that yield many tracks: registering one as a track would download them all.

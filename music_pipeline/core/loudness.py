@@ -117,7 +117,11 @@ class Meter:
             if loud.size == 0:
                 continue
             # Interpolate between each loud sample and its neighbours on both sides.
-            centres = np.union1d(loud - 1, loud)
+            # (A mask rather than np.union1d: no sort or hash, this runs on every block.)
+            mark = np.zeros(samples.size + 1, dtype=bool)
+            mark[loud] = True  # position i + 1 stands for sample i, so loud - 1 >= -1 fits
+            mark[loud + 1] = True
+            centres = np.flatnonzero(mark) - 1
             centres = centres[(centres >= HALF_TAPS - 1) & (centres < samples.size - HALF_TAPS)]
             if centres.size:
                 between = np.abs(samples[centres[:, None] + offsets[None, :]] @ TAPS.T).max()
