@@ -13,7 +13,7 @@ scales to 100,000 tracks against the all-pairs comparison, in the same run.
    10 % of the tracks get a planted near-duplicate (shifted by up to 40 items, trimmed, 30 %
    of its items with one or two bits flipped, as a re-encode does), and 2 % a planted
    look-alike sharing a quarter of its items (a sample or a medley: must not match).
-   ``fpindex.group`` is timed and checked against the planted truth (in a fresh process,
+   ``dedup.find_groups`` (what the library pass and the CLI run) is timed and checked against the planted truth (in a fresh process,
    for its peak memory); the all-pairs comparison (pyacoustid's scoring, vectorised as in
    the corpus's chromaprint baseline) is run in full where it fits in ``--budget`` seconds
    and extrapolated from a timed sample beyond.
@@ -132,16 +132,16 @@ def transitive(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
 
 def run_group(path: str) -> None:
     """In a fresh process: group the fingerprints in ``path``; print time and peak memory."""
-    from music_pipeline.core import fpindex
+    from music_pipeline.core import dedup
 
     data = np.load(path, allow_pickle=True)
-    tracks = list(data["tracks"])
+    items = [dedup.Item(id=str(i), fingerprint=f) for i, f in enumerate(data["tracks"])]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    groups, _ = fpindex.group(tracks)
+    groups = dedup.find_groups(items)  # what the dedup_groups asset and `music-pipeline dedup` run
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    found = {(min(a, b), max(a, b)) for g in groups for a in g for b in g if a < b}
+    found = {(a, b) for g in groups for a in map(int, g.members) for b in map(int, g.members) if a < b}
     print(json.dumps({"seconds": elapsed, "peak_mb": peak / 1024, "loaded_mb": before / 1024,
                       "pairs": sorted(found)}))
 

@@ -116,8 +116,10 @@ def test_retitled_track_moves_and_keeps_old_file_in_trash(process, library, libr
 
 
 def test_two_songs_with_one_name_do_not_overwrite_each_other(process, library, tmp_path) -> None:
-    a = make_track(tmp_path / "a" / "Same - Name.flac", seconds=3, bpm=100, codec_args=["-c:a", "flac"])
-    b = make_track(tmp_path / "b" / "Same - Name.flac", seconds=3, bpm=140, seed=7, codec_args=["-c:a", "flac"])
+    """Same artist and title, different audio (the fingerprints disagree): two tracks, two files."""
+    a = make_track(tmp_path / "a" / "Same - Name.flac", seconds=12, bpm=100, codec_args=["-c:a", "flac"])
+    b = make_track(tmp_path / "b" / "Same - Name.flac", seconds=12, bpm=140, tonic="D", minor=False, seed=7,
+                   codec_args=["-c:a", "flac"])
     key_a, ra = process(str(a))
     key_b, rb = process(str(b))
     assert ra.success and rb.success and key_a != key_b
@@ -184,10 +186,11 @@ def test_definitions_load() -> None:
 
 def test_long_identical_names_still_get_distinct_files(process, library, tmp_path) -> None:
     title = "Extended Remix " * 20  # far beyond the 200-byte name limit
-    a = make_track(tmp_path / "a.flac", seconds=3, bpm=100, codec_args=["-c:a", "flac"],
+    # different music under one name (the fingerprints disagree, so they are not duplicates)
+    a = make_track(tmp_path / "a.flac", seconds=12, bpm=100, codec_args=["-c:a", "flac"],
                    metadata={"title": title, "artist": "Long Name Artist"})
-    b = make_track(tmp_path / "b.flac", seconds=3, bpm=140, seed=3, codec_args=["-c:a", "flac"],
-                   metadata={"title": title, "artist": "Long Name Artist"})
+    b = make_track(tmp_path / "b.flac", seconds=12, bpm=140, tonic="D", minor=False, seed=3,
+                   codec_args=["-c:a", "flac"], metadata={"title": title, "artist": "Long Name Artist"})
     key_a, ra = process(str(a))
     key_b, rb = process(str(b))
     assert ra.success and rb.success
@@ -201,10 +204,10 @@ def test_long_identical_names_still_get_distinct_files(process, library, tmp_pat
 
 
 def test_names_differing_only_in_case_do_not_share_a_file(process, library, tmp_path) -> None:
-    a = make_track(tmp_path / "a.flac", seconds=3, codec_args=["-c:a", "flac"],
+    a = make_track(tmp_path / "a.flac", seconds=12, codec_args=["-c:a", "flac"],
                    metadata={"title": "Dancing Queen", "artist": "ABBA"})
-    b = make_track(tmp_path / "b.flac", seconds=3, seed=5, bpm=90, codec_args=["-c:a", "flac"],
-                   metadata={"title": "dancing queen", "artist": "Abba"})
+    b = make_track(tmp_path / "b.flac", seconds=12, seed=5, bpm=90, tonic="E", minor=False,
+                   codec_args=["-c:a", "flac"], metadata={"title": "dancing queen", "artist": "Abba"})
     key_a, _ = process(str(a))
     key_b, rb = process(str(b))
     assert rb.success

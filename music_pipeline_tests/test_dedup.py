@@ -5,6 +5,8 @@ check before the transcodes, the library-wide asset and `music-pipeline dedup`."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import acoustid
@@ -19,6 +21,7 @@ from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.fingerprint import fingerprint_file
 from music_pipeline.core.identity import source_for
 from music_pipeline.core.normalize import parse
+from music_pipeline.core.tagging import read_tags
 
 from .audio import write
 from .conftest import output_files
@@ -57,9 +60,10 @@ def test_transformed_copies_match_and_look_alikes_do_not(prints) -> None:
         assert fpindex.score(prints["original"], prints[name]) >= 0.8, name
     for name in NOT_SAME:
         assert fpindex.score(prints["original"], prints[name]) < 0.2, name
-    groups, _ = fpindex.group(list(prints.values()))
     names = list(prints)
-    assert [sorted(names[i] for i in g) for g in groups] == [sorted(["original", *SAME])]
+    items = [dedup.Item(id=name, fingerprint=fp, duration_s=40) for name, fp in prints.items()]
+    assert [sorted(g.members) for g in dedup.find_groups(items)] == [sorted(["original", *SAME])]
+    assert len(fpindex.matching_pairs(list(prints.values()))) == len(SAME) * (len(SAME) + 1) // 2 and names
 
 
 def test_score_is_pyacoustids_comparison(prints) -> None:
@@ -89,8 +93,7 @@ def test_the_index_finds_planted_copies_without_comparing_all_pairs(prints) -> N
     pairs = {tuple(p) for p in fpindex.candidate_pairs([fpindex.terms(f) for f in library]).tolist()}
     assert all(pair in pairs for pair in planted)
     assert len(pairs) < 100
-    groups, _ = fpindex.group(library)
-    assert sorted(sorted(g) for g in groups) == sorted(sorted(p) for p in planted)
+    assert sorted(fpindex.matching_pairs(library)) == sorted(planted)
 
 
 def _item(item_id: str, **fields) -> dedup.Item:
@@ -221,26 +224,47 @@ def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, li
     group = row["dedup_group"]
     moved = [Path(f["path"]) for f in library.catalog.files([old])]
     assert all(p.is_relative_to(library_root / "duplicates" / group) and p.exists() for p in moved)
-    assert not any(p.exists() for p in old_files)
+    # the better copy now has the plain names the old one had (not "[key]"-suffixed ones)
+    assert sorted(Path(f["path"]) for f in library.catalog.files([new])) == sorted(old_files)
+    assert all(library.catalog.path_owner(p) == new for p in old_files)
     assert main(["dedup", "--undo", group]) == 0
-    assert all(p.exists() for p in old_files)
+    assert sorted(Path(f["path"]) for f in library.catalog.files([old])) == sorted(old_files)
+    assert all(p.exists() and library.catalog.path_owner(p) == old for p in old_files)
+    assert all(Path(f["path"]).exists() and f"[{new}]" in f["path"] for f in library.catalog.files([new]))
     assert library.catalog.get(old)["status"] == "done"
+    assert library.catalog.get(new)["status"] == "done"
 
 
-def test_dedup_groups_asset_merges_tracks_found_by_isrc(process, library, library_root, copies, tmp_path,
-                                                        instance, resources) -> None:
+def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, copies, tmp_path) -> None:
+    """Different audio (another master), same ISRC: the ISRC alone says same recording."""
     first = _tagged(tmp_path / "in" / "a.flac", copies["other_song"], "Other", "Some One", "US-RC1-76-07839",
                     "-c:a", "flac")
     second = _tagged(tmp_path / "in" / "b.mp3", copies["stem"], "Other (Live edit)", "Some One", "USRC17607839",
                      "-c:a", "libmp3lame")
     a, _ = process(str(first))
+    b, result = process(str(second))
+    assert result.success
+    row = library.catalog.get(b)
+    assert row["status"] == "duplicate" and row["duplicate_of"] == a
+    assert library.catalog.group(row["dedup_group"])["evidence"][0]["by"] == "isrc"
+
+
+def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process, library, library_root, copies,
+                                                                       tmp_path, instance, resources) -> None:
+    first = _tagged(tmp_path / "in" / "a.flac", copies["other_song"], "Other", "Some One", None, "-c:a", "flac")
+    second = _tagged(tmp_path / "in" / "b.mp3", copies["stem"], "Something Else", "Some One", None,
+                     "-c:a", "libmp3lame")
+    a, _ = process(str(first))
     b, _ = process(str(second))
     assert library.catalog.get(a)["status"] == library.catalog.get(b)["status"] == "done"
+    for key in (a, b):  # say a Spotify sync told us both are this recording
+        library.catalog.update(key, isrc="USRC17607839")
     result = materialize([dedup_groups], instance=instance, resources=resources)
     assert result.success
     metadata = result.asset_materializations_for_node("dedup_groups")[0].metadata
     assert metadata["groups"].value == 1 and metadata["duplicates"].value == 1
     assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
+    assert "lossless over lossy" in metadata["keeper_rule"].value
     assert library.catalog.get(b)["status"] == "duplicate" and library.catalog.get(b)["duplicate_of"] == a
     assert all(Path(f["path"]).is_relative_to(library_root / "duplicates") for f in library.catalog.files([b]))
     again = materialize([dedup_groups], instance=instance, resources=resources)
@@ -330,4 +354,113 @@ def test_undo_of_an_unknown_group_says_which_exist(library, capsys) -> None:
 def test_candidate_pairs_handles_empty_and_single_inputs() -> None:
     assert fpindex.candidate_pairs([]).shape == (0, 2)
     assert fpindex.candidate_pairs([np.array([], np.uint32)]).shape == (0, 2)
-    assert fpindex.group([np.arange(100, dtype=np.uint32)]) == ([], {})
+    assert fpindex.matching_pairs([np.arange(100, dtype=np.uint32)]) == {}
+
+
+def _with_cover(source: Path, dest: Path) -> Path:
+    cover = dest.with_suffix(".jpg")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1",
+                    str(cover)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-i", str(cover), "-map", "0:a", "-map", "1",
+                    "-c:a", "libmp3lame", "-c:v", "mjpeg", "-id3v2_version", "3", "-metadata", "title=Song",
+                    "-metadata", "artist=Dedup Artist", "-metadata", "ISRC=GBAYE0601498",
+                    "-disposition:v", "attached_pic", str(dest)], check=True)
+    return dest
+
+
+def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, library, library_root, copies,
+                                                                       tmp_path) -> None:
+    flac = _tagged(tmp_path / "in" / "Song.flac", copies["original"], "Song", "Dedup Artist", None, "-c:a", "flac")
+    mp3 = _with_cover(copies["original"], tmp_path / "in" / "Song.mp3")
+    keeper, _ = process(str(flac))
+    copy, _ = process(str(mp3))
+    row = library.catalog.get(copy)
+    group = row["dedup_group"]
+    moves = library.catalog.group(group)["moves"]
+    assert not (library_root / "_raw" / f"{copy}.decoded.npz").exists()  # no leftover decode
+
+    again_key, result = process(str(mp3))  # the user (or a backfill) runs it again
+    assert again_key == copy and result.success
+    assert library.catalog.get(copy)["status"] == "duplicate"
+    assert library.catalog.group(group)["moves"] == moves  # nothing moved a second time
+    assert not (library_root / "duplicates" / group / "duplicates").exists()
+
+    # the keeper took the cover and ISRC it lacked, in the catalog and in its files' tags
+    merged = library.catalog.get(keeper)
+    assert merged["isrc"] == "GBAYE0601498" and Path(merged["cover_path"]).exists()
+    assert Path(merged["cover_path"]).parent == library_root / "_raw"
+    for record in library.catalog.files([keeper]):
+        assert library.verify(keeper, record["format"]) == []
+        assert read_tags(Path(record["path"]), record["format"]).get("cover_bytes")
+
+    assert main(["dedup", "--undo", group]) == 0
+    assert library.catalog.get(keeper)["isrc"] is None and library.catalog.get(keeper)["cover_path"] is None
+    assert all(library.verify(keeper, r["format"]) == [] for r in library.catalog.files([keeper]))
+    _, result = process(str(mp3))  # separated for good: processed in full this time
+    assert result.success and library.catalog.get(copy)["status"] == "done"
+    assert library.catalog.get(keeper)["status"] == "done"
+
+
+def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, library_root, copies,
+                                                           tmp_path) -> None:
+    mp3 = _tagged(tmp_path / "in" / "first.mp3", copies["original"], "Song", "Dedup Artist", None,
+                  "-c:a", "libmp3lame", "-b:a", "192k")
+    worse = _tagged(tmp_path / "in" / "worse.mp3", copies["original"], "Song", "Dedup Artist", None,
+                    "-c:a", "libmp3lame", "-b:a", "96k")
+    flac = _tagged(tmp_path / "in" / "best.flac", copies["original"], "Song", "Dedup Artist", None, "-c:a", "flac")
+    late = _tagged(tmp_path / "in" / "late.m4a", copies["original"], "Song", "Dedup Artist", None,
+                   "-c:a", "aac", "-b:a", "128k")
+    a, _ = process(str(mp3))
+    b, _ = process(str(worse))
+    assert library.catalog.get(b)["duplicate_of"] == a
+    c, _ = process(str(flac))
+    assert library.catalog.get(a)["duplicate_of"] == c
+    assert library.catalog.get(b)["duplicate_of"] == c  # repointed, not left behind a duplicate
+    x, _ = process(str(late))
+    assert library.catalog.get(x)["duplicate_of"] == c
+    b_group = library.catalog.get(b)["dedup_group"]
+    assert main(["dedup", "--undo", b_group]) == 0  # an older group still undoes cleanly
+    row = library.catalog.get(b)
+    assert row["status"] == "queued" and row["duplicate_of"] is None  # it was caught before processing
+    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
+
+
+def test_moving_loose_files_keeps_their_layout_and_undo_works_from_anywhere(copies, tmp_path, library_root,
+                                                                            monkeypatch, capsys) -> None:
+    folder = tmp_path / "crate"
+    for sub, name in (("a", "original"), ("b", "mp3"), ("c", "mp3")):
+        target = folder / sub / f"song{copies[name].suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(copies[name].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["dedup", "--json", "--move", "crate"]) == 0
+    group = json.loads(capsys.readouterr().out.splitlines()[0])
+    moved = library_root / "duplicates" / group["id"]
+    assert sorted(p.relative_to(moved).as_posix() for p in moved.rglob("*") if p.is_file()) == \
+        ["b/song.mp3", "c/song.mp3"]
+    assert (folder / "a" / "song.flac").exists()
+    monkeypatch.chdir(library_root)
+    assert main(["dedup", "--undo", group["id"]]) == 0
+    assert (folder / "b" / "song.mp3").exists() and (folder / "c" / "song.mp3").exists()
+    assert not moved.exists()
+
+
+def test_the_inbox_skips_a_url_the_library_knows_under_another_track(instance, library, library_root) -> None:
+    from dagster import build_sensor_context
+
+    from music_pipeline.automation.sensors import inbox_sensor
+    from music_pipeline.resources import DownloaderResource, LibraryResource
+
+    source = source_for("https://youtu.be/dQw4w9WgXcQ")
+    library.register(source)
+    library.catalog.add_source_urls(source.key, ["https://vimeo.com/76979871"])  # merged from a duplicate
+    box = library_root / "inbox"
+    box.mkdir(parents=True, exist_ok=True)
+    (box / "list.txt").write_text("https://vimeo.com/76979871\n")
+    old = 0
+    os.utime(box / "list.txt", (old, old))
+    context = build_sensor_context(instance=instance, resources={
+        "library": LibraryResource(root=str(library_root)), "downloader": DownloaderResource()})
+    result = inbox_sensor(context)
+    assert result.run_requests == []
+    assert library.catalog.get("vimeo-76979871") is None  # not even registered

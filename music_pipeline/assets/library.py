@@ -51,6 +51,9 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
     indexed = duplicates.index_backlog(lib)
     if indexed:
         context.log.info(f"indexed {indexed} fingerprint(s) recorded before the index existed")
+    settled, problems = duplicates.settle_all(lib)
+    for problem in problems:
+        context.log.warning(f"a pending group could not be applied yet: {problem}")
     groups = duplicates.library_groups(lib)
     moved = 0
     for group in groups:
@@ -71,5 +74,6 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
         "files_moved": moved,
         "keeper_rule": dedup.KEEPER_RULE,
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
+        "pending_groups_settled": len(settled),
         "applied_groups_total": len(lib.catalog.groups(state="applied")),
     })

@@ -59,18 +59,25 @@ class RawAudioConfig(Config):
     """Download or import again even when the original is already in the library."""
 
 
-@asset(partitions_def=tracks, group_name=GROUP, pool="download", kinds={"yt-dlp", "ffmpeg"})
+@asset(partitions_def=tracks, group_name=GROUP, pool="download", kinds={"yt-dlp", "ffmpeg"},
+       output_required=False)
 def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: LibraryResource,
-              downloader: DownloaderResource) -> MaterializeResult:
+              downloader: DownloaderResource) -> Iterator[MaterializeResult]:
     """The original audio, downloaded with yt-dlp (best audio, not re-encoded) or imported
-    from a local file, with the source's metadata and cover art."""
+    from a local file, with the source's metadata and cover art. A track already set aside
+    as a duplicate is not fetched again (its run stops here)."""
     lib = library.get()
     with track_step(context, lib, "raw_audio") as key:
         lib.ensure_registered(key, context.run.tags.get(TARGET_TAG),
                               resolve=lambda url: resolve_id(url, downloader.options()))
+        existing = lib.track(key)
+        if existing["status"] == "duplicate":
+            _report_duplicate(context, key, lib.catalog.group(existing["dedup_group"] or ""),
+                              lib.catalog.keeper_of(key))
+            return
         lib.catalog.mark_running(key)
         row = lib.fetch_raw(key, downloader.options(), log=context.log.info, force=config.force_download)
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "path": MetadataValue.path(row["raw_path"]),
         "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
         else row.get("source_path") or "",
@@ -94,14 +101,14 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
     and the analysis."""
     lib = library.get()
     with track_step(context, lib, "fingerprint") as key:
-        row = lib.track(key)
-        if row["status"] == "duplicate":
-            _report_duplicate(context, key, row["duplicate_of"], row["dedup_group"], None)
-            return
         result = lib.fingerprint(key)
+    try:
         verdict = duplicates.check_track(lib, key)
+    except Exception as err:  # the dedup check must never fail a good track: it only saves work
+        context.log.warning(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
+        verdict = None
     if verdict is not None and verdict.duplicate_of:
-        _report_duplicate(context, key, verdict.duplicate_of, verdict.group.id, verdict.score)
+        _report_duplicate(context, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
         return
     metadata = {
         "covers_s": result.duration_s,
@@ -116,15 +123,21 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
     yield MaterializeResult(metadata=metadata)
 
 
-def _report_duplicate(context: AssetExecutionContext, key: str, keeper: str | None, group: str | None,
-                      score: float | None) -> None:
-    """A duplicate is not a failure: say so in the log and as an observation, and skip the rest."""
-    message = (f"{key} is a duplicate of {keeper} (group {group}); analysis and transcodes skipped. "
-               f"`music-pipeline dedup --undo {group}` processes it anyway.")
+def _report_duplicate(context: AssetExecutionContext, key: str, group: dict | None, keeper: str) -> None:
+    """A duplicate is not a failure: say so in the log and as an observation with the
+    group's rule and evidence, and skip the rest of the track's steps."""
+    group_id = group["id"] if group else ""
+    message = (f"{key} is a duplicate of {keeper} (group {group_id}); analysis and transcodes skipped. "
+               f"`music-pipeline dedup --undo {group_id}` separates them for good.")
     context.log.info(message)
-    metadata = {"duplicate_of": keeper or "", "dedup_group": group or "", "note": message}
-    if score is not None:
-        metadata["fingerprint_score"] = round(score, 3)
+    metadata: dict = {"duplicate_of": keeper, "dedup_group": group_id, "note": message}
+    if group:
+        scores = [e["score"] for e in group["evidence"] if e.get("score") is not None]
+        if scores:
+            metadata["fingerprint_score"] = max(scores)
+        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group["evidence"]}))
+        metadata["reason"] = group["reason"]
+        metadata["keeper_rule"] = group["rule"]
     context.log_event(AssetObservation(asset_key=context.asset_key, partition=key, metadata=metadata))
 
 
@@ -201,9 +214,10 @@ def catalog(context: AssetExecutionContext, library: LibraryResource) -> Materia
             raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
                              hint="Materialise the missing assets for this track, then the catalog.")
         lib.catalog.mark_done(key)
-        settled = duplicates.settle(lib, key)
-        row = lib.track(key)
-        files = lib.catalog.files([key])
+    settled, problems = duplicates.settle(lib, key)
+    for problem in problems:  # the old copies stay where they are; the next pass retries
+        context.log.warning(f"could not set the older copies aside: {problem}")
+    row, files = lib.track(key), lib.catalog.files([key])  # a settled group may have renamed them
     return MaterializeResult(metadata={
         "status": row["status"],
         "title": row.get("title") or "",

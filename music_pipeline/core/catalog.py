@@ -69,6 +69,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tracks ADD COLUMN duplicate_of TEXT;
     ALTER TABLE tracks ADD COLUMN dedup_group TEXT;
     ALTER TABLE tracks ADD COLUMN fingerprint_indexed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tracks ADD COLUMN name_key TEXT;
+    CREATE INDEX tracks_name_key ON tracks(name_key);
     UPDATE tracks SET isrc = upper(replace(replace(isrc, '-', ''), ' ', '')) WHERE isrc IS NOT NULL;
     CREATE INDEX tracks_isrc ON tracks(isrc);
     CREATE TABLE track_urls (
@@ -219,14 +221,9 @@ class Catalog:
                 if row:
                     break
             if row is None and isrc:
-                row = conn.execute("SELECT key, duplicate_of FROM tracks WHERE isrc = ? COLLATE NOCASE"
+                row = conn.execute("SELECT key, duplicate_of FROM tracks WHERE isrc = ?"
                                    " ORDER BY created_at LIMIT 1", (normalise_isrc(isrc),)).fetchone()
-            key = row["key"] if row else None
-            seen = set()
-            while row is not None and row["duplicate_of"] and row["duplicate_of"] not in seen:
-                seen.add(key := row["duplicate_of"])  # follow a duplicate to its keeper
-                row = conn.execute("SELECT key, duplicate_of FROM tracks WHERE key = ?", (key,)).fetchone()
-        return key
+        return self.keeper_of(row["key"]) if row else None
 
     def get(self, key: str) -> dict | None:
         with self._connect() as conn:
@@ -243,15 +240,48 @@ class Catalog:
             if cur.rowcount == 0:
                 raise CatalogError(f"track {key} is not in the catalog")
 
+    # A duplicate stays one until `dedup --undo`: a run of its track must not flip it back.
+
+    def _set_status(self, key: str, **fields: object) -> None:
+        fields["updated_at"] = now()
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self._connect() as conn:
+            conn.execute(f"UPDATE tracks SET {columns} WHERE key = ? AND status <> 'duplicate'",
+                         (*fields.values(), key))
+
     def mark_running(self, key: str) -> None:
-        self.update(key, status="running", error=None, error_step=None, error_reason=None)
+        self._set_status(key, status="running", error=None, error_step=None, error_reason=None)
 
     def mark_failed(self, key: str, step: str, message: str, reason: str) -> None:
-        with contextlib.suppress(CatalogError):
-            self.update(key, status="failed", error=message, error_step=step, error_reason=reason)
+        self._set_status(key, status="failed", error=message, error_step=step, error_reason=reason)
 
     def mark_done(self, key: str) -> None:
-        self.update(key, status="done", processed_at=now(), error=None, error_step=None, error_reason=None)
+        self._set_status(key, status="done", processed_at=now(), error=None, error_step=None, error_reason=None)
+
+    def keeper_of(self, key: str) -> str:
+        """The track a duplicate finally belongs to (following chains), or ``key`` itself."""
+        seen = {key}
+        with self._connect() as conn:
+            while True:
+                row = conn.execute("SELECT duplicate_of FROM tracks WHERE key = ?", (key,)).fetchone()
+                if row is None or not row[0] or row[0] in seen:
+                    return key
+                key = row[0]
+                seen.add(key)
+
+    def repoint_duplicates(self, old: str, new: str) -> list[str]:
+        """Duplicates of ``old`` become duplicates of ``new`` (``old`` was replaced by a better copy)."""
+        with self._connect() as conn:
+            keys = [r[0] for r in conn.execute("SELECT key FROM tracks WHERE duplicate_of = ?", (old,))]
+            conn.execute("UPDATE tracks SET duplicate_of = ?, updated_at = ? WHERE duplicate_of = ?", (new, now(), old))
+        return keys
+
+    def keys_by(self, column: str, value: str) -> list[str]:
+        """Tracks with ``isrc`` or ``name_key`` equal to ``value`` (indexed lookups)."""
+        if column not in ("isrc", "name_key"):
+            raise ValueError(column)
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute(f"SELECT key FROM tracks WHERE {column} = ?", (value,))]
 
     def tracks(self, status: str | None = None) -> list[dict]:
         query, args = "SELECT * FROM tracks", ()
@@ -284,6 +314,14 @@ class Catalog:
             rows = conn.execute("SELECT * FROM files ORDER BY track_key, format").fetchall()
         wanted = set(keys) if keys is not None else None
         return [dict(row) for row in rows if wanted is None or row["track_key"] in wanted]
+
+    def repath(self, column: str, old: Path, new: Path) -> None:
+        """A track file (``raw_path`` or ``cover_path``) moved from ``old`` to ``new``."""
+        if column not in ("raw_path", "cover_path"):
+            raise ValueError(column)
+        with self._connect() as conn:
+            conn.execute(f"UPDATE tracks SET {column} = ?, updated_at = ? WHERE {column} = ?",
+                         (str(new), now(), str(old)))
 
     def move_file(self, old: Path, new: Path) -> None:
         with self._connect() as conn:
@@ -343,10 +381,13 @@ class Catalog:
 
     # -- dedup groups -----------------------------------------------------------------------
 
-    def save_group(self, group: dict) -> None:
-        """Insert or replace a dedup group (``id``, ``keeper``, ``members``, ``state``, ``rule``,
-        ``reason``, ``evidence``, ``previous``, ``moves``)."""
+    def save_group(self, group: dict, *, replace_applied: bool = False) -> bool:
+        """Insert or update a dedup group (``id``, ``keeper``, ``members``, ``state``, ``rule``,
+        ``reason``, ``evidence``, ``previous``, ``moves``). An applied group is history (its
+        moves are what undo follows) and is only changed with ``replace_applied``; returns
+        whether the row was written."""
         stamp = now()
+        guard = "" if replace_applied else " WHERE dedup_groups.state <> 'applied'"
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO dedup_groups (id, keeper, members, state, rule, reason, evidence, previous, moves,"
@@ -354,16 +395,24 @@ class Catalog:
                 " ON CONFLICT(id) DO UPDATE SET keeper = excluded.keeper, members = excluded.members,"
                 " state = excluded.state, rule = excluded.rule, reason = excluded.reason,"
                 " evidence = excluded.evidence, previous = excluded.previous, moves = excluded.moves,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at" + guard,
                 (group["id"], group["keeper"], json.dumps(group["members"]), group["state"], group["rule"],
                  group["reason"], json.dumps(group["evidence"]), json.dumps(group.get("previous", {})),
                  json.dumps(group.get("moves", [])), stamp, stamp),
             )
+            return conn.total_changes > 0
 
     def group(self, group_id: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM dedup_groups WHERE id = ?", (group_id,)).fetchone()
         return _group(row) if row else None
+
+    def undone_pairs(self) -> set[frozenset[str]]:
+        """Pairs a user separated with `dedup --undo`: never grouped again automatically."""
+        pairs: set[frozenset[str]] = set()
+        for group in self.groups(state="undone"):
+            pairs |= {frozenset((group["keeper"], m)) for m in group["members"] if m != group["keeper"]}
+        return pairs
 
     def groups(self, state: str | None = None, keeper: str | None = None) -> list[dict]:
         query, args = "SELECT * FROM dedup_groups WHERE 1 = 1", []

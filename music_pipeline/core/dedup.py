@@ -57,6 +57,11 @@ class Item:
     paths: tuple[str, ...] = ()
 
     @property
+    def printed(self) -> bool:
+        """Whether the item has a fingerprint long enough to be evidence."""
+        return self.fingerprint is not None and self.fingerprint.size >= fpindex.MIN_ITEMS
+
+    @property
     def richness(self) -> int:
         return sum(1 for name in METADATA_FIELDS if self.metadata.get(name))
 
@@ -99,9 +104,11 @@ def group_id(member_ids: Sequence[str]) -> str:
     return f"dup-{digest[:10]}"
 
 
-def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOLD) -> list[Group]:
-    """Group the items that are the same recording; singletons are left out."""
-    links = _Links(len(items))
+def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOLD,
+                separated: set[frozenset[str]] | frozenset = frozenset()) -> list[Group]:
+    """Group the items that are the same recording; singletons are left out. ``separated``
+    holds pairs of ids a user split apart (`dedup --undo`): no evidence links those."""
+    links = _Links(len(items), items, separated)
     by_index = {item.id: i for i, item in enumerate(items)}
     scores: dict[tuple[int, int], float] = {}
 
@@ -128,27 +135,26 @@ def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOL
         first = indices[0]
         for i in indices[1:]:
             a, b = items[first], items[i]
-            if a.fingerprint is not None and b.fingerprint is not None:
+            if a.printed and b.printed:
                 if fp_score(first, i) < threshold:
                     continue  # same name, different audio: another recording
             elif a.duration_s and b.duration_s and abs(a.duration_s - b.duration_s) > TITLE_DURATION_S:
                 continue
             links.add(first, i, Evidence(a.id, b.id, "title", key))
 
-    printed = [i for i, item in enumerate(items) if item.fingerprint is not None and item.fingerprint.size]
-    pairs = fpindex.candidate_pairs([fpindex.terms(items[i].fingerprint) for i in printed])
-    for p, q in pairs.tolist():
+    printed = [i for i, item in enumerate(items) if item.printed]
+    for (p, q), value in fpindex.matching_pairs([items[i].fingerprint for i in printed], threshold).items():
         i, j = printed[p], printed[q]
-        value = fp_score(i, j)
-        if value >= threshold:
-            links.add(i, j, Evidence(items[i].id, items[j].id, "fingerprint", f"similarity {value:.3f}", value))
+        scores[(i, j)] = value
+        links.add(i, j, Evidence(items[i].id, items[j].id, "fingerprint", f"similarity {value:.3f}", value))
 
     groups = []
     for indices in links.components():
         members = [items[i] for i in indices]
         keeper, reason = choose_keeper(members)
         ids = [keeper.id] + [m.id for m in members if m.id != keeper.id]
-        evidence = [e for e in links.evidence if by_index[e.a] in indices]
+        members_set = set(indices)
+        evidence = [e for e in links.evidence if by_index[e.a] in members_set]
         groups.append(Group(group_id(ids), ids, keeper.id, reason, evidence))
     return groups
 
@@ -185,9 +191,11 @@ def choose_keeper(members: Sequence[Item]) -> tuple[Item, str]:
 class _Links:
     """Union-find with the evidence of every link."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, items: Sequence[Item], separated: set[frozenset[str]] | frozenset) -> None:
         self.parent = list(range(n))
         self.evidence: list[Evidence] = []
+        self.items = items
+        self.separated = separated
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -196,6 +204,8 @@ class _Links:
         return i
 
     def add(self, i: int, j: int, evidence: Evidence) -> None:
+        if self.separated and frozenset((self.items[i].id, self.items[j].id)) in self.separated:
+            return
         self.parent[self.find(i)] = self.find(j)
         self.evidence.append(evidence)
 

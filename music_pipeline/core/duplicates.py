@@ -9,9 +9,10 @@ field the merge filled, so ``undo`` puts everything back as it was.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,16 @@ from pathlib import Path
 from . import dedup, fpindex, media, normalize
 from .catalog import normalise_isrc
 from .errors import TrackError
+from .files import copy_atomic
 from .fingerprint import fingerprint_file
 from .identity import canonical_url, looks_like_url
 from .library import Library, read_source_tags
 
 DUPLICATES_DIR = "duplicates"
 MERGED_FIELDS = ("title", "artist", "album", "isrc", "cover_path", "webpage_url", "thumbnail_url")
+
+
+log = logging.getLogger(__name__)
 
 
 class DedupError(TrackError):
@@ -66,6 +71,7 @@ def track_item(row: dict) -> dedup.Item:
 
 def file_item(path: Path) -> dedup.Item:
     """A loose audio file as a dedup candidate: probed, its tags read, fingerprinted."""
+    path = Path(path).absolute()  # an id that means the same file from any working directory
     info = media.probe(path)
     tags = read_source_tags(path)
     source = _source_url_tag(path)
@@ -139,49 +145,78 @@ def index_backlog(library: Library) -> int:
 
 
 def check_track(library: Library, key: str) -> Verdict | None:
-    """Is this freshly fingerprinted track a copy of one the library has? Runs before any
-    analysis or transcode. Candidates come from the persistent index; the track joins the
-    matches' group and the keeper rule decides: when an existing copy wins, this track is
-    marked duplicate now (its raw audio moves to duplicates/); when this one wins (say a
-    lossless copy of an MP3 already there), it goes on and the old copies are moved once
-    it is done (``settle``), so the library is never without the song."""
+    """Is this freshly fingerprinted track a copy of one the library has finished? Runs
+    before any analysis or transcode.
+
+    Candidates: the fingerprint index, and tracks with one of its source URLs, its ISRC or
+    its normalised name; each is followed to its final keeper, and only finished keepers
+    count (a copy still being processed, or failed, is not the library's song yet: both are
+    processed and the library-wide pass groups them later). The keeper rule decides: when
+    an existing copy wins, this track is marked duplicate now; when this one wins (a FLAC of
+    a song the library has as an MP3) it goes on and the old copy moves aside only once this
+    one is done (``settle``), so the library is never without the song."""
     catalog = library.catalog
-    index_backlog(library)
     index_track(library, key)
     row = library.track(key)
     mine = track_item(row)
-    if mine.fingerprint is None:
+    found: set[str] = set()
+    if mine.fingerprint is not None:
+        terms = fpindex.terms(mine.fingerprint).tolist()
+        found |= {k for k, _ in catalog.fingerprint_candidates(terms, fpindex.MIN_SHARED, fpindex.STOP_DF,
+                                                                exclude=key)}
+    if mine.urls:
+        found |= {k for url in mine.urls if (k := catalog.find_source(urls=[url])) is not None}
+    if mine.isrc:
+        found |= set(catalog.keys_by("isrc", mine.isrc))
+    if mine.name is not None and mine.name.key and mine.name.artists:
+        found |= set(catalog.keys_by("name_key", mine.name.key))
+    keepers: dict[str, dedup.Item] = {}
+    for other in found - {key}:
+        final = catalog.keeper_of(other)
+        final_row = catalog.get(final)
+        if final == key or final in keepers or final_row is None or final_row["status"] != "done":
+            continue
+        try:
+            keepers[final] = track_item(final_row)
+        except Exception as err:  # a damaged row of another track must not fail this one
+            log.warning("dedup check: skipping %s: %s", final, err)
+    if not keepers:
         return None
-    matched: dict[str, dedup.Item] = {}
-    for other, _shared in catalog.fingerprint_candidates(fpindex.terms(mine.fingerprint).tolist(),
-                                                         fpindex.MIN_SHARED, fpindex.STOP_DF, exclude=key):
-        other_row = catalog.get(other)
-        if other_row is None or other_row["status"] == "failed" or not other_row.get("fingerprint"):
-            continue
-        keeper_key = other_row.get("duplicate_of") or other
-        if keeper_key in matched or keeper_key == key:
-            continue
-        item = track_item(other_row)
-        if fpindex.score(mine.fingerprint, item.fingerprint) < fpindex.MATCH_THRESHOLD:
-            continue
-        keeper_row = catalog.get(keeper_key) if keeper_key != other else other_row
-        matched[keeper_key] = track_item(keeper_row) if keeper_row else item
-    if not matched:
-        return None
-    groups = dedup.find_groups([mine, *matched.values()])
+    groups = dedup.find_groups([mine, *keepers.values()], separated=catalog.undone_pairs())
     group = next((g for g in groups if key in g.members), None)
     if group is None:
         return None
     if group.keeper == key:
         save(library, group, state="pending")
         return Verdict(group, None)
-    apply(library, group)
+    apply(library, group, running=key)
     return Verdict(group, group.keeper)
 
 
-def settle(library: Library, key: str) -> list[dict]:
-    """Apply the groups waiting for ``key`` (their keeper) to be done."""
-    return [apply_saved(library, saved) for saved in library.catalog.groups(state="pending", keeper=key)]
+def settle(library: Library, key: str) -> tuple[list[dict], list[str]]:
+    """Apply the pending groups ``key`` belongs to, now that it is done; returns the groups
+    applied and a warning per group that could not be (left pending, retried later)."""
+    applied, problems = [], []
+    for record in library.catalog.groups(state="pending"):
+        if key != record["keeper"] and key not in record["members"]:
+            continue
+        try:
+            record = apply_saved(library, record)
+        except Exception as err:  # a file in use, a full disk: the group stays pending, retried later
+            problems.append(f"{record['id']}: {err}")
+            continue
+        if record["state"] == "applied":
+            applied.append(record)
+    return applied, problems
+
+
+def settle_all(library: Library) -> tuple[list[dict], list[str]]:
+    applied, problems = [], []
+    for record in library.catalog.groups(state="pending"):
+        more, issues = settle(library, record["keeper"])
+        applied += more
+        problems += issues
+    return applied, problems
 
 
 # -- library-wide pass -----------------------------------------------------------------------------
@@ -189,144 +224,217 @@ def settle(library: Library, key: str) -> list[dict]:
 
 def library_groups(library: Library) -> list[dedup.Group]:
     """Groups among the finished tracks (running ones are left alone until they finish)."""
-    index_backlog(library)
     items = [track_item(row) for row in library.catalog.tracks("done")]
-    return dedup.find_groups(items)
+    return dedup.find_groups(items, separated=library.catalog.undone_pairs())
 
 
 # -- applying and undoing ---------------------------------------------------------------------
+#
+# A group row is written before anything moves and again after every move, so whatever
+# happens (a crash, a full disk, a file in use) undo knows exactly which files to put back.
 
 
-def save(library: Library, group: dedup.Group, state: str, previous: dict | None = None,
-         moves: list | None = None) -> dict:
+def save(library: Library, group: dedup.Group, state: str) -> dict:
     record = {"id": group.id, "keeper": group.keeper, "members": group.members, "state": state,
               "rule": dedup.KEEPER_RULE, "reason": group.reason,
-              "evidence": [e.as_dict() for e in group.evidence], "previous": previous or {}, "moves": moves or []}
-    library.catalog.save_group(record)
+              "evidence": [e.as_dict() for e in group.evidence], "previous": {}, "moves": []}
+    if not library.catalog.save_group(record):
+        existing = library.catalog.group(group.id)
+        return existing if existing is not None else record
     return record
 
 
-def apply(library: Library, group: dedup.Group) -> dict:
+def apply(library: Library, group: dedup.Group, running: str | None = None) -> dict:
     """Merge the others into the keeper and move their files to duplicates/<group>/."""
-    record = save(library, group, state="pending")
-    return apply_saved(library, record)
+    return apply_saved(library, save(library, group, state="pending"), running=running)
 
 
-def apply_saved(library: Library, record: dict) -> dict:
+def apply_saved(library: Library, record: dict, running: str | None = None) -> dict:
+    """Apply a saved group. Members still queued or running (other than ``running``, the
+    track whose own step is asking) are left for later: the group stays pending until they
+    have finished, so no file is moved from under a step that is using it."""
+    if record["state"] != "pending":
+        return record
     catalog = library.catalog
     keeper = record["keeper"]
+    previous = record["previous"] = {"status": {}, "filled": {}, "prior": {}, "urls": [], "playlists": [],
+                                     "repointed": {}, **record.get("previous", {})}
     keeper_row = catalog.get(keeper)
-    previous: dict = {"status": {}, "keeper": {}, "keeper_urls": None}
-    moves: list[list[str]] = []
-    target = library.root / DUPLICATES_DIR / record["id"]
+    loose = [m for m in record["members"] if m != keeper and catalog.get(m) is None]
+    waiting = False
     try:
+        if loose:
+            _move_loose(library, record, loose)
         for member in record["members"]:
-            if member == keeper:
+            row = catalog.get(member) if member != keeper else None
+            if row is None:
                 continue
-            row = catalog.get(member)
-            if row is None:  # a loose file
-                moves.append(_move(library, Path(member), target / Path(member).name))
+            if row["status"] == "duplicate":  # already moved aside in another group: now it belongs here
+                if row.get("duplicate_of") != keeper:
+                    previous["repointed"][member] = row.get("duplicate_of")
+                    catalog.update(member, duplicate_of=keeper)
                 continue
-            # A track caught mid-run goes back to the queue on undo, not to "running".
+            if row["status"] in ("queued", "running") and member != running:
+                waiting = True
+                continue
+            if keeper_row is not None and (keeper_row["status"] != "done" and keeper != running):
+                waiting = True  # the keeper is not finished: nothing moves before it is
+                continue
             previous["status"][member] = "queued" if row["status"] == "running" else row["status"]
             if keeper_row is not None:
-                _merge(catalog, keeper_row, row, previous)
+                _merge(library, keeper_row, row, previous)
                 keeper_row = catalog.get(keeper)
-            moves.extend(_move_track(library, row, target))
-            catalog.update(member, status="duplicate", duplicate_of=keeper if keeper_row else None,
-                           dedup_group=record["id"])
-    finally:  # record what did move even when a later move failed, so undo can find it
-        record = {**record, "state": "applied", "previous": previous, "moves": moves}
-        library.catalog.save_group(record)
+            library.decoded_cache(member).unlink(missing_ok=True)
+            for path in _track_files(library, row):
+                _move_logged(library, record, path, _destination(library, record["id"], path))
+            for dup in catalog.repoint_duplicates(member, keeper):
+                previous["repointed"][dup] = member
+            catalog.update(member, status="duplicate", duplicate_of=keeper, dedup_group=record["id"])
+    finally:
+        record["state"] = "pending" if waiting else "applied"
+        catalog.save_group(record)
+    if keeper_row is not None and record["state"] == "applied":
+        library.after_merge(keeper)
     return record
 
 
-def _merge(catalog, keeper_row: dict, row: dict, previous: dict) -> None:
-    """Keeper's values win; its empty fields are filled; URLs and playlists are kept."""
-    filled = {name: row[name] for name in MERGED_FIELDS if not keeper_row.get(name) and row.get(name)}
-    for name in filled:
-        previous["keeper"].setdefault(name, keeper_row.get(name))
-    playlists = sorted(set(keeper_row.get("playlists", [])) | set(row.get("playlists", [])))
-    if playlists != sorted(keeper_row.get("playlists", [])):
-        previous["keeper"].setdefault("playlists", keeper_row.get("playlists", []))
-        filled["playlists"] = json.dumps(playlists)
-    if filled:
-        catalog.update(keeper_row["key"], **filled)
-    if previous["keeper_urls"] is None:
-        previous["keeper_urls"] = keeper_row.get("source_urls", [])
-    catalog.add_source_urls(keeper_row["key"], [row.get("source_url"), row.get("webpage_url"),
-                                                *row.get("source_urls", [])])
+def _track_files(library: Library, row: dict) -> list[Path]:
+    paths = [Path(f["path"]) for f in library.catalog.files([row["key"]])]
+    paths += [Path(row[c]) for c in ("raw_path", "cover_path") if row.get(c)]
+    duplicates_root = library.root / DUPLICATES_DIR
+    return [p for p in paths if p.exists() and not p.resolve().is_relative_to(duplicates_root)]
 
 
-def _move_track(library: Library, row: dict, target: Path) -> list[list[str]]:
-    moves = []
-    for record in library.catalog.files([row["key"]]):
-        path = Path(record["path"])
-        if path.exists():
-            moves.append(_move(library, path, target / _relative(library, path)))
-            library.catalog.move_file(path, Path(moves[-1][1]))
-    for column in ("raw_path", "cover_path"):
-        if row.get(column) and Path(row[column]).exists():
-            path = Path(row[column])
-            moves.append(_move(library, path, target / _relative(library, path)))
-            library.catalog.update(row["key"], **{column: moves[-1][1]})
-    return moves
-
-
-def _relative(library: Library, path: Path) -> Path:
+def _destination(library: Library, group_id: str, path: Path) -> Path:
     try:
-        return path.resolve().relative_to(library.root)
+        relative = path.resolve().relative_to(library.root)
     except ValueError:
-        return Path(path.name)
+        relative = Path(path.name)
+    return library.root / DUPLICATES_DIR / group_id / relative
 
 
-def _move(library: Library, source: Path, dest: Path) -> list[str]:
+def _move_loose(library: Library, record: dict, members: list[str]) -> None:
+    """Loose files keep their layout relative to the group's common folder (two songs.mp3
+    from two folders do not collide); every destination is checked before anything moves."""
+    paths = [Path(m).resolve() for m in members if Path(m).exists()]
+    if not paths:
+        return
+    common = Path(os.path.commonpath([p.parent for p in paths]))
+    target = library.root / DUPLICATES_DIR / record["id"]
+    plan = [(p, target / p.relative_to(common)) for p in paths]
+    taken = [str(dest) for _, dest in plan if dest.exists()]
+    if taken:
+        raise DedupError(f"{taken[0]} already exists; nothing of group {record['id']} was moved.")
+    for source, dest in plan:
+        _move_logged(library, record, source, dest)
+
+
+def _move_logged(library: Library, record: dict, source: Path, dest: Path) -> None:
+    """Move one file and record it in the group at once (crash-safe undo)."""
+    _move(source, dest)
+    record["moves"].append([str(source), str(dest)])
+    library.catalog.move_file(source, dest)
+    for column in ("raw_path", "cover_path"):
+        library.catalog.repath(column, source, dest)
+    library.catalog.save_group({**record, "state": "pending"}, replace_applied=False)
+
+
+def _move(source: Path, dest: Path) -> None:
+    """Rename, or across volumes copy to a hidden temporary beside ``dest``, rename, and
+    only then remove the source: an interruption never leaves a half file as the copy."""
     if dest.exists():
         raise DedupError(f"{dest} already exists; not overwriting it.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), str(dest))
-    return [str(source), str(dest)]
+    try:
+        os.rename(source, dest)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise DedupError(f"Cannot move {source} to {dest}: {err.strerror}.") from err
+        copy_atomic(source, dest)
+        source.unlink()
+
+
+def _merge(library: Library, keeper_row: dict, row: dict, previous: dict) -> None:
+    """Keeper's values win; its empty fields are filled; URLs and playlists are kept. What
+    the merge adds is recorded so undo takes away exactly that and nothing newer."""
+    catalog = library.catalog
+    filled = {name: row[name] for name in MERGED_FIELDS if not keeper_row.get(name) and row.get(name)}
+    if "cover_path" in filled:  # the duplicate's cover moves away: the keeper gets its own copy
+        own = library.raw_dir / f"{keeper_row['key']}.cover.jpg"
+        if not own.exists():
+            copy_atomic(Path(row["cover_path"]), own)
+        filled["cover_path"] = str(own)
+    for name, value in filled.items():
+        previous["prior"].setdefault(name, keeper_row.get(name))
+        previous["filled"][name] = value
+    added_playlists = sorted(set(row.get("playlists", [])) - set(keeper_row.get("playlists", [])))
+    if added_playlists:
+        previous["playlists"] += added_playlists
+        filled["playlists"] = json.dumps(sorted(set(keeper_row.get("playlists", [])) | set(added_playlists)))
+    if filled:
+        catalog.update(keeper_row["key"], **filled)
+    urls = {u for u in (row.get("source_url"), row.get("webpage_url"), *row.get("source_urls", [])) if u}
+    added_urls = sorted(urls - set(keeper_row.get("source_urls", [])))
+    if added_urls:
+        previous["urls"] += added_urls
+        catalog.add_source_urls(keeper_row["key"], added_urls)
 
 
 def undo(library: Library, group_id: str) -> dict:
-    """Put a group's files back where they were and restore the catalog as it was."""
+    """Put a group's files back where they were and restore the catalog: the members'
+    status, and on the keeper exactly what this group's merge added."""
     catalog = library.catalog
     record = catalog.group(group_id)
     if record is None:
         known = ", ".join(g["id"] for g in catalog.groups(state="applied")[-5:]) or "none"
         raise DedupError(f"There is no duplicate group {group_id}.", hint=f"Applied groups: {known}.")
-    if record["state"] != "applied":
-        raise DedupError(f"Group {group_id} is {record['state']}, not applied: nothing to undo.")
+    if record["state"] == "undone":
+        raise DedupError(f"Group {group_id} was already undone.")
+    for source, _dest in record["moves"]:  # the keeper took over a plain name: it gets its suffix back
+        if Path(source).exists() and catalog.path_owner(Path(source)) == record["keeper"]:
+            library.step_aside(record["keeper"], Path(source))
     blocked = [dest for source, dest in record["moves"] if Path(source).exists() or not Path(dest).exists()]
     if blocked:
         raise DedupError(f"Cannot undo {group_id}: {len(blocked)} file(s) were changed since "
                          f"(first: {blocked[0]}).", hint="Move the files back by hand; nothing was deleted.")
     for source, dest in reversed(record["moves"]):
-        Path(source).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(dest, source)
+        _move(Path(dest), Path(source))
         catalog.move_file(Path(dest), Path(source))
-    for member, status in record["previous"].get("status", {}).items():
-        row = catalog.get(member)
-        if row is None:
-            continue
-        fields = {"status": status, "duplicate_of": None, "dedup_group": None}
         for column in ("raw_path", "cover_path"):
-            for source, dest in record["moves"]:
-                if row.get(column) == dest:
-                    fields[column] = source
-        catalog.update(member, **fields)
-    keeper_fields = dict(record["previous"].get("keeper", {}))
-    if "playlists" in keeper_fields:
-        keeper_fields["playlists"] = json.dumps(keeper_fields["playlists"])
-    if catalog.get(record["keeper"]) is not None:
-        if keeper_fields:
-            catalog.update(record["keeper"], **keeper_fields)
-        if record["previous"].get("keeper_urls") is not None:
-            catalog.set_source_urls(record["keeper"], record["previous"]["keeper_urls"])
+            catalog.repath(column, Path(dest), Path(source))
+    previous = record.get("previous", {})
+    for member, status in previous.get("status", {}).items():
+        if catalog.get(member) is not None:
+            catalog.update(member, status=status, duplicate_of=None, dedup_group=None)
+    for dup, keeper in previous.get("repointed", {}).items():
+        if (row := catalog.get(dup)) is not None and row.get("duplicate_of") == record["keeper"]:
+            catalog.update(dup, duplicate_of=keeper)
+    keeper_row = catalog.get(record["keeper"])
+    if keeper_row is not None:
+        _unmerge(library, record, keeper_row)
     record = {**record, "state": "undone"}
-    catalog.save_group(record)
+    catalog.save_group(record, replace_applied=True)
     _prune_empty(library.root / DUPLICATES_DIR / group_id)
     return record
+
+
+def _unmerge(library: Library, record: dict, keeper_row: dict) -> None:
+    catalog = library.catalog
+    previous = record.get("previous", {})
+    others = [g for g in catalog.groups(state="applied") if g["keeper"] == record["keeper"] and g["id"] != record["id"]]
+    still_added = {u for g in others for u in g.get("previous", {}).get("urls", [])}
+    fields = {name: previous.get("prior", {}).get(name) for name, value in previous.get("filled", {}).items()
+              if keeper_row.get(name) == value}  # unchanged since the merge
+    removed = set(previous.get("playlists", [])) - {p for g in others for p in g.get("previous", {}).get("playlists", [])}
+    if removed:
+        fields["playlists"] = json.dumps(sorted(set(keeper_row.get("playlists", [])) - removed))
+    if fields:
+        catalog.update(record["keeper"], **fields)
+    drop = set(previous.get("urls", [])) - still_added
+    if drop:
+        catalog.set_source_urls(record["keeper"], [u for u in keeper_row.get("source_urls", []) if u not in drop])
+    if fields or drop:
+        library.after_merge(record["keeper"])
 
 
 def _prune_empty(folder: Path) -> None:

@@ -16,8 +16,7 @@ days of work. As in acoustid-index, matching goes in two stages instead:
    ``compare_fingerprints`` does (items within 2 bit errors, at the best offset within
    ±120 items, over the shorter fingerprint), vectorised over all offsets at once.
 
-Grouping links pairs that score at least ``MATCH_THRESHOLD`` into connected components.
-The same ``terms`` feed the catalog's persistent index, so a new track is checked against
+``dedup.find_groups`` links the pairs that score at least ``MATCH_THRESHOLD``. The same ``terms`` feed the catalog's persistent index, so a new track is checked against
 the whole library with one indexed query instead of a scan.
 """
 
@@ -31,6 +30,7 @@ MAX_OFFSET = 120  # pyacoustid's MAX_ALIGN_OFFSET: items (~15 s) a copy may be s
 MAX_BIT_ERROR = 2  # pyacoustid's MAX_BIT_ERROR: bits two items may differ in and still agree
 MATCH_THRESHOLD = 0.5  # pyacoustid's usual cut; the corpus: copies ≥ 0.82, other recordings ≤ 0.17
 SAMPLING = 4  # keep one term in four (content-defined, so copies keep the same ones)
+MIN_ITEMS = 30  # a fingerprint of fewer items (under ~6 s of audio) proves nothing either way
 MIN_SHARED = 5  # shared terms that make a candidate (copies share ≥ 30, others ≤ 16 in the corpus)
 STOP_DF = 100  # a term in more tracks than this says nothing about any of them
 
@@ -119,26 +119,14 @@ def candidate_pairs(term_sets: Sequence[np.ndarray], min_shared: int = MIN_SHARE
     return np.stack([chosen // n, chosen % n], axis=1)
 
 
-def group(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_THRESHOLD,
-          min_shared: int = MIN_SHARED) -> tuple[list[list[int]], dict[tuple[int, int], float]]:
-    """Groups of fingerprints of the same recording (indices, groups of two or more) and
-    the score of every linked pair."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+def matching_pairs(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_THRESHOLD,
+                   min_shared: int = MIN_SHARED) -> dict[tuple[int, int], float]:
+    """The pairs (i, j), i < j, of fingerprints of the same recording, with their scores:
+    candidates from the index, kept when their aligned score reaches ``threshold``."""
     pairs = candidate_pairs([terms(f) for f in fingerprints], min_shared)
     scores = {}
     for i, j in pairs.tolist():
         value = score(fingerprints[i], fingerprints[j])
         if value >= threshold:
             scores[(i, j)] = value
-    n = len(fingerprints)
-    if not scores:
-        return [], {}
-    rows, cols = zip(*scores, strict=True)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    members: dict[int, list[int]] = {}
-    for index, label in enumerate(labels.tolist()):
-        members.setdefault(label, []).append(index)
-    return [m for m in members.values() if len(m) > 1], scores
+    return scores

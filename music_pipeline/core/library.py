@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import analysis, media, tagging
+from . import analysis, media, normalize, tagging
 from . import fingerprint as fp
 from .catalog import CATALOG_FILE, Catalog, normalise_isrc
 from .download import Downloaded, DownloadOptions, download, scratch_dir
@@ -118,7 +118,7 @@ class Library:
         if not force and existing and existing.exists() and row.get("raw_sha256") == file_sha256(existing):
             return row
         clean_partials(self.raw_dir, key)
-        self._decoded_path(key).unlink(missing_ok=True)
+        self.decoded_cache(key).unlink(missing_ok=True)
         with scratch_dir(self.raw_dir) as scratch:
             if row["source_kind"] == "file":
                 source = Path(row["source_path"] or "")
@@ -145,7 +145,7 @@ class Library:
             raw_sha256=file_sha256(raw_path), duration_s=info.duration_s,
             raw_bitrate_kbps=round(info.bitrate / 1000 if info.bitrate
                                    else raw_path.stat().st_size * 8 / 1000 / max(info.duration_s, 1e-3), 1),
-            cover_path=str(cover) if cover else None, **meta,
+            cover_path=str(cover) if cover else None, name_key=name_key(meta.get("artist"), meta.get("title")), **meta,
         )
         if row["source_kind"] == "file":
             self._file_away(key, Path(row["source_path"]))
@@ -187,13 +187,14 @@ class Library:
     # it decodes the track once and leaves the decoded signal and loudness beside the raw
     # file for the analysis, which removes it when done.
 
-    def _decoded_path(self, key: str) -> Path:
+    def decoded_cache(self, key: str) -> Path:
+        """Where the fingerprint step leaves the decoded signal for the analysis step."""
         return self.raw_dir / f"{key}.decoded.npz"
 
     def decoded(self, key: str) -> analysis.Decoded:
         """The track decoded for analysis: from the cache the fingerprint step left, or anew."""
         row, raw_path = self.raw(key)
-        cache = self._decoded_path(key)
+        cache = self.decoded_cache(key)
         source_id = row.get("raw_sha256") or ""
         cached = analysis.Decoded.load(cache, source_id) if cache.exists() else None
         if cached is not None:
@@ -214,7 +215,7 @@ class Library:
         try:
             result = analysis.features_of(self.decoded(key), settings)
         finally:  # the decoded signal is only a hand-over between two steps: never leave it
-            self._decoded_path(key).unlink(missing_ok=True)
+            self.decoded_cache(key).unlink(missing_ok=True)
         self.catalog.update(
             key, bpm=result.bpm, bpm_confidence=result.bpm_confidence, key_name=result.key,
             key_short=result.key_short, camelot=result.camelot, open_key=result.open_key,
@@ -226,14 +227,27 @@ class Library:
 
     # -- step 3: outputs ----------------------------------------------------------------
 
-    def target_path(self, row: dict, fmt: str) -> Path:
+    def target_path(self, row: dict, fmt: str, *, suffixed: bool = False) -> Path:
         """Where ``fmt`` of this track goes; a different track already there gets a suffix."""
         fields = {"artist": row.get("artist") or UNKNOWN_ARTIST, "title": row.get("title") or row["key"],
                   "album": row.get("album"), "key": row["key"], "bpm": row.get("bpm"), "camelot": row.get("camelot")}
         path = self.layout.path_for(fmt, fields)
-        if self._taken(path, row["key"]):
+        if suffixed or self._taken(path, row["key"]):
             path = self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
         return path
+
+    def step_aside(self, key: str, path: Path) -> Path | None:
+        """Rename ``key``'s output at ``path`` to its ``[key]``-suffixed name, freeing the
+        plain name for a file that comes back (undoing a dedup group)."""
+        record = next((f for f in self.catalog.files([key]) if Path(f["path"]) == Path(path)), None)
+        if record is None:
+            return None
+        target = self.target_path(self.track(key), record["format"], suffixed=True)
+        if target.exists():
+            return None
+        os.rename(path, target)
+        self.catalog.move_file(Path(path), target)
+        return target
 
     def _taken(self, path: Path, key: str) -> bool:
         """Whether ``path`` belongs to something else: another track, or a file the catalog
@@ -279,6 +293,30 @@ class Library:
         if fmt == "WAV" and self.wav_backup_dir is not None:
             result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root))
         return result
+
+    def after_merge(self, key: str) -> None:
+        """Bring a finished keeper's files in line with its row after a dedup merge or undo:
+        new tags (an ISRC or a cover filled in from a duplicate) and, once the old copy has
+        moved away, the plain file name instead of a ``[key]``-suffixed one."""
+        row = self.track(key)
+        if row["status"] != "done":
+            return
+        tags = self.tags_for(row)
+        for record in self.catalog.files([key]):
+            path, fmt = Path(record["path"]), record["format"]
+            if not path.exists():
+                continue
+            target = self.target_path(row, fmt)
+            if target != path and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(path, target)
+                path = target
+            with atomic_target(path) as tmp, disk_errors(path):
+                shutil.copyfile(path, tmp)
+                tagging.write_tags(tmp, fmt, tags)
+            self.catalog.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
+                                     duration_s=record["duration_s"], codec=record["codec"],
+                                     sample_rate=record["sample_rate"], bits=record["bits"])
 
     def missing_parts(self, key: str) -> list[str]:
         """What a track still lacks before it can be called done."""
@@ -327,6 +365,12 @@ class Library:
 
 class _NoCover(Exception):
     """Raised inside atomic_target to discard an empty cover file."""
+
+
+def name_key(artist: str | None, title: str | None) -> str | None:
+    """The normalised artist + title + version key duplicates are looked up by."""
+    name = normalize.parse(artist, title)
+    return name.key if name.key and name.artists else None
 
 
 def read_source_tags(path: Path) -> dict:
