@@ -348,6 +348,117 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
+# -- sources: login, pin, process, sync --------------------------------------------------------
+
+
+def _resources() -> dict:
+    from .definitions import build_resources
+
+    return build_resources()
+
+
+def cmd_spotify_login(args: argparse.Namespace) -> int:
+    from .core import spotify
+
+    resource = _resources()["spotify"]
+    config = resource.config()
+    spotify.login(config, timeout_s=args.timeout)
+    print(f"{_mark(True)} logged in; the token is in {config.token_cache} (the Dagster processes read it there)")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from .core import sources
+
+    row = sources.pin(_library(), args.track, args.url)
+    print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']} "
+          f"(`music-pipeline process single`, or it is picked up at the next sync)")
+    return 0
+
+
+def _process(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
+             verbose: bool = False, origin: str = "cli") -> int:
+    """Run the batch job here and print what happened to each track; exit code 1 on failures."""
+    from .automation.batch import BatchConfig, process_batch, run_config, select_keys
+
+    resources = _resources()  # from the environment now, not when the code location was imported
+    library = resources["library"].get()
+    chosen = select_keys(library, BatchConfig(keys=keys or [], select=select, limit=limit))
+    if not chosen:
+        print("nothing to process")
+        return 0
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not verbose else "INFO"}}}}
+    started = time.monotonic()
+    with _instance() as instance:
+        process_batch.execute_in_process(run_config={**quiet, **run_config(keys=chosen, force=force)},
+                                         instance=instance, resources=resources, raise_on_error=False,
+                                         tags={"music_pipeline/origin": origin})
+    failures = 0
+    for key in chosen:
+        row = library.catalog.get(key) or {}
+        status = row.get("status")
+        if status == "done":
+            _print_track(row, library.catalog.files([key]), time.monotonic() - started)
+        elif status == "duplicate":
+            print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']})")
+        elif status == "needs_review":
+            print(f"{_mark(False, 'REVIEW')} {key}: {row.get('error')}")
+        else:
+            failures += 1
+            print(f"{_mark(False)} {key} [{row.get('error_step') or '?'}]: {row.get('error') or status}")
+    print(f"{len(chosen) - failures} of {len(chosen)} processed; library: {library.root}")
+    return 1 if failures else 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    if args.mode == "batch" and not args.n:
+        args.n = 10
+    return _process(select=args.mode, limit=args.n, force=args.force, verbose=args.verbose,
+                    origin=f"cli process {args.mode}")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """The original system's fallback chain: a target if given; else the track playing on
+    Spotify; else new SoundCloud likes; else new Spotify likes; else the newest queued track."""
+    from .core import collections, sources
+    from .core.errors import TrackError as Problem
+
+    if args.targets:
+        keys, failures = _register(args.targets)
+        return max(_process(keys=keys, origin="cli sync"), 1 if failures else 0)
+    resources = _resources()
+    library, spotify, soundcloud = resources["library"].get(), resources["spotify"], resources["soundcloud"]
+    steps = []
+    if spotify.configured:
+        steps.append(("the track playing on Spotify", lambda: sources.spotify_now_playing(library, spotify.client())))
+    if soundcloud.configured:
+        steps.append(("new SoundCloud likes", lambda: sources.collection_pass(
+            library, [collections.list_collection(collections.soundcloud_likes_url(soundcloud.user),
+                                                  resources["downloader"].options())], "soundcloud:likes", 50)))
+    if spotify.configured:
+        steps.append(("new Spotify likes", lambda: sources.spotify_likes(library, spotify.client(), {"complete": True,
+                      "newest": _newest_like(library)}, 50)))
+    for what, step in steps:
+        try:
+            found = step()
+        except Problem as err:
+            print(f"{_mark(False, 'SKIP')} {what}: {err}")
+            continue
+        if found.new:
+            print(f"{what}: {len(found.new)} track(s)")
+            return _process(keys=found.new, origin="cli sync")
+        print(f"{what}: nothing new")
+    print("the newest queued track:")
+    return _process(select="single", origin="cli sync")
+
+
+def _newest_like(library) -> str:
+    dates = [added for _pid, _pos, added in
+             (m for key in library.catalog.playlist_tracks("spotify-liked") for m in library.catalog.memberships(key))
+             if added]
+    return max(dates) if dates else ""
+
+
 # -- dedup ----------------------------------------------------------------------------------
 
 
@@ -458,6 +569,30 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--threshold", type=float, default=0.5,
                        help="fingerprint similarity that counts as the same recording (%(default)s)")
     dedup.set_defaults(func=cmd_dedup)
+
+    login = sub.add_parser("spotify-login", help="log in to Spotify (headless: prints a URL to open anywhere)")
+    login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the redirect (%(default)s)")
+    login.set_defaults(func=cmd_spotify_login)
+
+    pin = sub.add_parser("pin", help="fix the source a track is downloaded from (a Spotify match by hand)")
+    pin.add_argument("track", metavar="TRACK", help="track key, e.g. spotify-4cOdK2wGLETKBW3PvgPWqT")
+    pin.add_argument("url", metavar="URL")
+    pin.set_defaults(func=cmd_pin)
+
+    process = sub.add_parser("process", help="process catalogued tracks in one run: single (the newest queued), "
+                                             "batch (-n oldest queued), all (queued + retryable failures), "
+                                             "reprocess (finished tracks again)")
+    process.add_argument("mode", choices=["single", "batch", "all", "reprocess"])
+    process.add_argument("-n", type=int, default=0, help="at most this many tracks")
+    process.add_argument("--force", action="store_true", help="download/import the originals again")
+    process.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    process.set_defaults(func=cmd_process)
+
+    sync = sub.add_parser("sync", help="the fallback chain: the given URLs/files, else the track playing on "
+                                       "Spotify, else new SoundCloud likes, else new Spotify likes, else the "
+                                       "newest queued track")
+    sync.add_argument("targets", nargs="*", metavar="URL_OR_FILE")
+    sync.set_defaults(func=cmd_sync)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")

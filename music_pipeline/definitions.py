@@ -6,8 +6,22 @@ from dagster import Definitions
 
 from . import settings
 from .assets import ALL_ASSETS, CHECKS
-from .automation import inbox_sensor, library_automation_sensor, library_index_job, process_track_job
-from .resources import AnalysisResource, DownloaderResource, LibraryResource
+from .automation import (
+    JOBS,
+    SCHEDULES,
+    SOURCE_SENSORS,
+    inbox_sensor,
+    library_automation_sensor,
+    library_index_job,
+    process_track_job,
+)
+from .resources import (
+    AnalysisResource,
+    DownloaderResource,
+    LibraryResource,
+    SoundCloudResource,
+    SpotifyResource,
+)
 
 
 def build_resources() -> dict:
@@ -17,13 +31,16 @@ def build_resources() -> dict:
         "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
         "downloader": DownloaderResource(),
         "analysis": AnalysisResource(),
+        "spotify": SpotifyResource(**settings.spotify()),
+        "soundcloud": SoundCloudResource(user=settings.soundcloud_user()),
     }
 
 
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
-    jobs=[process_track_job, library_index_job],
-    sensors=[inbox_sensor, library_automation_sensor],
+    jobs=[process_track_job, library_index_job, *JOBS],
+    sensors=[inbox_sensor, library_automation_sensor, *SOURCE_SENSORS],
+    schedules=SCHEDULES,
     resources=build_resources(),
 )

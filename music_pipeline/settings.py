@@ -23,6 +23,25 @@ def library_root() -> Path:
     return Path(os.environ.get(MUSIC_LIBRARY) or DEFAULT_LIBRARY).expanduser().resolve()
 
 
+def spotify() -> dict:
+    """SpotifyResource settings from the environment (empty strings when unset)."""
+    return {"client_id": os.environ.get("SPOTIFY_CLIENT_ID", ""),
+            "client_secret": os.environ.get("SPOTIFY_CLIENT_SECRET", ""),
+            "redirect_uri": os.environ.get("SPOTIFY_REDIRECT_URI") or "http://127.0.0.1:8888/callback",
+            "token_cache": os.environ.get("SPOTIFY_TOKEN_CACHE")
+            or str(Path(os.environ.get(DAGSTER_HOME) or DEFAULT_DAGSTER_HOME).expanduser().resolve()
+                   / "spotify-token.json")}
+
+
+def soundcloud_user() -> str:
+    return os.environ.get("SOUNDCLOUD_USER", "")
+
+
+def timezone() -> str:
+    """Schedules' time zone: $MUSIC_PIPELINE_TZ, else $TZ, else UTC."""
+    return os.environ.get("MUSIC_PIPELINE_TZ") or os.environ.get("TZ") or "UTC"
+
+
 def wav_backup_dir() -> str | None:
     return os.environ.get(WAV_BACKUP_DIR) or None
 

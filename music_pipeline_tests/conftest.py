@@ -14,7 +14,13 @@ from dagster import DagsterInstance, materialize
 
 from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
 from music_pipeline.core.library import Library, register_target
-from music_pipeline.resources import AnalysisResource, DownloaderResource, LibraryResource
+from music_pipeline.resources import (
+    AnalysisResource,
+    DownloaderResource,
+    LibraryResource,
+    SoundCloudResource,
+    SpotifyResource,
+)
 
 from .audio import make_track
 
@@ -67,7 +73,7 @@ def library(library_root: Path) -> Library:
 def resources(library_root: Path) -> dict:
     return {"library": LibraryResource(root=str(library_root)),
             "downloader": DownloaderResource(socket_timeout=5, retries=0),
-            "analysis": AnalysisResource()}
+            "analysis": AnalysisResource(), "spotify": SpotifyResource(), "soundcloud": SoundCloudResource()}
 
 
 @pytest.fixture

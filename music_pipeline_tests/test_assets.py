@@ -178,7 +178,7 @@ def test_definitions_load() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog",
-                    "library_index", "dedup_groups"}
+                    "library_index", "dedup_groups", "playlist_exports"}
     assert defs.resolve_job_def("process_track") is not None
     assert defs.resolve_sensor_def("inbox_sensor") is not None
     assert shutil.which("ffmpeg") and shutil.which("fpcalc")

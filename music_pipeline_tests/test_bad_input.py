@@ -74,7 +74,7 @@ def test_geo_blocked_source(process, library, http_server, monkeypatch) -> None:
 
 def test_spotify_url_explains_drm(process, library) -> None:
     key, result = process("https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT")
-    assert_failed_cleanly(result, library, key, "raw_audio", "Spotify audio is DRM-protected")
+    assert_failed_cleanly(result, library, key, "raw_audio", "its audio is DRM-protected")
 
 
 def test_file_that_is_not_audio(process, library, tmp_path) -> None:
@@ -152,10 +152,16 @@ def small_disk(tmp_path):
 
 
 def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk, instance) -> None:
-    from music_pipeline.resources import AnalysisResource, DownloaderResource, LibraryResource
+    from music_pipeline.resources import (
+        AnalysisResource,
+        DownloaderResource,
+        LibraryResource,
+        SpotifyResource,
+    )
 
     resources = {"library": LibraryResource(root=str(small_disk / "library")),
-                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource()}
+                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource(),
+                 "spotify": SpotifyResource()}
     lib = resources["library"].get()
     # 24 s of 24-bit 48 kHz stereo: ~7 MB as WAV, more than the disk holds once the rest is written.
     source = make_track(tmp_path / "Big - Track.flac", seconds=24, rate=48_000,

@@ -19,7 +19,7 @@ from .audio import make_track
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog", "library_index",
-          "dedup_groups"}
+          "dedup_groups", "playlist_exports"}
 
 
 def _free_port() -> int:

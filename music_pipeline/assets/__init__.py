@@ -1,9 +1,9 @@
 """The lineage graph: per-track assets, library-wide assets and their checks."""
 
 from .checks import CHECKS
-from .library import dedup_groups, library_index
+from .library import dedup_groups, library_index, playlist_exports
 from .tracks import TRACK_ASSETS, tracks
 
-ALL_ASSETS = [*TRACK_ASSETS, library_index, dedup_groups]
+ALL_ASSETS = [*TRACK_ASSETS, library_index, dedup_groups, playlist_exports]
 
-__all__ = ["ALL_ASSETS", "CHECKS", "TRACK_ASSETS", "dedup_groups", "library_index", "tracks"]
+__all__ = ["ALL_ASSETS", "CHECKS", "TRACK_ASSETS", "dedup_groups", "library_index", "playlist_exports", "tracks"]

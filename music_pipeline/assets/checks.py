@@ -19,6 +19,7 @@ from dagster import (
 from ..core.errors import TrackError
 from ..core.media import validate_source
 from ..resources import LibraryResource
+from . import steps
 from .tracks import FORMAT_ASSETS, raw_audio, tracks
 
 # Partitioned asset checks are a Dagster preview feature; they are what lets a check run
@@ -44,14 +45,7 @@ def _output_check(fmt: str, target):
                  description=f"The {fmt} file decodes, lasts as long as the source (±50 ms), "
                              "carries its tags and is unchanged since it was written.")
     def _check(context: AssetCheckExecutionContext, library: LibraryResource) -> AssetCheckResult:
-        lib = library.get()
-        row = lib.catalog.get(context.partition_key)
-        if row is not None and row["status"] == "duplicate":  # moved aside on purpose, maybe before any output
-            return AssetCheckResult(passed=True, metadata={"duplicate_of": row.get("duplicate_of") or ""})
-        problems = lib.verify(context.partition_key, fmt)
-        if problems:  # the catalog is the source of truth: a bad file means a failed track
-            lib.catalog.mark_failed(context.partition_key, f"{target.key.path[-1]} check",
-                                    f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
+        problems = steps.verify(library.get(), context.partition_key, fmt)
         return AssetCheckResult(
             passed=not problems,
             severity=AssetCheckSeverity.ERROR,

@@ -1,9 +1,12 @@
 """Library-wide assets."""
 
 
+from pathlib import Path
+
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from ..core import dedup, duplicates, index
+from ..core import dedup, duplicates, index, playlists
+from ..core.paths import FORMATS
 from ..resources import LibraryResource
 from .tracks import catalog
 
@@ -76,4 +79,50 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
         "pending_groups_settled": len(settled),
         "applied_groups_total": len(lib.catalog.groups(state="applied")),
+    })
+
+
+def catalog_playlists(lib) -> list[playlists.Playlist]:
+    """The catalog's playlists with their finished tracks' files, in playlist order."""
+    result = []
+    for record in lib.catalog.playlists():
+        members = []
+        for key in lib.catalog.playlist_tracks(record["id"]):
+            row = lib.catalog.get(lib.catalog.keeper_of(key))
+            if row is None or row["status"] != "done":
+                continue
+            files = {f["format"]: Path(f["path"]) for f in lib.catalog.files([row["key"]])}
+            members.append(playlists.PlaylistTrack(key=row["key"], artist=row.get("artist") or "Unknown Artist",
+                                                   title=row.get("title") or row["key"],
+                                                   duration_s=row.get("duration_s"), files=files))
+        result.append(playlists.Playlist(id=record["id"], name=record["name"], tracks=tuple(members)))
+    return result
+
+
+@asset(deps=[catalog], group_name="library", kinds={"m3u8"},
+       automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing()))
+def playlist_exports(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+    """Every playlist (Spotify playlists and likes, SoundCloud likes and sets) as a folder
+    per format (``<format>/Playlists/<playlist>/<Artist> - <Title>``, links or copies as
+    configured) and an M3U8 per format in ``<library>/Playlists/``. A track that left a
+    playlist leaves its folder and M3U8; its files stay in the library. Refreshed
+    automatically after tracks finish."""
+    lib = library.get()
+    if library.playlist_mode == "off":
+        return MaterializeResult(metadata={"playlists": 0, "mode": "off"})
+    found = catalog_playlists(lib)
+    reports = playlists.export_all(lib.root, found, FORMATS, mode=library.playlist_mode,
+                                   template=library.playlist_template, prune=True)
+    for gone in lib.catalog.playlists(include_removed=True):
+        if gone.get("removed_at"):
+            for fmt in FORMATS:
+                playlists.remove_playlist(lib.root, gone["id"], fmt, template=library.playlist_template)
+    added = sum(len(r.added) for r in reports)
+    removed = sum(len(r.removed) for r in reports)
+    context.log.info(f"{len(found)} playlist(s): {added} entries added, {removed} removed")
+    rows = ["| playlist | tracks |", "|---|---|"] + [f"| {p.name} | {len(p.tracks)} |" for p in found]
+    return MaterializeResult(metadata={
+        "playlists": len(found), "entries_added": added, "entries_removed": removed,
+        "mode": library.playlist_mode, "m3u8_folder": MetadataValue.path(str(lib.root / "Playlists")),
+        "summary": MetadataValue.md("\n".join(rows)),
     })

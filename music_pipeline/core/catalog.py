@@ -65,7 +65,6 @@ MIGRATIONS: list[str] = [
     # 3: duplicates: every source URL indexed, the fingerprint index, dedup groups
     """
     ALTER TABLE tracks ADD COLUMN raw_bitrate_kbps REAL;
-    ALTER TABLE tracks ADD COLUMN playlists TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE tracks ADD COLUMN duplicate_of TEXT;
     ALTER TABLE tracks ADD COLUMN dedup_group TEXT;
     ALTER TABLE tracks ADD COLUMN fingerprint_indexed INTEGER NOT NULL DEFAULT 0;
@@ -100,6 +99,37 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+    """,
+    # 4: sources that sync by themselves: Spotify metadata, Spotify->YouTube matches, playlists
+    """
+    ALTER TABLE tracks ADD COLUMN artists TEXT;
+    ALTER TABLE tracks ADD COLUMN release_date TEXT;
+    ALTER TABLE tracks ADD COLUMN track_number INTEGER;
+    ALTER TABLE tracks ADD COLUMN artwork_url TEXT;
+    ALTER TABLE tracks ADD COLUMN spotify_url TEXT;
+    ALTER TABLE tracks ADD COLUMN genres TEXT;
+    ALTER TABLE tracks ADD COLUMN match_url TEXT;
+    ALTER TABLE tracks ADD COLUMN match_score REAL;
+    ALTER TABLE tracks ADD COLUMN match TEXT;
+    ALTER TABLE tracks ADD COLUMN match_pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tracks ADD COLUMN discovered_from TEXT;
+    CREATE TABLE playlists (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        url TEXT,
+        snapshot TEXT,
+        removed_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE playlist_tracks (
+        playlist_id TEXT NOT NULL REFERENCES playlists(id),
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        position INTEGER NOT NULL,
+        added_at TEXT,
+        PRIMARY KEY (playlist_id, track_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX playlist_tracks_track ON playlist_tracks(track_key);
     """,
 ]
 
@@ -288,7 +318,7 @@ class Catalog:
         if status:
             query, args = query + " WHERE status = ?", (status,)
         with self._connect() as conn:
-            return [_track(row) for row in conn.execute(query + " ORDER BY created_at, key", args)]
+            return [_track(row) for row in conn.execute(query + " ORDER BY created_at, rowid", args)]
 
     # -- files --------------------------------------------------------------------------
 
@@ -334,6 +364,69 @@ class Catalog:
                                (str(path),)).fetchone()
         return row[0] if row else None
 
+
+    # -- playlists --------------------------------------------------------------------------
+    #
+    # A track belongs to any number of playlists (Spotify playlists, SoundCloud sets, YouTube
+    # playlists, "Liked"); a playlist's membership is replaced as a whole at each sync, so a
+    # track that left upstream leaves here too (its files stay in the library).
+
+    def save_playlist(self, playlist_id: str, source: str, name: str, url: str | None = None,
+                      snapshot: str | None = None) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO playlists (id, source, name, url, snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url,"
+                " snapshot = excluded.snapshot, removed_at = NULL, updated_at = excluded.updated_at",
+                (playlist_id, source, name, url, snapshot, now()))
+
+    def set_playlist_tracks(self, playlist_id: str, keys: list[str], added_at: dict[str, str] | None = None,
+                            *, partial: bool = False) -> tuple[list[str], list[str]]:
+        """Set a playlist's members in order; returns (joined, left). With ``partial`` only
+        adds or reorders (a chunk of a long playlist), never removes."""
+        added_at = added_at or {}
+        with self._connect() as conn:
+            before = {r[0] for r in conn.execute("SELECT track_key FROM playlist_tracks WHERE playlist_id = ?",
+                                                 (playlist_id,))}
+            left = [] if partial else sorted(before - set(keys))
+            conn.executemany("DELETE FROM playlist_tracks WHERE playlist_id = ? AND track_key = ?",
+                             [(playlist_id, key) for key in left])
+            conn.executemany(
+                "INSERT INTO playlist_tracks (playlist_id, track_key, position, added_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(playlist_id, track_key) DO UPDATE SET position = excluded.position",
+                [(playlist_id, key, position, added_at.get(key)) for position, key in enumerate(keys)])
+        return [k for k in keys if k not in before], left
+
+    def remove_playlist(self, playlist_id: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ?", (playlist_id,))
+            conn.execute("UPDATE playlists SET removed_at = ?, updated_at = ? WHERE id = ?", (now(), now(), playlist_id))
+
+    def playlists(self, include_removed: bool = False) -> list[dict]:
+        query = "SELECT * FROM playlists" + ("" if include_removed else " WHERE removed_at IS NULL")
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(query + " ORDER BY source, name")]
+
+    def playlist_tracks(self, playlist_id: str) -> list[str]:
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute("SELECT track_key FROM playlist_tracks WHERE playlist_id = ?"
+                                               " ORDER BY position", (playlist_id,))]
+
+    def memberships(self, key: str) -> list[tuple[str, int, str | None]]:
+        """(playlist id, position, added at) of every playlist ``key`` is in."""
+        with self._connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(
+                "SELECT playlist_id, position, added_at FROM playlist_tracks WHERE track_key = ?", (key,))]
+
+    def add_membership(self, playlist_id: str, key: str, position: int, added_at: str | None = None) -> bool:
+        with self._connect() as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO playlist_tracks (playlist_id, track_key, position, added_at)"
+                               " VALUES (?, ?, ?, ?)", (playlist_id, key, position, added_at))
+            return cur.rowcount > 0
+
+    def remove_membership(self, playlist_id: str, key: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ? AND track_key = ?", (playlist_id, key))
 
     # -- fingerprint index ----------------------------------------------------------------
     #
@@ -432,7 +525,9 @@ def normalise_isrc(isrc: str) -> str:
 def _track(row: sqlite3.Row) -> dict:
     data = dict(row)
     data["source_urls"] = json.loads(data.get("source_urls") or "[]")
-    data["playlists"] = json.loads(data.get("playlists") or "[]")
+    for name in ("artists", "genres", "match"):
+        if data.get(name):
+            data[name] = json.loads(data[name])
     return data
 
 

@@ -130,7 +130,9 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
         with yt_dlp.YoutubeDL(params) as ydl:
             info = ydl.extract_info(url, download=True)
     except yt_dlp.utils.DownloadError as err:
-        raise explain_download_error(url, err) from err
+        from .collections import entry_error  # DRM, geo, private, removed: reasons the sync does not retry
+
+        raise entry_error(url, err) from err
     if info is None:
         raise SourceUnavailable(f"yt-dlp returned nothing for {url}.")
     if info.get("_type") == "playlist":

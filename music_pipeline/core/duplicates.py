@@ -10,7 +10,6 @@ field the merge filled, so ``undo`` puts everything back as it was.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -367,10 +366,9 @@ def _merge(library: Library, keeper_row: dict, row: dict, previous: dict) -> Non
     for name, value in filled.items():
         previous["prior"].setdefault(name, keeper_row.get(name))
         previous["filled"][name] = value
-    added_playlists = sorted(set(row.get("playlists", [])) - set(keeper_row.get("playlists", [])))
-    if added_playlists:
-        previous["playlists"] += added_playlists
-        filled["playlists"] = json.dumps(sorted(set(keeper_row.get("playlists", [])) | set(added_playlists)))
+    for playlist_id, position, added_at in catalog.memberships(row["key"]):
+        if catalog.add_membership(playlist_id, keeper_row["key"], position, added_at):
+            previous["playlists"].append(playlist_id)
     if filled:
         catalog.update(keeper_row["key"], **filled)
     urls = {u for u in (row.get("source_url"), row.get("webpage_url"), *row.get("source_urls", [])) if u}
@@ -425,9 +423,9 @@ def _unmerge(library: Library, record: dict, keeper_row: dict) -> None:
     still_added = {u for g in others for u in g.get("previous", {}).get("urls", [])}
     fields = {name: previous.get("prior", {}).get(name) for name, value in previous.get("filled", {}).items()
               if keeper_row.get(name) == value}  # unchanged since the merge
-    removed = set(previous.get("playlists", [])) - {p for g in others for p in g.get("previous", {}).get("playlists", [])}
-    if removed:
-        fields["playlists"] = json.dumps(sorted(set(keeper_row.get("playlists", [])) - removed))
+    for playlist_id in set(previous.get("playlists", [])) - {
+            p for g in others for p in g.get("previous", {}).get("playlists", [])}:
+        catalog.remove_membership(playlist_id, record["keeper"])
     if fields:
         catalog.update(record["keeper"], **fields)
     drop = set(previous.get("urls", [])) - still_added

@@ -107,11 +107,13 @@ class Library:
     # -- step 1: raw audio --------------------------------------------------------------
 
     def fetch_raw(self, key: str, options: DownloadOptions | None = None,
-                  log: Callable[[str], None] | None = None, force: bool = False) -> dict:
+                  log: Callable[[str], None] | None = None, force: bool = False, url: str | None = None) -> dict:
         """Download or import the track's original audio into ``_raw/``; returns the row.
 
         An existing raw file whose checksum the catalog recorded is reused unless
-        ``force``: re-materialising must not re-download what is already here.
+        ``force``: re-materialising must not re-download what is already here. ``url``
+        downloads from elsewhere than the source (a Spotify track's matched upload); the
+        catalog's metadata from the source then wins over the upload's.
         """
         row = self.track(key)
         existing = Path(row["raw_path"]) if row.get("raw_path") else None
@@ -127,12 +129,14 @@ class Library:
                 fetched = Downloaded(path=source, info={})
                 meta = {}
             else:
-                fetched = download(row["source_url"], Path(scratch), options, log=log)
+                fetched = download(url or row["source_url"], Path(scratch), options, log=log)
                 meta = fetched.metadata
             info = media.validate_source(fetched.path)
             generic = row["source_kind"] == "file" or (meta.get("extractor") or "").lower() == "generic"
             name = fetched.path.stem if row["source_kind"] == "file" else (meta.get("title") or key)
             meta = merge_metadata(meta, read_source_tags(fetched.path), name, generic)
+            if url:  # a stand-in upload: keep what the source (Spotify) said the track is
+                meta = {k: v for k, v in meta.items() if not row.get(k)}
             ext = fetched.path.suffix.lower() or f".{info.codec}"
             raw_path = self.raw_dir / f"{key}{ext}"
             copy_atomic(fetched.path, raw_path)
@@ -145,7 +149,8 @@ class Library:
             raw_sha256=file_sha256(raw_path), duration_s=info.duration_s,
             raw_bitrate_kbps=round(info.bitrate / 1000 if info.bitrate
                                    else raw_path.stat().st_size * 8 / 1000 / max(info.duration_s, 1e-3), 1),
-            cover_path=str(cover) if cover else None, name_key=name_key(meta.get("artist"), meta.get("title")), **meta,
+            cover_path=str(cover) if cover else None,
+            name_key=name_key(meta.get("artist") or row.get("artist"), meta.get("title") or row.get("title")), **meta,
         )
         if row["source_kind"] == "file":
             self._file_away(key, Path(row["source_path"]))

@@ -3,5 +3,6 @@
 from .analysis import AnalysisResource
 from .downloader import DownloaderResource
 from .library import LibraryResource
+from .sources import SoundCloudResource, SpotifyResource
 
-__all__ = ["AnalysisResource", "DownloaderResource", "LibraryResource"]
+__all__ = ["AnalysisResource", "DownloaderResource", "LibraryResource", "SoundCloudResource", "SpotifyResource"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from ..core import playlists
 from ..core.library import Library
 from ..core.paths import DEFAULT_TEMPLATE, Layout
 
@@ -28,6 +29,12 @@ class LibraryResource(ConfigurableResource):
                                           "camelot (11A) or open_key (4m).")
     wav_backup_dir: str | None = Field(default=None,
                                        description="When set (WAV_BACKUP_DIR), every WAV is copied there too.")
+
+    playlist_mode: str = Field(default="symlink",
+                               description="Playlist folders: symlink, hardlink, copy, or off (M3U8 only "
+                                           "needs symlink/hardlink/copy too).")
+    playlist_template: str = Field(default=playlists.DEFAULT_TEMPLATE,
+                                   description="Where a playlist's entries go under <library>/<format>/.")
 
     def get(self) -> Library:
         root = Path(self.root).expanduser().resolve()

@@ -1,0 +1,214 @@
+"""The per-track steps as the UI reports them, shared by the per-track assets and the
+batch job (which runs many tracks' steps in one run).
+
+Each step calls the ``Library`` and returns a ``Done`` (the metadata of a materialisation)
+or a ``Stop`` (the track goes no further: a duplicate, a Spotify track whose match needs a
+human); a ``TrackError`` means the step failed for that track alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagster import MetadataValue
+
+from ..core import duplicates, matching, sources
+from ..core.analysis import Settings
+from ..core.download import DownloadOptions, resolve_id
+from ..core.errors import TrackError
+from ..core.identity import redact_url
+from ..core.library import FileResult, Library
+from ..core.spotify import SpotifyClient
+
+Log = Callable[[str], None]
+ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> its asset
+
+
+@dataclass
+class Done:
+    metadata: dict
+
+
+@dataclass
+class Stop:
+    """Not a failure: the track is set aside on purpose, and the rest of its steps skipped."""
+
+    note: str
+    metadata: dict = field(default_factory=dict)
+
+
+def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str | None = None,
+              force: bool = False, log: Log = print, spotify: Callable[[], SpotifyClient] | None = None,
+              search: Callable[[str], list] | None = None) -> Done | Stop:
+    lib.ensure_registered(key, target, resolve=lambda url: resolve_id(url, options))
+    existing = lib.track(key)
+    if existing["status"] == "duplicate":
+        return duplicate_stop(lib, key, lib.catalog.group(existing["dedup_group"] or ""), lib.catalog.keeper_of(key))
+    url = None
+    if key.startswith("spotify-") and not (existing.get("raw_path") and not force):
+        try:  # Spotify audio is DRM-protected: download the matched upload instead
+            url = sources.download_url(lib, key, spotify,
+                                       search or (lambda q: matching.search(q, options)))
+        except sources.NeedsReview as err:
+            lib.catalog.update(key, status="needs_review", error=str(err), error_step="raw_audio",
+                               error_reason=err.reason)
+            return review_stop(lib, key, str(err))
+        log(f"{key}: downloading the match {url} (score {lib.track(key).get('match_score') or 0:.2f})")
+    lib.catalog.mark_running(key)
+    row = lib.fetch_raw(key, options, log=log, force=force, url=url)
+    metadata = {}
+    if row.get("match_url"):
+        metadata["matched_source"] = MetadataValue.url(row["match_url"])
+        metadata["match_score"] = row.get("match_score") or 0.0
+        metadata["match_pinned"] = bool(row.get("match_pinned"))
+        if isinstance(row.get("match"), dict):
+            metadata["match_candidates"] = MetadataValue.md(_candidates_table(row["match"]))
+    return Done({**metadata,
+        "path": MetadataValue.path(row["raw_path"]),
+        "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
+        else row.get("source_path") or "",
+        "title": row.get("title") or "",
+        "artist": row.get("artist") or "",
+        "codec": row["raw_codec"],
+        "sample_rate": row["raw_sample_rate"],
+        "bit_depth": row["raw_bits"] or 0,
+        "lossless": bool(row["raw_lossless"]),
+        "duration_s": row["duration_s"],
+        "cover_art": bool(row.get("cover_path")),
+    })
+
+
+def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> Done | Stop:
+    result = lib.fingerprint(key)
+    try:
+        verdict = duplicates.check_track(lib, key)
+    except Exception as err:  # the dedup check must never fail a good track: it only saves work
+        warn(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
+        verdict = None
+    if verdict is not None and verdict.duplicate_of:
+        return duplicate_stop(lib, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
+    metadata = {
+        "covers_s": result.duration_s,
+        "fingerprint_chars": len(result.fingerprint),
+        "fingerprint_start": result.fingerprint[:32],
+    }
+    if verdict is not None:  # this copy beats the ones the library has: they go once it is done
+        metadata["supersedes"] = ", ".join(verdict.group.others)
+        metadata["dedup_group"] = verdict.group.id
+        metadata["keeper_reason"] = verdict.group.reason
+        log(f"{key} is a better copy of {', '.join(verdict.group.others)}: {verdict.group.reason}")
+    return Done(metadata)
+
+
+def review_stop(lib: Library, key: str, message: str) -> Stop:
+    row = lib.track(key)
+    metadata: dict = {"status": "needs_review", "note": message}
+    if isinstance(row.get("match"), dict):
+        metadata["candidates"] = MetadataValue.md(_candidates_table(row["match"]))
+        metadata["review_reason"] = row["match"].get("review_reason") or ""
+    return Stop(f"{key} needs review: {message}", metadata)
+
+
+def _candidates_table(match: dict) -> str:
+    rows = ["| | score | title | channel | duration | url |", "|---|---|---|---|---|---|"]
+    chosen = [match["best"]] if match.get("best") else []
+    for index, c in enumerate(chosen + list(match.get("runners_up") or [])):
+        mark = "best" if index == 0 and chosen else ""
+        rows.append(f"| {mark} | {c['score']:.2f} | {c['title']} | {c.get('channel') or ''} "
+                    f"| {c.get('duration_s') or '?'} s | {c['url']} |")
+    return "\n".join(rows)
+
+
+def duplicate_stop(lib: Library, key: str, group: dict | None, keeper: str) -> Stop:
+    """A duplicate is not a failure: its rule and evidence, for the log and an observation."""
+    group_id = group["id"] if group else ""
+    note = (f"{key} is a duplicate of {keeper} (group {group_id}); analysis and transcodes skipped. "
+            f"`music-pipeline dedup --undo {group_id}` separates them for good.")
+    metadata: dict = {"duplicate_of": keeper, "dedup_group": group_id, "note": note}
+    if group:
+        scores = [e["score"] for e in group["evidence"] if e.get("score") is not None]
+        if scores:
+            metadata["fingerprint_score"] = max(scores)
+        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group["evidence"]}))
+        metadata["reason"] = group["reason"]
+        metadata["keeper_rule"] = group["rule"]
+    return Stop(note, metadata)
+
+
+def audio_features(lib: Library, key: str, settings: Settings) -> Done:
+    result = lib.analyse(key, settings)
+    nan = float("nan")
+    return Done({
+        "bpm": result.bpm,
+        "bpm_confidence": result.bpm_confidence,
+        "key": result.key,
+        "camelot": result.camelot,
+        "open_key": result.open_key,
+        "key_confidence": result.key_confidence,
+        "lufs": result.lufs if result.lufs is not None else nan,
+        "true_peak_db": result.true_peak_db if result.true_peak_db is not None else nan,
+        "replaygain_track_gain_db": result.replaygain_track_gain_db
+        if result.replaygain_track_gain_db is not None else nan,
+        "duration_s": result.duration_s,
+    })
+
+
+def file_metadata(result: FileResult) -> dict:
+    metadata = {
+        "path": MetadataValue.path(str(result.path)),
+        "codec": result.codec,
+        "sample_rate": result.sample_rate,
+        "bit_depth": result.bits or 0,
+        "duration_s": result.duration_s,
+        "size_mb": round(result.size / 1e6, 2),
+        "sha256": result.sha256,
+    }
+    if result.backup:
+        metadata["backup"] = MetadataValue.path(str(result.backup))
+    if result.replaced:
+        metadata["previous_moved_to"] = ", ".join(str(p) for p in result.replaced)
+    return metadata
+
+
+def render(lib: Library, key: str, fmt: str, log: Log = print) -> Done:
+    result = lib.render(key, fmt)
+    log(f"{key}: {fmt} written to {result.path}")
+    return Done(file_metadata(result))
+
+
+def verify(lib: Library, key: str, fmt: str) -> list[str]:
+    """The output check; a bad file fails the track (the catalog is the source of truth)."""
+    row = lib.catalog.get(key)
+    if row is not None and row["status"] == "duplicate":  # moved aside on purpose, maybe before any output
+        return []
+    problems = lib.verify(key, fmt)
+    if problems:
+        lib.catalog.mark_failed(key, f"{ASSET_NAMES[fmt]} check",
+                                f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
+    return problems
+
+
+def catalog(lib: Library, key: str, warn: Log = print) -> Done:
+    missing = lib.missing_parts(key)
+    if missing:
+        raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
+                         hint="Materialise the missing assets for this track, then the catalog.")
+    lib.catalog.mark_done(key)
+    settled, problems = duplicates.settle(lib, key)
+    for problem in problems:  # the old copies stay where they are; the next pass retries
+        warn(f"could not set the older copies aside: {problem}")
+    row, files = lib.track(key), lib.catalog.files([key])  # a settled group may have renamed them
+    return Done({
+        "status": row["status"],
+        "title": row.get("title") or "",
+        "artist": row.get("artist") or "",
+        "bpm": row.get("bpm") or 0.0,
+        "key": row.get("key_name") or "",
+        "camelot": row.get("camelot") or "",
+        "files": MetadataValue.md("\n".join(
+            ["| format | path | MB |", "|---|---|---|"]
+            + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
+        "catalog": MetadataValue.path(str(lib.catalog.path)),
+        "superseded": ", ".join(m for g in settled for m in g["members"] if m != key),
+    })

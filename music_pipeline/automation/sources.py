@@ -1,0 +1,246 @@
+"""Sensors that keep the library in sync with the user's accounts, and the schedules that
+replace the original system's cron jobs.
+
+Every sensor has a minimum interval, a JSON cursor and a default status (documented in
+its description and the README). A new track becomes a dynamic partition and part of a
+batch run request in the same tick. A 429, a network error or a missing login skips the
+tick with the reason and keeps the cursor, so nothing is lost or requested twice; a first
+sync of a large account is split across ticks (``MAX_PER_TICK``) so no tick comes near
+Dagster's sensor time limit.
+"""
+
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from dagster import (
+    AssetSelection,
+    Config,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    OpExecutionContext,
+    Output,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+    sensor,
+)
+
+from .. import settings
+from ..assets import dedup_groups, tracks
+from ..assets import steps as track_steps
+from ..core import collections, sources
+from ..core.errors import TrackError
+from ..core.spotify import RateLimited
+from ..resources import (
+    AnalysisResource,
+    DownloaderResource,
+    LibraryResource,
+    SoundCloudResource,
+    SpotifyResource,
+)
+from .batch import BATCH_SIZE, process_batch, process_track, run_config
+
+MAX_PER_TICK = 200  # tracks listed (first sync) or registered per tick
+
+
+def batch_requests(keys: list[str], origin: str) -> list[RunRequest]:
+    """Batch runs of at most BATCH_SIZE tracks; the run key makes a re-evaluated tick harmless."""
+    requests = []
+    for start in range(0, len(keys), BATCH_SIZE):
+        chunk = keys[start:start + BATCH_SIZE]
+        digest = hashlib.sha1("\n".join(chunk).encode()).hexdigest()[:12]
+        requests.append(RunRequest(run_key=f"{origin}:{digest}", run_config=run_config(keys=chunk),
+                                   tags={"music_pipeline/origin": origin, "music_pipeline/tracks": str(len(chunk))}))
+    return requests
+
+
+def _tick(context: SensorEvaluationContext, origin: str, work: Callable[[dict], sources.Pass]) -> SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    try:
+        result = work(cursor)
+    except RateLimited as err:
+        return SensorResult(skip_reason=f"{origin}: rate limited; trying again after {err.retry_after:.0f} s "
+                                        "(cursor kept)", cursor=context.cursor)
+    except TrackError as err:  # not configured, not logged in, network down: say so, keep the cursor
+        return SensorResult(skip_reason=f"{origin}: {err}", cursor=context.cursor)
+    for note in result.notes[:50]:
+        context.log.info(note)
+    return SensorResult(
+        run_requests=batch_requests(result.new, origin),
+        dynamic_partitions_requests=[tracks.build_add_request(result.new)] if result.new else [],
+        cursor=json.dumps(result.cursor),
+        skip_reason=None if result.new else f"{origin}: nothing new",
+    )
+
+
+def _spotify(spotify: SpotifyResource):
+    if not spotify.configured:
+        raise TrackError("Spotify is not configured.",
+                         hint="Set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET, then run `music-pipeline spotify-login`.")
+    return spotify.client()
+
+
+@sensor(job=process_batch, minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
+        description="New Spotify likes become tracks (matched to a downloadable source). Every 5 min; "
+                    "running by default, skips while Spotify is not configured.")
+def spotify_liked(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
+    return _tick(context, "spotify_liked",
+                 lambda cursor: sources.spotify_likes(library.get(), _spotify(spotify), cursor, MAX_PER_TICK))
+
+
+@sensor(job=process_batch, minimum_interval_seconds=900, default_status=DefaultSensorStatus.RUNNING,
+        description="Tracks of the user's Spotify playlists (changed snapshots only); membership kept in the "
+                    "catalog. Every 15 min; running by default, skips while Spotify is not configured.")
+def spotify_playlists(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
+    return _tick(context, "spotify_playlists",
+                 lambda cursor: sources.spotify_playlists(library.get(), _spotify(spotify), cursor, MAX_PER_TICK))
+
+
+@sensor(job=process_batch, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="The track playing on Spotify right now joins the library. Every minute; stopped by "
+                    "default (turn it on to collect what you listen to).")
+def spotify_now_playing(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
+    return _tick(context, "spotify_now_playing",
+                 lambda cursor: sources.spotify_now_playing(library.get(), _spotify(spotify)))
+
+
+def _soundcloud(soundcloud: SoundCloudResource) -> str:
+    return soundcloud.require()
+
+
+@sensor(job=process_batch, minimum_interval_seconds=600, default_status=DefaultSensorStatus.RUNNING,
+        description="New SoundCloud likes (yt-dlp, flat listing) become tracks. Every 10 min; running by "
+                    "default, skips while SOUNDCLOUD_USER is not set.")
+def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource, soundcloud: SoundCloudResource,
+                     downloader: DownloaderResource):
+    def work(cursor: dict) -> sources.Pass:
+        listing = collections.list_collection(collections.soundcloud_likes_url(_soundcloud(soundcloud)),
+                                              downloader.options())
+        return sources.collection_pass(library.get(), [listing], "soundcloud:likes", MAX_PER_TICK, cursor)
+
+    return _tick(context, "soundcloud_likes", work)
+
+
+@sensor(job=process_batch, minimum_interval_seconds=1800, default_status=DefaultSensorStatus.RUNNING,
+        description="Tracks of the user's SoundCloud sets (playlists). Every 30 min; running by default, skips "
+                    "while SOUNDCLOUD_USER is not set.")
+def soundcloud_playlists(context: SensorEvaluationContext, library: LibraryResource,
+                         soundcloud: SoundCloudResource, downloader: DownloaderResource):
+    def work(cursor: dict) -> sources.Pass:
+        listings = collections.list_soundcloud_sets(_soundcloud(soundcloud), downloader.options())
+        return sources.collection_pass(library.get(), listings, "soundcloud:sets", MAX_PER_TICK, cursor, prune=True)
+
+    return _tick(context, "soundcloud_playlists", work)
+
+
+SOURCE_SENSORS = [spotify_liked, spotify_playlists, spotify_now_playing, soundcloud_likes, soundcloud_playlists]
+
+
+# -- schedules ------------------------------------------------------------------------------------
+
+
+class SyncConfig(Config):
+    process: bool = True  # process what was found (and queued tracks) in this run
+
+
+def sync_all(lib, spotify: SpotifyResource, soundcloud: SoundCloudResource, downloader: DownloaderResource,
+             log: Callable[[str], None]) -> list[str]:
+    """Every configured source in full (no per-tick limit); returns the new keys."""
+    new: list[str] = []
+    if spotify.configured:
+        client = spotify.client()
+        for name, work in (("Spotify likes", lambda: sources.spotify_likes(lib, client, {}, None)),
+                           ("Spotify playlists", lambda: sources.spotify_playlists(lib, client, {}, None))):
+            try:
+                result = work()
+            except TrackError as err:
+                log(f"{name}: {err}")
+                continue
+            new += result.new
+            log(f"{name}: {len(result.new)} new track(s)")
+    if soundcloud.configured:
+        user = soundcloud.user
+        for name, origin, listings in (
+                ("SoundCloud likes", "soundcloud:likes",
+                 lambda: [collections.list_collection(collections.soundcloud_likes_url(user), downloader.options())]),
+                ("SoundCloud sets", "soundcloud:sets",
+                 lambda: collections.list_soundcloud_sets(user, downloader.options()))):
+            try:
+                result = sources.collection_pass(lib, listings(), origin, None)
+            except TrackError as err:
+                log(f"{name}: {err}")
+                continue
+            new += result.new
+            log(f"{name}: {len(result.new)} new track(s)")
+    return list(dict.fromkeys(new))
+
+
+@op(pool="download", description="List every configured source in full, register new tracks, process "
+                                 "them and every queued track.")
+def sync_sources(context: OpExecutionContext, config: SyncConfig, library: LibraryResource,
+                 spotify: SpotifyResource, soundcloud: SoundCloudResource, downloader: DownloaderResource,
+                 analysis: AnalysisResource):
+    lib = library.get()
+    new = sync_all(lib, spotify, soundcloud, downloader, context.log.info)
+    keys = [r["key"] for r in lib.catalog.tracks("queued")] if config.process else []
+    known = set(context.instance.get_dynamic_partitions(tracks.name))
+    if missing := [k for k in keys if k not in known]:
+        context.instance.add_dynamic_partitions(tracks.name, missing)
+    outcomes = [process_track(context, lib, key, downloader=downloader, analysis=analysis, spotify=spotify)
+                for key in keys]
+    return Output(None, metadata={"new_tracks": len(new), "processed": len(keys),
+                                  "done": outcomes.count("done"), "failed": outcomes.count("failed")})
+
+
+@job(executor_def=in_process_executor, description="Sync every source and process what is new.")
+def sync_job():
+    sync_sources()
+
+
+@op(description="Verify every finished track's files (decode, duration, tags, checksum).")
+def verify_files(context: OpExecutionContext, library: LibraryResource):
+    lib = library.get()
+    done = lib.catalog.tracks("done")
+    bad: list[str] = []
+    for number, row in enumerate(done, 1):
+        for fmt in track_steps.ASSET_NAMES:
+            problems = track_steps.verify(lib, row["key"], fmt)
+            if problems:
+                bad.append(f"{row['key']} {fmt}: {'; '.join(problems)}")
+                context.log.warning(bad[-1])
+        if number % 100 == 0:
+            context.log.info(f"verified {number}/{len(done)} tracks")
+    return Output(None, metadata={"tracks": len(done), "problems": len(bad), "details": "\n".join(bad[:100])})
+
+
+@job(executor_def=in_process_executor, description="Re-verify the whole library.")
+def verify_library_job():
+    verify_files()
+
+
+dedup_job = define_asset_job("dedup_job", selection=AssetSelection.assets(dedup_groups),
+                             executor_def=in_process_executor, description="The library-wide duplicate pass.")
+
+TIMEZONE = settings.timezone()
+nightly_sync = ScheduleDefinition(
+    name="nightly_sync", job=sync_job, cron_schedule="0 3 * * *", execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=f"03:00 ({TIMEZONE}) every night: every source in full, then processing. Running by default.")
+weekly_verification = ScheduleDefinition(
+    name="weekly_verification", job=verify_library_job, cron_schedule="0 4 * * 0", execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=f"Sundays 04:00 ({TIMEZONE}): every file checked again. Running by default.")
+weekly_dedup = ScheduleDefinition(
+    name="weekly_dedup", job=dedup_job, cron_schedule="0 5 * * 0", execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description=f"Sundays 05:00 ({TIMEZONE}): the library-wide duplicate pass. Running by default.")
+
+SCHEDULES = [nightly_sync, weekly_verification, weekly_dedup]
+JOBS = [process_batch, sync_job, verify_library_job, dedup_job]

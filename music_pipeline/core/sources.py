@@ -1,0 +1,308 @@
+"""Discovery: what the sources list (Spotify likes and playlists, SoundCloud likes and sets,
+YouTube playlists) becomes in the catalog, and where a Spotify track's audio comes from.
+
+Plain Python shared by the sensors, the nightly sync and `music-pipeline sync`:
+
+* ``Found`` is one listed track with the metadata the source gave; ``register`` puts a
+  batch in the catalog before anything is downloaded. A source whose canonical URL or ISRC
+  is already catalogued is skipped (it costs nothing), but its playlist membership is
+  still recorded on the track the library has.
+* ``download_url`` decides what to download for a Spotify track (its audio is DRM-protected):
+  a pinned URL, an earlier match, or a new search scored by ``matching``. Below the
+  threshold the track is marked ``needs_review`` with its candidates instead of
+  downloading a wrong version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import matching
+from .catalog import normalise_isrc
+from .collections import Entry, Listing
+from .errors import TrackError
+from .identity import canonical_url, source_for
+from .library import Library, name_key
+from .spotify import SpotifyClient, SpotifyPlaylist, SpotifyTrack
+
+LIKED_SPOTIFY = ("spotify-liked", "Liked Songs (Spotify)")
+
+
+class NeedsReview(TrackError):
+    """No candidate is a confident match: a human picks one (`music-pipeline pin`)."""
+
+    reason = "needs-review"
+
+
+@dataclass(frozen=True)
+class Found:
+    url: str  # canonical source URL (what the track key derives from)
+    metadata: dict = field(default_factory=dict)  # catalog columns the source knows
+    added_at: str | None = None
+    unavailable: str | None = None  # "drm: ..." when the source already says it cannot be fetched
+
+    @property
+    def isrc(self) -> str | None:
+        return self.metadata.get("isrc")
+
+
+@dataclass
+class Registration:
+    keys: list[str] = field(default_factory=list)  # every listed track's key, in order (for playlists)
+    new: list[str] = field(default_factory=list)  # registered now, to be processed
+    skipped: list[str] = field(default_factory=list)  # "url: reason" lines for the log
+    deferred: int = 0  # new tracks left for the next time (over the limit)
+
+
+def from_spotify(track: SpotifyTrack) -> Found:
+    return Found(url=track.url, added_at=track.added_at, metadata=spotify_metadata(track))
+
+
+def spotify_metadata(track: SpotifyTrack) -> dict:
+    return {
+        "title": track.name, "artist": ", ".join(track.artists), "artists": json.dumps(list(track.artists)),
+        "album": track.album, "isrc": normalise_isrc(track.isrc) if track.isrc else None,
+        "source_duration_s": track.duration_s, "release_date": track.release_date,
+        "track_number": track.track_number, "artwork_url": track.artwork_url, "thumbnail_url": track.artwork_url,
+        "spotify_url": track.url, "genres": json.dumps(list(track.genres)) if track.genres else None,
+    }
+
+
+def from_entry(entry: Entry) -> Found:
+    return Found(url=entry.url, unavailable=entry.unavailable,
+                 metadata={"title": entry.title, "artist": entry.artist, "source_duration_s": entry.duration_s})
+
+
+def register(library: Library, found: Iterable[Found], origin: str, limit: int | None = None,
+             resolve: Callable[[str], tuple[str, str]] | None = None) -> Registration:
+    """Put listed tracks in the catalog; at most ``limit`` new ones (the rest next time)."""
+    catalog = library.catalog
+    result = Registration()
+    for item in found:
+        try:
+            source = source_for(item.url, resolve)
+        except TrackError as err:
+            result.skipped.append(f"{item.url}: {err}")
+            continue
+        existing = catalog.get(source.key)
+        if existing is None:
+            owner = catalog.find_source(urls=[canonical_url(item.url)], isrc=item.isrc)
+            if owner is not None:  # the library has this recording already, from another source
+                result.keys.append(owner)
+                result.skipped.append(f"{item.url}: already in the library as {owner}")
+                continue
+            if limit is not None and len(result.new) >= limit:
+                result.deferred += 1
+                continue
+            library.register(source)
+            result.new.append(source.key)
+        result.keys.append(source.key)
+        fields = {k: v for k, v in item.metadata.items() if v is not None}
+        row = existing or catalog.get(source.key) or {}
+        fields = {k: v for k, v in fields.items() if not row.get(k) or source.key.startswith("spotify-")}
+        if fields.get("title") or fields.get("artist"):
+            fields["name_key"] = name_key(fields.get("artist") or row.get("artist"),
+                                          fields.get("title") or row.get("title"))
+        if item.unavailable and (existing is None or existing["status"] == "queued"):
+            fields.update(status="failed", error=f"{item.url} cannot be downloaded ({item.unavailable}).",
+                          error_step="discovery", error_reason=item.unavailable.split(":", 1)[0])
+            if source.key in result.new:
+                result.new.remove(source.key)
+        fields["discovered_from"] = row.get("discovered_from") or origin
+        catalog.update(source.key, **fields)
+    return result
+
+
+def register_playlist(library: Library, playlist_id: str, source: str, name: str, url: str | None,
+                      snapshot: str | None, registration: Registration, complete: bool,
+                      added_at: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Record a playlist and its members; only a complete listing removes members that left."""
+    library.catalog.save_playlist(playlist_id, source, name, url, snapshot)
+    return library.catalog.set_playlist_tracks(playlist_id, registration.keys, added_at, partial=not complete)
+
+
+def spotify_playlist_id(playlist: SpotifyPlaylist) -> str:
+    return f"spotify-playlist-{playlist.id}"
+
+
+def listing_found(listing: Listing) -> list[Found]:
+    return [from_entry(e) for e in listing.entries]
+
+
+# -- what to download for a Spotify track ------------------------------------------------------
+
+
+def wanted(row: dict) -> matching.Wanted:
+    artists = tuple(row["artists"]) if isinstance(row.get("artists"), list) else \
+        tuple(a.strip() for a in (row.get("artist") or "").split(",") if a.strip())
+    return matching.Wanted(title=row.get("title") or "", artists=artists,
+                           duration_s=float(row.get("source_duration_s") or 0.0), isrc=row.get("isrc"),
+                           album=row.get("album"))
+
+
+def download_url(library: Library, key: str, client: Callable[[], SpotifyClient] | None,
+                 search: Callable[[str], list[matching.Candidate]] = matching.search) -> str:
+    """The URL to download for a Spotify track: pinned, matched before, or matched now."""
+    catalog = library.catalog
+    row = library.track(key)
+    if row.get("match_url"):
+        return row["match_url"]
+    if not row.get("title"):  # added by URL: ask Spotify what it is
+        if client is None:
+            raise TrackError(f"{key} is a Spotify track: its audio is DRM-protected and has to be matched to "
+                             "another source, which needs its title and artist from Spotify.",
+                             hint="Log in with `music-pipeline spotify-login` (SPOTIFY_CLIENT_ID/SECRET set), or "
+                                  f"give a source by hand: `music-pipeline pin {key} URL`.")
+        track = client().track(key.removeprefix("spotify-"))
+        meta = {k: v for k, v in spotify_metadata(track).items() if v is not None}
+        catalog.update(key, name_key=name_key(meta.get("artist"), meta.get("title")), **meta)
+        row = library.track(key)
+    result = matching.match(wanted(row), search)
+    best = result.best
+    catalog.update(key, match=json.dumps(result.as_dict()), match_score=best.score if best else None,
+                   match_url=None if result.needs_review or best is None else best.candidate.url)
+    if result.needs_review or best is None:
+        options = "; ".join(f"{s.candidate.title} ({s.score:.2f}) {s.candidate.url}"
+                            for s in ([best] if best else []) + list(result.runners_up)[:3])
+        raise NeedsReview(f"No confident match for {row.get('artist')} - {row.get('title')}: "
+                          f"{result.review_reason or 'nothing found'}. Candidates: {options or 'none'}.",
+                          hint=f"Pick one: `music-pipeline pin {key} URL`.")
+    return best.candidate.url
+
+
+def pin(library: Library, key: str, url: str) -> dict:
+    """Fix a track's source by hand (a Spotify match, or any track's download URL)."""
+    row = library.track(key)
+    chosen = canonical_url(url)
+    match = row.get("match") if isinstance(row.get("match"), dict) else {}
+    match = {**match, "pinned": chosen, "needs_review": False}
+    library.catalog.update(key, match_url=chosen, match_pinned=1, match=json.dumps(match),
+                           **({"status": "queued", "error": None, "error_step": None, "error_reason": None}
+                              if row["status"] in ("needs_review", "failed") else {}))
+    return library.track(key)
+
+
+# -- discovery passes (one sensor tick, or the nightly sync with no limit) ------------------------
+
+
+@dataclass
+class Pass:
+    """What one discovery pass found, and the cursor to keep for the next one."""
+
+    new: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cursor: dict = field(default_factory=dict)
+
+
+def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_items: int | None) -> Pass:
+    """Liked tracks, newest first. The first sync pages through the whole list
+    ``max_items`` at a time (the cursor keeps the offset); afterwards each pass reads only
+    what was liked since the newest like seen. ``max_items=None`` lists everything and also
+    drops unliked tracks from the "Liked" playlist."""
+    result = Pass(cursor=dict(cursor))
+    found: list[SpotifyTrack] = []
+    full = max_items is None
+    if full or not cursor.get("complete"):
+        offset = 0 if full else int(cursor.get("offset", 0))
+        while max_items is None or len(found) < max_items:
+            page = client.liked(offset)
+            if offset == 0 and page.items and page.items[0].added_at:
+                result.cursor["newest"] = max(result.cursor.get("newest") or "", page.items[0].added_at)
+            found += page.items
+            if page.next_offset is None:
+                result.cursor.update(complete=True, offset=0)
+                break
+            offset = page.next_offset
+            result.cursor["offset"] = offset
+    else:
+        newest, offset = cursor.get("newest") or "", 0
+        while True:
+            page = client.liked(offset)
+            fresh = [t for t in page.items if (t.added_at or "") > newest]
+            found += fresh
+            if len(fresh) < len(page.items) or page.next_offset is None or len(found) >= (max_items or 10**9):
+                break
+            offset = page.next_offset
+        if found and found[0].added_at:
+            result.cursor["newest"] = max(newest, found[0].added_at)
+    registration = register(library, [from_spotify(t) for t in found], "spotify:liked")
+    playlist_id, name = LIKED_SPOTIFY
+    register_playlist(library, playlist_id, "spotify", name, "https://open.spotify.com/collection/tracks", None,
+                      registration, complete=full, added_at={t.key: t.added_at for t in found if t.added_at})
+    result.new, result.notes = registration.new, registration.skipped
+    return result
+
+
+def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max_new: int | None) -> Pass:
+    """The user's playlists: each one whose snapshot changed is listed in full; its new
+    tracks are registered (at most ``max_new`` per pass, the rest next time) and its
+    membership replaced, so a track that left the playlist leaves its folder and M3U8."""
+    result = Pass(cursor={"snapshots": dict(cursor.get("snapshots") or {})})
+    snapshots = result.cursor["snapshots"]
+    current = client.playlists()
+    for playlist in current:
+        if snapshots.get(playlist.id) == playlist.snapshot_id and playlist.snapshot_id:
+            continue
+        found: list[SpotifyTrack] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = client.playlist_items(playlist.id, offset)
+            found += page.items
+            offset = page.next_offset
+        budget = None if max_new is None else max(0, max_new - len(result.new))
+        registration = register(library, [from_spotify(t) for t in found], f"spotify:playlist:{playlist.name}",
+                                limit=budget)
+        complete = registration.deferred == 0
+        register_playlist(library, spotify_playlist_id(playlist), "spotify", playlist.name, playlist.url,
+                          playlist.snapshot_id, registration, complete=complete,
+                          added_at={t.key: t.added_at for t in found if t.added_at})
+        result.new += registration.new
+        result.notes += registration.skipped
+        if complete:
+            snapshots[playlist.id] = playlist.snapshot_id
+        else:
+            result.notes.append(f"{playlist.name}: {registration.deferred} more track(s) next time")
+            break
+    for gone in set(snapshots) - {p.id for p in current}:  # deleted or unfollowed upstream
+        library.catalog.remove_playlist(f"spotify-playlist-{gone}")
+        del snapshots[gone]
+        result.notes.append(f"playlist {gone} is gone from the account; its folder and M3U8 go too")
+    return result
+
+
+def spotify_now_playing(library: Library, client: SpotifyClient) -> Pass:
+    track = client.now_playing()
+    if track is None:
+        return Pass(notes=["nothing playing"])
+    registration = register(library, [from_spotify(track)], "spotify:now-playing")
+    return Pass(new=registration.new, notes=registration.skipped)
+
+
+def collection_pass(library: Library, listings: Iterable[Listing], origin: str, max_new: int | None,
+                    cursor: dict | None = None, prune: bool = False) -> Pass:
+    """SoundCloud likes or sets, YouTube playlists: register new tracks and memberships.
+    With ``prune`` (``listings`` is every set of the account), a set listed before and
+    missing now was deleted upstream: its playlist goes (its tracks' files stay)."""
+    before = set((cursor or {}).get("listed", []))
+    result = Pass(cursor={"listed": sorted(before)})
+    seen = []
+    for listing in listings:
+        seen.append(listing.key)
+        budget = None if max_new is None else max(0, max_new - len(result.new))
+        registration = register(library, listing_found(listing), f"{origin}:{listing.title}", limit=budget)
+        register_playlist(library, listing.key, origin.split(":")[0], listing.title, listing.url, None,
+                          registration, complete=registration.deferred == 0)
+        result.new += registration.new
+        result.notes += registration.skipped
+        if registration.deferred:
+            result.notes.append(f"{listing.title}: {registration.deferred} more track(s) next time")
+    if prune:
+        for gone in before - set(seen):
+            library.catalog.remove_playlist(gone)
+            result.notes.append(f"{gone} is gone upstream; its folder and M3U8 go too")
+        result.cursor["listed"] = sorted(seen)
+    else:
+        result.cursor["listed"] = sorted(before | set(seen))
+    return result
