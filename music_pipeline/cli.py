@@ -163,13 +163,20 @@ def _library():
 def _register(targets: list[str]) -> tuple[list[str], int]:
     """Register every target; returns the partition keys and how many could not be."""
     from .core.download import resolve_id
+    from .core.identity import is_collection
     from .core.library import register_target
+    from .core.sources import expand_collection
 
     library = _library()
     keys: list[str] = []
     failures = 0
     for target in targets:
         try:
+            if is_collection(target):  # a playlist: its tracks, and the playlist itself
+                registration = expand_collection(library, target)
+                print(f"{target}: {len(registration.keys)} track(s), {len(registration.new)} new")
+                keys += [k for k in registration.new if k not in keys]
+                continue
             source, _ = register_target(library, target, resolve=resolve_id)
         except TrackError as err:
             print(f"{_mark(False)} {target}: {err}")

@@ -280,3 +280,36 @@ def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, li
     out = capsys.readouterr().out
     assert "New - Track" in out and "Old - Track" not in out
     assert os.path.isdir(tmp_path / "home")
+
+
+def test_a_playlist_url_in_the_inbox_becomes_its_tracks_and_a_playlist(monkeypatch, instance, library,
+                                                                       library_root) -> None:
+    import copy
+
+    from music_pipeline.automation.sensors import inbox_sensor
+
+    from .test_collections import YT_PLAYLIST
+
+    url = "https://www.youtube.com/playlist?list=PLw-VjHDlEOgs658kAHR_LAaILBXb-s6Q5"
+    asked = []
+
+    def extract_info(self, target, *args, **kwargs):  # YouTube cannot be reached: the recorded listing
+        asked.append(target)
+        return copy.deepcopy(YT_PLAYLIST)
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", extract_info)
+    box = library_root / "inbox"
+    box.mkdir(parents=True, exist_ok=True)
+    (box / "set.txt").write_text(url + "\n")
+    os.utime(box / "set.txt", (0, 0))
+    result = tick(inbox_sensor, instance, None, library=LibraryResource(root=str(library_root)),
+                  downloader=DownloaderResource())
+    assert asked == [url]
+    keys = requested(result)
+    assert keys == ["youtube-dQw4w9WgXcQ", "youtube-9bZkp7q19f0"]  # the private video is not a track
+    assert result.run_requests[0].job_name == "process_batch"
+    assert set(keys) <= set(instance.get_dynamic_partitions(tracks.name))
+    playlist = next(p for p in library.catalog.playlists() if p["name"] == "Warm-up Selects")
+    assert library.catalog.playlist_tracks(playlist["id"]) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
+    private = library.catalog.get("youtube-aaaaaaaaaaa")  # recorded with its reason, never requested
+    assert private["status"] == "failed" and private["error_reason"] == "private"

@@ -17,9 +17,12 @@ from ..assets import tracks
 from ..core import inbox
 from ..core.download import resolve_id
 from ..core.errors import SourceUnavailable, TrackError
-from ..core.identity import source_for
+from ..core.identity import is_collection, source_for
+from ..core.sources import expand_collection
 from ..resources import DownloaderResource, LibraryResource
+from .batch import process_batch
 from .jobs import process_track_job
+from .sources import batch_requests
 
 MAX_ITEMS_PER_TICK = 200
 
@@ -34,7 +37,7 @@ def _in_flight(context: SensorEvaluationContext, key: str) -> bool:
     return bool(runs)
 
 
-@sensor(job=process_track_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
+@sensor(jobs=[process_track_job, process_batch], minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Imports audio files and .txt URL lists dropped into <library>/inbox. "
                     "Running by default.")
 def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
@@ -51,6 +54,23 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     retry: set[str] = set()
     options = downloader.options()
     for item in scan.items:
+        if is_collection(item.target):  # a playlist URL: its tracks in batch runs, and the playlist itself
+            try:
+                registration = expand_collection(lib, item.target, options)
+            except SourceUnavailable as err:
+                context.log.warning(f"{item.origin}: {err} (will retry)")
+                retry.add(item.origin)
+                continue
+            except TrackError as err:
+                context.log.warning(f"{item.origin}: {err}")
+                continue
+            fresh = [k for k in registration.new if k not in requested]
+            requested.update(fresh)
+            new_keys += [k for k in fresh if k not in known]
+            known.update(fresh)
+            runs += batch_requests(fresh, f"inbox/{item.origin}")
+            context.log.info(f"{item.origin}: {item.target}: {len(registration.keys)} track(s), {len(fresh)} new")
+            continue
         try:
             source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
             owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
@@ -77,7 +97,7 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
         if source.key not in known:
             known.add(source.key)
             new_keys.append(source.key)
-        runs.append(RunRequest(partition_key=source.key, run_key=f"{source.key}@{item.origin}@{item.signature}",
+        runs.append(RunRequest(job_name=process_track_job.name, partition_key=source.key, run_key=f"{source.key}@{item.origin}@{item.signature}",
                                tags={"music_pipeline/origin": f"inbox/{item.origin}"}))
     return SensorResult(
         run_requests=runs,

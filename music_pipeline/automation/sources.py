@@ -56,7 +56,8 @@ def batch_requests(keys: list[str], origin: str) -> list[RunRequest]:
     for start in range(0, len(keys), BATCH_SIZE):
         chunk = keys[start:start + BATCH_SIZE]
         digest = hashlib.sha1("\n".join(chunk).encode()).hexdigest()[:12]
-        requests.append(RunRequest(run_key=f"{origin}:{digest}", run_config=run_config(keys=chunk),
+        requests.append(RunRequest(job_name=process_batch.name, run_key=f"{origin}:{digest}",
+                                   run_config=run_config(keys=chunk),
                                    tags={"music_pipeline/origin": origin, "music_pipeline/tracks": str(len(chunk))}))
     return requests
 

@@ -148,14 +148,15 @@ def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOL
         scores[(i, j)] = value
         links.add(i, j, Evidence(items[i].id, items[j].id, "fingerprint", f"similarity {value:.3f}", value))
 
+    by_root: dict[int, list[Evidence]] = {}  # each link's evidence to its group, in one pass
+    for evidence in links.evidence:
+        by_root.setdefault(links.find(by_index[evidence.a]), []).append(evidence)
     groups = []
     for indices in links.components():
         members = [items[i] for i in indices]
         keeper, reason = choose_keeper(members)
         ids = [keeper.id] + [m.id for m in members if m.id != keeper.id]
-        members_set = set(indices)
-        evidence = [e for e in links.evidence if by_index[e.a] in members_set]
-        groups.append(Group(group_id(ids), ids, keeper.id, reason, evidence))
+        groups.append(Group(group_id(ids), ids, keeper.id, reason, by_root.get(links.find(indices[0]), [])))
     return groups
 
 

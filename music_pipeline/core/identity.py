@@ -167,6 +167,24 @@ def _specific_extractor(url: str):
 Resolver = Callable[[str], tuple[str, str]]
 
 
+_SC_COLLECTION = re.compile(r"^/[^/]+/(sets/[^/]+|sets|likes|reposts|tracks)/?$")
+
+
+def is_collection(url: str) -> bool:
+    """Whether ``url`` lists many tracks (a YouTube playlist, a SoundCloud set or likes
+    page, a channel): it is expanded into its tracks, never registered as one."""
+    text = url.strip()
+    if youtube_id(text):
+        return False  # a video, even when it came with its playlist (&list=...)
+    parts = urlsplit(text)
+    if _host(parts.netloc) in ("soundcloud.com", "m.soundcloud.com"):
+        return bool(_SC_COLLECTION.match(parts.path))
+    if not looks_like_url(text):
+        return False
+    ie = _specific_extractor(text)
+    return ie is not None and bool(_PLAYLIST_EXTRACTOR.search(ie.ie_key()))
+
+
 def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
     """The partition key of a URL, offline whenever the URL itself carries the id.
 
@@ -181,6 +199,9 @@ def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
         return TrackSource(f"spotify-{sid}", "url", url=canon)
     if scid := soundcloud_id(canon):
         return TrackSource(f"soundcloud-{scid}", "url", url=canon)
+    if is_soundcloud_permalink(canon) and is_collection(canon):
+        raise UnsupportedSource(f"{url} is a SoundCloud set or profile page, not one track.",
+                                hint="Its tracks are added one by one (`music-pipeline add` expands it).")
     if is_soundcloud_permalink(canon):
         if resolve is None:
             raise UnsupportedSource(
@@ -192,7 +213,7 @@ def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
     if ie is not None and _PLAYLIST_EXTRACTOR.search(ie.ie_key()):
         raise UnsupportedSource(
             f"{url} is a playlist, channel or search ({ie.ie_key()}), not one track.",
-            hint="Add its tracks one by one; playlist sync comes with the sources.",
+            hint="`music-pipeline add`/`sync` and the inbox expand it into its tracks.",
         )
     if ie is not None:
         temp_id = ie.get_temp_id(canon)

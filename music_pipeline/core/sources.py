@@ -127,6 +127,18 @@ def spotify_playlist_id(playlist: SpotifyPlaylist) -> str:
     return f"spotify-playlist-{playlist.id}"
 
 
+def expand_collection(library: Library, url: str, options=None) -> Registration:
+    """A playlist URL (YouTube playlist, SoundCloud set or likes) given by hand or in the
+    inbox: its tracks are registered and it becomes one of the library's playlists."""
+    from .collections import list_collection
+
+    listing = list_collection(url, options)
+    registration = register(library, listing_found(listing), f"url:{listing.title}")
+    register_playlist(library, listing.key, listing.key.split("-", 1)[0], listing.title, listing.url, None,
+                      registration, complete=True)
+    return registration
+
+
 def listing_found(listing: Listing) -> list[Found]:
     return [from_entry(e) for e in listing.entries]
 
