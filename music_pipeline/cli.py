@@ -378,9 +378,11 @@ def cmd_pin(args: argparse.Namespace) -> int:
     from .core import sources
 
     row = sources.pin(_library(), args.track, args.url)
-    print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']} "
-          f"(`music-pipeline process single`, or it is picked up at the next sync)")
-    return 0
+    print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']}")
+    if args.later:
+        print("     it is picked up by `music-pipeline process all` or the nightly sync")
+        return 0
+    return _process(keys=[row["key"]], origin="cli pin")
 
 
 def _process(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
@@ -460,9 +462,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _newest_like(library) -> str:
-    dates = [added for _pid, _pos, added in
-             (m for key in library.catalog.playlist_tracks("spotify-liked") for m in library.catalog.memberships(key))
-             if added]
+    dates = [added for key in library.catalog.playlist_tracks("spotify-liked")
+             for playlist_id, _pos, added in library.catalog.memberships(key)
+             if playlist_id == "spotify-liked" and added]
     return max(dates) if dates else ""
 
 
@@ -584,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin = sub.add_parser("pin", help="fix the source a track is downloaded from (a Spotify match by hand)")
     pin.add_argument("track", metavar="TRACK", help="track key, e.g. spotify-4cOdK2wGLETKBW3PvgPWqT")
     pin.add_argument("url", metavar="URL")
+    pin.add_argument("--later", action="store_true", help="only pin; process it at the next sync")
     pin.set_defaults(func=cmd_pin)
 
     process = sub.add_parser("process", help="process catalogued tracks in one run: single (the newest queued), "

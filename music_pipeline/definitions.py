@@ -31,7 +31,7 @@ def build_resources() -> dict:
         "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
         "downloader": DownloaderResource(),
         "analysis": AnalysisResource(),
-        "spotify": SpotifyResource(**settings.spotify()),
+        "spotify": SpotifyResource(**settings.spotify_resource_config()),
         "soundcloud": SoundCloudResource(user=settings.soundcloud_user()),
     }
 

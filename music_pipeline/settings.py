@@ -33,6 +33,18 @@ def spotify() -> dict:
                    / "spotify-token.json")}
 
 
+def spotify_resource_config() -> dict:
+    """As ``spotify()``, but the client id and secret as Dagster ``EnvVar``s when set, so
+    the UI shows the variable's name, never its value."""
+    from dagster import EnvVar
+
+    values = spotify()
+    for name, variable in (("client_id", "SPOTIFY_CLIENT_ID"), ("client_secret", "SPOTIFY_CLIENT_SECRET")):
+        if values[name]:
+            values[name] = EnvVar(variable)
+    return values
+
+
 def soundcloud_user() -> str:
     return os.environ.get("SOUNDCLOUD_USER", "")
 

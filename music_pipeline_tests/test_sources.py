@@ -19,6 +19,7 @@ from music_pipeline.automation.sources import (
     MAX_PER_TICK,
     nightly_sync,
     soundcloud_likes,
+    soundcloud_playlists,
     spotify_liked,
     spotify_now_playing,
     spotify_playlists,
@@ -27,6 +28,7 @@ from music_pipeline.automation.sources import (
 )
 from music_pipeline.cli import main
 from music_pipeline.core import sources
+from music_pipeline.core.paths import sanitize_component
 from music_pipeline.resources import (
     AnalysisResource,
     DownloaderResource,
@@ -89,8 +91,15 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     fake.add_like(make_track(name="Fresh Two", artists=["New Artist"]))
     fourth = tick(spotify_liked, instance, third.cursor, **res)
     assert sorted(library.catalog.get(k)["title"] for k in requested(fourth)) == ["Fresh One", "Fresh Two"]
-    assert tick(spotify_liked, instance, fourth.cursor, **res).run_requests == []
+    fifth = tick(spotify_liked, instance, fourth.cursor, **res)
+    assert fifth.run_requests == []
     assert len(library.catalog.playlist_tracks("spotify-liked")) == 452
+    # a burst of 300 likes at once (an imported playlist liked in one go): none is lost
+    for n in range(300):
+        fake.add_like(make_track(name=f"Burst {n}", artists=["Crowd"]))
+    burst = tick(spotify_liked, instance, fifth.cursor, **res)
+    assert len(requested(burst)) == 300
+    assert tick(spotify_liked, instance, burst.cursor, **res).run_requests == []
 
 
 def test_rate_limits_and_outages_skip_the_tick_and_keep_the_cursor(fake, spotify, instance, library_root) -> None:
@@ -197,12 +206,19 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
     assert row["status"] == "needs_review" and "Nightcore" in row["error"]
     assert not library.catalog.files([waiting])  # nothing wrong was downloaded
     # the user picks the right upload by hand
-    assert main(["pin", waiting, http_server.url("remix.flac")]) == 0
-    assert library.catalog.get(waiting)["status"] == "queued"
-    assert main(["process", "single"]) == 0
+    assert main(["pin", waiting, http_server.url("remix.flac")]) == 0  # pinned and processed at once
     assert "Mira - Glass" in capsys.readouterr().out
     row = library.catalog.get(waiting)
     assert row["status"] == "done" and row["match_pinned"] == 1
+    # a finished track matched to the wrong version is pinned again: it is downloaded anew from there
+    before = library.catalog.get(key)["raw_sha256"]
+    assert main(["pin", key, http_server.url("remix.flac"), "--later"]) == 0
+    row = library.catalog.get(key)
+    assert row["status"] == "queued" and row["match_score"] is None
+    assert main(["process", "all"]) == 0
+    row = library.catalog.get(key)
+    assert row["raw_sha256"] != before and row["match_url"] == http_server.url("remix.flac")
+    assert main(["pin", key, "https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT"]) == 2  # DRM: refused
 
 
 def test_a_batch_run_isolates_a_failing_track(library, library_root, instance, tmp_path, spotify) -> None:
@@ -237,11 +253,10 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
     library.catalog.set_playlist_tracks("spotify-playlist-x", keys)
     res = _resources(library_root, spotify)
     assert materialize([playlist_exports], instance=instance, resources=res).success
-    m3u8 = library_root / "Playlists" / "Late Night_ Vol_1 (ALAC).m3u8"
-    folder = library_root / "ALAC" / "Playlists" / "Late Night_ Vol_1"
-    if not m3u8.exists():  # the sanitised name is the playlist module's business: find it
-        m3u8 = next((library_root / "Playlists").glob("*ALAC*.m3u8"))
-        folder = next((library_root / "ALAC" / "Playlists").iterdir())
+    name = sanitize_component("Late Night: Vol/1")  # made safe for every filesystem
+    assert ":" not in name and "/" not in name
+    m3u8 = library_root / "Playlists" / f"{name} (ALAC).m3u8"
+    folder = library_root / "ALAC" / "Playlists" / name
     lines = m3u8.read_text().splitlines()
     assert lines[0] == "#EXTM3U" and sum(line.startswith("#EXTINF") for line in lines) == 2
     assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 2
@@ -260,11 +275,11 @@ def test_schedules_and_sensors_have_documented_defaults() -> None:
     assert weekly_verification.job_name == "verify_library_job" and weekly_dedup.job_name == "dedup_job"
     assert spotify_now_playing.default_status == DefaultSensorStatus.STOPPED
     assert spotify_liked.default_status == DefaultSensorStatus.RUNNING
-    for sensor in (spotify_liked, spotify_playlists, spotify_now_playing, soundcloud_likes):
+    for sensor in (spotify_liked, spotify_playlists, spotify_now_playing, soundcloud_likes, soundcloud_playlists):
         assert sensor.minimum_interval_seconds >= 60 and "default" in sensor.description
     with build_schedule_context() as context:
-        request = nightly_sync.evaluate_tick(context).run_requests[0]
-    assert request is not None
+        (request,) = nightly_sync.evaluate_tick(context).run_requests
+    assert request.job_name in (None, "sync_job")
 
 
 def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, library_root, tmp_path,

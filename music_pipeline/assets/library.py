@@ -100,13 +100,15 @@ def catalog_playlists(lib) -> list[playlists.Playlist]:
 
 
 @asset(deps=[catalog], group_name="library", kinds={"m3u8"},
-       automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing()))
+       # after tracks finish, and hourly: a track that only left a playlist finishes nothing
+       automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
+       | AutomationCondition.on_cron("0 * * * *"))
 def playlist_exports(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
     """Every playlist (Spotify playlists and likes, SoundCloud likes and sets) as a folder
     per format (``<format>/Playlists/<playlist>/<Artist> - <Title>``, links or copies as
     configured) and an M3U8 per format in ``<library>/Playlists/``. A track that left a
     playlist leaves its folder and M3U8; its files stay in the library. Refreshed
-    automatically after tracks finish."""
+    automatically after tracks finish, and hourly."""
     lib = library.get()
     if library.playlist_mode == "off":
         return MaterializeResult(metadata={"playlists": 0, "mode": "off"})

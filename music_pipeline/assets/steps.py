@@ -46,7 +46,9 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
     if existing["status"] == "duplicate":
         return duplicate_stop(lib, key, lib.catalog.group(existing["dedup_group"] or ""), lib.catalog.keeper_of(key))
     url = None
-    if key.startswith("spotify-") and not (existing.get("raw_path") and not force):
+    if existing.get("match_pinned") and existing["status"] == "queued":  # pinned by hand: fetch from there
+        url, force = existing["match_url"], force or bool(existing.get("raw_path"))
+    elif key.startswith("spotify-") and not (existing.get("raw_path") and not force):
         try:  # Spotify audio is DRM-protected: download the matched upload instead
             url = sources.download_url(lib, key, spotify,
                                        search or (lambda q: matching.search(q, options)))
@@ -55,6 +57,8 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
                                error_reason=err.reason)
             return review_stop(lib, key, str(err))
         log(f"{key}: downloading the match {url} (score {lib.track(key).get('match_score') or 0:.2f})")
+    if url and existing.get("match_pinned"):
+        log(f"{key}: downloading the pinned source {url}")
     lib.catalog.mark_running(key)
     row = lib.fetch_raw(key, options, log=log, force=force, url=url)
     metadata = {}

@@ -17,6 +17,8 @@ that replaces the old system's modes:
 """
 
 
+from datetime import UTC, datetime, timedelta
+
 from dagster import (
     AssetKey,
     AssetMaterialization,
@@ -40,6 +42,7 @@ from ..resources import AnalysisResource, DownloaderResource, LibraryResource, S
 SELECTIONS = ("single", "batch", "all", "reprocess")
 RETRYABLE = {"source-unavailable", "disk-full", "internal", "media-tool", "rate-limited", "error"}
 BATCH_SIZE = 25  # tracks per run requested by a sensor
+STALE_RUNNING = timedelta(hours=6)  # "running" this long without an update: its run was killed
 
 
 class BatchConfig(Config):
@@ -58,8 +61,10 @@ def select_keys(lib: Library, config: BatchConfig) -> list[str]:
     elif config.select == "batch":
         keys = [r["key"] for r in lib.catalog.tracks("queued")]
     elif config.select == "all":
+        stale = (datetime.now(UTC) - STALE_RUNNING).isoformat(timespec="seconds")
         keys = [r["key"] for r in lib.catalog.tracks() if r["status"] == "queued"
-                or (r["status"] == "failed" and (r.get("error_reason") or "error") in RETRYABLE)]
+                or (r["status"] == "failed" and (r.get("error_reason") or "error") in RETRYABLE)
+                or (r["status"] == "running" and (r.get("updated_at") or "") < stale)]  # a killed run
     elif config.select == "reprocess":
         keys = [r["key"] for r in lib.catalog.tracks("done")]
     else:
@@ -68,9 +73,14 @@ def select_keys(lib: Library, config: BatchConfig) -> list[str]:
 
 
 def process_track(context: OpExecutionContext, lib: Library, key: str, *, downloader: DownloaderResource,
-                  analysis: AnalysisResource, spotify: SpotifyResource, force: bool = False) -> str:
-    """All of one track's steps; returns "done", "stopped" or "failed"."""
+                  analysis: AnalysisResource, spotify: SpotifyResource, force: bool = False,
+                  reprocess: bool = False) -> str:
+    """All of one track's steps; returns "done", "stopped", "skipped" or "failed"."""
     step = "raw_audio"
+    row = lib.catalog.get(key)
+    if row is not None and not force and not reprocess and row["status"] in ("done", "duplicate"):
+        context.log.info(f"{key} is already {row['status']}; skipped")
+        return "skipped"
 
     def materialized(name: str, outcome: steps.Done) -> None:
         context.log_event(AssetMaterialization(asset_key=AssetKey(name), partition=key, metadata=outcome.metadata))
@@ -120,11 +130,11 @@ def process_tracks(context: OpExecutionContext, config: BatchConfig, library: Li
     missing = [k for k in keys if k not in known]
     if missing:
         context.instance.add_dynamic_partitions(tracks.name, missing)
-    results: dict[str, list[str]] = {"done": [], "stopped": [], "failed": []}
+    results: dict[str, list[str]] = {"done": [], "stopped": [], "skipped": [], "failed": []}
     for number, key in enumerate(keys, 1):
         context.log.info(f"[{number}/{len(keys)}] {key}")
         outcome = process_track(context, lib, key, downloader=downloader, analysis=analysis, spotify=spotify,
-                                force=config.force_download)
+                                force=config.force_download, reprocess=config.select == "reprocess")
         results[outcome].append(key)
     summary = {name: len(found) for name, found in results.items()}
     context.log.info(f"{len(keys)} track(s): {summary['done']} done, {summary['stopped']} set aside "

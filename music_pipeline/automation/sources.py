@@ -19,6 +19,7 @@ from dagster import (
     Config,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    Failure,
     OpExecutionContext,
     Output,
     RunRequest,
@@ -45,7 +46,7 @@ from ..resources import (
     SoundCloudResource,
     SpotifyResource,
 )
-from .batch import BATCH_SIZE, process_batch, process_track, run_config
+from .batch import BATCH_SIZE, BatchConfig, process_batch, process_track, run_config, select_keys
 
 MAX_PER_TICK = 200  # tracks listed (first sync) or registered per tick
 
@@ -190,7 +191,7 @@ def sync_sources(context: OpExecutionContext, config: SyncConfig, library: Libra
                  analysis: AnalysisResource):
     lib = library.get()
     new = sync_all(lib, spotify, soundcloud, downloader, context.log.info)
-    keys = [r["key"] for r in lib.catalog.tracks("queued")] if config.process else []
+    keys = select_keys(lib, BatchConfig(select="all")) if config.process else []
     known = set(context.instance.get_dynamic_partitions(tracks.name))
     if missing := [k for k in keys if k not in known]:
         context.instance.add_dynamic_partitions(tracks.name, missing)
@@ -205,14 +206,18 @@ def sync_job():
     sync_sources()
 
 
-@op(description="Verify every finished track's files (decode, duration, tags, checksum).")
+@op(description="Verify every finished track's files (decode, duration, tags, checksum); report only.")
 def verify_files(context: OpExecutionContext, library: LibraryResource):
+    """Reports, changes nothing: a DJ tool writing cue points changes a checksum, an
+    unmounted volume makes every file "missing", and neither should unmake the library."""
     lib = library.get()
+    if not lib.root.is_dir():
+        raise Failure(f"The library folder {lib.root} is not there (an unmounted volume?); nothing was checked.")
     done = lib.catalog.tracks("done")
     bad: list[str] = []
     for number, row in enumerate(done, 1):
         for fmt in track_steps.ASSET_NAMES:
-            problems = track_steps.verify(lib, row["key"], fmt)
+            problems = lib.verify(row["key"], fmt)
             if problems:
                 bad.append(f"{row['key']} {fmt}: {'; '.join(problems)}")
                 context.log.warning(bad[-1])

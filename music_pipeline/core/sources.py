@@ -185,14 +185,21 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
 
 
 def pin(library: Library, key: str, url: str) -> dict:
-    """Fix a track's source by hand (a Spotify match, or any track's download URL)."""
+    """Fix a track's source by hand (a Spotify match, or any track's download URL). The
+    track goes back to the queue; one already downloaded is downloaded again from there."""
+    from .identity import is_collection, spotify_id
+
     row = library.track(key)
+    if spotify_id(url):
+        raise TrackError(f"{url} is a Spotify link: its audio is DRM-protected, so it cannot be the source.",
+                         hint="Pin a YouTube, SoundCloud or direct link to the same recording.")
+    if is_collection(url):
+        raise TrackError(f"{url} is a playlist, not one track.", hint="Pin the link of the one upload you want.")
     chosen = canonical_url(url)
     match = row.get("match") if isinstance(row.get("match"), dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
-    library.catalog.update(key, match_url=chosen, match_pinned=1, match=json.dumps(match),
-                           **({"status": "queued", "error": None, "error_step": None, "error_reason": None}
-                              if row["status"] in ("needs_review", "failed") else {}))
+    library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=json.dumps(match),
+                           status="queued", error=None, error_step=None, error_reason=None)
     return library.track(key)
 
 
@@ -234,7 +241,8 @@ def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_ite
             page = client.liked(offset)
             fresh = [t for t in page.items if (t.added_at or "") > newest]
             found += fresh
-            if len(fresh) < len(page.items) or page.next_offset is None or len(found) >= (max_items or 10**9):
+            # No cap here: stopping early would move "newest" past likes never read.
+            if len(fresh) < len(page.items) or page.next_offset is None:
                 break
             offset = page.next_offset
         if found and found[0].added_at:
@@ -259,10 +267,16 @@ def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max
             continue
         found: list[SpotifyTrack] = []
         offset: int | None = 0
-        while offset is not None:
-            page = client.playlist_items(playlist.id, offset)
-            found += page.items
-            offset = page.next_offset
+        try:
+            while offset is not None:
+                page = client.playlist_items(playlist.id, offset)
+                found += page.items
+                offset = page.next_offset
+        except TrackError as err:  # a 429 or an outage mid-way: keep what this pass already registered
+            if not result.new and not result.notes:
+                raise
+            result.notes.append(f"{playlist.name}: {err}; the rest next time")
+            break
         budget = None if max_new is None else max(0, max_new - len(result.new))
         registration = register(library, [from_spotify(t) for t in found], f"spotify:playlist:{playlist.name}",
                                 limit=budget)
@@ -310,7 +324,7 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
         result.notes += registration.skipped
         if registration.deferred:
             result.notes.append(f"{listing.title}: {registration.deferred} more track(s) next time")
-    if prune:
+    if prune and (seen or not before):  # an empty answer after a full one is a glitch, not a purge
         for gone in before - set(seen):
             library.catalog.remove_playlist(gone)
             result.notes.append(f"{gone} is gone upstream; its folder and M3U8 go too")
