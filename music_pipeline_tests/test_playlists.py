@@ -132,6 +132,23 @@ def test_stale_copy_is_refreshed(lib: Path) -> None:
     assert report.added == [copy] and copy.read_bytes() == b"re-tagged audio, longer"
 
 
+def test_hardlink_follows_a_library_file_rewritten_atomically(lib: Path) -> None:
+    """The pipeline rewrites files by writing a new one and renaming it over (a new inode):
+    our hardlink then holds the old audio. It is refreshed under the same name, not taken
+    for a user's file and doubled with a "(2)"."""
+    a = _track(lib, "k1", "Kasbo", "Midnight Drive")
+    pl.sync_folder(lib, Playlist("p", "W", (a,)), "ALAC", mode="hardlink")
+    fresh = a.files["ALAC"].with_name(".rewrite.tmp")
+    fresh.write_bytes(b"re-tagged audio")
+    os.replace(fresh, a.files["ALAC"])
+    report = pl.sync_folder(lib, Playlist("p", "W", (a,)), "ALAC", mode="hardlink")
+    link = lib / "ALAC" / "Playlists" / "W" / "Kasbo - Midnight Drive.m4a"
+    assert report.added == [link] and _names(link.parent) == {link.name}
+    assert link.samefile(a.files["ALAC"]) and link.read_bytes() == b"re-tagged audio"
+    pl.sync_folder(lib, Playlist("p", "W", ()), "ALAC", mode="hardlink")  # the track leaves
+    assert _names(link.parent) == set() and a.files["ALAC"].exists()
+
+
 def test_m3u8_exact_content(lib: Path) -> None:
     a = _track(lib, "k1", "Kasbo", "Midnight Drive", 215.4)
     b = _track(lib, "k2", "Yunomi", "東京ナイト", None)

@@ -99,6 +99,9 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
         fake.add_like(make_track(name=f"Burst {n}", artists=["Crowd"]))
     burst = tick(spotify_liked, instance, fifth.cursor, **res)
     assert len(requested(burst)) == 300
+    liked = library.catalog.playlist_tracks("spotify-liked")  # newest first, as on Spotify
+    assert [library.catalog.get(k)["title"] for k in liked[:2]] == ["Burst 299", "Burst 298"]
+    assert library.catalog.get(liked[300])["title"] == "Fresh Two" and len(liked) == 752
     assert tick(spotify_liked, instance, burst.cursor, **res).run_requests == []
 
 

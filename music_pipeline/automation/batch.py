@@ -81,6 +81,10 @@ def process_track(context: OpExecutionContext, lib: Library, key: str, *, downlo
     if row is not None and not force and not reprocess and row["status"] in ("done", "duplicate"):
         context.log.info(f"{key} is already {row['status']}; skipped")
         return "skipped"
+    recent = (datetime.now(UTC) - STALE_RUNNING).isoformat(timespec="seconds")
+    if row is not None and not force and row["status"] == "running" and (row.get("updated_at") or "") >= recent:
+        context.log.info(f"{key} is being processed by another run; skipped")
+        return "skipped"
 
     def materialized(name: str, outcome: steps.Done) -> None:
         context.log_event(AssetMaterialization(asset_key=AssetKey(name), partition=key, metadata=outcome.metadata))

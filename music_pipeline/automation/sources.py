@@ -49,6 +49,7 @@ from ..resources import (
 from .batch import BATCH_SIZE, BatchConfig, process_batch, process_track, run_config, select_keys
 
 MAX_PER_TICK = 200  # tracks listed (first sync) or registered per tick
+TICK_BUDGET_S = 30.0  # stop listing playlists after this long; the rest next tick (Dagster's limit is 60 s)
 
 
 def batch_requests(keys: list[str], origin: str) -> list[RunRequest]:
@@ -102,7 +103,8 @@ def spotify_liked(context: SensorEvaluationContext, library: LibraryResource, sp
                     "catalog. Every 15 min; running by default, skips while Spotify is not configured.")
 def spotify_playlists(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
     return _tick(context, "spotify_playlists",
-                 lambda cursor: sources.spotify_playlists(library.get(), _spotify(spotify), cursor, MAX_PER_TICK))
+                 lambda cursor: sources.spotify_playlists(library.get(), _spotify(spotify), cursor, MAX_PER_TICK,
+                                                          budget_s=TICK_BUDGET_S))
 
 
 @sensor(job=process_batch, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
@@ -123,9 +125,15 @@ def _soundcloud(soundcloud: SoundCloudResource) -> str:
 def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource, soundcloud: SoundCloudResource,
                      downloader: DownloaderResource):
     def work(cursor: dict) -> sources.Pass:
+        # Once every like is in, the newest page is enough to see what is new (likes are newest first).
+        first = MAX_PER_TICK if cursor.get("complete") else None
         listing = collections.list_collection(collections.soundcloud_likes_url(_soundcloud(soundcloud)),
-                                              downloader.options())
-        return sources.collection_pass(library.get(), [listing], "soundcloud:likes", MAX_PER_TICK, cursor)
+                                              downloader.options(), first=first)
+        result = sources.collection_pass(library.get(), [listing], "soundcloud:likes", MAX_PER_TICK, cursor,
+                                         complete=first is None)
+        result.cursor["complete"] = cursor.get("complete") or not any("more track(s) next time" in n
+                                                                       for n in result.notes)
+        return result
 
     return _tick(context, "soundcloud_likes", work)
 

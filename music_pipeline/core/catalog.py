@@ -381,21 +381,30 @@ class Catalog:
                 (playlist_id, source, name, url, snapshot, now()))
 
     def set_playlist_tracks(self, playlist_id: str, keys: list[str], added_at: dict[str, str] | None = None,
-                            *, partial: bool = False) -> tuple[list[str], list[str]]:
+                            *, partial: bool = False, start: int = 0,
+                            prepend: bool = False) -> tuple[list[str], list[str]]:
         """Set a playlist's members in order; returns (joined, left). With ``partial`` only
-        adds or reorders (a chunk of a long playlist), never removes."""
+        adds or reorders (a chunk of a long playlist, from position ``start``), never
+        removes; with ``prepend`` the new members go first and the others move down (new
+        likes arrive at the top)."""
         added_at = added_at or {}
         with self._connect() as conn:
             before = {r[0] for r in conn.execute("SELECT track_key FROM playlist_tracks WHERE playlist_id = ?",
                                                  (playlist_id,))}
-            left = [] if partial else sorted(before - set(keys))
+            left = [] if partial or prepend else sorted(before - set(keys))
             conn.executemany("DELETE FROM playlist_tracks WHERE playlist_id = ? AND track_key = ?",
                              [(playlist_id, key) for key in left])
+            joined = [k for k in dict.fromkeys(keys) if k not in before]
+            if prepend:
+                conn.execute("UPDATE playlist_tracks SET position = position + ? WHERE playlist_id = ?",
+                             (len(joined), playlist_id))
+                rows = [(playlist_id, key, position, added_at.get(key)) for position, key in enumerate(joined)]
+            else:
+                rows = [(playlist_id, key, start + position, added_at.get(key)) for position, key in enumerate(keys)]
             conn.executemany(
                 "INSERT INTO playlist_tracks (playlist_id, track_key, position, added_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(playlist_id, track_key) DO UPDATE SET position = excluded.position",
-                [(playlist_id, key, position, added_at.get(key)) for position, key in enumerate(keys)])
-        return [k for k in keys if k not in before], left
+                " ON CONFLICT(playlist_id, track_key) DO UPDATE SET position = excluded.position", rows)
+        return joined, left
 
     def remove_playlist(self, playlist_id: str) -> None:
         with self._connect() as conn:

@@ -189,15 +189,17 @@ def _params(options: DownloadOptions, log: Callable[[str], None] | None, **extra
 
 
 def list_collection(url: str, options: DownloadOptions | None = None,
-                    log: Callable[[str], None] | None = None) -> Listing:
-    """The tracks of a likes page, set or playlist, in order, without visiting any track."""
+                    log: Callable[[str], None] | None = None, first: int | None = None) -> Listing:
+    """The tracks of a likes page, set or playlist, in order, without visiting any track;
+    only the ``first`` ones when given (likes are newest first: enough to see what is new)."""
     import yt_dlp
 
     if spotify_id(url) or "open.spotify.com" in url:
         raise UnsupportedSource(f"{redact_url(url)} is a Spotify collection; yt-dlp cannot list it.",
                                 hint="Spotify playlists are read by the Spotify sync.")
     options = options or DownloadOptions()
-    params = _params(options, log, extract_flat="in_playlist", noplaylist=False)
+    params = _params(options, log, extract_flat="in_playlist", noplaylist=False,
+                     **({"playlistend": first} if first else {}))
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             info = ydl.extract_info(url, download=False)

@@ -238,6 +238,10 @@ def _is_ours(path: Path, record: dict) -> bool:
             return False
         target = Path(record.get("target", ""))
         if record.get("mode") == "hardlink":
+            # Our link keeps its own inode when the library file is rewritten (atomically, as
+            # a new inode): judge by the inode recorded at creation, staleness apart.
+            if record.get("inode") is not None:
+                return path.stat().st_ino == record["inode"]
             return target.exists() and path.samefile(target)
         return _stat_sig(path) == record.get("sig")
     except OSError:
@@ -249,6 +253,8 @@ def _up_to_date(path: Path, record: dict, target: Path, mode: str) -> bool:
         return False
     if mode == "copy":  # a re-tagged or re-encoded library file makes the copy stale
         return record.get("source_sig") == _stat_sig(target)
+    if mode == "hardlink":  # the library file was rewritten: the link holds the old audio
+        return target.exists() and path.samefile(target)
     return True
 
 
@@ -267,6 +273,7 @@ def _make(target: Path, dest: Path, mode: str) -> dict:
                 record["link"] = link
             else:
                 os.link(target, tmp)
+                record["inode"] = os.stat(tmp).st_ino
     except OSError as err:
         if err.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise TrackError(

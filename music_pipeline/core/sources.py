@@ -16,6 +16,7 @@ Plain Python shared by the sensors, the nightly sync and `music-pipeline sync`:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -117,10 +118,12 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
 
 def register_playlist(library: Library, playlist_id: str, source: str, name: str, url: str | None,
                       snapshot: str | None, registration: Registration, complete: bool,
-                      added_at: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+                      added_at: dict[str, str] | None = None, start: int = 0,
+                      prepend: bool = False) -> tuple[list[str], list[str]]:
     """Record a playlist and its members; only a complete listing removes members that left."""
     library.catalog.save_playlist(playlist_id, source, name, url, snapshot)
-    return library.catalog.set_playlist_tracks(playlist_id, registration.keys, added_at, partial=not complete)
+    return library.catalog.set_playlist_tracks(playlist_id, registration.keys, added_at, partial=not complete,
+                                               start=start, prepend=prepend)
 
 
 def spotify_playlist_id(playlist: SpotifyPlaylist) -> str:
@@ -223,8 +226,10 @@ def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_ite
     result = Pass(cursor=dict(cursor))
     found: list[SpotifyTrack] = []
     full = max_items is None
-    if full or not cursor.get("complete"):
-        offset = 0 if full else int(cursor.get("offset", 0))
+    incremental = not full and bool(cursor.get("complete"))
+    first_offset = 0 if full or incremental else int(cursor.get("offset", 0))
+    if not incremental:
+        offset = first_offset
         while max_items is None or len(found) < max_items:
             page = client.liked(offset)
             if offset == 0 and page.items and page.items[0].added_at:
@@ -250,21 +255,27 @@ def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_ite
     registration = register(library, [from_spotify(t) for t in found], "spotify:liked")
     playlist_id, name = LIKED_SPOTIFY
     register_playlist(library, playlist_id, "spotify", name, "https://open.spotify.com/collection/tracks", None,
-                      registration, complete=full, added_at={t.key: t.added_at for t in found if t.added_at})
+                      registration, complete=full, added_at={t.key: t.added_at for t in found if t.added_at},
+                      start=first_offset, prepend=incremental)
     result.new, result.notes = registration.new, registration.skipped
     return result
 
 
-def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max_new: int | None) -> Pass:
+def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max_new: int | None,
+                      budget_s: float | None = None) -> Pass:
     """The user's playlists: each one whose snapshot changed is listed in full; its new
     tracks are registered (at most ``max_new`` per pass, the rest next time) and its
     membership replaced, so a track that left the playlist leaves its folder and M3U8."""
     result = Pass(cursor={"snapshots": dict(cursor.get("snapshots") or {})})
     snapshots = result.cursor["snapshots"]
     current = client.playlists()
+    started = time.monotonic()
     for playlist in current:
         if snapshots.get(playlist.id) == playlist.snapshot_id and playlist.snapshot_id:
             continue
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            result.notes.append(f"time is up for this pass; {playlist.name} and the rest next time")
+            break
         found: list[SpotifyTrack] = []
         offset: int | None = 0
         try:
@@ -307,7 +318,7 @@ def spotify_now_playing(library: Library, client: SpotifyClient) -> Pass:
 
 
 def collection_pass(library: Library, listings: Iterable[Listing], origin: str, max_new: int | None,
-                    cursor: dict | None = None, prune: bool = False) -> Pass:
+                    cursor: dict | None = None, prune: bool = False, complete: bool = True) -> Pass:
     """SoundCloud likes or sets, YouTube playlists: register new tracks and memberships.
     With ``prune`` (``listings`` is every set of the account), a set listed before and
     missing now was deleted upstream: its playlist goes (its tracks' files stay)."""
@@ -319,7 +330,7 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
         budget = None if max_new is None else max(0, max_new - len(result.new))
         registration = register(library, listing_found(listing), f"{origin}:{listing.title}", limit=budget)
         register_playlist(library, listing.key, origin.split(":")[0], listing.title, listing.url, None,
-                          registration, complete=registration.deferred == 0)
+                          registration, complete=complete and registration.deferred == 0)
         result.new += registration.new
         result.notes += registration.skipped
         if registration.deferred:
