@@ -82,6 +82,17 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
         ok = is_writable(Path(backup))
         results.append((ok, f"WAV_BACKUP_DIR {backup}: {'writable' if ok else 'not writable'}",
                         "mount the backup volume or unset WAV_BACKUP_DIR"))
+    spotify = settings.spotify()
+    if spotify["client_id"] and spotify["client_secret"]:
+        cache = Path(spotify["token_cache"])
+        results.append((cache.is_file(), f"Spotify: configured, {'logged in' if cache.is_file() else 'not logged in'}"
+                                         f" (token cache {cache})", "run `music-pipeline spotify-login`"))
+    else:
+        results.append((True, "Spotify: not configured (optional: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET "
+                              "to sync likes and playlists)", ""))
+    user = settings.soundcloud_user()
+    results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
+                    ""))
     return results
 
 

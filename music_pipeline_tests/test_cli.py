@@ -72,6 +72,17 @@ def test_doctor_reports_the_setup(env) -> None:
         assert name in proc.stdout
 
 
+def test_doctor_tells_a_configured_spotify_to_log_in(env, tmp_path) -> None:
+    env = {**env, "SPOTIFY_CLIENT_ID": "abc", "SPOTIFY_CLIENT_SECRET": "secret-value",
+           "SPOTIFY_TOKEN_CACHE": str(tmp_path / "token.json")}
+    proc = cli(env, "doctor")
+    assert proc.returncode != 0 and "not logged in" in proc.stdout and "spotify-login" in proc.stdout
+    assert "secret-value" not in proc.stdout + proc.stderr
+    (tmp_path / "token.json").write_text("{}")
+    proc = cli(env, "doctor")
+    assert proc.returncode == 0 and "Spotify: configured, logged in" in proc.stdout
+
+
 def test_doctor_says_what_to_fix(env, tmp_path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
