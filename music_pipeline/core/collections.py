@@ -25,7 +25,16 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
 from .download import DownloadOptions, _QuietLogger, explain_download_error
-from .errors import SourceUnavailable, TrackError, UnsupportedSource
+from .errors import (
+    DrmProtected,
+    GeoBlocked,
+    LoginRequired,
+    PrivateSource,
+    RemovedSource,
+    SourceUnavailable,
+    TrackError,
+    UnsupportedSource,
+)
 from .identity import _PLAYLIST_EXTRACTOR, canonical_url, redact_url, safe_id, spotify_id, youtube_id
 
 __all__ = [
@@ -43,42 +52,6 @@ __all__ = [
     "soundcloud_likes_url",
     "soundcloud_sets_url",
 ]
-
-
-# -- errors with a specific reason ------------------------------------------------------
-# Subclasses of SourceUnavailable so existing ``except SourceUnavailable`` handlers keep
-# working; the catalog stores ``reason`` next to the message, and "drm"/"geo" let the
-# sync stop retrying a track that will never download here.
-
-
-class DrmProtected(SourceUnavailable):
-    """The source's audio is encrypted (DRM); yt-dlp cannot and will not download it."""
-
-    reason = "drm"
-
-
-class GeoBlocked(SourceUnavailable):
-    """The source is not available from this machine's country."""
-
-    reason = "geo"
-
-
-class PrivateSource(SourceUnavailable):
-    """The source (one track, or a whole collection) is private."""
-
-    reason = "private"
-
-
-class RemovedSource(SourceUnavailable):
-    """The source was deleted, taken down or never existed."""
-
-    reason = "removed"
-
-
-class LoginRequired(SourceUnavailable):
-    """The source needs an account (age check, members-only, premium)."""
-
-    reason = "login"
 
 
 @dataclass(frozen=True)

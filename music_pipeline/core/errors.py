@@ -54,3 +54,38 @@ class NotRegistered(TrackError):
     """A partition was materialised for a track the catalog does not know."""
 
     reason = "not-registered"
+
+
+# Why a source cannot be fetched, when it never will be from here. Subclasses of
+# SourceUnavailable, so ``except SourceUnavailable`` handlers keep working; the catalog
+# stores the reason ("drm", "geo", ...) and the sync does not retry these.
+
+
+class DrmProtected(SourceUnavailable):
+    """The source's audio is encrypted (DRM); yt-dlp cannot and will not download it."""
+
+    reason = "drm"
+
+
+class GeoBlocked(SourceUnavailable):
+    """The source is not available from this machine's country."""
+
+    reason = "geo"
+
+
+class PrivateSource(SourceUnavailable):
+    """The source (one track, or a whole collection) is private."""
+
+    reason = "private"
+
+
+class RemovedSource(SourceUnavailable):
+    """The source was deleted, taken down or never existed."""
+
+    reason = "removed"
+
+
+class LoginRequired(SourceUnavailable):
+    """The source needs an account (age check, members-only, premium)."""
+
+    reason = "login"
