@@ -440,7 +440,7 @@ def cmd_process(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """The original system's fallback chain: a target if given; else the track playing on
     Spotify; else new SoundCloud likes; else new Spotify likes; else the newest queued track."""
-    from .core import collections, sources
+    from .core import sources
     from .core.errors import TrackError as Problem
 
     if args.targets:
@@ -452,9 +452,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if spotify.configured:
         steps.append(("the track playing on Spotify", lambda: sources.spotify_now_playing(library, spotify.client())))
     if soundcloud.configured:
-        steps.append(("new SoundCloud likes", lambda: sources.collection_pass(
-            library, [collections.list_collection(collections.soundcloud_likes_url(soundcloud.user),
-                                                  resources["downloader"].options())], "soundcloud:likes", 50)))
+        steps.append(("new SoundCloud likes", lambda: sources.soundcloud_likes(
+            library, soundcloud.user, resources["downloader"].options(), {"complete": True}, 50)))
     if spotify.configured:
         steps.append(("new Spotify likes", lambda: sources.spotify_likes(library, spotify.client(), {"complete": True,
                       "newest": _newest_like(library)}, 50)))

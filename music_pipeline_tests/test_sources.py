@@ -331,3 +331,79 @@ def test_a_playlist_url_in_the_inbox_becomes_its_tracks_and_a_playlist(monkeypat
     assert library.catalog.playlist_tracks(playlist["id"]) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
     private = library.catalog.get("youtube-aaaaaaaaaaa")  # recorded with its reason, never requested
     assert private["status"] == "failed" and private["error_reason"] == "private"
+
+
+@pytest.fixture
+def soundcloud_listings(monkeypatch):
+    """SoundCloud cannot be reached: yt-dlp's listings are the recorded, real-shaped ones."""
+    import copy
+
+    from .test_collections import RECORDED
+
+    answers = dict(RECORDED)
+    asked: list[tuple[str, object]] = []
+
+    def extract_info(self, url, *args, **kwargs):
+        asked.append((url, self.params.get("playlistend")))
+        return copy.deepcopy(answers[url])
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", extract_info)
+    return answers, asked
+
+
+def test_soundcloud_likes_and_sets_become_tracks_and_playlists(soundcloud_listings, instance, library,
+                                                              library_root) -> None:
+    answers, asked = soundcloud_listings
+    res = {"library": LibraryResource(root=str(library_root)), "soundcloud": SoundCloudResource(user="djkoji"),
+           "downloader": DownloaderResource()}
+    likes = tick(soundcloud_likes, instance, None, **res)
+    keys = requested(likes)
+    assert keys == ["soundcloud-1083788353", "soundcloud-294512011", "soundcloud-1524158182"]  # not the liked set
+    assert asked[-1] == ("https://soundcloud.com/djkoji/likes", None)  # the first sync reads every like
+    assert json.loads(likes.cursor)["complete"] is True
+    again = tick(soundcloud_likes, instance, likes.cursor, **res)
+    assert again.run_requests == [] and asked[-1][1] == MAX_PER_TICK  # later: only the newest likes
+    sets = tick(soundcloud_playlists, instance, None, **res)
+    assert requested(sets) == []  # every set track is a like already: nothing requested twice
+    names = {p["name"] for p in library.catalog.playlists()}
+    assert {"Warmup", "Peak: Time/Floor"} <= names
+    warmup = next(p for p in library.catalog.playlists() if p["name"] == "Warmup")
+    assert library.catalog.playlist_tracks(warmup["id"]) == ["soundcloud-1083788353", "soundcloud-294512011"]
+    # a set deleted upstream leaves the catalog's playlists (its tracks stay)
+    answers["https://soundcloud.com/djkoji/sets"] = {**answers["https://soundcloud.com/djkoji/sets"],
+                                                     "entries": answers["https://soundcloud.com/djkoji/sets"]
+                                                     ["entries"][:1]}
+    tick(soundcloud_playlists, instance, sets.cursor, **res)
+    assert {p["name"] for p in library.catalog.playlists()} >= {"Warmup"}
+    assert "Peak: Time/Floor" not in {p["name"] for p in library.catalog.playlists()}
+    assert library.catalog.get("soundcloud-1524158182") is not None
+    unset = tick(soundcloud_likes, instance, None, library=res["library"], soundcloud=SoundCloudResource(),
+                 downloader=res["downloader"])
+    assert "SoundCloud is not configured" in unset.skip_reason.skip_message
+
+
+def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(library, library_root, instance,
+                                                                              tmp_path, spotify) -> None:
+    from mutagen import aiff
+
+    from music_pipeline.automation.sources import verify_library_job
+
+    song = make_audio(tmp_path / "Band - Verified.flac", seconds=4, codec_args=["-c:a", "flac"])
+    source = sources.source_for(str(song))
+    library.register(source)
+    res = _resources(library_root, spotify)
+    batch.process_batch.execute_in_process(run_config=batch.run_config(keys=[source.key]), instance=instance,
+                                           resources=res)
+    aiff.AIFF(library.catalog.file(source.key, "AIFF")["path"]).delete()  # a tool stripped the tags
+    result = verify_library_job.execute_in_process(instance=instance, resources=res)
+    assert result.success
+    report = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
+    assert report["problems"].value == 1 and "tag title is missing" in report["details"].value
+    assert library.catalog.get(source.key)["status"] == "done"  # reported, not unmade
+    # reprocess: finished tracks again, originals reused, the damaged file written anew
+    outcome = batch.process_batch.execute_in_process(run_config=batch.run_config(select="reprocess"),
+                                                     instance=instance, resources=res)
+    assert outcome.success
+    assert library.verify(source.key, "AIFF") == []
+    materialized = {e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events()}
+    assert {"audio_features", "aiff", "catalog"} <= materialized

@@ -1,8 +1,6 @@
 """Library-wide assets."""
 
 
-from pathlib import Path
-
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from ..core import dedup, duplicates, index, playlists
@@ -82,23 +80,6 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
     })
 
 
-def catalog_playlists(lib) -> list[playlists.Playlist]:
-    """The catalog's playlists with their finished tracks' files, in playlist order."""
-    result = []
-    for record in lib.catalog.playlists():
-        members = []
-        for key in lib.catalog.playlist_tracks(record["id"]):
-            row = lib.catalog.get(lib.catalog.keeper_of(key))
-            if row is None or row["status"] != "done":
-                continue
-            files = {f["format"]: Path(f["path"]) for f in lib.catalog.files([row["key"]])}
-            members.append(playlists.PlaylistTrack(key=row["key"], artist=row.get("artist") or "Unknown Artist",
-                                                   title=row.get("title") or row["key"],
-                                                   duration_s=row.get("duration_s"), files=files))
-        result.append(playlists.Playlist(id=record["id"], name=record["name"], tracks=tuple(members)))
-    return result
-
-
 @asset(deps=[catalog], group_name="library", kinds={"m3u8"},
        # after tracks finish, and hourly: a track that only left a playlist finishes nothing
        automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
@@ -112,13 +93,10 @@ def playlist_exports(context: AssetExecutionContext, library: LibraryResource) -
     lib = library.get()
     if library.playlist_mode == "off":
         return MaterializeResult(metadata={"playlists": 0, "mode": "off"})
-    found = catalog_playlists(lib)
+    found = lib.playlists()
+    # Pruning removes the folders and M3U8s of playlists deleted upstream (only what we made).
     reports = playlists.export_all(lib.root, found, FORMATS, mode=library.playlist_mode,
                                    template=library.playlist_template, prune=True)
-    for gone in lib.catalog.playlists(include_removed=True):
-        if gone.get("removed_at"):
-            for fmt in FORMATS:
-                playlists.remove_playlist(lib.root, gone["id"], fmt, template=library.playlist_template)
     added = sum(len(r.added) for r in reports)
     removed = sum(len(r.removed) for r in reports)
     context.log.info(f"{len(found)} playlist(s): {added} entries added, {removed} removed")

@@ -54,24 +54,17 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     retry: set[str] = set()
     options = downloader.options()
     for item in scan.items:
-        if is_collection(item.target):  # a playlist URL: its tracks in batch runs, and the playlist itself
-            try:
-                registration = expand_collection(lib, item.target, options)
-            except SourceUnavailable as err:
-                context.log.warning(f"{item.origin}: {err} (will retry)")
-                retry.add(item.origin)
-                continue
-            except TrackError as err:
-                context.log.warning(f"{item.origin}: {err}")
-                continue
-            fresh = [k for k in registration.new if k not in requested]
-            requested.update(fresh)
-            new_keys += [k for k in fresh if k not in known]
-            known.update(fresh)
-            runs += batch_requests(fresh, f"inbox/{item.origin}")
-            context.log.info(f"{item.origin}: {item.target}: {len(registration.keys)} track(s), {len(fresh)} new")
-            continue
         try:
+            if is_collection(item.target):  # a playlist URL: its tracks in batch runs, and the playlist itself
+                registration = expand_collection(lib, item.target, options)
+                fresh = [k for k in registration.new if k not in requested]
+                requested.update(fresh)
+                new_keys += [k for k in fresh if k not in known]
+                known.update(fresh)
+                runs += batch_requests(fresh, f"inbox/{item.origin}")
+                context.log.info(f"{item.origin}: {item.target}: {len(registration.keys)} track(s), "
+                                 f"{len(fresh)} new")
+                continue
             source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
             owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
             if owner not in (None, source.key):  # known under another key (a merged duplicate's URL)

@@ -36,7 +36,7 @@ from dagster import (
 from .. import settings
 from ..assets import dedup_groups, tracks
 from ..assets import steps as track_steps
-from ..core import collections, sources
+from ..core import sources
 from ..core.errors import TrackError
 from ..core.spotify import RateLimited
 from ..resources import (
@@ -124,18 +124,8 @@ def _soundcloud(soundcloud: SoundCloudResource) -> str:
                     "default, skips while SOUNDCLOUD_USER is not set.")
 def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource, soundcloud: SoundCloudResource,
                      downloader: DownloaderResource):
-    def work(cursor: dict) -> sources.Pass:
-        # Once every like is in, the newest page is enough to see what is new (likes are newest first).
-        first = MAX_PER_TICK if cursor.get("complete") else None
-        listing = collections.list_collection(collections.soundcloud_likes_url(_soundcloud(soundcloud)),
-                                              downloader.options(), first=first)
-        result = sources.collection_pass(library.get(), [listing], "soundcloud:likes", MAX_PER_TICK, cursor,
-                                         complete=first is None)
-        result.cursor["complete"] = cursor.get("complete") or not any("more track(s) next time" in n
-                                                                       for n in result.notes)
-        return result
-
-    return _tick(context, "soundcloud_likes", work)
+    return _tick(context, "soundcloud_likes", lambda cursor: sources.soundcloud_likes(
+        library.get(), _soundcloud(soundcloud), downloader.options(), cursor, MAX_PER_TICK))
 
 
 @sensor(job=process_batch, minimum_interval_seconds=1800, default_status=DefaultSensorStatus.RUNNING,
@@ -143,11 +133,8 @@ def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource,
                     "while SOUNDCLOUD_USER is not set.")
 def soundcloud_playlists(context: SensorEvaluationContext, library: LibraryResource,
                          soundcloud: SoundCloudResource, downloader: DownloaderResource):
-    def work(cursor: dict) -> sources.Pass:
-        listings = collections.list_soundcloud_sets(_soundcloud(soundcloud), downloader.options())
-        return sources.collection_pass(library.get(), listings, "soundcloud:sets", MAX_PER_TICK, cursor, prune=True)
-
-    return _tick(context, "soundcloud_playlists", work)
+    return _tick(context, "soundcloud_playlists", lambda cursor: sources.soundcloud_sets(
+        library.get(), _soundcloud(soundcloud), downloader.options(), cursor, MAX_PER_TICK))
 
 
 SOURCE_SENSORS = [spotify_liked, spotify_playlists, spotify_now_playing, soundcloud_likes, soundcloud_playlists]
@@ -163,32 +150,24 @@ class SyncConfig(Config):
 def sync_all(lib, spotify: SpotifyResource, soundcloud: SoundCloudResource, downloader: DownloaderResource,
              log: Callable[[str], None]) -> list[str]:
     """Every configured source in full (no per-tick limit); returns the new keys."""
-    new: list[str] = []
+    passes: list[tuple[str, Callable[[], sources.Pass]]] = []
     if spotify.configured:
-        client = spotify.client()
-        for name, work in (("Spotify likes", lambda: sources.spotify_likes(lib, client, {}, None)),
-                           ("Spotify playlists", lambda: sources.spotify_playlists(lib, client, {}, None))):
-            try:
-                result = work()
-            except TrackError as err:
-                log(f"{name}: {err}")
-                continue
-            new += result.new
-            log(f"{name}: {len(result.new)} new track(s)")
+        passes += [("Spotify likes", lambda: sources.spotify_likes(lib, spotify.client(), {}, None)),
+                   ("Spotify playlists", lambda: sources.spotify_playlists(lib, spotify.client(), {}, None))]
     if soundcloud.configured:
-        user = soundcloud.user
-        for name, origin, listings in (
-                ("SoundCloud likes", "soundcloud:likes",
-                 lambda: [collections.list_collection(collections.soundcloud_likes_url(user), downloader.options())]),
-                ("SoundCloud sets", "soundcloud:sets",
-                 lambda: collections.list_soundcloud_sets(user, downloader.options()))):
-            try:
-                result = sources.collection_pass(lib, listings(), origin, None)
-            except TrackError as err:
-                log(f"{name}: {err}")
-                continue
-            new += result.new
-            log(f"{name}: {len(result.new)} new track(s)")
+        options = downloader.options()
+        passes += [("SoundCloud likes", lambda: sources.soundcloud_likes(lib, soundcloud.user, options, {}, None)),
+                   ("SoundCloud sets", lambda: sources.soundcloud_sets(lib, soundcloud.user, options, {}, None,
+                                                                       prune=False))]
+    new: list[str] = []
+    for name, work in passes:
+        try:
+            result = work()
+        except TrackError as err:  # one source down does not stop the others
+            log(f"{name}: {err}")
+            continue
+        new += result.new
+        log(f"{name}: {len(result.new)} new track(s)")
     return list(dict.fromkeys(new))
 
 

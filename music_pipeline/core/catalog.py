@@ -340,10 +340,18 @@ class Catalog:
         return dict(row) if row else None
 
     def files(self, keys: Iterable[str] | None = None) -> list[dict]:
+        """Every file, or those of ``keys`` (looked up by key: per-track steps call this, and
+        a large library must not be read whole each time)."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM files ORDER BY track_key, format").fetchall()
-        wanted = set(keys) if keys is not None else None
-        return [dict(row) for row in rows if wanted is None or row["track_key"] in wanted]
+            if keys is None:
+                return [dict(r) for r in conn.execute("SELECT * FROM files ORDER BY track_key, format")]
+            wanted = sorted(set(keys))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows += conn.execute(f"SELECT * FROM files WHERE track_key IN ({','.join('?' * len(chunk))})"
+                                     " ORDER BY track_key, format", chunk).fetchall()
+        return [dict(row) for row in rows]
 
     def repath(self, column: str, old: Path, new: Path) -> None:
         """A track file (``raw_path`` or ``cover_path``) moved from ``old`` to ``new``."""

@@ -129,12 +129,6 @@ class Verdict:
         return max(scores) if scores else None
 
 
-def index_track(library: Library, key: str) -> None:
-    row = library.track(key)
-    if row.get("fingerprint"):
-        library.catalog.index_fingerprint(key, fpindex.terms(fpindex.decode(row["fingerprint"])).tolist())
-
-
 def index_backlog(library: Library) -> int:
     """Index fingerprints recorded before the index existed; returns how many."""
     backlog = library.catalog.unindexed_fingerprints()
@@ -155,12 +149,11 @@ def check_track(library: Library, key: str) -> Verdict | None:
     a song the library has as an MP3) it goes on and the old copy moves aside only once this
     one is done (``settle``), so the library is never without the song."""
     catalog = library.catalog
-    index_track(library, key)
-    row = library.track(key)
-    mine = track_item(row)
+    mine = track_item(library.track(key))
     found: set[str] = set()
     if mine.fingerprint is not None:
         terms = fpindex.terms(mine.fingerprint).tolist()
+        catalog.index_fingerprint(key, terms)
         found |= {k for k, _ in catalog.fingerprint_candidates(terms, fpindex.MIN_SHARED, fpindex.STOP_DF,
                                                                 exclude=key)}
     if mine.urls:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import analysis, media, normalize, tagging
+from . import analysis, media, normalize, playlists, tagging
 from . import fingerprint as fp
 from .catalog import CATALOG_FILE, Catalog, normalise_isrc
 from .download import Downloaded, DownloadOptions, download, scratch_dir
@@ -322,6 +322,25 @@ class Library:
             self.catalog.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
                                      duration_s=record["duration_s"], codec=record["codec"],
                                      sample_rate=record["sample_rate"], bits=record["bits"])
+
+    def playlists(self) -> list[playlists.Playlist]:
+        """The catalog's playlists with their finished tracks' files, in playlist order (a
+        duplicate counts as its keeper)."""
+        files: dict[str, dict[str, Path]] = {}
+        for record in self.catalog.files():  # once, not once per track
+            files.setdefault(record["track_key"], {})[record["format"]] = Path(record["path"])
+        result = []
+        for record in self.catalog.playlists():
+            members = []
+            for key in self.catalog.playlist_tracks(record["id"]):
+                row = self.catalog.get(self.catalog.keeper_of(key))
+                if row is None or row["status"] != "done":
+                    continue
+                members.append(playlists.PlaylistTrack(
+                    key=row["key"], artist=row.get("artist") or UNKNOWN_ARTIST, title=row.get("title") or row["key"],
+                    duration_s=row.get("duration_s"), files=files.get(row["key"], {})))
+            result.append(playlists.Playlist(id=record["id"], name=record["name"], tracks=tuple(members)))
+        return result
 
     def missing_parts(self, key: str) -> list[str]:
         """What a track still lacks before it can be called done."""

@@ -343,3 +343,26 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
     else:
         result.cursor["listed"] = sorted(before | set(seen))
     return result
+
+
+def soundcloud_likes(library: Library, user: str, options, cursor: dict, max_new: int | None) -> Pass:
+    """A SoundCloud user's likes. Until every like is in, the whole list is read (``max_new``
+    new ones registered per pass); afterwards the newest ``max_new`` are enough to see what
+    is new (likes are newest first). ``max_new=None`` reads and registers everything."""
+    from .collections import list_collection, soundcloud_likes_url
+
+    first = max_new if cursor.get("complete") and max_new else None
+    listing = list_collection(soundcloud_likes_url(user), options, first=first)
+    result = collection_pass(library, [listing], "soundcloud:likes", max_new, cursor, complete=first is None)
+    result.cursor["complete"] = bool(cursor.get("complete")) or not any(
+        "more track(s) next time" in note for note in result.notes)
+    return result
+
+
+def soundcloud_sets(library: Library, user: str, options, cursor: dict, max_new: int | None,
+                    prune: bool = True) -> Pass:
+    """A SoundCloud user's sets, each a playlist; a set gone upstream goes here too."""
+    from .collections import list_soundcloud_sets
+
+    return collection_pass(library, list_soundcloud_sets(user, options), "soundcloud:sets", max_new, cursor,
+                           prune=prune)
