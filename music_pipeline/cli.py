@@ -50,12 +50,7 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
             version = (proc.stdout or proc.stderr).splitlines()[0] if (proc.stdout or proc.stderr) else ""
         results.append((bool(path), f"{tool}: {version or path or 'not found'}",
                         f"install it: apt-get install {package} (or `music-pipeline doctor --install`)"))
-    try:
-        import acoustid
-
-        chroma = bool(acoustid.have_chromaprint)
-    except Exception:  # the binding raises OSError variants when the library is broken
-        chroma = False
+    chroma = chromaprint_loads()
     results.append((chroma, f"libchromaprint: {'loaded' if chroma else 'not found'}",
                     "install it: apt-get install libchromaprint1"))
     root = settings.library_root()
@@ -96,15 +91,23 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     return results
 
 
+def chromaprint_loads() -> bool:
+    """Whether libchromaprint loads, asked afresh (pyacoustid decides once, at import: after
+    `--install` in the same process it would still say no)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("chromaprint")
+    try:
+        return bool(name) and bool(ctypes.CDLL(name))
+    except OSError:
+        return False
+
+
 def install_debian_packages() -> bool:
     """apt-get install whatever Debian package is missing; True when nothing is missing after."""
     missing = sorted({pkg for tool, pkg in DEBIAN_PACKAGES.items() if not shutil.which(tool)})
-    try:
-        import acoustid
-
-        if not acoustid.have_chromaprint:
-            missing += DEBIAN_LIBS
-    except Exception:
+    if not chromaprint_loads():
         missing += DEBIAN_LIBS
     if not missing:
         return True
@@ -166,7 +169,7 @@ Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
 
 
 def _library():
-    from .definitions import build_resources
+    from .resources import build_resources
 
     return build_resources()["library"].get()
 
@@ -205,19 +208,11 @@ def _instance():
     return DagsterInstance.get()
 
 
-def _add_partitions(instance, keys: list[str]) -> None:
-    from .assets import tracks
-
-    existing = set(instance.get_dynamic_partitions(tracks.name))
-    new = [key for key in keys if key not in existing]
-    if new:
-        instance.add_dynamic_partitions(tracks.name, new)
-
-
 def cmd_add(args: argparse.Namespace) -> int:
-    """Register through the running Dagster itself (GraphQL), so the partitions and runs land
-    in the instance the UI shows, whatever folder this command runs from."""
-    from .assets.tracks import TARGET_TAG
+    """Ask the running Dagster itself (GraphQL) for one bulk run of the targets, so the
+    partitions and runs land in the instance the UI shows, whatever folder this command
+    runs from; the run carries each URL or file, and registers what its catalog lacks."""
+    from .automation.bulk import ORIGIN_TAG, run_config
     from .core.download import resolve_id
     from .core.identity import looks_like_url, source_for
     from .remote import DagsterRemote, RemoteError
@@ -229,55 +224,32 @@ def cmd_add(args: argparse.Namespace) -> int:
               "with `music-pipeline run`.")
         return 1
     failures = 0
+    targets: dict[str, str] = {}
     for target in args.targets:
         try:
             source = source_for(target, resolve_id)
-            shown = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
+            targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
             remote.add_partition("tracks", source.key)
-            run_id = remote.launch("process_track", tags={"dagster/partition": source.key, TARGET_TAG: shown})
         except (TrackError, RemoteError) as err:
             print(f"{_mark(False)} {target}: {err}")
             failures += 1
-            continue
-        print(f"{_mark(True)} {source.key}: run requested — {args.webserver.rstrip('/')}/runs/{run_id}")
+    if targets:
+        try:
+            run_id = remote.launch("process_tracks", tags={ORIGIN_TAG: "cli add"},
+                                   run_config=run_config(list(targets), targets=targets))
+        except RemoteError as err:
+            print(f"{_mark(False)} {err}")
+            return 1
+        for key in targets:
+            print(f"{_mark(True)} {key}: requested")
+        print(f"     one run for {len(targets)} track(s) — {args.webserver.rstrip('/')}/runs/{run_id}")
     return 0 if not failures else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .core.catalog import Catalog
-    from .definitions import defs
-
     keys, failures = _register(args.targets)
-    job = defs.resolve_job_def("process_track")
-    index_job = defs.resolve_job_def("library_index_job")
-    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not args.verbose else "INFO"}}}}
-    library = _library()
-    catalog: Catalog = library.catalog
-    with _instance() as instance:
-        _add_partitions(instance, keys)
-        for number, key in enumerate(keys, 1):
-            print(f"[{number}/{len(keys)}] {key} …", flush=True)
-            started = time.monotonic()
-            config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": args.force}}}}
-            result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
-                                            raise_on_error=False, tags={"music_pipeline/origin": "cli run"})
-            row = catalog.get(key) or {}
-            if result.success and row.get("status") == "done":
-                _print_track(row, catalog.files([key]), time.monotonic() - started)
-            elif result.success and row.get("status") == "duplicate":
-                print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
-                      f"nothing transcoded, its original is in {Path(row['raw_path']).parent}\n"
-                      f"     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
-            else:
-                failures += 1
-                message = row.get("error") or _first_failure(result) or "failed (see the run in the Dagster UI)"
-                step = f" [{row['error_step']}]" if row.get("error_step") else ""
-                print(f"{_mark(False)} {key}{step}: {message}\n     run {result.run_id}")
-        if keys:
-            index_job.execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
-    total = len(args.targets)
-    print(f"{total - failures} of {total} processed; library: {library.root}")
-    return 0 if not failures else 1
+    code = _bulk(keys=keys, force=args.force, verbose=args.verbose, origin="cli run")
+    return max(code, 1 if failures else 0)
 
 
 def _first_failure(result) -> str | None:
@@ -370,7 +342,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _resources() -> dict:
-    from .definitions import build_resources
+    from .resources import build_resources
 
     return build_resources()
 
@@ -393,48 +365,81 @@ def cmd_pin(args: argparse.Namespace) -> int:
     if args.later:
         print("     it is picked up by `music-pipeline process all` or the nightly sync")
         return 0
-    return _process(keys=[row["key"]], origin="cli pin")
+    return _bulk(keys=[row["key"]], origin="cli pin")
 
 
-def _process(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
-             verbose: bool = False, origin: str = "cli") -> int:
-    """Run the batch job here and print what happened to each track; exit code 1 on failures."""
-    from .automation.batch import BatchConfig, process_batch, run_config, select_keys
+def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
+          verbose: bool = False, origin: str = "cli", job_name: str = "process_track") -> int:
+    """Run the bulk job (each track a run of the per-track job) here, printing each track as
+    it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
+    they show in the UI too."""
+    from .automation.bulk import ORIGIN_TAG, process_tracks, progress, run_config
+    from .automation.jobs import bind, library_index_job
+    from .instance import WORKER_TAG, worker_tag
+    from .resources import build_resources
 
-    resources = _resources()  # from the environment now, not when the code location was imported
+    resources = build_resources()  # from the environment now, not when the code location was imported
     library = resources["library"].get()
-    chosen = select_keys(library, BatchConfig(keys=keys or [], select=select, limit=limit))
-    if not chosen:
+    library.catalog  # noqa: B018 - a catalog this version cannot use stops here, with its message
+    if keys is not None and not keys:
         print("nothing to process")
         return 0
     quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not verbose else "INFO"}}}}
-    started = time.monotonic()
-    with _instance() as instance:
-        process_batch.execute_in_process(run_config={**quiet, **run_config(keys=chosen, force=force)},
-                                         instance=instance, resources=resources, raise_on_error=False,
-                                         tags={"music_pipeline/origin": origin})
-    failures = 0
-    for key in chosen:
+    failed: list[str] = []
+
+    def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
         row = library.catalog.get(key) or {}
-        status = row.get("status")
-        if status == "done":
-            _print_track(row, library.catalog.files([key]), time.monotonic() - started)
-        elif status == "duplicate":
-            print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']})")
-        elif status == "needs_review":
+        print(f"[{number}/{total}] ", end="")
+        if outcome == "done" and row.get("status") == "done":
+            _print_track(row, library.catalog.files([key]), seconds)
+        elif row.get("status") == "duplicate":
+            print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
+                  f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
+        elif row.get("status") == "needs_review":
             print(f"{_mark(False, 'REVIEW')} {key}: {row.get('error')}")
+        elif outcome == "skipped":
+            print(f"{_mark(True, 'SKIP')} {key}: another run is processing it")
+        elif outcome == "done":
+            print(f"{_mark(True)} {key}")
         else:
-            failures += 1
-            print(f"{_mark(False)} {key} [{row.get('error_step') or '?'}]: {row.get('error') or status}")
-    print(f"{len(chosen) - failures} of {len(chosen)} processed; library: {library.root}")
-    return 1 if failures else 0
+            failed.append(key)
+            step = f" [{row['error_step']}]" if row.get("error_step") else ""
+            print(f"{_mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
+        sys.stdout.flush()
+
+    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name)
+    with _instance() as instance, progress(report):
+        result = process_tracks.execute_in_process(
+            run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
+            tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag()})
+        metadata = _bulk_metadata(result)
+        if metadata.get("done") and job_name == "process_track":
+            bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,
+                                                                  raise_on_error=False)
+    total = metadata.get("tracks", 0)
+    if not total:
+        message = _first_failure(result)
+        print(message or "nothing to process")
+        return 1 if message else 0
+    print(f"{total - len(failed)} of {total} processed; library: {library.root}")
+    return 1 if failed else 0
+
+
+def _bulk_metadata(result) -> dict:
+    """The bulk op's counts (done, failed, ...), from its output or its failure."""
+    for event in result.all_events:
+        if event.is_successful_output and event.step_output_data.metadata:
+            return {k: v.value for k, v in event.step_output_data.metadata.items()}
+        if event.is_step_failure and event.step_failure_data.user_failure_data:
+            return {k: v.value for k, v in event.step_failure_data.user_failure_data.metadata.items()}
+    return {}
 
 
 def cmd_process(args: argparse.Namespace) -> int:
     if args.mode == "batch" and not args.n:
         args.n = 10
-    return _process(select=args.mode, limit=args.n, force=args.force, verbose=args.verbose,
-                    origin=f"cli process {args.mode}")
+    return _bulk(select=args.mode, limit=args.n, force=args.force, verbose=args.verbose,
+                 origin=f"cli process {args.mode}")
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -445,7 +450,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     if args.targets:
         keys, failures = _register(args.targets)
-        return max(_process(keys=keys, origin="cli sync"), 1 if failures else 0)
+        return max(_bulk(keys=keys, origin="cli sync"), 1 if failures else 0)
     resources = _resources()
     library, spotify, soundcloud = resources["library"].get(), resources["spotify"], resources["soundcloud"]
     steps = []
@@ -465,10 +470,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             continue
         if found.new:
             print(f"{what}: {len(found.new)} track(s)")
-            return _process(keys=found.new, origin="cli sync")
+            return _bulk(keys=found.new, origin="cli sync")
         print(f"{what}: nothing new")
     print("the newest queued track:")
-    return _process(select="single", origin="cli sync")
+    return _bulk(select="single", origin="cli sync")
 
 
 def _newest_like(library) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
-from . import settings
 from .assets import ALL_ASSETS, CHECKS
 from .automation import (
     JOBS,
@@ -14,33 +13,18 @@ from .automation import (
     library_automation_sensor,
     library_index_job,
     process_track_job,
+    verify_track_job,
 )
-from .resources import (
-    AnalysisResource,
-    DownloaderResource,
-    LibraryResource,
-    SoundCloudResource,
-    SpotifyResource,
-)
-
-
-def build_resources() -> dict:
-    """Resources for this environment, chosen in one place (the library root from
-    MUSIC_LIBRARY; WAV_BACKUP_DIR when set)."""
-    return {
-        "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
-        "downloader": DownloaderResource(),
-        "analysis": AnalysisResource(),
-        "spotify": SpotifyResource(**settings.spotify_resource_config()),
-        "soundcloud": SoundCloudResource(user=settings.soundcloud_user()),
-    }
-
+from .resources import build_resources
 
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
-    jobs=[process_track_job, library_index_job, *JOBS],
+    jobs=[process_track_job, verify_track_job, library_index_job, *JOBS],
     sensors=[inbox_sensor, library_automation_sensor, *SOURCE_SENSORS],
     schedules=SCHEDULES,
     resources=build_resources(),
+    # Runs the automation sensor requests (library_index, playlist_exports) and the UI's
+    # Materialize of library-wide assets: one process, not one per step.
+    executor=in_process_executor,
 )

@@ -50,7 +50,7 @@ class DagsterRemote:
                 raise RemoteError(f"no code location at {self.url} defines the job {job}")
         return self._repository
 
-    def add_partition(self, partitions_def: str, key: str, job: str = "process_track") -> None:
+    def add_partition(self, partitions_def: str, key: str, job: str = "process_tracks") -> None:
         data = self.query(
             """mutation($repo: RepositorySelector!, $name: String!, $key: String!) {
                  addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) {
@@ -60,14 +60,14 @@ class DagsterRemote:
         if result["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
             raise RemoteError(f"Dagster did not add partition {key}: {result.get('message', result['__typename'])}")
 
-    def launch(self, job: str, tags: dict[str, str]) -> str:
+    def launch(self, job: str, tags: dict[str, str], run_config: dict | None = None) -> str:
         repo = self.repository_for(job)
         data = self.query(
             """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
                  __typename ... on LaunchRunSuccess { run { runId } }
                  ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } }
                  ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }""",
-            {"params": {"selector": {**repo, "jobName": job}, "runConfigData": {},
+            {"params": {"selector": {**repo, "jobName": job}, "runConfigData": run_config or {},
                         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}})
         result = data["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":

@@ -66,19 +66,9 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ[DAGSTER_HOME] = str(home)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    if not config.exists():  # an existing one is the user's: doctor says what it lacks
+        from .instance import dagster_yaml
+
+        config.write_text(dagster_yaml())
     return home
 
-
-# Concurrency pools keep downloads and ffmpeg work bounded when many runs start at once.
-DAGSTER_YAML = """\
-# Written by music-pipeline on first start; edit freely.
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-  pools:
-    default_limit: 2
-telemetry:
-  enabled: false
-"""

@@ -120,3 +120,31 @@ def output_files(root: Path) -> set[str]:
     """The user-facing outputs and any leftover partial file."""
     return {name for name in library_files(root)
             if name.split("/")[0] in ("ALAC", "AIFF", "WAV") or ".part-" in name}
+
+
+def materialized(instance: DagsterInstance, key: str) -> set[str]:
+    """The assets materialised for track ``key`` by any of its runs in ``instance``."""
+    from dagster import DagsterEventType, RunsFilter
+
+    names = set()
+    for run in instance.get_runs(filters=RunsFilter(tags={"dagster/partition": key})):
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            names.add(entry.dagster_event.asset_key.to_user_string())
+    return names
+
+
+def check_results(instance: DagsterInstance, key: str) -> dict[str, bool]:
+    """"asset:check" -> passed, for the latest evaluation of each check of track ``key``."""
+    from dagster import DagsterEventType, RunsFilter
+
+    results: dict[str, bool] = {}
+    for run in reversed(instance.get_runs(filters=RunsFilter(tags={"dagster/partition": key}))):
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+            data = entry.dagster_event.event_specific_data
+            results[f"{data.asset_key.to_user_string()}:{data.check_name}"] = data.passed
+    return results
+
+
+def requested(result) -> list[str]:
+    """The track keys a sensor tick's run requests ask for (bulk runs carry them in their config)."""
+    return [k for r in result.run_requests for k in r.run_config["ops"]["run_tracks"]["config"]["keys"]]

@@ -172,13 +172,21 @@ def test_registering_again_adds_url_forms(library) -> None:
     assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123" in row["source_urls"]
 
 
+SOURCE_KEYS = [f"sources/{name}" for name in ("inbox", "spotify_likes", "spotify_playlists",
+                                                  "spotify_now_playing", "soundcloud_likes", "soundcloud_sets")]
+
+
 def test_definitions_load() -> None:
+    from dagster import AssetKey
+
     from music_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog",
-                    "library_index", "dedup_groups", "playlist_exports"}
+                    "library_index", "dedup_groups", "playlist_exports", *SOURCE_KEYS}
+    raw_audio = graph.get(AssetKey("raw_audio"))
+    assert {k.to_user_string() for k in raw_audio.parent_keys} == set(SOURCE_KEYS)  # lineage starts at the sources
     assert defs.resolve_job_def("process_track") is not None
     assert defs.resolve_sensor_def("inbox_sensor") is not None
     assert shutil.which("ffmpeg") and shutil.which("fpcalc")
@@ -295,7 +303,7 @@ def test_an_unknown_partition_fails_with_a_clear_message(instance, resources, li
 
 
 def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
-    from music_pipeline.definitions import build_resources
+    from music_pipeline.resources import build_resources
 
     monkeypatch.setenv("WAV_BACKUP_DIR", str(tmp_path / "backup"))
     monkeypatch.setenv("MUSIC_LIBRARY", str(tmp_path / "lib"))

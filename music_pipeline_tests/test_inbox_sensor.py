@@ -6,14 +6,16 @@ import os
 import time
 from pathlib import Path
 
-from dagster import SensorResult, build_sensor_context, materialize
+from dagster import SensorResult, build_sensor_context
 
-from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
+from music_pipeline.assets import tracks
+from music_pipeline.automation.bulk import process_tracks
 from music_pipeline.automation.sensors import inbox_sensor
 from music_pipeline.core import inbox
 from music_pipeline.resources import DownloaderResource, LibraryResource
 
 from .audio import make_track
+from .conftest import check_results, requested
 
 
 def settle(*paths: Path) -> None:
@@ -48,10 +50,11 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     keys = set(instance.get_dynamic_partitions(tracks.name))
     assert len(keys) == 4  # two files, one YouTube video (two URL forms), one Vimeo video
     assert "youtube-dQw4w9WgXcQ" in keys and "vimeo-76979871" in keys
-    requested = [r.partition_key for r in result.run_requests]
-    assert sorted(set(requested)) == sorted(keys)
-    assert all(r.run_key for r in result.run_requests)
-    assert len({r.run_key for r in result.run_requests}) == len(result.run_requests)
+    assert sorted(requested(result)) == sorted(keys)  # each once
+    (request,) = result.run_requests  # one unit of bulk work for the tick
+    assert request.job_name == "process_tracks" and request.run_key
+    (seen,) = result.asset_events  # the inbox source asset's observation
+    assert seen.asset_key.to_user_string() == "sources/inbox" and seen.metadata["new_tracks"].value == 4
     assert result.dynamic_partitions_requests[0].partition_keys  # added in the same tick
     # the catalog knows where each came from
     assert library.catalog.get("youtube-dQw4w9WgXcQ")["source_url"] == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
@@ -62,12 +65,12 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     assert not again.run_requests and again.skip_reason
 
     # an edited list is read again; tracks whose runs are still going are not requested twice
-    for request in result.run_requests:
-        _start_run(instance, request.partition_key)
+    for key in requested(result):
+        _start_run(instance, key)
     urls.write_text(urls.read_text() + "https://youtu.be/aaaaaaaaaaa\n")
     settle(urls)
     edited = tick(instance, library_root, again.cursor)
-    assert [r.partition_key for r in edited.run_requests] == ["youtube-aaaaaaaaaaa"]
+    assert requested(edited) == ["youtube-aaaaaaaaaaa"]
 
 
 def _start_run(instance, key: str) -> None:
@@ -85,12 +88,13 @@ def test_a_failed_track_dropped_again_is_retried(instance, library, library_root
     settle(song)
     first = tick(instance, library_root, None)
     (request,) = first.run_requests
-    library.catalog.mark_failed(request.partition_key, "raw_audio", "disk full", "disk-full")
+    (key,) = requested(first)
+    library.catalog.mark_failed(key, "raw_audio", "disk full", "disk-full")
     song.touch()  # the user drops it again after freeing space
     settle(song)
     os.utime(song, (time.time() - 30, time.time() - 30))
     second = tick(instance, library_root, first.cursor)
-    assert [r.partition_key for r in second.run_requests] == [request.partition_key]
+    assert requested(second) == [key]
     assert second.run_requests[0].run_key != request.run_key
 
 
@@ -110,10 +114,13 @@ def test_dropped_file_is_processed_and_filed_away(instance, library, library_roo
     settle(song)
     result = tick(instance, library_root, None)
     (request,) = result.run_requests
-    run = materialize([*TRACK_ASSETS, *CHECKS], partition_key=request.partition_key, instance=instance,
-                      resources=resources)
+    (key,) = requested(result)
+    run = process_tracks.execute_in_process(run_config=request.run_config, instance=instance, resources=resources,
+                                            tags=request.tags)
     assert run.success
-    row = library.catalog.get(request.partition_key)
+    assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True, "aiff:valid": True,
+                                            "wav:valid": True}
+    row = library.catalog.get(key)
     assert row["status"] == "done" and (row["artist"], row["title"]) == ("Inbox Artist", "Dropped")
     assert not song.exists()
     assert (box / "imported" / "Inbox Artist - Dropped.flac").exists()  # moved, never deleted

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import yt_dlp
-from dagster import DagsterInstance, build_schedule_context, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, build_schedule_context, build_sensor_context
 
 from music_pipeline.assets import playlist_exports, tracks
-from music_pipeline.automation import batch
+from music_pipeline.automation import bulk
 from music_pipeline.automation.sources import (
-    BATCH_SIZE,
     MAX_PER_TICK,
     nightly_sync,
     soundcloud_likes,
@@ -36,6 +35,7 @@ from music_pipeline.resources import (
     SoundCloudResource,
     SpotifyResource,
 )
+from music_pipeline_tests.conftest import check_results, materialized, requested
 from music_pipeline_tests.fakes.spotify import FakeSpotify, make_track
 
 from .audio import make_track as make_audio
@@ -65,10 +65,6 @@ def tick(sensor, instance: DagsterInstance, cursor: str | None, **resources):
     return result
 
 
-def requested(result) -> list[str]:
-    return [k for r in result.run_requests for k in r.run_config["ops"]["process_tracks"]["config"]["keys"]]
-
-
 def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes(fake, spotify, instance,
                                                                                   library, library_root) -> None:
     for n in range(450):
@@ -76,7 +72,9 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     res = {"library": LibraryResource(root=str(library_root)), "spotify": spotify}
     first = tick(spotify_liked, instance, None, **res)
     assert len(requested(first)) == MAX_PER_TICK
-    assert all(len(r.run_config["ops"]["process_tracks"]["config"]["keys"]) <= BATCH_SIZE for r in first.run_requests)
+    assert len(first.run_requests) == 1  # one unit of bulk work per tick
+    (seen,) = [e for e in first.asset_events if e.asset_key.to_user_string() == "sources/spotify_likes"]
+    assert seen.metadata["new_tracks"].value == MAX_PER_TICK and seen.metadata["tracks_seen"].value >= MAX_PER_TICK
     assert len(instance.get_dynamic_partitions(tracks.name)) == MAX_PER_TICK  # partitions in the same tick
     second = tick(spotify_liked, instance, first.cursor, **res)
     third = tick(spotify_liked, instance, second.cursor, **res)
@@ -192,18 +190,18 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
     results["Glass"] = [entry("remix.flac", "Glass (Nightcore)", "nightcore4ever", 15)]
     res = _resources(library_root, spotify)
     result = tick(spotify_liked, instance, None, library=res["library"], spotify=spotify)
-    outcome = batch.process_batch.execute_in_process(run_config=batch.run_config(keys=requested(result)),
+    outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=requested(result)),
                                                      instance=instance, resources=res)
-    assert outcome.success
+    assert outcome.success  # needs review is set aside, not failed
     key = f"spotify-{good['id']}"
     row = library.catalog.get(key)
     assert row["status"] == "done", row.get("error")
     assert row["match_url"] == http_server.url("good.flac") and row["match_score"] >= 0.8
     assert row["title"] == "Night Drive" and row["artist"] == "Nova"  # Spotify's metadata, not the upload's
     assert len(row["match"]["runners_up"]) >= 1
-    materialized = {(e.asset_key.to_user_string(), e.partition) for e in outcome.get_asset_materialization_events()}
-    assert {(name, key) for name in ("raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav",
-                                     "catalog")} <= materialized
+    assert {"raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav",
+            "catalog"} <= materialized(instance, key)  # by the track's own run
+    assert all(check_results(instance, key).values()) and len(check_results(instance, key)) == 4
     waiting = f"spotify-{doubtful['id']}"
     row = library.catalog.get(waiting)
     assert row["status"] == "needs_review" and "Nightcore" in row["error"]
@@ -224,20 +222,28 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
     assert main(["pin", key, "https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT"]) == 2  # DRM: refused
 
 
-def test_a_batch_run_isolates_a_failing_track(library, library_root, instance, tmp_path, spotify) -> None:
+def test_a_bulk_run_isolates_a_failing_track_in_its_own_failed_run(library, library_root, instance, tmp_path,
+                                                                   spotify) -> None:
     good = make_audio(tmp_path / "Good - One.flac", seconds=4, codec_args=["-c:a", "flac"])
     bad = tmp_path / "Bad - One.wav"
     bad.write_text("not audio")
     keys = [sources.source_for(str(p)).key for p in (good, bad)]
     for path in (good, bad):
         library.register(sources.source_for(str(path)))
-    outcome = batch.process_batch.execute_in_process(run_config=batch.run_config(keys=keys), instance=instance,
-                                                     resources=_resources(library_root, spotify))
-    assert outcome.success  # one of two failed: the run goes on and reports it
+    outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=keys), instance=instance,
+                                                     resources=_resources(library_root, spotify),
+                                                     raise_on_error=False)
+    assert not outcome.success  # one of two failed: the bulk run went on, then says so
     assert library.catalog.get(keys[0])["status"] == "done"
     failed = library.catalog.get(keys[1])
     assert failed["status"] == "failed" and "not an audio file" in failed["error"]
     assert set(instance.get_dynamic_partitions(tracks.name)) >= set(keys)
+    runs = {r.tags["dagster/partition"]: r for r in instance.get_runs(
+        filters=RunsFilter(job_name="process_track", tags={bulk.BULK_TAG: outcome.run_id}))}
+    assert runs[keys[0]].status == DagsterRunStatus.SUCCESS and runs[keys[1]].status == DagsterRunStatus.FAILURE
+    failure = next(e for e in instance.all_logs(runs[keys[1]].run_id) if e.dagster_event
+                   and e.dagster_event.is_step_failure)
+    assert "not an audio file" in failure.dagster_event.step_failure_data.error.message
 
 
 def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, instance, tmp_path, spotify) -> None:
@@ -250,7 +256,7 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
         source = sources.source_for(str(path))
         library.register(source)
         keys.append(source.key)
-    batch.process_batch.execute_in_process(run_config=batch.run_config(keys=keys), instance=instance,
+    bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=keys), instance=instance,
                                            resources=_resources(library_root, spotify))
     library.catalog.save_playlist("spotify-playlist-x", "spotify", "Late Night: Vol/1")
     library.catalog.set_playlist_tracks("spotify-playlist-x", keys)
@@ -275,14 +281,15 @@ def test_schedules_and_sensors_have_documented_defaults() -> None:
 
     assert nightly_sync.cron_schedule == "0 3 * * *" and nightly_sync.execution_timezone
     assert nightly_sync.default_status == DefaultScheduleStatus.RUNNING
-    assert weekly_verification.job_name == "verify_library_job" and weekly_dedup.job_name == "dedup_job"
+    assert weekly_verification.job_name == "process_tracks" and weekly_dedup.job_name == "dedup_job"
     assert spotify_now_playing.default_status == DefaultSensorStatus.STOPPED
     assert spotify_liked.default_status == DefaultSensorStatus.RUNNING
     for sensor in (spotify_liked, spotify_playlists, spotify_now_playing, soundcloud_likes, soundcloud_playlists):
         assert sensor.minimum_interval_seconds >= 60 and "default" in sensor.description
     with build_schedule_context() as context:
         (request,) = nightly_sync.evaluate_tick(context).run_requests
-    assert request.job_name in (None, "sync_job")
+    assert request.job_name in (None, "process_tracks")
+    assert request.run_config["ops"]["run_tracks"]["config"]["sync_sources"] is True
 
 
 def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, library_root, tmp_path,
@@ -325,7 +332,7 @@ def test_a_playlist_url_in_the_inbox_becomes_its_tracks_and_a_playlist(monkeypat
     assert asked == [url]
     keys = requested(result)
     assert keys == ["youtube-dQw4w9WgXcQ", "youtube-9bZkp7q19f0"]  # the private video is not a track
-    assert result.run_requests[0].job_name == "process_batch"
+    assert result.run_requests[0].job_name == "process_tracks"
     assert set(keys) <= set(instance.get_dynamic_partitions(tracks.name))
     playlist = next(p for p in library.catalog.playlists() if p["name"] == "Warm-up Selects")
     assert library.catalog.playlist_tracks(playlist["id"]) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
@@ -386,24 +393,31 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
                                                                               tmp_path, spotify) -> None:
     from mutagen import aiff
 
-    from music_pipeline.automation.sources import verify_library_job
-
     song = make_audio(tmp_path / "Band - Verified.flac", seconds=4, codec_args=["-c:a", "flac"])
     source = sources.source_for(str(song))
     library.register(source)
     res = _resources(library_root, spotify)
-    batch.process_batch.execute_in_process(run_config=batch.run_config(keys=[source.key]), instance=instance,
+    bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=[source.key]), instance=instance,
                                            resources=res)
     aiff.AIFF(library.catalog.file(source.key, "AIFF")["path"]).delete()  # a tool stripped the tags
-    result = verify_library_job.execute_in_process(instance=instance, resources=res)
-    assert result.success
-    report = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
-    assert report["problems"].value == 1 and "tag title is missing" in report["details"].value
+    with build_schedule_context(instance=instance) as context:
+        (request,) = weekly_verification.evaluate_tick(context).run_requests
+    result = bulk.process_tracks.execute_in_process(run_config=request.run_config, instance=instance,
+                                                    resources=res, raise_on_error=False)
+    assert not result.success  # the verification found a problem, and says which track
+    (run,) = instance.get_runs(filters=RunsFilter(job_name="verify_track", tags={bulk.BULK_TAG: result.run_id}))
+    evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(run.run_id)
+                   if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(evaluations) == 4  # the asset checks themselves ran, one per output and the original
+    failing = [e for e in evaluations if not e.passed]
+    assert [e.asset_key.to_user_string() for e in failing] == ["aiff"]
+    assert "tag title is missing" in failing[0].metadata["problems"].value
     assert library.catalog.get(source.key)["status"] == "done"  # reported, not unmade
+    assert check_results(instance, source.key)["aiff:valid"] is False  # the UI shows the latest result
     # reprocess: finished tracks again, originals reused, the damaged file written anew
-    outcome = batch.process_batch.execute_in_process(run_config=batch.run_config(select="reprocess"),
+    outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(select="reprocess"),
                                                      instance=instance, resources=res)
     assert outcome.success
     assert library.verify(source.key, "AIFF") == []
-    materialized = {e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events()}
-    assert {"audio_features", "aiff", "catalog"} <= materialized
+    assert {"audio_features", "aiff", "catalog"} <= materialized(instance, source.key)
+    assert check_results(instance, source.key)["aiff:valid"] is True

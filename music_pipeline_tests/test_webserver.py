@@ -19,7 +19,8 @@ from .audio import make_track
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog", "library_index",
-          "dedup_groups", "playlist_exports"}
+          "dedup_groups", "playlist_exports", "inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing",
+          "soundcloud_likes", "soundcloud_sets"}
 
 
 def _free_port() -> int:

@@ -2,8 +2,9 @@
 
 from .checks import CHECKS
 from .library import dedup_groups, library_index, playlist_exports
-from .tracks import TRACK_ASSETS, tracks
+from .sources import SOURCE_ASSETS
+from .tracks import TARGET_TAG, TRACK_ASSETS, tracks
 
-ALL_ASSETS = [*TRACK_ASSETS, library_index, dedup_groups, playlist_exports]
+ALL_ASSETS = [*SOURCE_ASSETS, *TRACK_ASSETS, library_index, dedup_groups, playlist_exports]
 
-__all__ = ["ALL_ASSETS", "CHECKS", "TRACK_ASSETS", "dedup_groups", "library_index", "playlist_exports", "tracks"]
+__all__ = ["ALL_ASSETS", "CHECKS", "TARGET_TAG", "TRACK_ASSETS", "dedup_groups", "library_index", "playlist_exports", "tracks"]

@@ -1,5 +1,4 @@
-"""The per-track steps as the UI reports them, shared by the per-track assets and the
-batch job (which runs many tracks' steps in one run).
+"""The per-track steps as the UI reports them: what each per-track asset calls.
 
 Each step calls the ``Library`` and returns a ``Done`` (the metadata of a materialisation)
 or a ``Stop`` (the track goes no further: a duplicate, a Spotify track whose match needs a
@@ -181,13 +180,14 @@ def render(lib: Library, key: str, fmt: str, log: Log = print) -> Done:
     return Done(file_metadata(result))
 
 
-def verify(lib: Library, key: str, fmt: str) -> list[str]:
-    """The output check; a bad file fails the track (the catalog is the source of truth)."""
+def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str]:
+    """The output check; with ``record`` a bad file fails the track (the catalog is the
+    source of truth)."""
     row = lib.catalog.get(key)
     if row is not None and row["status"] == "duplicate":  # moved aside on purpose, maybe before any output
         return []
     problems = lib.verify(key, fmt)
-    if problems:
+    if problems and record:
         lib.catalog.mark_failed(key, f"{ASSET_NAMES[fmt]} check",
                                 f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
     return problems

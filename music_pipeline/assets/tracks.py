@@ -24,6 +24,7 @@ from ..core.errors import TrackError
 from ..core.library import Library
 from ..resources import AnalysisResource, DownloaderResource, LibraryResource, SpotifyResource
 from . import steps
+from .sources import SOURCE_ASSETS
 
 tracks = DynamicPartitionsDefinition(name="tracks")
 
@@ -68,7 +69,7 @@ def _emit(context: AssetExecutionContext, outcome: steps.Done | steps.Stop) -> I
 
 
 @asset(partitions_def=tracks, group_name=GROUP, pool="download", kinds={"yt-dlp", "ffmpeg"},
-       output_required=False)
+       output_required=False, deps=SOURCE_ASSETS)
 def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: LibraryResource,
               downloader: DownloaderResource, spotify: SpotifyResource) -> Iterator[MaterializeResult]:
     """The original audio, downloaded with yt-dlp (best audio, not re-encoded) or imported
@@ -85,7 +86,8 @@ def raw_audio(context: AssetExecutionContext, config: RawAudioConfig, library: L
     yield from _emit(context, outcome)
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"}, output_required=False)
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio], kinds={"chromaprint"}, output_required=False,
+       pool="analysis")
 def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Iterator[MaterializeResult]:
     """The Chromaprint fingerprint of the raw audio, checked against the library before any
     other work (fingerprint index, source URLs, ISRC, normalised name). A copy of a track the
@@ -98,7 +100,7 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
     yield from _emit(context, outcome)
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"})
+@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"}, pool="analysis")
 def audio_features(context: AssetExecutionContext, library: LibraryResource,
                    analysis: AnalysisResource) -> MaterializeResult:
     """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak

@@ -1,9 +1,9 @@
 """Jobs, sensors and schedules: when the graph runs."""
 
-from .batch import process_batch
-from .jobs import library_index_job, process_track_job
+from .bulk import process_tracks
+from .jobs import library_index_job, process_track_job, verify_track_job
 from .sensors import inbox_sensor, library_automation_sensor
 from .sources import JOBS, SCHEDULES, SOURCE_SENSORS
 
 __all__ = ["JOBS", "SCHEDULES", "SOURCE_SENSORS", "inbox_sensor", "library_automation_sensor", "library_index_job",
-           "process_batch", "process_track_job"]
+           "process_track_job", "process_tracks", "verify_track_job"]

@@ -1,12 +1,19 @@
-"""Jobs over the track graph."""
+"""Jobs over the track graph.
+
+``process_track`` is the one definition of a track's work: every way a track comes in ends
+in a run of it (one run per track, so a failed track is a failed partition). Bulk work
+(``bulk.process_tracks``) executes these runs one after another in its own warm process.
+"""
 
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, JobDefinition, define_asset_job, in_process_executor
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ..assets import TRACK_ASSETS, library_index, tracks
+from ..assets import ALL_ASSETS, CHECKS, TRACK_ASSETS, library_index, tracks
 
-#: One track through every per-track step. Runs in one process: the steps are short and
-#: mostly wait on ffmpeg, so a process per step would cost more start-up than it saves.
+#: One track through every per-track step and its checks. Runs in one process: the steps
+#: are short and mostly wait on ffmpeg, so a process per step would cost more start-up
+#: than it saves.
 process_track_job = define_asset_job(
     name="process_track",
     selection=AssetSelection.assets(*TRACK_ASSETS),
@@ -15,6 +22,18 @@ process_track_job = define_asset_job(
     description="Download or import, transcode, analyse, fingerprint, tag and catalog one track.",
 )
 
+#: One track's asset checks alone, against the files on disk now (the weekly verification:
+#: report only, the catalog is not changed).
+verify_track_job = define_asset_job(
+    name="verify_track",
+    selection=AssetSelection.checks(*CHECKS),
+    partitions_def=tracks,
+    executor_def=in_process_executor,
+    description="Run one track's asset checks again (decode, duration, tags, WAV header, checksum).",
+)
+
+TRACK_JOBS = {job.name: job for job in (process_track_job, verify_track_job)}
+
 #: Rebuild the CSV/Parquet volume index (also kept fresh automatically by its automation condition).
 library_index_job = define_asset_job(
     name="library_index_job",
@@ -22,3 +41,9 @@ library_index_job = define_asset_job(
     executor_def=in_process_executor,
     description="Rewrite library_index.csv and .parquet from the catalog.",
 )
+
+
+def bind(job: UnresolvedAssetJobDefinition, resources: dict) -> JobDefinition:
+    """An asset job bound to ``resources``, to execute inside an already running process."""
+    defs = Definitions(assets=ALL_ASSETS, asset_checks=CHECKS, jobs=[job], resources=resources)
+    return defs.resolve_job_def(job.name)

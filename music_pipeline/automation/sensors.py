@@ -1,43 +1,31 @@
 """Sensors: things arriving from outside become partitions and runs in the same tick."""
 
 
+import hashlib
+
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
-    DagsterRunStatus,
     DefaultSensorStatus,
-    RunRequest,
-    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
 from ..assets import tracks
+from ..assets.sources import observation
 from ..core import inbox
 from ..core.download import resolve_id
 from ..core.errors import SourceUnavailable, TrackError
 from ..core.identity import is_collection, source_for
 from ..core.sources import expand_collection
 from ..resources import DownloaderResource, LibraryResource
-from .batch import process_batch
-from .jobs import process_track_job
-from .sources import batch_requests
+from .bulk import bulk_request, in_flight, process_tracks
 
 MAX_ITEMS_PER_TICK = 200
 
 
-UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-              DagsterRunStatus.STARTED]
-
-
-def _in_flight(context: SensorEvaluationContext, key: str) -> bool:
-    runs = context.instance.get_runs(
-        filters=RunsFilter(tags={"dagster/partition": key}, statuses=UNFINISHED), limit=1)
-    return bool(runs)
-
-
-@sensor(jobs=[process_track_job, process_batch], minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=process_tracks, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Imports audio files and .txt URL lists dropped into <library>/inbox. "
                     "Running by default.")
 def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
@@ -48,20 +36,24 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     for note in scan.skipped:
         context.log.info(note)
     known = set(context.instance.get_dynamic_partitions(tracks.name))
+    busy = in_flight(context.instance, lib) if scan.items else set()
     new_keys: list[str] = []
-    runs: list[RunRequest] = []
+    keys: list[str] = []
+    signatures: list[str] = []  # what makes this request unique (a file dropped again is asked again)
     requested: set[str] = set()
     retry: set[str] = set()
+    errors: list[str] = []
     options = downloader.options()
     for item in scan.items:
         try:
             if is_collection(item.target):  # a playlist URL: its tracks in batch runs, and the playlist itself
                 registration = expand_collection(lib, item.target, options)
-                fresh = [k for k in registration.new if k not in requested]
+                fresh = [k for k in registration.new if k not in requested and k not in busy]
                 requested.update(fresh)
                 new_keys += [k for k in fresh if k not in known]
                 known.update(fresh)
-                runs += batch_requests(fresh, f"inbox/{item.origin}")
+                keys += fresh
+                signatures += [f"{k}@{item.origin}@{item.signature}" for k in fresh]
                 context.log.info(f"{item.origin}: {item.target}: {len(registration.keys)} track(s), "
                                  f"{len(fresh)} new")
                 continue
@@ -74,29 +66,35 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
             row = lib.track(source.key)
         except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
             context.log.warning(f"{item.origin}: {err} (will retry)")
+            errors.append(f"{item.origin}: {err} (will retry)")
             retry.add(item.origin)
             continue
         except TrackError as err:
             context.log.warning(f"{item.origin}: {err}")
+            errors.append(f"{item.origin}: {err}")
             continue
         if row["status"] in ("done", "duplicate"):
             what = "already in the library" if row["status"] == "done" else \
                 f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
             context.log.info(f"{item.origin}: {source.key} is {what}; not processed again")
             continue
-        if source.key in requested or _in_flight(context, source.key):
+        if source.key in requested or source.key in busy:
             continue  # the same track twice in one drop, or already queued or running
         requested.add(source.key)
         if source.key not in known:
             known.add(source.key)
             new_keys.append(source.key)
-        runs.append(RunRequest(job_name=process_track_job.name, partition_key=source.key, run_key=f"{source.key}@{item.origin}@{item.signature}",
-                               tags={"music_pipeline/origin": f"inbox/{item.origin}"}))
+        keys.append(source.key)
+        signatures.append(f"{source.key}@{item.origin}@{item.signature}")
+    digest = hashlib.sha1("\n".join(signatures).encode()).hexdigest()[:12]
+    request = bulk_request(keys, "inbox", run_key=f"inbox:{digest}")
     return SensorResult(
-        run_requests=runs,
+        run_requests=[request] if request else [],
         dynamic_partitions_requests=[tracks.build_add_request(new_keys)] if new_keys else [],
         cursor=inbox.forget(scan.cursor, retry) if retry else scan.cursor,
-        skip_reason=None if runs else "nothing new in the inbox",
+        asset_events=[observation("inbox", seen=len(scan.items), new=len(keys), errors=errors,
+                                  notes=scan.skipped)] if scan.items or errors else [],
+        skip_reason=None if request else "nothing new in the inbox",
     )
 
 

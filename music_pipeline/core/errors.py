@@ -89,3 +89,14 @@ class LoginRequired(SourceUnavailable):
     """The source needs an account (age check, members-only, premium)."""
 
     reason = "login"
+
+
+#: Failure reasons that may pass on another try (the network, a full disk, a crash, a tool
+#: that failed once); the others (DRM, geo, private, removed, login, not audio, a bad
+#: check, needs review) fail again until a person acts.
+RETRYABLE_REASONS = frozenset({"source-unavailable", "disk-full", "internal", "media-tool", "rate-limited",
+                               "error", "crashed"})
+
+
+def is_retryable(reason: str | None) -> bool:
+    return (reason or "error") in RETRYABLE_REASONS

@@ -216,6 +216,7 @@ class Pass:
     new: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cursor: dict = field(default_factory=dict)
+    seen: int = 0  # tracks listed by the source in this pass
 
 
 def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_items: int | None) -> Pass:
@@ -257,7 +258,7 @@ def spotify_likes(library: Library, client: SpotifyClient, cursor: dict, max_ite
     register_playlist(library, playlist_id, "spotify", name, "https://open.spotify.com/collection/tracks", None,
                       registration, complete=full, added_at={t.key: t.added_at for t in found if t.added_at},
                       start=first_offset, prepend=incremental)
-    result.new, result.notes = registration.new, registration.skipped
+    result.new, result.notes, result.seen = registration.new, registration.skipped, len(registration.keys)
     return result
 
 
@@ -297,6 +298,7 @@ def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max
                           added_at={t.key: t.added_at for t in found if t.added_at})
         result.new += registration.new
         result.notes += registration.skipped
+        result.seen += len(registration.keys)
         if complete:
             snapshots[playlist.id] = playlist.snapshot_id
         else:
@@ -314,7 +316,7 @@ def spotify_now_playing(library: Library, client: SpotifyClient) -> Pass:
     if track is None:
         return Pass(notes=["nothing playing"])
     registration = register(library, [from_spotify(track)], "spotify:now-playing")
-    return Pass(new=registration.new, notes=registration.skipped)
+    return Pass(new=registration.new, notes=registration.skipped, seen=len(registration.keys))
 
 
 def collection_pass(library: Library, listings: Iterable[Listing], origin: str, max_new: int | None,
@@ -333,6 +335,7 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
                           registration, complete=complete and registration.deferred == 0)
         result.new += registration.new
         result.notes += registration.skipped
+        result.seen += len(registration.keys)
         if registration.deferred:
             result.notes.append(f"{listing.title}: {registration.deferred} more track(s) next time")
     if prune and (seen or not before):  # an empty answer after a full one is a glitch, not a purge
@@ -366,3 +369,27 @@ def soundcloud_sets(library: Library, user: str, options, cursor: dict, max_new:
 
     return collection_pass(library, list_soundcloud_sets(user, options), "soundcloud:sets", max_new, cursor,
                            prune=prune)
+
+
+def sync_everything(library: Library, spotify: Callable[[], SpotifyClient] | None, soundcloud_user: str | None,
+                    options, log: Callable[[str], None]) -> list[str]:
+    """Every configured source in full (no per-tick limit), one source down not stopping
+    the others; returns the new keys. What the nightly sync does before processing."""
+    passes: list[tuple[str, Callable[[], Pass]]] = []
+    if spotify is not None:
+        passes += [("Spotify likes", lambda: spotify_likes(library, spotify(), {}, None)),
+                   ("Spotify playlists", lambda: spotify_playlists(library, spotify(), {}, None))]
+    if soundcloud_user:
+        passes += [("SoundCloud likes", lambda: soundcloud_likes(library, soundcloud_user, options, {}, None)),
+                   ("SoundCloud sets", lambda: soundcloud_sets(library, soundcloud_user, options, {}, None,
+                                                               prune=False))]
+    new: list[str] = []
+    for name, work in passes:
+        try:
+            result = work()
+        except TrackError as err:
+            log(f"{name}: {err}")
+            continue
+        new += result.new
+        log(f"{name}: {len(result.new)} new track(s)")
+    return list(dict.fromkeys(new))

@@ -1,0 +1,365 @@
+"""Bulk work: many tracks, each a genuine run of the per-track job, executed one after
+another inside this run's already started process.
+
+A run launched by the daemon starts a new interpreter and imports Dagster and the code
+location (about 3 CPU-seconds, more than a three-minute track's processing), so one run
+per track launched cold would cost more than the work. A bulk run pays that once and then
+executes each track's ``process_track`` run (``execute_in_process`` against the same
+instance): every track still gets its own run in the UI, with its status, its events, its
+failed partition and its check results, linked to the bulk run by the
+``music_pipeline/bulk`` tag. Sensors, schedules and the commands all ask for this job; the
+rules that choose the tracks are plain code (``core.selection``).
+
+The bulk op holds no pool slot itself: its track runs' steps take the download, ffmpeg and
+analysis slots, so a bulk run never waits for a slot it holds. A track run records the
+process executing it (``music_pipeline/worker``): if the bulk run's process dies, run
+monitoring marks the track runs it left STARTED as failed, and ``in_flight`` does so at once
+when it finds one, so the tracks can run again.
+"""
+
+
+import contextlib
+import hashlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from dagster import (
+    Config,
+    DagsterInstance,
+    DagsterRunStatus,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    Output,
+    RunRequest,
+    RunsFilter,
+    in_process_executor,
+    job,
+    op,
+)
+from pydantic import Field
+
+from ..assets import TARGET_TAG, tracks
+from ..core import selection, sources
+from ..core.errors import is_retryable
+from ..core.library import Library
+from ..instance import WORKER_TAG, worker_alive, worker_tag
+from ..resources import (
+    AnalysisResource,
+    DownloaderResource,
+    LibraryResource,
+    SoundCloudResource,
+    SpotifyResource,
+)
+from .jobs import TRACK_JOBS, bind
+
+BULK_TAG = "music_pipeline/bulk"  # on a track run: the bulk run it belongs to
+ORIGIN_TAG = "music_pipeline/origin"  # what asked for the work: inbox/<file>, spotify_liked, cli run, ...
+PARTITION_TAG = "dagster/partition"
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED]
+
+#: Per-track outcomes, as the bulk run counts them.
+OUTCOMES = ("done", "set aside", "failed", "skipped")
+
+
+class BulkConfig(Config):
+    keys: list[str] = Field(default_factory=list, description="Track keys to process, in order.")
+    targets: dict[str, str] = Field(default_factory=dict,
+                                    description="URL or file per key, for tracks this catalog may not know yet.")
+    select: str = Field(default="", description=f"Instead of keys: {', '.join(selection.MODES)}.")
+    limit: int = Field(default=0, description="At most this many tracks (0: no limit).")
+    force_download: bool = Field(default=False, description="Download or import the originals again.")
+    sync_sources: bool = Field(default=False, description="First list every configured source in full.")
+    job: str = Field(default="process_track", description="The per-track job: process_track or verify_track "
+                                                           "(the asset checks alone).")
+    parallel: int = Field(default=0, description="Tracks at once, each in a process forked from this warm one "
+                                                 "(0: one per core).")
+    retries: int = Field(default=1, description="New runs for a track whose failure may pass (network, disk "
+                                                "full, a crash); never DRM, geo, not audio or needs review.")
+    retry_delay_s: float = Field(default=30.0, description="Seconds before those are tried again.")
+
+
+def run_config(keys: list[str] | None = None, *, targets: dict[str, str] | None = None, select: str = "",
+               limit: int = 0, force: bool = False, sync: bool = False, job_name: str = "process_track") -> dict:
+    return {"ops": {"run_tracks": {"config": {
+        "keys": keys or [], "targets": targets or {}, "select": select, "limit": limit, "force_download": force,
+        "sync_sources": sync, "job": job_name}}}}
+
+
+def bulk_request(keys: list[str], origin: str, *, run_key: str | None = None) -> RunRequest | None:
+    """One bulk run for what a sensor tick found; the run key makes a re-evaluated tick harmless."""
+    if not keys:
+        return None
+    digest = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:12]
+    return RunRequest(job_name=process_tracks.name, run_key=run_key or f"{origin}:{digest}",
+                      run_config=run_config(keys),
+                      tags={ORIGIN_TAG: origin, "music_pipeline/tracks": str(len(keys))})
+
+
+# -- in flight ------------------------------------------------------------------------------
+
+
+def in_flight(instance: DagsterInstance, library: Library | None = None, *, exclude_run: str | None = None) -> set[str]:
+    """Tracks a queued or running run is working on or will work on: the one rule every
+    sensor and command applies before requesting a track. A track run whose process died
+    is reported failed here (run monitoring would within its poll interval) and does not
+    count."""
+    keys: set[str] = set()
+    for run in instance.get_runs(filters=RunsFilter(job_name="process_track", statuses=UNFINISHED)):
+        if run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG)) is False:
+            fail_orphan(instance, run, library)
+            continue
+        if run.tags.get(PARTITION_TAG):
+            keys.add(run.tags[PARTITION_TAG])
+    for run in instance.get_runs(filters=RunsFilter(job_name=process_tracks.name, statuses=UNFINISHED)):
+        if run.run_id != exclude_run:
+            keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
+                         .get("keys") or [])
+    return keys
+
+
+def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None:
+    message = (f"The process running this track ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of "
+               "memory); the track can run again.")
+    instance.report_run_failed(run, message)
+    key = run.tags.get(PARTITION_TAG)
+    if library is not None and key:
+        row = library.catalog.get(key)
+        if row is not None and row["status"] == "running":
+            library.catalog.mark_failed(key, "run", message, "crashed")
+
+
+def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
+    """The last guard before a track run starts: another run of this track is unfinished."""
+    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key},
+                                                statuses=UNFINISHED), limit=1)
+    return bool(runs) and worker_alive(runs[0].tags.get(WORKER_TAG)) is not False
+
+
+# -- progress -------------------------------------------------------------------------------
+
+Listener = Callable[[int, int, str, str, float], None]  # (number, total, key, outcome, seconds)
+_listeners: list[Listener] = []
+
+
+@contextlib.contextmanager
+def progress(listener: Listener) -> Iterator[None]:
+    """Call ``listener`` as each track of a bulk run executed in this process finishes (the
+    command line's progress)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+# -- executing track runs -------------------------------------------------------------------
+
+
+def _lanes(parallel: int, tracks_count: int, instance: DagsterInstance) -> int:
+    """How many track runs at once. More than one needs processes of our own: forked from
+    this one (already warm: Dagster and the code location imported) while it is
+    single-threaded, as forking a threaded process is unsafe, and an instance they can open
+    again (not an in-memory one)."""
+    wanted = min(parallel or os.cpu_count() or 1, tracks_count)
+    if wanted <= 1 or instance.is_ephemeral or threading.active_count() > 1 \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return wanted
+
+
+class TrackRunner:
+    """Executes a per-track job's runs, in this process or in forked lanes."""
+
+    def __init__(self, job, run_config: dict, library: Library, job_name: str, tags: dict[str, str]) -> None:
+        self.job, self.run_config, self.library, self.job_name, self.tags = job, run_config, library, job_name, tags
+
+    def run_one(self, instance: DagsterInstance, key: str, target: str | None, attempt: int) -> tuple[str, str]:
+        """(outcome, run id) of one track run; "skipped" when another run has the track."""
+        if _busy_elsewhere(instance, key):
+            return "skipped", ""
+        tags = {**self.tags, WORKER_TAG: worker_tag(), PARTITION_TAG: key}
+        if target:
+            tags[TARGET_TAG] = target
+        if attempt > 1:
+            tags["music_pipeline/attempt"] = str(attempt)
+        # the partition as a tag: Dagster validates ``partition_key`` against the selected
+        # assets, and the checks-only job (verify_track) selects none
+        result = self.job.execute_in_process(instance=instance, run_config=self.run_config, tags=tags,
+                                             raise_on_error=False)
+        return _outcome(result, self.library.catalog.get(key), self.job_name), result.run_id
+
+    def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
+                attempt: int) -> Iterator[tuple[str, str, str, float]]:
+        """(key, outcome, run id, seconds) per track, as each finishes."""
+        if lanes <= 1:
+            for key in keys:
+                started = time.monotonic()
+                outcome, run_id = self.run_one(instance, key, targets.get(key), attempt)
+                yield key, outcome, run_id, time.monotonic() - started
+            return
+        yield from self._forked(keys, targets, lanes, instance.get_ref(), attempt)
+
+    def _forked(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
+        fork = multiprocessing.get_context("fork")
+        queue = list(keys)
+        workers = []
+        for _ in range(lanes):
+            parent, child = fork.Pipe()
+            process = fork.Process(target=self._lane, args=(child, ref, targets, attempt), daemon=True)
+            process.start()
+            child.close()
+            workers.append((process, parent))
+        busy: dict = {}  # connection -> (key, started)
+        try:
+            for _, conn in workers:
+                if queue:
+                    key = queue.pop(0)
+                    conn.send(key)
+                    busy[conn] = (key, time.monotonic())
+            while busy:
+                for conn in multiprocessing.connection.wait(list(busy)):
+                    key, started = busy.pop(conn)
+                    try:
+                        outcome, run_id = conn.recv()
+                    except EOFError:  # the lane died (killed, out of memory): its run is reaped
+                        outcome, run_id = "failed", ""
+                    yield key, outcome, run_id, time.monotonic() - started
+                    if queue and not conn.closed:
+                        key = queue.pop(0)
+                        conn.send(key)
+                        busy[conn] = (key, time.monotonic())
+        finally:
+            for process, conn in workers:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+
+    def _lane(self, conn, ref, targets: dict[str, str], attempt: int) -> None:
+        """A lane: track runs one after another until told to stop; dies with its parent."""
+        _die_with_parent()
+        instance = DagsterInstance.from_ref(ref)
+        while (key := conn.recv()) is not None:
+            try:
+                conn.send(self.run_one(instance, key, targets.get(key), attempt))
+            except Exception as err:  # noqa: BLE001 - the lane must answer for every track it took
+                conn.send(("failed", ""))
+                print(f"{key}: {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the bulk run's process dies, so no lane outlives it."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+# -- the job --------------------------------------------------------------------------------
+
+
+def _outcome(result, row: dict | None, job_name: str) -> str:
+    if job_name == "verify_track":  # checks do not fail their run: count what they found
+        passed = result.success and all(e.passed for e in result.get_asset_check_evaluations())
+        return "done" if passed else "failed"
+    status = (row or {}).get("status")
+    if status in ("duplicate", "needs_review"):
+        return "set aside"
+    return "done" if result.success and status == "done" else "failed"
+
+
+@op(description="Run the per-track job for each track, one after another in this process (no pool slot held "
+                "here: the track runs' steps take the download, ffmpeg and analysis slots).")
+def run_tracks(context: OpExecutionContext, config: BulkConfig, library: LibraryResource,
+               downloader: DownloaderResource, analysis: AnalysisResource, spotify: SpotifyResource,
+               soundcloud: SoundCloudResource):
+    if config.job not in TRACK_JOBS:
+        raise Failure(f"Unknown per-track job {config.job!r}: choose one of {', '.join(TRACK_JOBS)}.")
+    lib = library.get()
+    instance = context.instance
+    if config.sync_sources:
+        new = sources.sync_everything(lib, spotify.client if spotify.configured else None,
+                                      soundcloud.user or None, downloader.options(), context.log.info)
+        context.log.info(f"sources: {len(new)} new track(s)")
+    busy = in_flight(instance, lib, exclude_run=context.run_id)
+    if config.keys:
+        rows = {r["key"]: r for r in lib.catalog.tracks()} if len(config.keys) > 50 else \
+            {k: r for k in config.keys if (r := lib.catalog.get(k)) is not None}
+        chosen = selection.pending(config.keys, rows, in_flight=busy, force=config.force_download,
+                                   reprocess=config.job != "process_track")
+        keys = chosen.keys[: config.limit] if config.limit else chosen.keys
+        for note in chosen.skipped[:50]:
+            context.log.info(f"skipped {note}")
+    elif config.select:
+        mode = "reprocess" if config.job == "verify_track" and config.select == "done" else config.select
+        if mode not in selection.MODES:
+            raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
+        keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
+    else:
+        raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
+
+    known = set(instance.get_dynamic_partitions(tracks.name))
+    if missing := [k for k in keys if k not in known]:
+        instance.add_dynamic_partitions(tracks.name, missing)
+
+    resources = {"library": library, "downloader": downloader, "analysis": analysis, "spotify": spotify,
+                 "soundcloud": soundcloud}
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
+        if config.job == "process_track" else quiet
+    runner = TrackRunner(bind(TRACK_JOBS[config.job], resources), track_config, lib, config.job, {
+        BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}"),
+        "dagster/max_retries": "0"})  # a crash is retried by retrying the bulk run
+    lanes = _lanes(config.parallel, len(keys), instance)
+    context.log.info(f"{len(keys)} track(s) to {config.job.replace('_', ' ')}"
+                     + (f", {lanes} at a time" if lanes > 1 else ""))
+    results: dict[str, list[str]] = {name: [] for name in OUTCOMES}
+    lines = ["| # | track | outcome | s | run |", "|---|---|---|---|---|"]
+    todo, attempt, done = keys, 1, 0
+    while todo:
+        retry: list[str] = []
+        for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
+            if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
+                    and is_retryable((lib.catalog.get(key) or {}).get("error_reason")):
+                retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
+                context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
+                                    f"will try again")
+                continue
+            done += 1
+            results[outcome].append(key)
+            lines.append(f"| {done} | {key} | {outcome} | {seconds:.1f} | {run_id[:8]} |")
+            context.log.info(f"[{done}/{len(keys)}] {key}: {outcome} ({seconds:.1f} s)"
+                             + (f", run {run_id}" if run_id else ", another run has it"))
+            for listener in list(_listeners):
+                listener(done, len(keys), key, outcome, seconds)
+        if retry:
+            context.log.info(f"trying {len(retry)} track(s) again in {config.retry_delay_s:.0f} s")
+            time.sleep(config.retry_delay_s)
+        todo, attempt = retry, attempt + 1
+
+    counts = {name: len(found) for name, found in results.items()}
+    context.log.info(", ".join(f"{n} {name}" for name, n in counts.items()))
+    metadata = {**{name.replace(" ", "_"): n for name, n in counts.items()}, "tracks": len(keys),
+                "track_runs": MetadataValue.md("\n".join(lines[:502])),
+                "failed_tracks": ", ".join(results["failed"][:50])}
+    if results["failed"]:
+        first = lib.catalog.get(results["failed"][0]) or {}
+        raise Failure(f"{counts['failed']} of {len(keys)} track(s) failed; the first, {results['failed'][0]}: "
+                      f"{first.get('error') or 'see its run'}", metadata=metadata)
+    return Output(None, metadata=metadata)
+
+
+@job(executor_def=in_process_executor, tags={"music_pipeline/kind": "bulk"},
+     description="Many tracks, each a run of the per-track job (linked by the music_pipeline/bulk tag), executed "
+                 "one after another in this run's process: sensors, the nightly sync, the commands.")
+def process_tracks():
+    run_tracks()
