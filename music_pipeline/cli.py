@@ -248,7 +248,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     keys, failures = _register(args.targets)
-    code = _bulk(keys=keys, force=args.force, verbose=args.verbose, origin="cli run")
+    code = _bulk(keys=keys, force=args.force, verbose=args.verbose, origin="cli run", parallel=1)
     return max(code, 1 if failures else 0)
 
 
@@ -369,7 +369,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
-          verbose: bool = False, origin: str = "cli", job_name: str = "process_track") -> int:
+          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0) -> int:
     """Run the bulk job (each track a run of the per-track job) here, printing each track as
     it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
     they show in the UI too."""
@@ -407,7 +407,7 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             print(f"{_mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
         sys.stdout.flush()
 
-    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name)
+    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
     with _instance() as instance, progress(report):
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,

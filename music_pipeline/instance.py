@@ -105,6 +105,8 @@ run_monitoring:
   enabled: true
   poll_interval_seconds: 15
   start_timeout_seconds: 180
+  # a killed run's download/ffmpeg/analysis slots go back to their pool, or the pool jams
+  free_slots_after_run_end_seconds: 15
 run_retries:
   enabled: true
   max_retries: 1
@@ -119,6 +121,7 @@ telemetry:
 REQUIRED_SETTINGS = {
     "run_monitoring": "a run whose process was killed stays STARTED forever and its track is never retried",
     "MonitoredRunLauncher": "run monitoring cannot tell whether a run's process is alive",
+    "free_slots_after_run_end_seconds": "a killed run keeps its pool slots and the pool jams",
     "run_retries": "a crashed bulk run is not retried",
     "max_concurrent_runs": "nothing bounds how many runs start at once",
     "pools": "downloads and ffmpeg are not bounded across runs",

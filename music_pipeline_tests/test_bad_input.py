@@ -39,6 +39,7 @@ def assert_failed_cleanly(result, library: Library, key: str, step: str, *phrase
 def test_404_url_then_retry_when_it_exists(process, library, http_server) -> None:
     key, result = process(http_server.url("later.flac"))
     assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404 (not found)", http_server.url("later.flac"))
+    assert library.catalog.get(key)["error_reason"] == "removed"  # not retried by itself: it would fail again
     make_track(http_server.root / "later.flac", seconds=3, codec_args=["-c:a", "flac"])
     key_again, retry = process(http_server.url("later.flac"))
     assert key_again == key and retry.success

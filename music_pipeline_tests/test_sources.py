@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 import yt_dlp
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+    build_schedule_context,
+    build_sensor_context,
+)
 
 from music_pipeline.assets import playlist_exports, tracks
 from music_pipeline.automation import bulk

@@ -19,13 +19,13 @@ when it finds one, so the tracks can run again.
 
 
 import contextlib
+import functools
 import hashlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -65,6 +65,8 @@ PARTITION_TAG = "dagster/partition"
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED]
 
+MIN_TRACKS_FOR_LANES = 4  # fewer run one after another in the bulk run's own process
+
 #: Per-track outcomes, as the bulk run counts them.
 OUTCOMES = ("done", "set aside", "failed", "skipped")
 
@@ -87,10 +89,11 @@ class BulkConfig(Config):
 
 
 def run_config(keys: list[str] | None = None, *, targets: dict[str, str] | None = None, select: str = "",
-               limit: int = 0, force: bool = False, sync: bool = False, job_name: str = "process_track") -> dict:
+               limit: int = 0, force: bool = False, sync: bool = False, job_name: str = "process_track",
+               parallel: int = 0) -> dict:
     return {"ops": {"run_tracks": {"config": {
         "keys": keys or [], "targets": targets or {}, "select": select, "limit": limit, "force_download": force,
-        "sync_sources": sync, "job": job_name}}}}
+        "sync_sources": sync, "job": job_name, "parallel": parallel}}}}
 
 
 def bulk_request(keys: list[str], origin: str, *, run_key: str | None = None) -> RunRequest | None:
@@ -129,6 +132,8 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
     message = (f"The process running this track ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of "
                "memory); the track can run again.")
     instance.report_run_failed(run, message)
+    if instance.event_log_storage.supports_global_concurrency_limits:  # its pool slots, or they leak
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     key = run.tags.get(PARTITION_TAG)
     if library is not None and key:
         row = library.catalog.get(key)
@@ -164,22 +169,50 @@ def progress(listener: Listener) -> Iterator[None]:
 
 
 def _lanes(parallel: int, tracks_count: int, instance: DagsterInstance) -> int:
-    """How many track runs at once. More than one needs processes of our own: forked from
-    this one (already warm: Dagster and the code location imported) while it is
-    single-threaded, as forking a threaded process is unsafe, and an instance they can open
-    again (not an in-memory one)."""
+    """How many track runs at once. More than one needs processes of our own, and an
+    instance they can open again (not an in-memory one)."""
     wanted = min(parallel or os.cpu_count() or 1, tracks_count)
-    if wanted <= 1 or instance.is_ephemeral or threading.active_count() > 1 \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    if parallel == 0 and tracks_count < MIN_TRACKS_FOR_LANES:
+        return 1  # starting the lanes' fork server (an import of the code location) would cost more
+    if wanted <= 1 or instance.is_ephemeral or "forkserver" not in multiprocessing.get_all_start_methods():
         return 1
     return wanted
 
 
-class TrackRunner:
-    """Executes a per-track job's runs, in this process or in forked lanes."""
+def _forkserver():
+    """Lanes are forked from a fork server that has the code location imported: they start
+    warm, and safely (the server is single-threaded; this run's process is not: Dagster
+    runs a termination handler and a queue feeder beside the step)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["music_pipeline.definitions"])
+    return context
 
-    def __init__(self, job, run_config: dict, library: Library, job_name: str, tags: dict[str, str]) -> None:
-        self.job, self.run_config, self.library, self.job_name, self.tags = job, run_config, library, job_name, tags
+
+class TrackRunner:
+    """Executes a per-track job's runs, in this process or in lanes (processes of their own,
+    so several tracks run at once on several cores)."""
+
+    def __init__(self, job_name: str, resources: dict, run_config: dict, tags: dict[str, str]) -> None:
+        self.job_name, self.resources, self.run_config, self.tags = job_name, resources, run_config, tags
+
+    @functools.cached_property
+    def job(self):
+        return bind(TRACK_JOBS[self.job_name], self.resources)
+
+    @functools.cached_property
+    def library(self) -> Library:
+        return self.resources["library"].get()
+
+    def __getstate__(self) -> dict:
+        """What a lane needs: the resources as their settings (a bound resource carries Dagster
+        state that does not pickle); the lane builds the job itself."""
+        settings = {name: (type(r), {f: getattr(r, f) for f in type(r).model_fields})
+                    for name, r in self.resources.items()}
+        return {"job_name": self.job_name, "settings": settings, "run_config": self.run_config, "tags": self.tags}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["job_name"], {name: cls(**fields) for name, (cls, fields) in state["settings"].items()},
+                      state["run_config"], state["tags"])
 
     def run_one(self, instance: DagsterInstance, key: str, target: str | None, attempt: int) -> tuple[str, str]:
         """(outcome, run id) of one track run; "skipped" when another run has the track."""
@@ -205,15 +238,15 @@ class TrackRunner:
                 outcome, run_id = self.run_one(instance, key, targets.get(key), attempt)
                 yield key, outcome, run_id, time.monotonic() - started
             return
-        yield from self._forked(keys, targets, lanes, instance.get_ref(), attempt)
+        yield from self._in_lanes(keys, targets, lanes, instance.get_ref(), attempt)
 
-    def _forked(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
-        fork = multiprocessing.get_context("fork")
+    def _in_lanes(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
+        context = _forkserver()
         queue = list(keys)
         workers = []
         for _ in range(lanes):
-            parent, child = fork.Pipe()
-            process = fork.Process(target=self._lane, args=(child, ref, targets, attempt), daemon=True)
+            parent, child = context.Pipe()
+            process = context.Process(target=self._lane, args=(child, ref, targets, attempt), daemon=True)
             process.start()
             child.close()
             workers.append((process, parent))
@@ -245,7 +278,8 @@ class TrackRunner:
                     process.kill()
 
     def _lane(self, conn, ref, targets: dict[str, str], attempt: int) -> None:
-        """A lane: track runs one after another until told to stop; dies with its parent."""
+        """A lane: track runs one after another until told to stop; dies with the fork server,
+        which exits when the bulk run's process does."""
         _die_with_parent()
         instance = DagsterInstance.from_ref(ref)
         while (key := conn.recv()) is not None:
@@ -316,7 +350,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
         if config.job == "process_track" else quiet
-    runner = TrackRunner(bind(TRACK_JOBS[config.job], resources), track_config, lib, config.job, {
+    runner = TrackRunner(config.job, resources, track_config, {
         BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}"),
         "dagster/max_retries": "0"})  # a crash is retried by retrying the bulk run
     lanes = _lanes(config.parallel, len(keys), instance)

@@ -270,7 +270,7 @@ def _entry(raw: dict, extractor: str, position: int) -> Entry | None:
 
 # -- errors ------------------------------------------------------------------------------
 
-_HTTP = re.compile(r"HTTP Error (\d{3})")
+_HTTP = re.compile(r"HTTP Error (\d{3})", re.IGNORECASE)
 _REPORT_TAIL = re.compile(r";?\s*please report this issue on.*$", re.S | re.I)
 
 
@@ -283,6 +283,8 @@ def _error_text(url: str, err: Exception) -> str:
 def _http_status(original: BaseException | None, text: str) -> int | None:
     from yt_dlp.networking.exceptions import HTTPError
 
+    if isinstance(original, HTTPError):  # the generic extractor raises it unwrapped
+        return original.status
     cause = getattr(original, "cause", None)
     if isinstance(cause, HTTPError):
         return cause.status

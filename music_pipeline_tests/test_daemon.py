@@ -1,0 +1,236 @@
+"""The product as a newcomer runs it: `music-pipeline up` (webserver, daemon, code server) on
+a temporary home, tracks sent by every path, and what the UI's GraphQL API then shows.
+
+Every path ends in runs of the same per-track job: a good track is materialised with its
+check results, a bad one is a FAILED partition with the user's message, a request for
+several tracks is one bulk run whose track runs carry its tag, and killed processes leave
+no run STARTED and no track stuck."""
+
+import functools
+import http.server
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from music_pipeline.core.catalog import Catalog
+from music_pipeline.core.identity import source_for
+
+from .audio import make_track
+from .daemon import Dagster, dagster_up, wait
+
+TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav", "catalog"]
+SOURCES = {"inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing", "soundcloud_likes",
+           "soundcloud_sets"}
+RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs { results {
+    runId status jobName tags { key value } } } } }"""
+EVENTS = """query($run: ID!) { logsForRun(runId: $run, limit: 2000) { ... on EventConnection { events {
+    __typename
+    ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on AssetCheckEvaluationEvent { evaluation { checkName success assetKey { path } partition } }
+    ... on EngineEvent { message metadataEntries { label ... on TextMetadataEntry { text } } } } } } }"""
+PARTITIONS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path }
+    assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }"""
+
+
+class _Slow(http.server.SimpleHTTPRequestHandler):
+    """Serves files slowly (about 40 KB/s), so a test can kill a run while it downloads."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def copyfile(self, source, outputfile) -> None:
+        while chunk := source.read(4096):
+            outputfile.write(chunk)
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def www(tmp_path: Path):
+    root = tmp_path / "www"
+    root.mkdir()
+    servers = {}
+    for name, handler in (("fast", http.server.SimpleHTTPRequestHandler), ("slow", _Slow)):
+        handler = type(f"Quiet{name}", (handler,), {"log_message": lambda self, *a: None})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers[name] = httpd
+    yield root, {name: f"http://127.0.0.1:{s.server_address[1]}" for name, s in servers.items()}
+    for httpd in servers.values():
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def dagster(tmp_path: Path):
+    with dagster_up(tmp_path) as running:
+        yield running
+
+
+def runs(dagster: Dagster, **tags: str) -> list[dict]:
+    found = dagster.graphql(RUNS, {"tags": [{"key": k, "value": v} for k, v in tags.items()]})
+    return found["runsOrError"]["results"]
+
+
+def tag(run: dict, name: str) -> str | None:
+    return next((t["value"] for t in run["tags"] if t["key"] == name), None)
+
+
+def events(dagster: Dagster, run_id: str) -> list[dict]:
+    return dagster.graphql(EVENTS, {"run": run_id})["logsForRun"]["events"]
+
+
+def partitions(dagster: Dagster) -> dict[str, dict[str, set[str]]]:
+    nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": [name]} for name in TRACK_ASSETS]})["assetNodes"]
+    return {n["assetKey"]["path"][-1]: {"materialized": set(n["assetPartitionStatuses"]["materializedPartitions"]),
+                                        "failed": set(n["assetPartitionStatuses"]["failedPartitions"])}
+            for n in nodes}
+
+
+def finished(dagster: Dagster, job: str) -> list[dict] | None:
+    found = [r for r in runs(dagster) if r["jobName"] == job]
+    return found if found and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in found) else None
+
+
+def drop(library: Path, *files: Path) -> None:
+    inbox = library / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 60
+    for path in files:
+        target = inbox / path.name
+        shutil.copyfile(path, target)
+        os.utime(target, (old, old))
+
+
+def assert_track_truth(dagster: Dagster, good: list[str], bad: dict[str, str]) -> None:
+    """Good tracks materialised on every per-track asset with passing checks in their run; bad
+    ones FAILED on raw_audio with the user's message, and nothing of theirs materialised."""
+    status = partitions(dagster)
+    for key in good:
+        assert all(key in status[name]["materialized"] for name in TRACK_ASSETS), key
+        (run,) = [r for r in runs(dagster, **{"dagster/partition": key}) if r["jobName"] == "process_track"]
+        checks = {(e["evaluation"]["assetKey"]["path"][-1], e["evaluation"]["checkName"]): e["evaluation"]
+                  for e in events(dagster, run["runId"]) if e["__typename"] == "AssetCheckEvaluationEvent"}
+        assert set(checks) == {("raw_audio", "decodes"), ("m4a_alac", "valid"), ("aiff", "valid"), ("wav", "valid")}
+        assert all(c["success"] and c["partition"] == key for c in checks.values())
+    for key, phrase in bad.items():
+        assert key in status["raw_audio"]["failed"], (key, status["raw_audio"])
+        assert not any(key in status[name]["materialized"] for name in TRACK_ASSETS)
+        (run,) = [r for r in runs(dagster, **{"dagster/partition": key}) if r["jobName"] == "process_track"]
+        assert run["status"] == "FAILURE"
+        failures = [e for e in events(dagster, run["runId"]) if e["__typename"] == "ExecutionStepFailureEvent"]
+        assert failures and failures[0]["stepKey"] == "raw_audio" and phrase in failures[0]["error"]["message"]
+        assert "Traceback" not in failures[0]["error"]["message"]
+
+
+def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_path: Path) -> None:
+    root, hosts = www
+    nodes = dagster.graphql("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+    raw = next(n for n in nodes if n["assetKey"]["path"] == ["raw_audio"])
+    assert {k["path"][-1] for k in raw["dependencyKeys"]} == SOURCES  # the lineage starts at the sources
+    sensors = dagster.graphql("""{ sensorsOrError(repositorySelector: {repositoryName: "__repository__",
+        repositoryLocationName: "music_pipeline"}) { ... on Sensors { results { name sensorState { status } } } } }""")
+    states = {s["name"]: s["sensorState"]["status"] for s in sensors["sensorsOrError"]["results"]}
+    assert states["inbox_sensor"] == "RUNNING" and states["library_automation_sensor"] == "RUNNING"
+
+    # three tracks dropped in the inbox, one not audio
+    files = [make_track(tmp_path / f"Inbox Band - Drop {n}.flac", seconds=4, bpm=96 + 9 * n, seed=n,
+                        codec_args=["-c:a", "flac"]) for n in range(2)]
+    broken = tmp_path / "Inbox Band - Broken.mp3"
+    broken.write_text("this is not audio")
+    drop(dagster.library, *files, broken)
+    inbox_keys = [source_for(str(p)).key for p in (*files, broken)]
+
+    # three URLs through `sync`, one a 404
+    for n in range(2):
+        make_track(root / f"Sync Band - Song {n}.flac", seconds=4, bpm=120 + 7 * n, seed=10 + n,
+                   codec_args=["-c:a", "flac"])
+    urls = [f"{hosts['fast']}/Sync Band - Song {n}.flac".replace(" ", "%20") for n in range(2)]
+    urls.append(f"{hosts['fast']}/gone.flac")
+    synced = dagster.cli("sync", *urls)
+    assert synced.returncode == 1, synced.stdout + synced.stderr  # one failed, and says so
+    assert "HTTP 404" in synced.stdout and "2 of 3 processed" in synced.stdout
+    sync_keys = [source_for(u).key for u in urls]
+
+    wait(lambda: finished(dagster, "process_tracks") and len(finished(dagster, "process_track")) == 6, 240,
+         "the inbox's bulk run and its track runs")
+    assert_track_truth(dagster, good=inbox_keys[:2] + sync_keys[:2],
+                       bad={inbox_keys[2]: "not an audio file", sync_keys[2]: "HTTP 404 (not found)"})
+
+    # each multi-track request is one unit of bulk work, its track runs linked by its tag
+    bulks = [r for r in runs(dagster) if r["jobName"] == "process_tracks"]
+    assert {tag(r, "music_pipeline/origin") for r in bulks} == {"inbox", "cli sync"}
+    for bulk in bulks:
+        assert bulk["status"] == "FAILURE"  # one of its tracks failed: the bulk run says so
+        members = {tag(r, "dagster/partition"): r["status"] for r in runs(dagster, **{"music_pipeline/bulk":
+                                                                                       bulk["runId"]})}
+        expected = inbox_keys if tag(bulk, "music_pipeline/origin") == "inbox" else sync_keys
+        assert members == {k: "SUCCESS" for k in expected[:2]} | {expected[2]: "FAILURE"}
+    catalog = Catalog(dagster.library / "catalog.sqlite")
+    assert [catalog.get(k)["status"] for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
+
+
+def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:
+    for event in events(dagster, run_id):
+        if event["__typename"] == "EngineEvent" and event["message"].startswith("Started process for run"):
+            return int(next(m["text"] for m in event["metadataEntries"] if m["label"] == "pid"))
+    return None
+
+
+def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster: Dagster, www,
+                                                                       tmp_path: Path) -> None:
+    root, hosts = www
+    for n in range(2):  # about 15 s to download each at the slow host's pace
+        make_track(root / f"Slow Band - Long {n}.wav", seconds=7, bpm=100 + 11 * n, seed=20 + n)
+    urls = [f"{hosts['slow']}/Slow Band - Long {n}.wav".replace(" ", "%20") for n in range(2)]
+    keys = [source_for(u).key for u in urls]
+
+    # a bulk run (`add`: the daemon launches it) killed while its track runs download
+    added = dagster.cli("add", *urls, "--webserver", dagster.url)
+    assert added.returncode == 0, added.stdout + added.stderr
+    started = wait(lambda: [r for r in runs(dagster) if r["jobName"] == "process_track"
+                            and r["status"] == "STARTED"], 120, "the track runs to start")
+    (bulk,) = [r for r in runs(dagster) if r["jobName"] == "process_tracks"]
+    pid = wait(lambda: _bulk_pid(dagster, bulk["runId"]), 30, "the bulk run's pid")
+    os.kill(pid, signal.SIGKILL)
+    assert started
+    # run monitoring notices: nothing stays STARTED, the bulk run fails and is retried once
+    wait(lambda: not [r for r in runs(dagster) if r["status"] in ("STARTED", "STARTING") and
+                      tag(r, "music_pipeline/bulk") == bulk["runId"]], 90, "the killed track runs to fail")
+    killed = [r for r in runs(dagster, **{"music_pipeline/bulk": bulk["runId"]})]
+    assert killed and all(r["status"] == "FAILURE" for r in killed)
+    catalog = Catalog(dagster.library / "catalog.sqlite")
+    wait(lambda: all((catalog.get(k) or {}).get("status") == "done" for k in keys), 240,
+         "the retried bulk run to finish the tracks")
+    retried = [r for r in runs(dagster) if r["jobName"] == "process_tracks" and r["runId"] != bulk["runId"]]
+    assert retried and tag(retried[0], "dagster/parent_run_id") == bulk["runId"]
+
+    # a run worker launched on its own (the UI's Materialize of one partition) killed mid-run
+    make_track(root / "Slow Band - Alone.wav", seconds=7, seed=30)
+    url = f"{hosts['slow']}/Slow Band - Alone.wav".replace(" ", "%20")
+    key = source_for(url).key
+    dagster.graphql("""mutation($key: String!) { addDynamicPartition(repositorySelector: {repositoryLocationName:
+        "music_pipeline", repositoryName: "__repository__"}, partitionsDefName: "tracks", partitionKey: $key) {
+        __typename } }""", {"key": key})
+    launched = dagster.graphql("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+                               {"params": {"selector": {"repositoryLocationName": "music_pipeline",
+                                                        "repositoryName": "__repository__",
+                                                        "jobName": "process_track"},
+                                           "executionMetadata": {"tags": [
+                                               {"key": "dagster/partition", "value": key},
+                                               {"key": "music_pipeline/target", "value": url}]}}})
+    run_id = launched["launchRun"]["run"]["runId"]
+    wait(lambda: next(r for r in runs(dagster) if r["runId"] == run_id)["status"] == "STARTED", 120,
+         "the single run to start")
+    worker = wait(lambda: _bulk_pid(dagster, run_id), 30, "the run worker's pid")
+    os.kill(worker, signal.SIGKILL)
+    wait(lambda: next(r for r in runs(dagster) if r["runId"] == run_id)["status"] == "FAILURE", 90,
+         "run monitoring to mark the killed run failed")
+    again = dagster.cli("add", url, "--webserver", dagster.url)  # the next request runs it again
+    assert again.returncode == 0, again.stdout + again.stderr
+    wait(lambda: (catalog.get(key) or {}).get("status") == "done", 180, "the track to run again")
