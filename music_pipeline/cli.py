@@ -24,6 +24,7 @@ from .core.errors import TrackError
 
 DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
 DEBIAN_LIBS = ["libchromaprint1"]
+TEST_PACKAGES = {"chromium": "chromium"}  # the UI tests drive Debian's browser (nothing downloaded)
 DEFAULT_WEBSERVER = os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000")
 
 
@@ -66,10 +67,12 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
         writable = is_writable(Path(home))
         results.append((writable, f"DAGSTER_HOME: {home}" + (" (under /tmp: lost on reboot)" if temporary else ""),
                         "make DAGSTER_HOME a writable, lasting folder: runs and partitions live there"))
+        results += _dagster_yaml_checks(Path(home) / "dagster.yaml")
     else:
         results.append((True, f"DAGSTER_HOME: not set; music-pipeline up/add/run use "
                               f"{Path(settings.DEFAULT_DAGSTER_HOME).resolve()}",
                         ""))
+        results += _dagster_yaml_checks(Path(settings.DEFAULT_DAGSTER_HOME).resolve() / "dagster.yaml")
         results.append((True, "  (export DAGSTER_HOME before running `dagster dev` yourself: without it, it keeps "
                               "runs and partitions in a temporary folder deleted on exit)", ""))
     backup = settings.wav_backup_dir()
@@ -104,11 +107,27 @@ def chromaprint_loads() -> bool:
         return False
 
 
-def install_debian_packages() -> bool:
-    """apt-get install whatever Debian package is missing; True when nothing is missing after."""
+def _dagster_yaml_checks(config: Path) -> list[tuple[bool, str, str]]:
+    """An existing dagster.yaml is the user's and is never rewritten: say what it lacks."""
+    from .instance import missing_settings
+
+    if not config.exists():
+        return []
+    lacking = missing_settings(config)
+    return [(not lacking, f"{config}: " + ("has the settings music_pipeline relies on" if not lacking else
+                                           "lacks " + "; ".join(lacking)),
+             "add them (README: Configuration shows the file `up` writes), or move the file aside and run "
+             "`music-pipeline up` to get the new one")]
+
+
+def install_debian_packages(for_tests: bool = False) -> bool:
+    """apt-get install whatever Debian package is missing (with ``for_tests``, also the
+    browser the UI tests drive); True when nothing is missing after."""
     missing = sorted({pkg for tool, pkg in DEBIAN_PACKAGES.items() if not shutil.which(tool)})
     if not chromaprint_loads():
         missing += DEBIAN_LIBS
+    if for_tests:
+        missing += [pkg for tool, pkg in TEST_PACKAGES.items() if not shutil.which(tool)]
     if not missing:
         return True
     if shutil.which("apt-get") is None:
@@ -127,8 +146,12 @@ def install_debian_packages() -> bool:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     if args.install:
-        install_debian_packages()
+        install_debian_packages(for_tests=args.tests)
     checks = doctor_checks()
+    if args.tests:
+        browser = shutil.which("chromium")
+        checks.append((bool(browser), f"chromium (for the UI tests): {browser or 'not found'}",
+                       "install it: apt-get install chromium (or `music-pipeline doctor --install --tests`)"))
     for ok, what, fix in checks:
         print(f"{_mark(ok, 'FIX ')} {what}")
         if not ok:
@@ -621,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")
+    doctor.add_argument("--tests", action="store_true", help="also what the tests need (Debian's chromium)")
     doctor.set_defaults(func=cmd_doctor)
     return parser
 

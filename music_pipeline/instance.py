@@ -98,6 +98,11 @@ concurrency:
   pools:
     # downloads, ffmpeg and analysis steps across every run, bulk or not
     default_limit: {pool}
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1  # a queued run starts within a second, not five
 run_launcher:
   module: music_pipeline.instance
   class: MonitoredRunLauncher

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +85,31 @@ def dagster_up(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Itera
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+#: Where the UI tests keep their screenshots (README: Tests).
+SCREENSHOTS = REPO / "music_pipeline_tests" / "artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextmanager
+def browser_page(base_url: str) -> Iterator:
+    """A page in Debian's chromium driven by Playwright (nothing downloaded), past Dagster's
+    first-visit dialog."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: run `music-pipeline doctor --install --tests`"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000}, base_url=base_url)
+            page.goto("/")
+            with suppress(Exception):  # the community dialog is only shown on a first visit
+                page.get_by_role("button", name="Skip").click(timeout=5000)
+            yield page
+        finally:
+            browser.close()

@@ -21,7 +21,7 @@ from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.identity import source_for
 
 from .audio import make_track
-from .daemon import Dagster, dagster_up, wait
+from .daemon import SCREENSHOTS, Dagster, browser_page, dagster_up, wait
 
 TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav", "catalog"]
 SOURCES = {"inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing", "soundcloud_likes",
@@ -172,6 +172,23 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         assert members == {k: "SUCCESS" for k in expected[:2]} | {expected[2]: "FAILURE"}
     catalog = Catalog(dagster.library / "catalog.sqlite")
     assert [catalog.get(k)["status"] for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
+
+    # the same in a real browser (screenshots kept in music_pipeline_tests/artifacts/ui/)
+    with browser_page(dagster.url) as page:
+        page.goto("/assets/raw_audio?view=lineage")
+        for name in ("raw_audio", "fingerprint", *(SOURCES - {"spotify_now_playing"})):  # that one's label is cut
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=SCREENSHOTS / "lineage.png")
+        page.goto(f"/assets/raw_audio?view=partitions&partition={inbox_keys[2]}")
+        page.get_by_text("failed, and did not materialize this asset").wait_for(timeout=30_000)
+        page.screenshot(path=SCREENSHOTS / "failed-partition.png")
+        page.get_by_role("button", name="View logs").click()
+        page.get_by_text("is not an audio file").first.wait_for(timeout=30_000)  # the user's message
+        page.screenshot(path=SCREENSHOTS / "failed-run.png")
+        page.goto(f"/assets/aiff?view=partitions&partition={inbox_keys[0]}")
+        page.get_by_role("tab", name="Checks").click()
+        page.get_by_text("Passed").first.wait_for(timeout=30_000)
+        page.screenshot(path=SCREENSHOTS / "check-passed.png")
 
 
 def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:

@@ -3,7 +3,7 @@
 
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from ..core import dedup, duplicates, index, playlists
+from ..core import dedup, duplicates, playlists
 from ..core.paths import FORMATS
 from ..resources import LibraryResource
 from .tracks import catalog
@@ -17,6 +17,8 @@ def library_index(context: AssetExecutionContext, library: LibraryResource) -> M
     """Every file in the library (format, size, duration, checksum, features) as CSV and
     Parquet in the library root: the volume index other tools read. Refreshed
     automatically whenever a track's catalog row changes."""
+    from ..core import index  # pandas and pyarrow only where the index is written
+
     lib = library.get()
     frame = index.build(lib.catalog)
     csv_path, parquet_path = index.write(frame, lib.root)

@@ -174,10 +174,9 @@ def file_metadata(result: FileResult) -> dict:
     return metadata
 
 
-def render(lib: Library, key: str, fmt: str, log: Log = print) -> Done:
-    result = lib.render(key, fmt)
-    log(f"{key}: {fmt} written to {result.path}")
-    return Done(file_metadata(result))
+def render(lib: Library, key: str, fmt: str) -> Done:
+    """The path is in the metadata (no log line: every event costs a write in Dagster's store)."""
+    return Done(file_metadata(result=lib.render(key, fmt)))
 
 
 def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str]:

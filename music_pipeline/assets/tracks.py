@@ -100,7 +100,7 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
     yield from _emit(context, outcome)
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[raw_audio, fingerprint], kinds={"librosa"}, pool="analysis")
+@asset(partitions_def=tracks, group_name=GROUP, deps=[fingerprint], kinds={"librosa"}, pool="analysis")
 def audio_features(context: AssetExecutionContext, library: LibraryResource,
                    analysis: AnalysisResource) -> MaterializeResult:
     """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak
@@ -111,12 +111,12 @@ def audio_features(context: AssetExecutionContext, library: LibraryResource,
 
 
 def _format_asset(name: str, fmt: str, description: str):
-    @asset(name=name, partitions_def=tracks, group_name=GROUP, deps=[raw_audio, audio_features],
+    @asset(name=name, partitions_def=tracks, group_name=GROUP, deps=[audio_features],
            pool="ffmpeg", kinds={"ffmpeg", "mutagen"}, description=description)
     def _asset(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
         lib = library.get()
         with track_step(context, lib, name) as key:
-            return MaterializeResult(metadata=steps.render(lib, key, fmt, log=context.log.info).metadata)
+            return MaterializeResult(metadata=steps.render(lib, key, fmt).metadata)
 
     return _asset
 
@@ -129,7 +129,7 @@ wav = _format_asset("wav", "WAV", "WAV with the plain WAVE_FORMAT_PCM header DJ 
 FORMAT_ASSETS = {"ALAC": m4a_alac, "AIFF": aiff, "WAV": wav}
 
 
-@asset(partitions_def=tracks, group_name=GROUP, deps=[m4a_alac, aiff, wav, audio_features, fingerprint],
+@asset(partitions_def=tracks, group_name=GROUP, deps=[m4a_alac, aiff, wav],
        kinds={"sqlite"})
 def catalog(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
     """The track's row in the catalog (``<library>/catalog.sqlite``), marked done once every

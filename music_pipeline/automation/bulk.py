@@ -23,6 +23,7 @@ import functools
 import hashlib
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -43,6 +44,7 @@ from dagster import (
     job,
     op,
 )
+from dagster._serdes import ConfigurableClassData
 from pydantic import Field
 
 from ..assets import TARGET_TAG, tracks
@@ -188,6 +190,17 @@ def _forkserver():
     return context
 
 
+def _without_capture(instance: DagsterInstance) -> DagsterInstance:
+    """The instance for track runs inside a bulk run: the same storage, without capturing
+    stdout and stderr again (the bulk run's step captures its whole process; capturing per
+    track run starts four helper processes each time)."""
+    if instance.is_ephemeral:
+        return instance
+    ref = instance.get_ref()._replace(compute_logs_data=ConfigurableClassData(
+        "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", "{}"))
+    return DagsterInstance.from_ref(ref)
+
+
 class TrackRunner:
     """Executes a per-track job's runs, in this process or in lanes (processes of their own,
     so several tracks run at once on several cores)."""
@@ -233,12 +246,13 @@ class TrackRunner:
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
         """(key, outcome, run id, seconds) per track, as each finishes."""
         if lanes <= 1:
+            instance = _without_capture(instance)
             for key in keys:
                 started = time.monotonic()
                 outcome, run_id = self.run_one(instance, key, targets.get(key), attempt)
                 yield key, outcome, run_id, time.monotonic() - started
             return
-        yield from self._in_lanes(keys, targets, lanes, instance.get_ref(), attempt)
+        yield from self._in_lanes(keys, targets, lanes, _without_capture(instance).get_ref(), attempt)
 
     def _in_lanes(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
         context = _forkserver()
@@ -320,6 +334,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         raise Failure(f"Unknown per-track job {config.job!r}: choose one of {', '.join(TRACK_JOBS)}.")
     lib = library.get()
     instance = context.instance
+    if config.job == "verify_track" and not (lib.root / "catalog.sqlite").is_file():
+        raise Failure(f"The library folder {lib.root} has no catalog (an unmounted volume?); nothing was checked.")
     if config.sync_sources:
         new = sources.sync_everything(lib, spotify.client if spotify.configured else None,
                                       soundcloud.user or None, downloader.options(), context.log.info)
@@ -340,6 +356,10 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
     else:
         raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
+    lanes = _lanes(config.parallel, len(keys), instance)
+    if lanes > 1:  # the fork server imports the code location while this process gets ready
+        _forkserver()
+        multiprocessing.forkserver.ensure_running()
 
     known = set(instance.get_dynamic_partitions(tracks.name))
     if missing := [k for k in keys if k not in known]:
@@ -353,7 +373,6 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     runner = TrackRunner(config.job, resources, track_config, {
         BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}"),
         "dagster/max_retries": "0"})  # a crash is retried by retrying the bulk run
-    lanes = _lanes(config.parallel, len(keys), instance)
     context.log.info(f"{len(keys)} track(s) to {config.job.replace('_', ' ')}"
                      + (f", {lanes} at a time" if lanes > 1 else ""))
     results: dict[str, list[str]] = {name: [] for name in OUTCOMES}

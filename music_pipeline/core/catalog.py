@@ -429,6 +429,15 @@ class Catalog:
             return [r[0] for r in conn.execute("SELECT track_key FROM playlist_tracks WHERE playlist_id = ?"
                                                " ORDER BY position", (playlist_id,))]
 
+    def playlist_members(self) -> dict[str, list[str]]:
+        """Every playlist's tracks in order, in one query (for the exports)."""
+        members: dict[str, list[str]] = {}
+        with self._connect() as conn:
+            for playlist_id, key in conn.execute("SELECT playlist_id, track_key FROM playlist_tracks"
+                                                 " ORDER BY playlist_id, position"):
+                members.setdefault(playlist_id, []).append(key)
+        return members
+
     def memberships(self, key: str) -> list[tuple[str, int, str | None]]:
         """(playlist id, position, added at) of every playlist ``key`` is in."""
         with self._connect() as conn:

@@ -327,13 +327,23 @@ class Library:
         """The catalog's playlists with their finished tracks' files, in playlist order (a
         duplicate counts as its keeper)."""
         files: dict[str, dict[str, Path]] = {}
-        for record in self.catalog.files():  # once, not once per track
+        for record in self.catalog.files():  # each table read once, not once per track
             files.setdefault(record["track_key"], {})[record["format"]] = Path(record["path"])
+        rows = {row["key"]: row for row in self.catalog.tracks()}
+        members_of = self.catalog.playlist_members()
+
+        def keeper(key: str) -> dict | None:  # a duplicate counts as its keeper (chains followed)
+            seen = {key}
+            while (row := rows.get(key)) is not None and row.get("duplicate_of") and row["duplicate_of"] not in seen:
+                key = row["duplicate_of"]
+                seen.add(key)
+            return rows.get(key)
+
         result = []
         for record in self.catalog.playlists():
             members = []
-            for key in self.catalog.playlist_tracks(record["id"]):
-                row = self.catalog.get(self.catalog.keeper_of(key))
+            for key in members_of.get(record["id"], []):
+                row = keeper(key)
                 if row is None or row["status"] != "done":
                     continue
                 members.append(playlists.PlaylistTrack(

@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 DEFAULT_RANGE = (70.0, 180.0)
 MIN_BPM, MAX_BPM = 30.0, 320.0  # periodicities considered: a bar of a slow tune to a fast subdivision
@@ -107,6 +106,8 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = DEF
     if envelope.size < fps * 4 or not np.any(envelope > 0):
         return Tempo(0.0, 0.0)
     # Smoothing by a frame keeps a peak at a fractional lag from falling between two samples.
+    from scipy.ndimage import gaussian_filter1d  # imported where analysis runs
+
     acf = _autocorrelation(gaussian_filter1d(envelope, 1.0))
     grid = MIN_BPM * 2 ** (np.arange(0, np.log2(MAX_BPM / MIN_BPM), 1 / 240))  # 0.3 % steps
     strength = np.maximum(_interp(acf, fps * 60.0 / grid), 0.0)
