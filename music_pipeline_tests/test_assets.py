@@ -190,6 +190,20 @@ def test_definitions_load() -> None:
     assert defs.resolve_job_def("process_track") is not None
     assert defs.resolve_sensor_def("inbox_sensor") is not None
     assert shutil.which("ffmpeg") and shutil.which("fpcalc")
+    # what the automation sensor and the UI's Materialize launch runs in one process, not one per step
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+
+
+def test_loading_the_code_location_imports_no_heavy_module() -> None:
+    """Every run's process imports the code location: pandas, pyarrow and scipy wait until
+    the index is written or a track is analysed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, music_pipeline.definitions; "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'scipy', 'librosa') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_long_identical_names_still_get_distinct_files(process, library, tmp_path) -> None:

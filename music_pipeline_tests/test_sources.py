@@ -298,6 +298,41 @@ def test_schedules_and_sensors_have_documented_defaults() -> None:
     assert request.run_config["ops"]["run_tracks"]["config"]["sync_sources"] is True
 
 
+def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_root, tmp_path, monkeypatch,
+                                                            http_server, capsys) -> None:
+    monkeypatch.delenv("SPOTIFY_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SOUNDCLOUD_USER", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    songs = [make_audio(tmp_path / f"Mode Band - Song {n}.flac", seconds=3, bpm=92 + 9 * n, seed=40 + n,
+                        codec_args=["-c:a", "flac"]) for n in range(3)]
+    keys = [sources.source_for(str(p)).key for p in songs]
+    for path in songs:
+        library.register(sources.source_for(str(path)))
+    write(http_server.root / "pinned.flac", tune(9, seconds=5), codec_args=["-c:a", "flac"])
+    for argv in (["process", "single"], ["process", "batch", "-n", "1"], ["process", "all"],
+                 ["process", "reprocess", "-n", "1"], ["sync", str(songs[0])], ["pin", keys[1], http_server.url("pinned.flac")]):
+        assert main(argv) == 0, (argv, capsys.readouterr().out)
+    assert [library.catalog.get(k)["status"] for k in keys] == ["done"] * 3
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        bulks = {r.run_id: r.tags[bulk.ORIGIN_TAG] for r in runs if r.job_name == "process_tracks"}
+        assert sorted(bulks.values()) == sorted(["cli process single", "cli process batch", "cli process all",
+                                                 "cli process reprocess", "cli sync", "cli pin"])
+        track_runs = [r for r in runs if r.job_name not in ("process_tracks", "library_index_job")]
+        assert {r.job_name for r in track_runs} == {"process_track"}  # no other runner touches a track
+        assert all(r.tags[bulk.BULK_TAG] in bulks for r in track_runs)
+        by_origin = {}
+        for run in track_runs:
+            by_origin.setdefault(bulks[run.tags[bulk.BULK_TAG]], []).append(run.tags["dagster/partition"])
+    assert by_origin["cli process single"] == [keys[2]]  # the newest queued
+    assert by_origin["cli process batch"] == [keys[0]]  # the oldest queued
+    assert by_origin["cli process all"] == [keys[1]]  # what was left
+    assert by_origin["cli process reprocess"] == [keys[0]]
+    assert "cli sync" not in by_origin  # already in the library: not processed again
+    assert by_origin["cli pin"] == [keys[1]]  # pinned: downloaded again from there
+    assert library.catalog.get(keys[1])["match_url"] == http_server.url("pinned.flac")
+
+
 def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, library_root, tmp_path,
                                                                      monkeypatch, capsys) -> None:
     monkeypatch.delenv("SPOTIFY_CLIENT_ID", raising=False)

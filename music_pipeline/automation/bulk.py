@@ -1,5 +1,5 @@
-"""Bulk work: many tracks, each a genuine run of the per-track job, executed one after
-another inside this run's already started process.
+"""Bulk work: many tracks, each a genuine run of the per-track job, executed inside this
+run's already started process (or, on several cores, in lanes forked from a warm fork server).
 
 A run launched by the daemon starts a new interpreter and imports Dagster and the code
 location (about 3 CPU-seconds, more than a three-minute track's processing), so one run
@@ -62,7 +62,7 @@ from ..resources import (
 from .jobs import TRACK_JOBS, bind
 
 BULK_TAG = "music_pipeline/bulk"  # on a track run: the bulk run it belongs to
-ORIGIN_TAG = "music_pipeline/origin"  # what asked for the work: inbox/<file>, spotify_liked, cli run, ...
+ORIGIN_TAG = "music_pipeline/origin"  # what asked for the work: inbox, spotify_liked, cli run, nightly_sync, ...
 PARTITION_TAG = "dagster/partition"
 UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED]
@@ -83,8 +83,8 @@ class BulkConfig(Config):
     sync_sources: bool = Field(default=False, description="First list every configured source in full.")
     job: str = Field(default="process_track", description="The per-track job: process_track or verify_track "
                                                            "(the asset checks alone).")
-    parallel: int = Field(default=0, description="Tracks at once, each in a process forked from this warm one "
-                                                 "(0: one per core).")
+    parallel: int = Field(default=0, description="Tracks at once, in lanes forked from a fork server that has "
+                                                 "the code location imported (0: one per core, from 4 tracks).")
     retries: int = Field(default=1, description="New runs for a track whose failure may pass (network, disk "
                                                 "full, a crash); never DRM, geo, not audio or needs review.")
     retry_delay_s: float = Field(default=30.0, description="Seconds before those are tried again.")
@@ -257,34 +257,39 @@ class TrackRunner:
     def _in_lanes(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
         context = _forkserver()
         queue = list(keys)
-        workers = []
-        for _ in range(lanes):
+        processes = []
+        busy: dict = {}  # connection -> (key, started)
+
+        def start_lane():
             parent, child = context.Pipe()
             process = context.Process(target=self._lane, args=(child, ref, targets, attempt), daemon=True)
             process.start()
             child.close()
-            workers.append((process, parent))
-        busy: dict = {}  # connection -> (key, started)
+            processes.append((process, parent))
+            return parent
+
+        def give(conn) -> None:
+            key = queue.pop(0)
+            conn.send(key)
+            busy[conn] = (key, time.monotonic())
+
         try:
-            for _, conn in workers:
-                if queue:
-                    key = queue.pop(0)
-                    conn.send(key)
-                    busy[conn] = (key, time.monotonic())
+            for _ in range(min(lanes, len(queue))):
+                give(start_lane())
             while busy:
                 for conn in multiprocessing.connection.wait(list(busy)):
                     key, started = busy.pop(conn)
                     try:
                         outcome, run_id = conn.recv()
-                    except EOFError:  # the lane died (killed, out of memory): its run is reaped
+                    except EOFError:  # the lane died (killed, out of memory): its run is reaped, a new lane goes on
                         outcome, run_id = "failed", ""
+                        conn.close()
+                        conn = start_lane() if queue else None
                     yield key, outcome, run_id, time.monotonic() - started
-                    if queue and not conn.closed:
-                        key = queue.pop(0)
-                        conn.send(key)
-                        busy[conn] = (key, time.monotonic())
+                    if queue and conn is not None:
+                        give(conn)
         finally:
-            for process, conn in workers:
+            for process, conn in processes:
                 with contextlib.suppress(OSError):
                     conn.send(None)
                 process.join(timeout=30)

@@ -1,0 +1,42 @@
+"""Bulk runs on a persistent instance: several tracks at once in lanes forked from a warm fork
+server, each still a run of process_track with its own status and checks."""
+
+import os
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from music_pipeline.automation import bulk
+from music_pipeline.core.identity import source_for
+from music_pipeline.instance import WORKER_TAG
+
+from .audio import make_track
+from .conftest import check_results
+
+
+def test_tracks_run_in_lanes_each_a_run_of_its_own(library, library_root, resources, tmp_path: Path) -> None:
+    songs = [make_track(tmp_path / f"Lane Band - Song {n}.flac", seconds=3, bpm=90 + 11 * n, seed=60 + n,
+                        codec_args=["-c:a", "flac"]) for n in range(4)]
+    bad = tmp_path / "Lane Band - Broken.wav"
+    bad.write_text("not audio")
+    keys = [source_for(str(p)).key for p in (*songs, bad)]
+    for path in (*songs, bad):
+        library.register(source_for(str(path)))
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        result = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys, parallel=2),
+                                                        instance=instance, resources=resources,
+                                                        raise_on_error=False)
+        assert not result.success  # the broken one failed, alone
+        runs = {r.tags["dagster/partition"]: r for r in instance.get_runs(
+            filters=RunsFilter(job_name="process_track", tags={bulk.BULK_TAG: result.run_id}))}
+        assert set(runs) == set(keys)
+        assert [runs[k].status for k in keys] == [DagsterRunStatus.SUCCESS] * 4 + [DagsterRunStatus.FAILURE]
+        workers = {runs[k].tags[WORKER_TAG] for k in keys}
+        assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)  # two lanes
+        for key in keys[:4]:
+            assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True,
+                                                    "aiff:valid": True, "wav:valid": True}
+    assert [library.catalog.get(k)["status"] for k in keys] == ["done"] * 4 + ["failed"]
+    assert library.catalog.get(keys[4])["error_reason"] == "not-audio"  # not retried: it would fail again
