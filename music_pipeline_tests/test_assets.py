@@ -13,7 +13,7 @@ from dagster import AssetKey, materialize
 
 from music_pipeline.assets import library_index
 from music_pipeline.core import tagging
-from music_pipeline.core.catalog import SCHEMA_VERSION
+from music_pipeline.core.catalog import SCHEMA_VERSION, Catalog
 
 from .audio import make_track
 from .conftest import library_files
@@ -142,6 +142,30 @@ def test_library_index_lists_every_file(process, library, library_root, song_fil
         assert len(record.sha256) == 64 and record.duration_s > 5.9
     meta = _metadata(result, "library_index")
     assert meta["files"] == 4 and meta["tracks"] == 1 and "| WAV |" in meta["summary"]
+
+
+def _open_catalog(path: str, barrier) -> None:
+    barrier.wait()
+    Catalog(Path(path))
+
+
+def test_a_new_catalog_opened_by_several_processes_at_once_is_created_once(tmp_path) -> None:
+    """A sensor and a bulk run's lanes may open a new library together: one migrates it, the
+    others find it done (before, the losers failed: "table tracks already exists", "database is
+    locked" while switching to WAL)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        path = tmp_path / f"lib{attempt}" / "catalog.sqlite"
+        barrier = context.Barrier(6)
+        workers = [context.Process(target=_open_catalog, args=(str(path), barrier)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [w.exitcode for w in workers] == [0] * 6
+        assert Catalog(path).schema_version == SCHEMA_VERSION
 
 
 def test_catalog_schema_is_versioned_and_migrates_an_empty_file(library_root) -> None:

@@ -46,7 +46,7 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     options = downloader.options()
     for item in scan.items:
         try:
-            if is_collection(item.target):  # a playlist URL: its tracks in batch runs, and the playlist itself
+            if is_collection(item.target):  # a playlist URL: its tracks in this tick's bulk run, and the playlist itself
                 registration = expand_collection(lib, item.target, options)
                 fresh = [k for k in registration.new if k not in requested and k not in busy]
                 requested.update(fresh)

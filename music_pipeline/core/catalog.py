@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +137,35 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL, so readers never wait for a writer. The mode is stored in the file; switching a
+    new file that other processes are opening at the same moment answers "locked" at once
+    (SQLite does not wait there), so wait a little and look again."""
+    for attempt in range(100):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one at a time (so they run in one transaction)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n\t;"):
+        yield pending
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -161,7 +191,7 @@ class Catalog:
         conn = sqlite3.connect(self.path, timeout=30)
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             with conn:
                 yield conn
@@ -170,13 +200,27 @@ class Catalog:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CatalogError(
-                f"{self.path} has schema version {version}, newer than this music_pipeline "
-                f"understands ({SCHEMA_VERSION}); upgrade music_pipeline instead of downgrading the catalog."
-            )
-        for number in range(version, SCHEMA_VERSION):
-            conn.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+        if version == SCHEMA_VERSION:
+            return
+        # Several processes may open a new (or older) library at once (a sensor, lanes of a
+        # bulk run): the version is read again under the write lock, so one migrates and the
+        # others find it done.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path} has schema version {version}, newer than this music_pipeline "
+                    f"understands ({SCHEMA_VERSION}); upgrade music_pipeline instead of downgrading the catalog."
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[number]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @property
     def schema_version(self) -> int:
