@@ -22,7 +22,8 @@ the sensor registered the tracks (or `add` returned) to the last track done; its
 the drop to the last track done, its idle CPU (webserver and daemon polling, measured for
 20 s before the drop) shown apart. Also: the cost of starting a run's process (importing
 the code location), a single track's seconds from drop to done, and the inbox sensor's tick
-time with 1,000, 10,000 and 50,000 known tracks.
+time with 1,000, 10,000 and 50,000 known tracks, and the playlist exports' catalog read with
+50,000 tracks.
 """
 
 from __future__ import annotations
@@ -307,6 +308,30 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
     return results
 
 
+def playlist_read_time(size: int, work: Path) -> float:
+    """``Library.playlists()`` (what playlist_exports reads after every burst of finished
+    tracks) over ``size`` finished tracks in 20 playlists."""
+    from music_pipeline.core.catalog import Catalog, now
+    from music_pipeline.resources import LibraryResource
+
+    root = work / f"playlists-{size}"
+    shutil.rmtree(root, ignore_errors=True)
+    catalog, stamp = Catalog(root / "catalog.sqlite"), now()
+    keys = [f"url-{n:016x}" for n in range(size)]
+    with contextlib.closing(sqlite3.connect(catalog.path)) as conn, conn:
+        conn.executemany("INSERT INTO tracks (key, status, source_kind, source_url, source_urls, created_at,"
+                         " updated_at, artist, title) VALUES (?, 'done', 'url', ?, '[]', ?, ?, 'Artist', ?)",
+                         [(k, f"https://example.org/{k}", stamp, stamp, k) for k in keys])
+    per = max(1, size // 20)
+    for n in range(20):
+        catalog.save_playlist(f"playlist-{n}", "spotify", f"Playlist {n}")
+        catalog.set_playlist_tracks(f"playlist-{n}", keys[n * per:(n + 1) * per])
+    library = LibraryResource(root=str(root)).get()
+    started = time.perf_counter()
+    library.playlists()
+    return time.perf_counter() - started
+
+
 def _ref(home: Path):
     from dagster._core.instance.ref import InstanceRef
 
@@ -342,6 +367,7 @@ def main() -> None:
         print(json.dumps({"N": size, "plain": plain, "inbox": inbox, "add": added}), flush=True)
     start = startup_cpu()
     ticks = tick_times([int(t) for t in args.ticks.split(",") if t], args.work, single)
+    playlists_s = playlist_read_time(50_000, args.work)
 
     print(f"\n{args.seconds:.0f}-second tracks, {args.jobs} at a time, CPU of the whole process tree\n")
     print("| N | path | wall s | wall ratio | CPU s | CPU ratio | CPU s per track | idle daemon CPU s |")
@@ -361,6 +387,7 @@ def main() -> None:
               "(the sensor looks every 15 s)")
     print("Inbox sensor tick with one new file: " + ", ".join(f"{k:,} known tracks {v:.2f} s"
                                                               for k, v in ticks.items()))
+    print(f"Library.playlists() (playlist_exports' read) with 50,000 tracks in 20 playlists: {playlists_s:.2f} s")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    dequeue_interval_seconds: 1  # a queued run starts within a second, not five
+    dequeue_interval_seconds: 2  # a queued run starts within two seconds, not five
 run_launcher:
   module: music_pipeline.instance
   class: MonitoredRunLauncher
