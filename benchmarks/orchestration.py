@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PYTHON = sys.executable
 
+from music_pipeline_tests.daemon import drop  # noqa: E402 - after the path is set
 
 # -- CPU of a process tree -------------------------------------------------------------------
 
@@ -212,27 +213,18 @@ class Daemon:
         self.cpu.close()
 
 
-def drop(files: list[Path], inbox: Path) -> None:
-    inbox.mkdir(parents=True, exist_ok=True)
-    old = time.time() - 60
-    for path in files:
-        target = inbox / path.name
-        shutil.copyfile(path, target)
-        os.utime(target, (old, old))
-
-
 def run_inbox(files: list[Path], work: Path, single: Path | None) -> dict:
     daemon = Daemon(work, "inbox")
     try:
         idle = daemon.idle_rate()
         before, dropped = daemon.cpu.seconds(), time.monotonic()
-        drop(files, daemon.library / "inbox")
+        drop(daemon.library / "inbox", *files)
         registered, done = daemon.wait_done(len(files), timeout=60 * len(files))
         result = {"wall_s": done - registered, "drop_to_done_s": done - dropped,
                   "cpu_s": daemon.cpu.seconds() - before, "idle_cpu_per_s": idle}
         if single is not None:
             started = time.monotonic()
-            drop([single], daemon.library / "inbox")
+            drop(daemon.library / "inbox", single)
             daemon.wait_done(len(files) + 1, timeout=300)
             result["single_drop_to_done_s"] = time.monotonic() - started
         return result
@@ -298,7 +290,7 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
         with DagsterInstance.from_ref(_ref(home)) as instance:
             for start in range(0, size, 5000):
                 instance.add_dynamic_partitions(tracks.name, keys[start:start + 5000])
-            drop([sample], root / "inbox")
+            drop(root / "inbox", sample)
             resources = {"library": LibraryResource(root=str(root)), "downloader": DownloaderResource()}
             with build_sensor_context(instance=instance, resources=resources) as context:
                 started = time.perf_counter()

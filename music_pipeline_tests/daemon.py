@@ -35,6 +35,19 @@ def wait(predicate: Callable[[], object], timeout: float, what: str, interval: f
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def drop(inbox: Path, *files: Path) -> None:
+    """Copy files into an inbox as a user would, already settled (older than the sensor's
+    5-second wait)."""
+    import shutil
+
+    inbox.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 60
+    for path in files:
+        target = inbox / path.name
+        shutil.copyfile(path, target)
+        os.utime(target, (old, old))
+
+
 @dataclass
 class Dagster:
     url: str

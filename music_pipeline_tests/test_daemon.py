@@ -9,7 +9,6 @@ no run STARTED and no track stuck."""
 import functools
 import http.server
 import os
-import shutil
 import signal
 import threading
 import time
@@ -21,7 +20,7 @@ from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.identity import source_for
 
 from .audio import make_track
-from .daemon import SCREENSHOTS, Dagster, browser_page, dagster_up, wait
+from .daemon import SCREENSHOTS, Dagster, browser_page, dagster_up, drop, wait
 
 TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav", "catalog"]
 SOURCES = {"inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing", "soundcloud_likes",
@@ -96,16 +95,6 @@ def finished(dagster: Dagster, job: str) -> list[dict] | None:
     return found if found and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in found) else None
 
 
-def drop(library: Path, *files: Path) -> None:
-    inbox = library / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    old = time.time() - 60
-    for path in files:
-        target = inbox / path.name
-        shutil.copyfile(path, target)
-        os.utime(target, (old, old))
-
-
 def assert_track_truth(dagster: Dagster, good: list[str], bad: dict[str, str]) -> None:
     """Good tracks materialised on every per-track asset with passing checks in their run; bad
     ones FAILED on raw_audio with the user's message, and nothing of theirs materialised."""
@@ -142,7 +131,7 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
                         codec_args=["-c:a", "flac"]) for n in range(2)]
     broken = tmp_path / "Inbox Band - Broken.mp3"
     broken.write_text("this is not audio")
-    drop(dagster.library, *files, broken)
+    drop(dagster.library / "inbox", *files, broken)
     inbox_keys = [source_for(str(p)).key for p in (*files, broken)]
 
     # three URLs through `sync`, one a 404
