@@ -40,3 +40,36 @@ def test_tracks_run_in_lanes_each_a_run_of_its_own(library, library_root, resour
                                                     "aiff:valid": True, "wav:valid": True}
     assert [library.catalog.get(k)["status"] for k in keys] == ["done"] * 4 + ["failed"]
     assert library.catalog.get(keys[4])["error_reason"] == "not-audio"  # not retried: it would fail again
+
+
+def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(library, tmp_path: Path) -> None:
+    """Without a daemon (commands only) nothing else would notice: a killed `process` left its
+    bulk run and a track run STARTED, which kept the tracks "in flight" for ever."""
+    import socket
+    import subprocess
+
+    from dagster._core.test_utils import create_run_for_test
+
+    song = make_track(tmp_path / "Gone Band - Song.flac", seconds=2, codec_args=["-c:a", "flac"])
+    key = source_for(str(song)).key
+    library.register(source_for(str(song)))
+    library.catalog.mark_running(key)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    worker = f"{socket.gethostname()}:{dead.pid}"
+    alive = f"{socket.gethostname()}:{os.getpid()}"
+    home = tmp_path / "home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        killed_bulk = create_run_for_test(instance, job_name="process_tracks", status=DagsterRunStatus.STARTED,
+                                          run_config=bulk.run_config([key, "other"]), tags={WORKER_TAG: worker})
+        killed_track = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
+                                           tags={WORKER_TAG: worker, "dagster/partition": key})
+        running = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
+                                      tags={WORKER_TAG: alive, "dagster/partition": "busy-track"})
+        assert bulk.in_flight(instance, library) == {"busy-track"}  # the living one still counts
+        for run in (killed_bulk, killed_track):
+            assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(running.run_id).status == DagsterRunStatus.STARTED
+    row = library.catalog.get(key)
+    assert row["status"] == "failed" and row["error_reason"] == "crashed" and "is gone" in row["error"]

@@ -124,15 +124,20 @@ def in_flight(instance: DagsterInstance, library: Library | None = None, *, excl
         if run.tags.get(PARTITION_TAG):
             keys.add(run.tags[PARTITION_TAG])
     for run in instance.get_runs(filters=RunsFilter(job_name=process_tracks.name, statuses=UNFINISHED)):
-        if run.run_id != exclude_run:
-            keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
-                         .get("keys") or [])
+        if run.run_id == exclude_run:
+            continue
+        if run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG)) is False:
+            fail_orphan(instance, run, None)  # a command's bulk run killed with no daemon to notice
+            continue
+        keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
+                    .get("keys") or [])
     return keys
 
 
 def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None:
-    message = (f"The process running this track ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of "
-               "memory); the track can run again.")
+    """Mark a run whose process is gone failed, free its pool slots, and fail its track."""
+    message = (f"The process running this ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of memory); "
+               "its tracks can run again.")
     instance.report_run_failed(run, message)
     if instance.event_log_storage.supports_global_concurrency_limits:  # its pool slots, or they leak
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
