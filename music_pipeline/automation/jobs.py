@@ -2,7 +2,8 @@
 
 ``process_track`` is the one definition of a track's work: every way a track comes in ends
 in a run of it (one run per track, so a failed track is a failed partition). Bulk work
-(``bulk.process_tracks``) executes these runs one after another in its own warm process.
+(``bulk.process_tracks``) executes these runs in its own warm process, or in lanes forked
+from a warm fork server.
 """
 
 
