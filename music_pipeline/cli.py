@@ -251,8 +251,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     for target in args.targets:
         try:
             source = source_for(target, resolve_id)
-            targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
             remote.add_partition("tracks", source.key)
+            targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
         except (TrackError, RemoteError) as err:
             print(f"{_mark(False)} {target}: {err}")
             failures += 1
@@ -396,6 +396,8 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     """Run the bulk job (each track a run of the per-track job) here, printing each track as
     it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
     they show in the UI too."""
+    from dagster._core.utils import make_new_run_id
+
     from .automation.bulk import ORIGIN_TAG, process_tracks, progress, run_config
     from .automation.jobs import bind, library_index_job
     from .instance import WORKER_TAG, worker_tag
@@ -431,10 +433,11 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
         sys.stdout.flush()
 
     config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
+    run_id = make_new_run_id()
     with _instance() as instance, progress(report):
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
-            tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag()})
+            tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
         metadata = _bulk_metadata(result)
         if metadata.get("done") and job_name == "process_track":
             bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,

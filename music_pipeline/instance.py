@@ -18,21 +18,24 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
-#: "<host>:<pid>" of the process executing a run (set on track runs inside a bulk run).
+#: "<host>:<pid>:<run id>" of the process executing a run (set on the runs a bulk run or a
+#: command executes in its own process). The run id ties it to its run: a re-execution from
+#: the UI copies its parent's tags, and must not be judged by the parent's dead process.
 WORKER_TAG = "music_pipeline/worker"
 
 
-def worker_tag() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_tag(run_id: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
 
 
-def worker_alive(tag: str | None) -> bool | None:
-    """Whether the process a worker tag names is alive; None when this machine cannot tell
-    (another host, or no tag)."""
-    if not tag or ":" not in tag:
+def worker_alive(tag: str | None, run_id: str) -> bool | None:
+    """Whether the process a worker tag names for this run is alive; None when this machine
+    cannot tell (another host, no tag, a tag copied from another run)."""
+    parts = (tag or "").rsplit(":", 2)
+    if len(parts) != 3:
         return None
-    host, _, pid = tag.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    host, pid, tagged_run = parts
+    if host != socket.gethostname() or not pid.isdigit() or tagged_run != run_id:
         return None
     return _pid_alive(int(pid))
 
@@ -60,8 +63,10 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        tag = run.tags.get(WORKER_TAG) or self._reported_worker(run)
-        alive = worker_alive(tag)
+        tag = run.tags.get(WORKER_TAG)
+        if worker_alive(tag, run.run_id) is None:  # not ours, or copied from a parent run
+            tag = self._reported_worker(run)
+        alive = worker_alive(tag, run.run_id)
         if alive is False:
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the process running it ({tag}) is gone: killed, "
                                                              "or out of memory")
@@ -76,7 +81,7 @@ class MonitoredRunLauncher(DefaultRunLauncher):
             data = getattr(event, "engine_event_data", None) if event else None
             pid = data.metadata.get("pid") if data and data.metadata else None
             if pid is not None:
-                return f"{socket.gethostname()}:{pid.value}"
+                return f"{socket.gethostname()}:{pid.value}:{run.run_id}"
         return None
 
 

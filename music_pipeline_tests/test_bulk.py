@@ -33,8 +33,9 @@ def test_tracks_run_in_lanes_each_a_run_of_its_own(library, library_root, resour
             filters=RunsFilter(job_name="process_track", tags={bulk.BULK_TAG: result.run_id}))}
         assert set(runs) == set(keys)
         assert [runs[k].status for k in keys] == [DagsterRunStatus.SUCCESS] * 4 + [DagsterRunStatus.FAILURE]
-        workers = {runs[k].tags[WORKER_TAG] for k in keys}
-        assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)  # two lanes
+        workers = {runs[k].tags[WORKER_TAG].split(":")[1] for k in keys}  # host:pid:run id
+        assert len(workers) == 2 and str(os.getpid()) not in workers  # two lanes, neither this process
+        assert all(runs[k].tags[WORKER_TAG].endswith(runs[k].run_id) for k in keys)
         for key in keys[:4]:
             assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True,
                                                     "aiff:valid": True, "wav:valid": True}
@@ -49,6 +50,7 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
     import subprocess
 
     from dagster._core.test_utils import create_run_for_test
+    from dagster._core.utils import make_new_run_id
 
     song = make_track(tmp_path / "Gone Band - Song.flac", seconds=2, codec_args=["-c:a", "flac"])
     key = source_for(str(song)).key
@@ -56,20 +58,28 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
     library.catalog.mark_running(key)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    worker = f"{socket.gethostname()}:{dead.pid}"
-    alive = f"{socket.gethostname()}:{os.getpid()}"
+    host = socket.gethostname()
+    ids = {name: make_new_run_id() for name in ("bulk", "track", "alive", "copied")}
     home = tmp_path / "home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home)) as instance:
         killed_bulk = create_run_for_test(instance, job_name="process_tracks", status=DagsterRunStatus.STARTED,
-                                          run_config=bulk.run_config([key, "other"]), tags={WORKER_TAG: worker})
+                                          run_id=ids["bulk"], run_config=bulk.run_config([key, "other"]),
+                                          tags={WORKER_TAG: f"{host}:{dead.pid}:{ids['bulk']}"})
         killed_track = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
-                                           tags={WORKER_TAG: worker, "dagster/partition": key})
+                                           run_id=ids["track"], tags={WORKER_TAG: f"{host}:{dead.pid}:{ids['track']}",
+                                                                      "dagster/partition": key})
         running = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
-                                      tags={WORKER_TAG: alive, "dagster/partition": "busy-track"})
-        assert bulk.in_flight(instance, library) == {"busy-track"}  # the living one still counts
+                                      run_id=ids["alive"], tags={WORKER_TAG: f"{host}:{os.getpid()}:{ids['alive']}",
+                                                                 "dagster/partition": "busy-track"})
+        # a re-execution from the UI copies its parent's tags: the dead parent says nothing about it
+        copied = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
+                                     run_id=ids["copied"], tags={WORKER_TAG: f"{host}:{dead.pid}:{ids['track']}",
+                                                                 "dagster/partition": "re-executed"})
+        assert bulk.in_flight(instance, library) == {"busy-track", "re-executed"}  # the living ones count
         for run in (killed_bulk, killed_track):
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
-        assert instance.get_run_by_id(running.run_id).status == DagsterRunStatus.STARTED
+        for run in (running, copied):
+            assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
     row = library.catalog.get(key)
     assert row["status"] == "failed" and row["error_reason"] == "crashed" and "is gone" in row["error"]

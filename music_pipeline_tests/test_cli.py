@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.tagging import read_tags
@@ -141,3 +141,54 @@ def test_run_reports_a_duplicate_as_such_not_as_a_failure(env, tmp_path) -> None
     library = Path(env["MUSIC_LIBRARY"])
     assert len(list((library / "ALAC").rglob("*.m4a"))) == 1
     assert len(list((library / "duplicates").rglob("*.mp3"))) == 1
+
+
+def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, tmp_path) -> None:
+    """Before, the track run swallowed the interrupt: Ctrl-C failed the current track and the
+    command went on with the next ones."""
+    import functools
+    import http.server
+    import signal
+    import threading
+    import time
+
+    from dagster._core.instance.ref import InstanceRef
+
+    class Slow(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def copyfile(self, source, outputfile) -> None:  # about 40 KB/s: each download takes a while
+            while chunk := source.read(4096):
+                outputfile.write(chunk)
+                time.sleep(0.1)
+
+    root = tmp_path / "www"
+    names = [f"Slow {n}.wav" for n in range(3)]
+    for n, name in enumerate(names):
+        make_track(root / name, seconds=6, seed=70 + n)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    urls = [f"http://127.0.0.1:{httpd.server_address[1]}/{name.replace(' ', '%20')}" for name in names]
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "music_pipeline", "run", *urls], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+            while time.time() < deadline and not instance.get_runs(
+                    filters=RunsFilter(job_name="process_track", statuses=[DagsterRunStatus.STARTED])):
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+            track_runs = instance.get_runs(filters=RunsFilter(job_name="process_track"))
+            bulk_runs = instance.get_runs(filters=RunsFilter(job_name="process_tracks"))
+        assert proc.returncode != 0, out
+        assert len(track_runs) == 1, out  # the tracks after the interrupted one never started
+        assert track_runs[0].status != DagsterRunStatus.STARTED
+        assert bulk_runs[0].status != DagsterRunStatus.SUCCESS
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        httpd.shutdown()

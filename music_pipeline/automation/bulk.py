@@ -44,6 +44,7 @@ from dagster import (
     job,
     op,
 )
+from dagster._core.utils import make_new_run_id
 from dagster._serdes import ConfigurableClassData
 from pydantic import Field
 
@@ -111,27 +112,33 @@ def bulk_request(keys: list[str], origin: str, *, run_key: str | None = None) ->
 # -- in flight ------------------------------------------------------------------------------
 
 
-def in_flight(instance: DagsterInstance, library: Library | None = None, *, exclude_run: str | None = None) -> set[str]:
-    """Tracks a queued or running run is working on or will work on: the one rule every
-    sensor and command applies before requesting a track. A track run whose process died
-    is reported failed here (run monitoring would within its poll interval) and does not
-    count."""
+def in_flight(instance: DagsterInstance, library: Library | None = None, *, waiting: bool = True) -> set[str]:
+    """Tracks a queued or running run is working on and, with ``waiting``, tracks waiting in
+    an unfinished bulk run: the one rule every sensor and command applies before requesting
+    a track. (A bulk run itself gives way only to track runs, checked again as each starts:
+    two bulk runs giving way to each other's waiting lists would both skip a track.) A run
+    whose process died is reported failed here (run monitoring would within its poll
+    interval, but only under the daemon) and does not count."""
     keys: set[str] = set()
     for run in instance.get_runs(filters=RunsFilter(job_name="process_track", statuses=UNFINISHED)):
-        if run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG)) is False:
+        if _dead(run):
             fail_orphan(instance, run, library)
             continue
         if run.tags.get(PARTITION_TAG):
             keys.add(run.tags[PARTITION_TAG])
+    if not waiting:
+        return keys
     for run in instance.get_runs(filters=RunsFilter(job_name=process_tracks.name, statuses=UNFINISHED)):
-        if run.run_id == exclude_run:
-            continue
-        if run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG)) is False:
+        if _dead(run):
             fail_orphan(instance, run, None)  # a command's bulk run killed with no daemon to notice
             continue
         keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
                     .get("keys") or [])
     return keys
+
+
+def _dead(run) -> bool:
+    return run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG), run.run_id) is False
 
 
 def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None:
@@ -152,7 +159,7 @@ def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
     """The last guard before a track run starts: another run of this track is unfinished."""
     runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key},
                                                 statuses=UNFINISHED), limit=1)
-    return bool(runs) and worker_alive(runs[0].tags.get(WORKER_TAG)) is not False
+    return bool(runs) and not _dead(runs[0])
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -210,8 +217,10 @@ class TrackRunner:
     """Executes a per-track job's runs, in this process or in lanes (processes of their own,
     so several tracks run at once on several cores)."""
 
-    def __init__(self, job_name: str, resources: dict, run_config: dict, tags: dict[str, str]) -> None:
+    def __init__(self, job_name: str, resources: dict, run_config: dict, tags: dict[str, str],
+                 again: bool = False) -> None:
         self.job_name, self.resources, self.run_config, self.tags = job_name, resources, run_config, tags
+        self.again = again  # finished tracks run again (--force, reprocess)
 
     @functools.cached_property
     def job(self):
@@ -226,26 +235,36 @@ class TrackRunner:
         state that does not pickle); the lane builds the job itself."""
         settings = {name: (type(r), {f: getattr(r, f) for f in type(r).model_fields})
                     for name, r in self.resources.items()}
-        return {"job_name": self.job_name, "settings": settings, "run_config": self.run_config, "tags": self.tags}
+        return {"job_name": self.job_name, "settings": settings, "run_config": self.run_config, "tags": self.tags,
+                "again": self.again}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["job_name"], {name: cls(**fields) for name, (cls, fields) in state["settings"].items()},
-                      state["run_config"], state["tags"])
+                      state["run_config"], state["tags"], state["again"])
 
     def run_one(self, instance: DagsterInstance, key: str, target: str | None, attempt: int) -> tuple[str, str]:
-        """(outcome, run id) of one track run; "skipped" when another run has the track."""
+        """(outcome, run id) of one track run; "skipped" when another run has the track, or
+        finished it meanwhile. An interruption (Ctrl-C, the UI's Terminate) is not caught:
+        it stops the bulk run, not just this track."""
         if _busy_elsewhere(instance, key):
             return "skipped", ""
-        tags = {**self.tags, WORKER_TAG: worker_tag(), PARTITION_TAG: key}
+        row = self.library.catalog.get(key)
+        if self.job_name == "process_track" and row and row["status"] in selection.FINISHED and not self.again:
+            return "skipped", ""
+        run_id = make_new_run_id()
+        tags = {**self.tags, WORKER_TAG: worker_tag(run_id), PARTITION_TAG: key}
         if target:
             tags[TARGET_TAG] = target
         if attempt > 1:
             tags["music_pipeline/attempt"] = str(attempt)
         # the partition as a tag: Dagster validates ``partition_key`` against the selected
         # assets, and the checks-only job (verify_track) selects none
-        result = self.job.execute_in_process(instance=instance, run_config=self.run_config, tags=tags,
-                                             raise_on_error=False)
-        return _outcome(result, self.library.catalog.get(key), self.job_name), result.run_id
+        try:
+            result = self.job.execute_in_process(instance=instance, run_config=self.run_config, tags=tags,
+                                                 run_id=run_id)
+        except Exception:  # the track's run failed, and says why in its events and the catalog
+            result = None
+        return _outcome(result, self.library.catalog.get(key), self.job_name), run_id
 
     def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
@@ -257,9 +276,10 @@ class TrackRunner:
                 outcome, run_id = self.run_one(instance, key, targets.get(key), attempt)
                 yield key, outcome, run_id, time.monotonic() - started
             return
-        yield from self._in_lanes(keys, targets, lanes, _without_capture(instance).get_ref(), attempt)
+        yield from self._in_lanes(keys, targets, lanes, instance, attempt)
 
-    def _in_lanes(self, keys, targets, lanes, ref, attempt) -> Iterator[tuple[str, str, str, float]]:
+    def _in_lanes(self, keys, targets, lanes, instance, attempt) -> Iterator[tuple[str, str, str, float]]:
+        ref = _without_capture(instance).get_ref()
         context = _forkserver()
         queue = list(keys)
         processes = []
@@ -286,8 +306,8 @@ class TrackRunner:
                     key, started = busy.pop(conn)
                     try:
                         outcome, run_id = conn.recv()
-                    except EOFError:  # the lane died (killed, out of memory): its run is reaped, a new lane goes on
-                        outcome, run_id = "failed", ""
+                    except EOFError:  # the lane died (killed, out of memory): a new lane goes on
+                        outcome, run_id = "failed", self._fail_left_behind(instance, key)
                         conn.close()
                         conn = start_lane() if queue else None
                     yield key, outcome, run_id, time.monotonic() - started
@@ -300,6 +320,15 @@ class TrackRunner:
                 process.join(timeout=30)
                 if process.is_alive():
                     process.kill()
+
+    def _fail_left_behind(self, instance: DagsterInstance, key: str) -> str:
+        """The run a dead lane left STARTED: failed now, its pool slots freed (they would
+        narrow the pool for the rest of this bulk run)."""
+        runs = instance.get_runs(filters=RunsFilter(job_name=self.job_name, statuses=UNFINISHED,
+                                                    tags={BULK_TAG: self.tags[BULK_TAG], PARTITION_TAG: key}))
+        for run in runs:
+            fail_orphan(instance, run, self.library)
+        return runs[0].run_id if runs else ""
 
     def _lane(self, conn, ref, targets: dict[str, str], attempt: int) -> None:
         """A lane: track runs one after another until told to stop; dies with the fork server,
@@ -326,13 +355,14 @@ def _die_with_parent() -> None:
 
 
 def _outcome(result, row: dict | None, job_name: str) -> str:
+    """done, set aside or failed, from the track run's result (None when it failed)."""
     if job_name == "verify_track":  # checks do not fail their run: count what they found
-        passed = result.success and all(e.passed for e in result.get_asset_check_evaluations())
+        passed = result is not None and all(e.passed for e in result.get_asset_check_evaluations())
         return "done" if passed else "failed"
     status = (row or {}).get("status")
     if status in ("duplicate", "needs_review"):
         return "set aside"
-    return "done" if result.success and status == "done" else "failed"
+    return "done" if result is not None and status == "done" else "failed"
 
 
 @op(description="Run the per-track job for each track, one after another in this process (no pool slot held "
@@ -350,7 +380,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         new = sources.sync_everything(lib, spotify.client if spotify.configured else None,
                                       soundcloud.user or None, downloader.options(), context.log.info)
         context.log.info(f"sources: {len(new)} new track(s)")
-    busy = in_flight(instance, lib, exclude_run=context.run_id)
+    busy = in_flight(instance, lib, waiting=False)
     if config.keys:
         rows = {r["key"]: r for r in lib.catalog.tracks()} if len(config.keys) > 50 else \
             {k: r for k in config.keys if (r := lib.catalog.get(k)) is not None}
@@ -382,7 +412,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         if config.job == "process_track" else quiet
     runner = TrackRunner(config.job, resources, track_config, {
         BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}"),
-        "dagster/max_retries": "0"})  # a crash is retried by retrying the bulk run
+        "dagster/max_retries": "0"},  # a crash is retried by retrying the bulk run
+        again=config.force_download or config.select == "reprocess")
     context.log.info(f"{len(keys)} track(s) to {config.job.replace('_', ' ')}"
                      + (f", {lanes} at a time" if lanes > 1 else ""))
     results: dict[str, list[str]] = {name: [] for name in OUTCOMES}

@@ -42,6 +42,7 @@ TICK_BUDGET_S = 30.0  # stop listing playlists after this long; the rest next ti
 def _tick(context: SensorEvaluationContext, origin: str, source: str, library: LibraryResource,
           work: Callable[[dict], sources.Pass]) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
+    busy = in_flight(context.instance, library.get())  # before the pass registers anything
     try:
         result = work(cursor)
     except RateLimited as err:
@@ -52,7 +53,6 @@ def _tick(context: SensorEvaluationContext, origin: str, source: str, library: L
         return SensorResult(skip_reason=f"{origin}: {err}", cursor=context.cursor)
     for note in result.notes[:50]:
         context.log.info(note)
-    busy = in_flight(context.instance, library.get()) if result.new else set()
     keys = [k for k in result.new if k not in busy]
     request = bulk_request(keys, origin)
     cursor_text = json.dumps(result.cursor)
