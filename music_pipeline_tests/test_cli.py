@@ -143,36 +143,56 @@ def test_run_reports_a_duplicate_as_such_not_as_a_failure(env, tmp_path) -> None
     assert len(list((library / "duplicates").rglob("*.mp3"))) == 1
 
 
-def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, tmp_path) -> None:
-    """Before, the track run swallowed the interrupt: Ctrl-C failed the current track and the
-    command went on with the next ones."""
+@pytest.fixture
+def slow_urls(tmp_path):
+    """Four WAVs served at about 40 KB/s: each download takes a while."""
     import functools
     import http.server
-    import signal
     import threading
     import time
-
-    from dagster._core.instance.ref import InstanceRef
 
     class Slow(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
 
-        def copyfile(self, source, outputfile) -> None:  # about 40 KB/s: each download takes a while
+        def copyfile(self, source, outputfile) -> None:
             while chunk := source.read(4096):
                 outputfile.write(chunk)
                 time.sleep(0.1)
 
     root = tmp_path / "www"
-    names = [f"Slow {n}.wav" for n in range(3)]
+    names = [f"Slow {n}.wav" for n in range(4)]
     for n, name in enumerate(names):
-        make_track(root / name, seconds=6, seed=70 + n)
+        make_track(root / name, seconds=6, bpm=100 + 7 * n, seed=70 + n)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    urls = [f"http://127.0.0.1:{httpd.server_address[1]}/{name.replace(' ', '%20')}" for name in names]
+    yield [f"http://127.0.0.1:{httpd.server_address[1]}/{name.replace(' ', '%20')}" for name in names]
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("how", ["run", "process all"])
+def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, slow_urls, how) -> None:
+    """Before, the track run swallowed the interrupt: Ctrl-C failed the current track and the
+    command went on with the next ones. `run` goes one track at a time; `process all` runs
+    two lanes on this machine, whose current tracks stop too."""
+    import signal
+    import time
+
+    from dagster._core.instance.ref import InstanceRef
+
+    from music_pipeline.core.library import register_target
+    from music_pipeline.resources import LibraryResource
+
     home = Path(env["DAGSTER_HOME"])
     home.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-m", "music_pipeline", "run", *urls], env=env,
+    if how == "run":
+        args = ["run", *slow_urls]
+    else:
+        library = LibraryResource(root=env["MUSIC_LIBRARY"]).get()
+        for url in slow_urls:
+            register_target(library, url)
+        args = ["process", "all"]
+    proc = subprocess.Popen([sys.executable, "-m", "music_pipeline", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
@@ -180,15 +200,15 @@ def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, tmp_path) ->
             while time.time() < deadline and not instance.get_runs(
                     filters=RunsFilter(job_name="process_track", statuses=[DagsterRunStatus.STARTED])):
                 time.sleep(0.5)
+            time.sleep(1)  # every lane has its track
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=60)
             track_runs = instance.get_runs(filters=RunsFilter(job_name="process_track"))
             bulk_runs = instance.get_runs(filters=RunsFilter(job_name="process_tracks"))
         assert proc.returncode != 0, out
-        assert len(track_runs) == 1, out  # the tracks after the interrupted one never started
-        assert track_runs[0].status != DagsterRunStatus.STARTED
+        assert 1 <= len(track_runs) <= 2, out  # the tracks after the interrupted ones never started
+        assert all(r.status != DagsterRunStatus.STARTED for r in track_runs)
         assert bulk_runs[0].status != DagsterRunStatus.SUCCESS
     finally:
         if proc.poll() is None:
             proc.kill()
-        httpd.shutdown()

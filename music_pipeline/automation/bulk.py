@@ -313,6 +313,12 @@ class TrackRunner:
                     yield key, outcome, run_id, time.monotonic() - started
                     if queue and conn is not None:
                         give(conn)
+        except BaseException:  # interrupted (Terminate, Ctrl-C): the lanes' current track runs stop too
+            for process, _ in processes:
+                if process.is_alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGINT)
+            raise
         finally:
             for process, conn in processes:
                 with contextlib.suppress(OSError):
