@@ -44,6 +44,7 @@ from dagster import (
     job,
     op,
 )
+from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.utils import make_new_run_id
 from dagster._serdes import ConfigurableClassData
 from pydantic import Field
@@ -259,11 +260,14 @@ class TrackRunner:
             tags["music_pipeline/attempt"] = str(attempt)
         # the partition as a tag: Dagster validates ``partition_key`` against the selected
         # assets, and the checks-only job (verify_track) selects none
-        try:
-            result = self.job.execute_in_process(instance=instance, run_config=self.run_config, tags=tags,
-                                                 run_id=run_id)
-        except Exception:  # the track's run failed, and says why in its events and the catalog
-            result = None
+        result = self.job.execute_in_process(instance=instance, run_config=self.run_config, tags=tags,
+                                             run_id=run_id, raise_on_error=False)
+        if result.dagster_run.tags.get("dagster/failure_reason") == "UNEXPECTED_TERMINATION" or any(
+                event.is_step_failure and event.step_failure_data.error
+                and event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+                for event in result.all_events):
+            # the track run took the interrupt for itself; pass it on, so the bulk run stops too
+            raise DagsterExecutionInterruptedError(f"interrupted while {key} was being processed")
         return _outcome(result, self.library.catalog.get(key), self.job_name), run_id
 
     def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
@@ -361,14 +365,14 @@ def _die_with_parent() -> None:
 
 
 def _outcome(result, row: dict | None, job_name: str) -> str:
-    """done, set aside or failed, from the track run's result (None when it failed)."""
-    if job_name == "verify_track":  # checks do not fail their run: count what they found
-        passed = result is not None and all(e.passed for e in result.get_asset_check_evaluations())
+    """done, set aside or failed, from the track run's result and the catalog."""
+    if job_name == "verify_track":  # count what the checks found
+        passed = all(e.passed for e in result.get_asset_check_evaluations())
         return "done" if passed else "failed"
     status = (row or {}).get("status")
     if status in ("duplicate", "needs_review"):
         return "set aside"
-    return "done" if result is not None and status == "done" else "failed"
+    return "done" if result.success and status == "done" else "failed"
 
 
 @op(description="Run the per-track job for each track, one after another in this process (no pool slot held "
