@@ -25,9 +25,20 @@ from music_pipeline.resources import (
 from .audio import make_track
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
+
+
+class SlowHandler(QuietHandler):
+    """Serves files at about 40 KB/s, so a test can act while a download is under way."""
+
+    def copyfile(self, source, outputfile) -> None:
+        import time
+
+        while chunk := source.read(4096):
+            outputfile.write(chunk)
+            time.sleep(0.1)
 
 
 class HttpServer:
@@ -35,7 +46,7 @@ class HttpServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        handler = functools.partial(_QuietHandler, directory=str(root))
+        handler = functools.partial(QuietHandler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

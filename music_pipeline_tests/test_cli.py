@@ -12,6 +12,7 @@ from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.tagging import read_tags
 
 from .audio import make_track
+from .conftest import SlowHandler
 
 
 @pytest.fixture
@@ -149,22 +150,12 @@ def slow_urls(tmp_path):
     import functools
     import http.server
     import threading
-    import time
-
-    class Slow(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def copyfile(self, source, outputfile) -> None:
-            while chunk := source.read(4096):
-                outputfile.write(chunk)
-                time.sleep(0.1)
 
     root = tmp_path / "www"
     names = [f"Slow {n}.wav" for n in range(4)]
     for n, name in enumerate(names):
         make_track(root / name, seconds=6, bpm=100 + 7 * n, seed=70 + n)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Slow, directory=str(root)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield [f"http://127.0.0.1:{httpd.server_address[1]}/{name.replace(' ', '%20')}" for name in names]
     httpd.shutdown()

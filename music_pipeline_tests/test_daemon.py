@@ -11,7 +11,6 @@ import http.server
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from music_pipeline.core.catalog import Catalog
 from music_pipeline.core.identity import source_for
 
 from .audio import make_track
+from .conftest import QuietHandler, SlowHandler
 from .daemon import SCREENSHOTS, Dagster, browser_page, dagster_up, drop, wait
 
 TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav", "catalog"]
@@ -36,25 +36,12 @@ PARTITIONS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { 
     assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }"""
 
 
-class _Slow(http.server.SimpleHTTPRequestHandler):
-    """Serves files slowly (about 40 KB/s), so a test can kill a run while it downloads."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def copyfile(self, source, outputfile) -> None:
-        while chunk := source.read(4096):
-            outputfile.write(chunk)
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def www(tmp_path: Path):
     root = tmp_path / "www"
     root.mkdir()
     servers = {}
-    for name, handler in (("fast", http.server.SimpleHTTPRequestHandler), ("slow", _Slow)):
-        handler = type(f"Quiet{name}", (handler,), {"log_message": lambda self, *a: None})
+    for name, handler in (("fast", QuietHandler), ("slow", SlowHandler)):
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers[name] = httpd
