@@ -203,15 +203,18 @@ def _forkserver():
     return context
 
 
-def _without_capture(instance: DagsterInstance) -> DagsterInstance:
-    """The instance for track runs inside a bulk run: the same storage, without capturing
-    stdout and stderr again (the bulk run's step captures its whole process; capturing per
-    track run starts four helper processes each time)."""
-    if instance.is_ephemeral:
-        return instance
-    ref = instance.get_ref()._replace(compute_logs_data=ConfigurableClassData(
+def _without_capture(instance: DagsterInstance):
+    """The instance for track runs inside a bulk run, as a context (closed after): the same
+    storage, without capturing stdout and stderr again (the bulk run's step captures its whole
+    process; capturing per track run starts four helper processes each time)."""
+    if instance.is_ephemeral:  # in memory: nothing to reopen (tests)
+        return contextlib.nullcontext(instance)
+    return DagsterInstance.from_ref(_ref_without_capture(instance))
+
+
+def _ref_without_capture(instance: DagsterInstance):
+    return instance.get_ref()._replace(compute_logs_data=ConfigurableClassData(
         "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", "{}"))
-    return DagsterInstance.from_ref(ref)
 
 
 class TrackRunner:
@@ -274,16 +277,16 @@ class TrackRunner:
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
         """(key, outcome, run id, seconds) per track, as each finishes."""
         if lanes <= 1:
-            instance = _without_capture(instance)
-            for key in keys:
-                started = time.monotonic()
-                outcome, run_id = self.run_one(instance, key, targets.get(key), attempt)
-                yield key, outcome, run_id, time.monotonic() - started
+            with _without_capture(instance) as quiet:
+                for key in keys:
+                    started = time.monotonic()
+                    outcome, run_id = self.run_one(quiet, key, targets.get(key), attempt)
+                    yield key, outcome, run_id, time.monotonic() - started
             return
         yield from self._in_lanes(keys, targets, lanes, instance, attempt)
 
     def _in_lanes(self, keys, targets, lanes, instance, attempt) -> Iterator[tuple[str, str, str, float]]:
-        ref = _without_capture(instance).get_ref()
+        ref = _ref_without_capture(instance)  # lanes need an instance they can reopen
         context = _forkserver()
         queue = list(keys)
         processes = []
