@@ -49,7 +49,7 @@ def peak_memory_mb(minutes: float = 10.0) -> float:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                         f"anoisesrc=d={minutes * 60}:c=pink:a=0.2:r=44100", "-ac", "2", "-c:a", "flac", str(path)],
                        check=True)
-        code = ("import resource; from pathlib import Path; from music_pipeline.core import analysis;"
+        code = ("import resource; from pathlib import Path; from music_pipeline.core.audio import analysis;"
                 f"analysis.analyse(Path({str(path)!r}));"
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

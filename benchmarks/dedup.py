@@ -65,8 +65,8 @@ def real_fingerprints(cache: Path) -> list[np.ndarray]:
     """The raw fingerprints of the corpus's distinct recordings (originals, covers, stems)."""
     import csv
 
-    from music_pipeline.core import fpindex
-    from music_pipeline.core.fingerprint import fingerprint_file
+    from music_pipeline.core.audio.fingerprint import fingerprint_file
+    from music_pipeline.core.domain import fpindex
 
     rows = list(csv.DictReader((CORPUS / "files.csv").read_text().splitlines()))
     distinct = [r["file"] for r in rows if r["recipe"] in ("midi", "midistem", "copy", "hydrogen", "chorale")]
@@ -132,7 +132,7 @@ def transitive(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
 
 def run_group(path: str) -> None:
     """In a fresh process: group the fingerprints in ``path``; print time and peak memory."""
-    from music_pipeline.core import dedup
+    from music_pipeline.core.domain import dedup
 
     data = np.load(path, allow_pickle=True)
     items = [dedup.Item(id=str(i), fingerprint=f) for i, f in enumerate(data["tracks"])]

@@ -105,9 +105,9 @@ def generate(folder: Path, count: int, seconds: float, offset: int = 0) -> list[
 
 def _plain_one(args: tuple[str, str]) -> str:
     from music_pipeline.assets import steps
-    from music_pipeline.core.download import DownloadOptions
-    from music_pipeline.core.library import register_target
-    from music_pipeline.core.paths import FORMATS
+    from music_pipeline.core.domain.paths import FORMATS
+    from music_pipeline.core.library.steps import register_target
+    from music_pipeline.core.sources.download import DownloadOptions
     from music_pipeline.resources import AnalysisResource, LibraryResource
 
     root, path = args
@@ -270,7 +270,7 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
 
     from music_pipeline.assets import tracks
     from music_pipeline.automation.sensors import inbox_sensor
-    from music_pipeline.core.catalog import Catalog, now
+    from music_pipeline.core.library.catalog import Catalog, now
     from music_pipeline.resources import DownloaderResource, LibraryResource
 
     results = {}
@@ -303,7 +303,7 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
 def playlist_read_time(size: int, work: Path) -> float:
     """``Library.playlists()`` (what playlist_exports reads after every burst of finished
     tracks) over ``size`` finished tracks in 20 playlists."""
-    from music_pipeline.core.catalog import Catalog, now
+    from music_pipeline.core.library.catalog import Catalog, now
     from music_pipeline.resources import LibraryResource
 
     root = work / f"playlists-{size}"

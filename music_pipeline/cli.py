@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from . import settings
-from .core.errors import TrackError
+from .core.domain.errors import TrackError
 
 DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
 DEBIAN_LIBS = ["libchromaprint1"]
@@ -55,7 +55,7 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     results.append((chroma, f"libchromaprint: {'loaded' if chroma else 'not found'}",
                     "install it: apt-get install libchromaprint1"))
     root = settings.library_root()
-    from .core.library import free_bytes, is_writable
+    from .core.library.steps import free_bytes, is_writable
 
     writable = is_writable(root)
     results.append((writable, f"library {root} ({os.environ.get(settings.MUSIC_LIBRARY) and 'MUSIC_LIBRARY' or 'default'}):"
@@ -199,10 +199,10 @@ def _library():
 
 def _register(targets: list[str]) -> tuple[list[str], int]:
     """Register every target; returns the partition keys and how many could not be."""
-    from .core.download import resolve_id
-    from .core.identity import is_collection
-    from .core.library import register_target
-    from .core.sources import expand_collection
+    from .core.domain.identity import is_collection
+    from .core.library.steps import register_target
+    from .core.sources.discovery import expand_collection
+    from .core.sources.download import resolve_id
 
     library = _library()
     keys: list[str] = []
@@ -236,8 +236,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     partitions and runs land in the instance the UI shows, whatever folder this command
     runs from; the run carries each URL or file, and registers what its catalog lacks."""
     from .automation.bulk import ORIGIN_TAG, run_config
-    from .core.download import resolve_id
-    from .core.identity import looks_like_url, source_for
+    from .core.domain.identity import looks_like_url, source_for
+    from .core.sources.download import resolve_id
     from .remote import DagsterRemote, RemoteError
 
     remote = DagsterRemote(args.webserver)
@@ -325,21 +325,21 @@ class Progress:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import json
 
-    from .core import analysis, batch, tonality
+    from .core.audio import analysis, parallel, tonality
 
     if args.key_profile not in tonality.PROFILES:
         print(f"unknown key profile {args.key_profile}; choose from {', '.join(tonality.PROFILES)}",
               file=sys.stderr)
         return 2
     settings = analysis.Settings(bpm_range=(args.min_bpm, args.max_bpm), key_profile=args.key_profile)
-    files = batch.expand(args.targets)
+    files = parallel.expand(args.targets)
     if not files:
         print("no audio files found", file=sys.stderr)
         return 1
     jobs = args.jobs or os.cpu_count() or 1
     progress = Progress("analysing")
     failures = 0
-    for record in batch.run(files, jobs, settings, on_done=progress):
+    for record in parallel.run(files, jobs, settings, on_done=progress):
         failures += "error" in record
         if args.json:
             shown = record if "error" in record else {k: record[k] for k in PUBLIC_FIELDS}
@@ -371,7 +371,7 @@ def _resources() -> dict:
 
 
 def cmd_spotify_login(args: argparse.Namespace) -> int:
-    from .core import spotify
+    from .core.sources import spotify
 
     resource = _resources()["spotify"]
     config = resource.config()
@@ -381,9 +381,9 @@ def cmd_spotify_login(args: argparse.Namespace) -> int:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
-    from .core import sources
+    from .core.sources import discovery
 
-    row = sources.pin(_library(), args.track, args.url)
+    row = discovery.pin(_library(), args.track, args.url)
     print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']}")
     if args.later:
         print("     it is picked up by `music-pipeline process all` or the nightly sync")
@@ -471,8 +471,8 @@ def cmd_process(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """The original system's fallback chain: a target if given; else the track playing on
     Spotify; else new SoundCloud likes; else new Spotify likes; else the newest queued track."""
-    from .core import sources
-    from .core.errors import TrackError as Problem
+    from .core.domain.errors import TrackError as Problem
+    from .core.sources import discovery
 
     if args.targets:
         keys, failures = _register(args.targets)
@@ -481,12 +481,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     library, spotify, soundcloud = resources["library"].get(), resources["spotify"], resources["soundcloud"]
     steps = []
     if spotify.configured:
-        steps.append(("the track playing on Spotify", lambda: sources.spotify_now_playing(library, spotify.client())))
+        steps.append(("the track playing on Spotify", lambda: discovery.spotify_now_playing(library, spotify.client())))
     if soundcloud.configured:
-        steps.append(("new SoundCloud likes", lambda: sources.soundcloud_likes(
+        steps.append(("new SoundCloud likes", lambda: discovery.soundcloud_likes(
             library, soundcloud.user, resources["downloader"].options(), {"complete": True}, 50)))
     if spotify.configured:
-        steps.append(("new Spotify likes", lambda: sources.spotify_likes(library, spotify.client(), {"complete": True,
+        steps.append(("new Spotify likes", lambda: discovery.spotify_likes(library, spotify.client(), {"complete": True,
                       "newest": _newest_like(library)}, 50)))
     for what, step in steps:
         try:
@@ -516,7 +516,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     """Report duplicate groups among files (or the library's tracks); move them only with --move."""
     import json
 
-    from .core import batch, dedup, duplicates
+    from .core.audio import parallel
+    from .core.domain import dedup
+    from .core.library import duplicates
 
     library = _library()
     if args.undo:
@@ -527,14 +529,14 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     failures = 0
     if args.targets:
         skip = [library.root / duplicates.DUPLICATES_DIR, library.root / "_trash"]
-        files = [f for f in batch.expand(args.targets)
+        files = [f for f in parallel.expand(args.targets)
                  if not any(Path(f).resolve().is_relative_to(folder) for folder in skip)]
         if not files:
             print("no audio files found", file=sys.stderr)
             return 1
         progress = Progress("fingerprinting")
         items = []
-        for record in batch.map_files(duplicates.file_record, files, args.jobs or os.cpu_count() or 1, progress):
+        for record in parallel.map_files(duplicates.file_record, files, args.jobs or os.cpu_count() or 1, progress):
             if "error" in record:
                 failures += 1
                 if progress.enabled:

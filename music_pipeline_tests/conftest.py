@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
-from music_pipeline.core.library import Library, register_target
+from music_pipeline.core.library.steps import Library, register_target
 from music_pipeline.resources import (
     AnalysisResource,
     DownloaderResource,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from music_pipeline.core import analysis
-from music_pipeline.core.keys import ALL_KEYS, Key
+from music_pipeline.core.audio import analysis
+from music_pipeline.core.domain.keys import ALL_KEYS, Key
 
 from .audio import click_track, cross_rhythm, make_track, scale, write
 
@@ -127,7 +127,7 @@ def test_loudness_true_peak_and_replaygain(tmp_path: Path) -> None:
 def test_one_decode_feeds_a_fingerprint_identical_to_chromaprints_own(tmp_path: Path) -> None:
     import acoustid
 
-    from music_pipeline.core import fingerprint
+    from music_pipeline.core.audio import fingerprint
 
     path = make_track(tmp_path / "fp.flac", seconds=20, codec_args=["-c:a", "flac"])
     shared = analysis.analyse(path)
@@ -176,7 +176,7 @@ def test_memory_stays_bounded_for_a_ten_minute_track(tmp_path: Path) -> None:
     path = tmp_path / "long.flac"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=220:d=600:sample_rate=44100",
                     "-ac", "2", "-c:a", "flac", str(path)], check=True)
-    code = ("import resource, sys; from pathlib import Path; from music_pipeline.core import analysis;"
+    code = ("import resource, sys; from pathlib import Path; from music_pipeline.core.audio import analysis;"
             f"analysis.analyse(Path({str(path)!r}));"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -269,7 +269,7 @@ def test_a_badly_corrupt_aac_gives_an_error_or_a_result_but_never_hangs(tmp_path
 
 
 def test_true_peak_at_a_block_boundary_and_at_the_very_end(tmp_path: Path) -> None:
-    from music_pipeline.core.loudness import Meter
+    from music_pipeline.core.audio.loudness import Meter
 
     rate = 48_000
     for centre in (analysis.BLOCK_FRAMES - 3, rate * 2 - 4):  # across a block edge; the last samples

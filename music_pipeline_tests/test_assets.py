@@ -12,8 +12,8 @@ import pytest
 from dagster import AssetKey, materialize
 
 from music_pipeline.assets import library_index
-from music_pipeline.core import tagging
-from music_pipeline.core.catalog import SCHEMA_VERSION, Catalog
+from music_pipeline.core.audio import tagging
+from music_pipeline.core.library.catalog import SCHEMA_VERSION, Catalog
 
 from .audio import make_track
 from .conftest import library_files
@@ -169,7 +169,7 @@ def test_a_new_catalog_opened_by_several_processes_at_once_is_created_once(tmp_p
 
 
 def test_catalog_schema_is_versioned_and_migrates_an_empty_file(library_root) -> None:
-    from music_pipeline.core.catalog import Catalog, CatalogError
+    from music_pipeline.core.library.catalog import Catalog, CatalogError
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -186,7 +186,7 @@ def test_catalog_schema_is_versioned_and_migrates_an_empty_file(library_root) ->
 
 
 def test_registering_again_adds_url_forms(library) -> None:
-    from music_pipeline.core.library import register_target
+    from music_pipeline.core.library.steps import register_target
 
     source, _ = register_target(library, "https://youtu.be/dQw4w9WgXcQ")
     register_target(library, "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123")
@@ -319,7 +319,7 @@ def test_run_tag_registers_a_track_the_catalog_does_not_know(instance, resources
     """`music-pipeline add` from another folder sends the target with the run."""
     from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
     from music_pipeline.assets.tracks import TARGET_TAG
-    from music_pipeline.core.identity import key_for_file
+    from music_pipeline.core.domain.identity import key_for_file
 
     key = key_for_file(song_file).key
     instance.add_dynamic_partitions(tracks.name, [key])
@@ -350,7 +350,7 @@ def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
 
 
 def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root) -> None:
-    from music_pipeline.core.catalog import MIGRATIONS, Catalog
+    from music_pipeline.core.library.catalog import MIGRATIONS, Catalog
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -378,8 +378,8 @@ def test_replaygain_tags_in_every_output(process, library, song_file) -> None:
 
 
 def test_one_decode_is_shared_by_fingerprint_and_analysis(library, song_file, monkeypatch) -> None:
-    from music_pipeline.core import analysis
-    from music_pipeline.core.library import register_target
+    from music_pipeline.core.audio import analysis
+    from music_pipeline.core.library.steps import register_target
 
     key = register_target(library, str(song_file))[0].key
     library.fetch_raw(key)
@@ -399,7 +399,7 @@ def test_one_decode_is_shared_by_fingerprint_and_analysis(library, song_file, mo
 
 
 def test_a_damaged_decode_cache_is_only_a_lost_shortcut(library, song_file) -> None:
-    from music_pipeline.core.library import register_target
+    from music_pipeline.core.library.steps import register_target
 
     key = register_target(library, str(song_file))[0].key
     library.fetch_raw(key)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yt_dlp
 
-from music_pipeline.core.library import Library
+from music_pipeline.core.library.steps import Library
 
 from .audio import make_track
 from .conftest import library_files, output_files
@@ -196,7 +196,7 @@ def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library,
     a guess that is off must not reject an intact file."""
     import numpy as np
 
-    from music_pipeline.core import media
+    from music_pipeline.core.audio import media
 
     from .audio import write
 

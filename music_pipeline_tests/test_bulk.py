@@ -7,7 +7,7 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from music_pipeline.automation import bulk
-from music_pipeline.core.identity import source_for
+from music_pipeline.core.domain.identity import source_for
 from music_pipeline.instance import WORKER_TAG
 
 from .audio import make_track

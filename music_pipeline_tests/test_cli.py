@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from music_pipeline.core.catalog import Catalog
-from music_pipeline.core.tagging import read_tags
+from music_pipeline.core.audio.tagging import read_tags
+from music_pipeline.core.library.catalog import Catalog
 
 from .audio import make_track
 from .conftest import SlowHandler
@@ -171,7 +171,7 @@ def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, slow_urls, h
 
     from dagster._core.instance.ref import InstanceRef
 
-    from music_pipeline.core.library import register_target
+    from music_pipeline.core.library.steps import register_target
     from music_pipeline.resources import LibraryResource
 
     home = Path(env["DAGSTER_HOME"])

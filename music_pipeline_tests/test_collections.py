@@ -21,9 +21,9 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
-from music_pipeline.core import collections as col
-from music_pipeline.core.errors import SourceUnavailable, UnsupportedSource
-from music_pipeline.core.identity import source_for
+from music_pipeline.core.domain.errors import SourceUnavailable, UnsupportedSource
+from music_pipeline.core.domain.identity import source_for
+from music_pipeline.core.sources import listings as col
 
 _VERSION = {"version": "2026.10.26", "current_git_head": None,
             "release_git_head": "c91f8de0bfb3577894abad716eaaa01659e6bd14", "repository": "yt-dlp/yt-dlp"}

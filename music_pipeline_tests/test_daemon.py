@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.core.catalog import Catalog
-from music_pipeline.core.identity import source_for
+from music_pipeline.core.domain.identity import source_for
+from music_pipeline.core.library.catalog import Catalog
 
 from .audio import make_track
 from .conftest import QuietHandler, SlowHandler

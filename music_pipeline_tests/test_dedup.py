@@ -16,12 +16,12 @@ from dagster import materialize
 
 from music_pipeline.assets import dedup_groups
 from music_pipeline.cli import main
-from music_pipeline.core import dedup, fpindex
-from music_pipeline.core.catalog import Catalog
-from music_pipeline.core.fingerprint import fingerprint_file
-from music_pipeline.core.identity import source_for
-from music_pipeline.core.normalize import parse
-from music_pipeline.core.tagging import read_tags
+from music_pipeline.core.audio.fingerprint import fingerprint_file
+from music_pipeline.core.audio.tagging import read_tags
+from music_pipeline.core.domain import dedup, fpindex
+from music_pipeline.core.domain.identity import source_for
+from music_pipeline.core.domain.normalize import parse
+from music_pipeline.core.library.catalog import Catalog
 
 from .audio import write
 from .conftest import output_files
@@ -285,7 +285,7 @@ def test_discovery_skips_sources_already_catalogued(library) -> None:
 def test_catalog_v2_is_upgraded_with_its_urls_indexed(tmp_path) -> None:
     import sqlite3
 
-    from music_pipeline.core.catalog import MIGRATIONS
+    from music_pipeline.core.library.catalog import MIGRATIONS
 
     path = tmp_path / "catalog.sqlite"
     conn = sqlite3.connect(path)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.core.errors import UnsupportedSource
-from music_pipeline.core.identity import canonical_url, key_for_file, key_for_url, source_for
+from music_pipeline.core.domain.errors import UnsupportedSource
+from music_pipeline.core.domain.identity import canonical_url, key_for_file, key_for_url, source_for
 
 VIDEO = "dQw4w9WgXcQ"
 
@@ -122,7 +122,7 @@ def test_source_for_rejects_what_is_neither_url_nor_file(tmp_path: Path) -> None
 
 
 def test_secrets_in_urls_are_redacted_for_display() -> None:
-    from music_pipeline.core.identity import redact_url
+    from music_pipeline.core.domain.identity import redact_url
 
     shown = redact_url("https://me:hunter2@cdn.example.com/a.mp3?X-Amz-Signature=abc123&id=7&access_token=zz")
     assert "hunter2" not in shown and "abc123" not in shown and "zz" not in shown
@@ -142,7 +142,7 @@ def test_playlists_and_channels_are_not_one_track(url: str) -> None:
 
 def test_source_metadata_is_kept_from_a_real_shaped_info_dict() -> None:
     """What yt-dlp's YouTube extractor returns (trimmed); YouTube itself cannot be reached here."""
-    from music_pipeline.core.download import Downloaded
+    from music_pipeline.core.sources.download import Downloaded
 
     info = {
         "id": VIDEO, "title": "Rick Astley - Never Gonna Give You Up (Official Music Video)",

@@ -11,7 +11,7 @@ from dagster import SensorResult, build_sensor_context
 from music_pipeline.assets import tracks
 from music_pipeline.automation.bulk import process_tracks
 from music_pipeline.automation.sensors import inbox_sensor
-from music_pipeline.core import inbox
+from music_pipeline.core.sources import inbox
 from music_pipeline.resources import DownloaderResource, LibraryResource
 
 from .audio import make_track

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 import yt_dlp
 
-from music_pipeline.core.errors import SourceUnavailable
-from music_pipeline.core.matching import (
+from music_pipeline.core.domain.errors import SourceUnavailable
+from music_pipeline.core.sources.matching import (
     MAX_DURATION_DIFF_S,
     THRESHOLD,
     Candidate,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from music_pipeline.core.normalize import TrackName, fold, parse
+from music_pipeline.core.domain.normalize import TrackName, fold, parse
 
 
 @pytest.mark.parametrize(("text", "expected"), [

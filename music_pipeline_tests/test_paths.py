@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.core.paths import Layout, TemplateError, is_within, sanitize_component
+from music_pipeline.core.domain.paths import Layout, TemplateError, is_within, sanitize_component
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.core import playlists as pl
-from music_pipeline.core.files import PART_MARK
-from music_pipeline.core.playlists import Playlist, PlaylistTrack
+from music_pipeline.core.library import playlists as pl
+from music_pipeline.core.library.playlists import Playlist, PlaylistTrack
+from music_pipeline.core.library.store import PART_MARK
 
 
 def _track(root: Path, key: str, artist: str, title: str, duration: float | None = 200.0,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from music_pipeline.core.selection import choose, pending
+from music_pipeline.core.domain.selection import choose, pending
 
 
 def row(key: str, status: str, reason: str | None = None) -> dict:

@@ -32,8 +32,8 @@ from music_pipeline.automation.sources import (
     weekly_verification,
 )
 from music_pipeline.cli import main
-from music_pipeline.core import sources
-from music_pipeline.core.paths import sanitize_component
+from music_pipeline.core.domain.paths import sanitize_component
+from music_pipeline.core.sources import discovery
 from music_pipeline.resources import (
     AnalysisResource,
     DownloaderResource,
@@ -133,7 +133,7 @@ def test_playlists_keep_membership_and_a_known_isrc_is_not_fetched_again(fake, s
     b = make_track(name="Beta", artists=["X"], isrc="GBAAA0000002")
     c = make_track(name="Gamma", artists=["Y"], isrc="GBAAA0000003")
     pid = fake.add_playlist("Warm-up", [a, b, None, c])
-    library.register(sources.source_for("https://www.youtube.com/watch?v=aaaaaaaaaaa"))
+    library.register(discovery.source_for("https://www.youtube.com/watch?v=aaaaaaaaaaa"))
     library.catalog.update("youtube-aaaaaaaaaaa", isrc="GBAAA0000003", status="done")  # Gamma, already here
     res = {"library": LibraryResource(root=str(library_root)), "spotify": spotify}
     result = tick(spotify_playlists, instance, None, **res)
@@ -233,9 +233,9 @@ def test_a_bulk_run_isolates_a_failing_track_in_its_own_failed_run(library, libr
     good = make_audio(tmp_path / "Good - One.flac", seconds=4, codec_args=["-c:a", "flac"])
     bad = tmp_path / "Bad - One.wav"
     bad.write_text("not audio")
-    keys = [sources.source_for(str(p)).key for p in (good, bad)]
+    keys = [discovery.source_for(str(p)).key for p in (good, bad)]
     for path in (good, bad):
-        library.register(sources.source_for(str(path)))
+        library.register(discovery.source_for(str(path)))
     outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=keys), instance=instance,
                                                      resources=_resources(library_root, spotify),
                                                      raise_on_error=False)
@@ -259,7 +259,7 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
                         codec_args=["-c:a", "flac"]) for n in range(2)]
     keys = []
     for path in songs:
-        source = sources.source_for(str(path))
+        source = discovery.source_for(str(path))
         library.register(source)
         keys.append(source.key)
     bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=keys), instance=instance,
@@ -305,9 +305,9 @@ def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_roo
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     songs = [make_audio(tmp_path / f"Mode Band - Song {n}.flac", seconds=3, bpm=92 + 9 * n, seed=40 + n,
                         codec_args=["-c:a", "flac"]) for n in range(3)]
-    keys = [sources.source_for(str(p)).key for p in songs]
+    keys = [discovery.source_for(str(p)).key for p in songs]
     for path in songs:
-        library.register(sources.source_for(str(path)))
+        library.register(discovery.source_for(str(path)))
     write(http_server.root / "pinned.flac", tune(9, seconds=5), codec_args=["-c:a", "flac"])
     for argv in (["process", "single"], ["process", "batch", "-n", "1"], ["process", "all"],
                  ["process", "reprocess", "-n", "1"], ["sync", str(songs[0])], ["pin", keys[1], http_server.url("pinned.flac")]):
@@ -341,7 +341,7 @@ def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, li
     older = make_audio(tmp_path / "Old - Track.flac", seconds=3, codec_args=["-c:a", "flac"])
     newer = make_audio(tmp_path / "New - Track.flac", seconds=3, bpm=100, seed=2, codec_args=["-c:a", "flac"])
     for path in (older, newer):
-        library.register(sources.source_for(str(path)))
+        library.register(discovery.source_for(str(path)))
     assert main(["sync"]) == 0
     out = capsys.readouterr().out
     assert "New - Track" in out and "Old - Track" not in out
@@ -435,7 +435,7 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
     from mutagen import aiff
 
     song = make_audio(tmp_path / "Band - Verified.flac", seconds=4, codec_args=["-c:a", "flac"])
-    source = sources.source_for(str(song))
+    source = discovery.source_for(str(song))
     library.register(source)
     res = _resources(library_root, spotify)
     bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=[source.key]), instance=instance,

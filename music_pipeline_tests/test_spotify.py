@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from music_pipeline.core.errors import SourceUnavailable, TrackError
-from music_pipeline.core.spotify import (
+from music_pipeline.core.domain.errors import SourceUnavailable, TrackError
+from music_pipeline.core.sources.spotify import (
     AccessDenied,
     LoginFailed,
     NotConfigured,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.core import media, tagging
-from music_pipeline.core.library import Library, register_target
+from music_pipeline.core.audio import media, tagging
+from music_pipeline.core.library.steps import Library, register_target
 
 from .audio import make_track, song, write
 

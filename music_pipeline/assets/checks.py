@@ -16,9 +16,9 @@ from dagster import (
     asset_check,
 )
 
-from ..core.errors import TrackError
-from ..core.identity import file_sha256
-from ..core.media import validate_source
+from ..core.audio.media import validate_source
+from ..core.domain.errors import TrackError
+from ..core.domain.identity import file_sha256
 from ..resources import LibraryResource
 from . import steps
 from .tracks import FORMAT_ASSETS, raw_audio, tracks

@@ -3,8 +3,9 @@
 
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from ..core import dedup, duplicates, playlists
-from ..core.paths import FORMATS
+from ..core.domain import dedup
+from ..core.domain.paths import FORMATS
+from ..core.library import duplicates, playlists
 from ..resources import LibraryResource
 from .tracks import catalog
 
@@ -17,12 +18,12 @@ def library_index(context: AssetExecutionContext, library: LibraryResource) -> M
     """Every file in the library (format, size, duration, checksum, features) as CSV and
     Parquet in the library root: the volume index other tools read. Refreshed
     automatically whenever a track's catalog row changes."""
-    from ..core import index  # pandas and pyarrow only where the index is written
+    from ..core.library import exports  # pandas and pyarrow only where the index is written
 
     lib = library.get()
-    frame = index.build(lib.catalog)
-    csv_path, parquet_path = index.write(frame, lib.root)
-    table = index.summary(frame)
+    frame = exports.build(lib.catalog)
+    csv_path, parquet_path = exports.write(frame, lib.root)
+    table = exports.summary(frame)
     context.log.info(f"library index: {len(frame)} files of {frame['track_key'].nunique()} tracks")
     return MaterializeResult(metadata={
         "files": len(frame),

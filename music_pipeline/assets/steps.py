@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 from dagster import MetadataValue
 
-from ..core import duplicates, matching, sources
-from ..core.analysis import Settings
-from ..core.download import DownloadOptions, resolve_id
-from ..core.errors import TrackError
-from ..core.identity import redact_url
-from ..core.library import FileResult, Library
-from ..core.spotify import SpotifyClient
+from ..core.audio.analysis import Settings
+from ..core.domain.errors import TrackError
+from ..core.domain.identity import redact_url
+from ..core.library import duplicates
+from ..core.library.steps import FileResult, Library
+from ..core.sources import discovery, matching
+from ..core.sources.download import DownloadOptions, resolve_id
+from ..core.sources.spotify import SpotifyClient
 
 Log = Callable[[str], None]
 ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> its asset
@@ -49,9 +50,9 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
         url, force = existing["match_url"], force or bool(existing.get("raw_path"))
     elif key.startswith("spotify-") and not (existing.get("raw_path") and not force):
         try:  # Spotify audio is DRM-protected: download the matched upload instead
-            url = sources.download_url(lib, key, spotify,
+            url = discovery.download_url(lib, key, spotify,
                                        search or (lambda q: matching.search(q, options)))
-        except sources.NeedsReview as err:
+        except discovery.NeedsReview as err:
             lib.catalog.update(key, status="needs_review", error=str(err), error_step="raw_audio",
                                error_reason=err.reason)
             return review_stop(lib, key, str(err))

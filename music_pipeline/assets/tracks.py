@@ -20,8 +20,8 @@ from dagster import (
     asset,
 )
 
-from ..core.errors import TrackError
-from ..core.library import Library
+from ..core.domain.errors import TrackError
+from ..core.library.steps import Library
 from ..resources import AnalysisResource, DownloaderResource, LibraryResource, SpotifyResource
 from . import steps
 from .sources import SOURCE_ASSETS

@@ -50,9 +50,10 @@ from dagster._serdes import ConfigurableClassData
 from pydantic import Field
 
 from ..assets import TARGET_TAG, tracks
-from ..core import selection, sources
-from ..core.errors import is_retryable
-from ..core.library import Library
+from ..core.domain import selection
+from ..core.domain.errors import is_retryable
+from ..core.library.steps import Library
+from ..core.sources import discovery
 from ..instance import WORKER_TAG, worker_alive, worker_tag
 from ..resources import (
     AnalysisResource,
@@ -390,7 +391,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     if config.job == "verify_track" and not (lib.root / "catalog.sqlite").is_file():
         raise Failure(f"The library folder {lib.root} has no catalog (an unmounted volume?); nothing was checked.")
     if config.sync_sources:
-        new = sources.sync_everything(lib, spotify.client if spotify.configured else None,
+        new = discovery.sync_everything(lib, spotify.client if spotify.configured else None,
                                       soundcloud.user or None, downloader.options(), context.log.info)
         context.log.info(f"sources: {len(new)} new track(s)")
     busy = in_flight(instance, lib, waiting=False)

@@ -14,11 +14,11 @@ from dagster import (
 
 from ..assets import tracks
 from ..assets.sources import observation
-from ..core import inbox
-from ..core.download import resolve_id
-from ..core.errors import SourceUnavailable, TrackError
-from ..core.identity import is_collection, source_for
-from ..core.sources import expand_collection
+from ..core.domain.errors import SourceUnavailable, TrackError
+from ..core.domain.identity import is_collection, source_for
+from ..core.sources import inbox
+from ..core.sources.discovery import expand_collection
+from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource
 from .bulk import bulk_request, in_flight, process_tracks
 

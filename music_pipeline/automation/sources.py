@@ -29,9 +29,9 @@ from dagster import (
 from .. import settings
 from ..assets import dedup_groups, tracks
 from ..assets.sources import observation
-from ..core import sources
-from ..core.errors import TrackError
-from ..core.spotify import RateLimited
+from ..core.domain.errors import TrackError
+from ..core.sources import discovery
+from ..core.sources.spotify import RateLimited
 from ..resources import DownloaderResource, LibraryResource, SoundCloudResource, SpotifyResource
 from .bulk import bulk_request, in_flight, process_tracks, run_config
 
@@ -40,7 +40,7 @@ TICK_BUDGET_S = 30.0  # stop listing playlists after this long; the rest next ti
 
 
 def _tick(context: SensorEvaluationContext, origin: str, source: str, library: LibraryResource,
-          work: Callable[[dict], sources.Pass]) -> SensorResult:
+          work: Callable[[dict], discovery.Pass]) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     busy = in_flight(context.instance, library.get())  # before the pass registers anything
     try:
@@ -78,7 +78,7 @@ def _spotify(spotify: SpotifyResource):
                     "running by default, skips while Spotify is not configured.")
 def spotify_liked(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
     return _tick(context, "spotify_liked", "spotify_likes", library,
-                 lambda cursor: sources.spotify_likes(library.get(), _spotify(spotify), cursor, MAX_PER_TICK))
+                 lambda cursor: discovery.spotify_likes(library.get(), _spotify(spotify), cursor, MAX_PER_TICK))
 
 
 @sensor(job=process_tracks, minimum_interval_seconds=900, default_status=DefaultSensorStatus.RUNNING,
@@ -86,7 +86,7 @@ def spotify_liked(context: SensorEvaluationContext, library: LibraryResource, sp
                     "catalog. Every 15 min; running by default, skips while Spotify is not configured.")
 def spotify_playlists(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
     return _tick(context, "spotify_playlists", "spotify_playlists", library,
-                 lambda cursor: sources.spotify_playlists(library.get(), _spotify(spotify), cursor, MAX_PER_TICK,
+                 lambda cursor: discovery.spotify_playlists(library.get(), _spotify(spotify), cursor, MAX_PER_TICK,
                                                           budget_s=TICK_BUDGET_S))
 
 
@@ -95,7 +95,7 @@ def spotify_playlists(context: SensorEvaluationContext, library: LibraryResource
                     "default (turn it on to collect what you listen to).")
 def spotify_now_playing(context: SensorEvaluationContext, library: LibraryResource, spotify: SpotifyResource):
     return _tick(context, "spotify_now_playing", "spotify_now_playing", library,
-                 lambda cursor: sources.spotify_now_playing(library.get(), _spotify(spotify)))
+                 lambda cursor: discovery.spotify_now_playing(library.get(), _spotify(spotify)))
 
 
 def _soundcloud(soundcloud: SoundCloudResource) -> str:
@@ -107,7 +107,7 @@ def _soundcloud(soundcloud: SoundCloudResource) -> str:
                     "default, skips while SOUNDCLOUD_USER is not set.")
 def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource, soundcloud: SoundCloudResource,
                      downloader: DownloaderResource):
-    return _tick(context, "soundcloud_likes", "soundcloud_likes", library, lambda cursor: sources.soundcloud_likes(
+    return _tick(context, "soundcloud_likes", "soundcloud_likes", library, lambda cursor: discovery.soundcloud_likes(
         library.get(), _soundcloud(soundcloud), downloader.options(), cursor, MAX_PER_TICK))
 
 
@@ -116,7 +116,7 @@ def soundcloud_likes(context: SensorEvaluationContext, library: LibraryResource,
                     "while SOUNDCLOUD_USER is not set.")
 def soundcloud_playlists(context: SensorEvaluationContext, library: LibraryResource,
                          soundcloud: SoundCloudResource, downloader: DownloaderResource):
-    return _tick(context, "soundcloud_playlists", "soundcloud_sets", library, lambda cursor: sources.soundcloud_sets(
+    return _tick(context, "soundcloud_playlists", "soundcloud_sets", library, lambda cursor: discovery.soundcloud_sets(
         library.get(), _soundcloud(soundcloud), downloader.options(), cursor, MAX_PER_TICK))
 
 

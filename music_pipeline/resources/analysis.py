@@ -3,7 +3,7 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..core import analysis, tempo, tonality
+from ..core.audio import analysis, tempo, tonality
 
 
 class AnalysisResource(ConfigurableResource):

@@ -4,7 +4,7 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..core.download import DownloadOptions
+from ..core.sources.download import DownloadOptions
 
 
 class DownloaderResource(ConfigurableResource):

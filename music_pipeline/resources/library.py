@@ -6,9 +6,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..core import playlists
-from ..core.library import Library
-from ..core.paths import DEFAULT_TEMPLATE, Layout
+from ..core.domain.paths import DEFAULT_TEMPLATE, Layout
+from ..core.library import playlists
+from ..core.library.steps import Library
 
 
 class LibraryResource(ConfigurableResource):

@@ -8,8 +8,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..core.errors import TrackError
-from ..core.spotify import DEFAULT_REDIRECT_URI, NotConfigured, SpotifyClient, SpotifyConfig
+from ..core.domain.errors import TrackError
+from ..core.sources.spotify import DEFAULT_REDIRECT_URI, NotConfigured, SpotifyClient, SpotifyConfig
 
 
 class SpotifyResource(ConfigurableResource):

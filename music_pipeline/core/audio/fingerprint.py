@@ -13,8 +13,8 @@ from pathlib import Path
 
 import acoustid
 
+from ..domain.errors import MediaToolError, NotAudio
 from . import media
-from .errors import MediaToolError, NotAudio
 
 MAX_SECONDS = 120
 FP_RATE = 11_025  # Chromaprint's internal rate: decoding straight to it saves a resampling

@@ -23,15 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import analysis, media, normalize, playlists, tagging
-from . import fingerprint as fp
+from ..audio import analysis, media, tagging
+from ..audio import fingerprint as fp
+from ..domain import normalize
+from ..domain.errors import NotAudio, NotRegistered, TrackError
+from ..domain.identity import Resolver, TrackSource, file_sha256, looks_like_url, redact_url, source_for
+from ..domain.paths import FORMATS, Layout
+from ..sources.download import Downloaded, DownloadOptions, download, scratch_dir
+from ..sources.inbox import imported_path
+from . import playlists
 from .catalog import CATALOG_FILE, Catalog, normalise_isrc
-from .download import Downloaded, DownloadOptions, download, scratch_dir
-from .errors import NotAudio, NotRegistered, TrackError
-from .files import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
-from .identity import Resolver, TrackSource, file_sha256, looks_like_url, redact_url, source_for
-from .inbox import imported_path
-from .paths import FORMATS, Layout
+from .store import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
 
 UNKNOWN_ARTIST = "Unknown Artist"
 KEY_NOTATIONS = ("classic", "canonical", "camelot", "open_key")

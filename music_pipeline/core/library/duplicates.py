@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dedup, fpindex, media, normalize
+from ..audio import media
+from ..audio.fingerprint import fingerprint_file
+from ..domain import dedup, fpindex, normalize
+from ..domain.errors import TrackError
+from ..domain.identity import canonical_url, looks_like_url
 from .catalog import normalise_isrc
-from .errors import TrackError
-from .files import copy_atomic
-from .fingerprint import fingerprint_file
-from .identity import canonical_url, looks_like_url
-from .library import Library, read_source_tags
+from .steps import Library, read_source_tags
+from .store import copy_atomic
 
 DUPLICATES_DIR = "duplicates"
 MERGED_FIELDS = ("title", "artist", "album", "isrc", "cover_path", "webpage_url", "thumbnail_url")
@@ -91,7 +92,7 @@ def file_item(path: Path) -> dedup.Item:
 
 def _source_url_tag(path: Path) -> str | None:
     """The source URL our tagging writes (and many downloaders do: WOAS / purl / comment)."""
-    from . import tagging
+    from ..audio import tagging
 
     for fmt in ("ALAC", "AIFF", "WAV", None):
         try:

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..domain.errors import TrackError
+from ..domain.identity import canonical_url, source_for
+from ..library.catalog import normalise_isrc
+from ..library.steps import Library, name_key
 from . import matching
-from .catalog import normalise_isrc
-from .collections import Entry, Listing
-from .errors import TrackError
-from .identity import canonical_url, source_for
-from .library import Library, name_key
+from .listings import Entry, Listing
 from .spotify import SpotifyClient, SpotifyPlaylist, SpotifyTrack
 
 LIKED_SPOTIFY = ("spotify-liked", "Liked Songs (Spotify)")
@@ -133,7 +133,7 @@ def spotify_playlist_id(playlist: SpotifyPlaylist) -> str:
 def expand_collection(library: Library, url: str, options=None) -> Registration:
     """A playlist URL (YouTube playlist, SoundCloud set or likes) given by hand or in the
     inbox: its tracks are registered and it becomes one of the library's playlists."""
-    from .collections import list_collection
+    from .listings import list_collection
 
     listing = list_collection(url, options)
     registration = register(library, listing_found(listing), f"url:{listing.title}")
@@ -190,7 +190,7 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
 def pin(library: Library, key: str, url: str) -> dict:
     """Fix a track's source by hand (a Spotify match, or any track's download URL). The
     track goes back to the queue; one already downloaded is downloaded again from there."""
-    from .identity import is_collection, spotify_id
+    from ..domain.identity import is_collection, spotify_id
 
     row = library.track(key)
     if spotify_id(url):
@@ -352,7 +352,7 @@ def soundcloud_likes(library: Library, user: str, options, cursor: dict, max_new
     """A SoundCloud user's likes. Until every like is in, the whole list is read (``max_new``
     new ones registered per pass); afterwards the newest ``max_new`` are enough to see what
     is new (likes are newest first). ``max_new=None`` reads and registers everything."""
-    from .collections import list_collection, soundcloud_likes_url
+    from .listings import list_collection, soundcloud_likes_url
 
     first = max_new if cursor.get("complete") and max_new else None
     listing = list_collection(soundcloud_likes_url(user), options, first=first)
@@ -365,7 +365,7 @@ def soundcloud_likes(library: Library, user: str, options, cursor: dict, max_new
 def soundcloud_sets(library: Library, user: str, options, cursor: dict, max_new: int | None,
                     prune: bool = True) -> Pass:
     """A SoundCloud user's sets, each a playlist; a set gone upstream goes here too."""
-    from .collections import list_soundcloud_sets
+    from .listings import list_soundcloud_sets
 
     return collection_pass(library, list_soundcloud_sets(user, options), "soundcloud:sets", max_new, cursor,
                            prune=prune)

@@ -68,9 +68,9 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from ..domain.errors import SourceUnavailable
+from ..domain.normalize import TrackName, fold, parse
 from .download import DownloadOptions, _QuietLogger
-from .errors import SourceUnavailable
-from .normalize import TrackName, fold, parse
 
 THRESHOLD: float = 0.8
 MAX_DURATION_DIFF_S = 7.0

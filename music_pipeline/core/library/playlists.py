@@ -28,9 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import TrackError
-from .files import atomic_target, copy_atomic, disk_errors
-from .paths import MAX_COMPONENT_BYTES, TemplateError, _truncate_utf8, sanitize_component
+from ..domain.errors import TrackError
+from ..domain.paths import MAX_COMPONENT_BYTES, TemplateError, _truncate_utf8, sanitize_component
+from .store import atomic_target, copy_atomic, disk_errors
 
 __all__ = [
     "DEFAULT_TEMPLATE",

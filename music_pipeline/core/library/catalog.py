@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import TrackError
-from .identity import TrackSource
+from ..domain.errors import TrackError
+from ..domain.identity import TrackSource
 
 CATALOG_FILE = "catalog.sqlite"
 

@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
-from .download import DownloadOptions, _QuietLogger, explain_download_error
-from .errors import (
+from ..domain.errors import (
     DrmProtected,
     GeoBlocked,
     LoginRequired,
@@ -35,7 +34,8 @@ from .errors import (
     TrackError,
     UnsupportedSource,
 )
-from .identity import _PLAYLIST_EXTRACTOR, canonical_url, redact_url, safe_id, spotify_id, youtube_id
+from ..domain.identity import _PLAYLIST_EXTRACTOR, canonical_url, redact_url, safe_id, spotify_id, youtube_id
+from .download import DownloadOptions, _QuietLogger, explain_download_error
 
 __all__ = [
     "DrmProtected",

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..domain.errors import MediaToolError, NotAudio, TrackError
 from . import fingerprint as fp
 from . import loudness, media, tempo, tonality
-from .errors import MediaToolError, NotAudio, TrackError
 
 RATE = 11_025
 REPLAYGAIN_REFERENCE_LUFS = -18.0  # ReplayGain 2.0

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SourceUnavailable, TrackError, UnsupportedSource
-from .identity import redact_url, spotify_id
+from ..domain.errors import SourceUnavailable, TrackError, UnsupportedSource
+from ..domain.identity import redact_url, spotify_id
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
         with yt_dlp.YoutubeDL(params) as ydl:
             info = ydl.extract_info(url, download=True)
     except yt_dlp.utils.DownloadError as err:
-        from .collections import entry_error  # DRM, geo, private, removed: reasons the sync does not retry
+        from .listings import entry_error  # DRM, geo, private, removed: reasons the sync does not retry
 
         raise entry_error(url, err) from err
     if info is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mutagen import aiff, id3, mp4, wave
 
-from .errors import TrackError
+from ..domain.errors import TrackError
 
 FREEFORM = "----:com.apple.iTunes:"
 

@@ -13,9 +13,9 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 
+from ..domain.errors import TrackError
+from ..sources.inbox import AUDIO_EXTENSIONS
 from . import analysis
-from .errors import TrackError
-from .inbox import AUDIO_EXTENSIONS
 
 
 def expand(targets: Iterable[str]) -> list[str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keys import ALL_KEYS, Key
+from ..domain.keys import ALL_KEYS, Key
 
 PROFILES: dict[str, tuple[list[float], list[float]]] = {
     "temperley": ([0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400],

@@ -47,8 +47,8 @@ import spotipy
 from spotipy.cache_handler import CacheFileHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
-from .errors import SourceUnavailable, TrackError
-from .identity import spotify_id
+from ..domain.errors import SourceUnavailable, TrackError
+from ..domain.identity import spotify_id
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DiskFull, TrackError
+from ..domain.errors import DiskFull, TrackError
 
 PART_MARK = ".part-"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .catalog import Catalog
-from .files import atomic_target, disk_errors
+from .store import atomic_target, disk_errors
 
 INDEX_STEM = "library_index"
 TRACK_COLUMNS = ["title", "artist", "album", "isrc", "bpm", "key_name", "camelot", "open_key", "lufs",

@@ -19,7 +19,7 @@ import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import DiskFull, MediaToolError, NotAudio
+from ..domain.errors import DiskFull, MediaToolError, NotAudio
 
 LOSSLESS_CODECS = {
     "flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "tak", "als", "mp4als",
