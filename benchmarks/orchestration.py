@@ -107,7 +107,7 @@ def _plain_one(args: tuple[str, str]) -> str:
     from music_pipeline.assets import steps
     from music_pipeline.core.domain.paths import FORMATS
     from music_pipeline.core.library.steps import register_target
-    from music_pipeline.core.sources.download import DownloadOptions
+    from music_pipeline.core.sources.ytdlp import DownloadOptions
     from music_pipeline.resources import AnalysisResource, LibraryResource
 
     root, path = args

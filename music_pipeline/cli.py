@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import settings
 from .core.domain.errors import TrackError
+from .core.domain.status import Status
 
 DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
 DEBIAN_LIBS = ["libchromaprint1"]
@@ -371,11 +372,11 @@ def _resources() -> dict:
 
 
 def cmd_spotify_login(args: argparse.Namespace) -> int:
-    from .core.sources import spotify
+    from .core.sources.spotify.auth import login
 
     resource = _resources()["spotify"]
     config = resource.config()
-    spotify.login(config, timeout_s=args.timeout)
+    login(config, timeout_s=args.timeout)
     print(f"{_mark(True)} logged in; the token is in {config.token_cache} (the Dagster processes read it there)")
     return 0
 
@@ -415,12 +416,12 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
         row = library.catalog.get(key) or {}
         print(f"[{number}/{total}] ", end="")
-        if outcome == "done" and row.get("status") == "done":
+        if outcome == "done" and row.get("status") == Status.DONE:
             _print_track(row, library.catalog.files([key]), seconds)
-        elif row.get("status") == "duplicate":
+        elif row.get("status") == Status.DUPLICATE:
             print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
                   f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
-        elif row.get("status") == "needs_review":
+        elif row.get("status") == Status.NEEDS_REVIEW:
             print(f"{_mark(False, 'REVIEW')} {key}: {row.get('error')}")
         elif outcome == "skipped":
             print(f"{_mark(True, 'SKIP')} {key}: another run is processing it")
@@ -548,7 +549,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         items = duplicates.collapse_library_files(library, items)
     else:
         duplicates.index_backlog(library)
-        items = [duplicates.track_item(row) for row in library.catalog.tracks("done")]
+        items = [duplicates.track_item(row) for row in library.catalog.tracks(Status.DONE)]
         for item in items:
             item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
     by_id = {item.id: item for item in items}

@@ -134,7 +134,8 @@ def test_playlists_keep_membership_and_a_known_isrc_is_not_fetched_again(fake, s
     c = make_track(name="Gamma", artists=["Y"], isrc="GBAAA0000003")
     pid = fake.add_playlist("Warm-up", [a, b, None, c])
     library.register(discovery.source_for("https://www.youtube.com/watch?v=aaaaaaaaaaa"))
-    library.catalog.update("youtube-aaaaaaaaaaa", isrc="GBAAA0000003", status="done")  # Gamma, already here
+    library.catalog.update("youtube-aaaaaaaaaaa", isrc="GBAAA0000003")
+    library.catalog.mark_done("youtube-aaaaaaaaaaa")  # Gamma, already here
     res = {"library": LibraryResource(root=str(library_root)), "spotify": spotify}
     result = tick(spotify_playlists, instance, None, **res)
     keys = requested(result)

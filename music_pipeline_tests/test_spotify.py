@@ -20,20 +20,18 @@ import pytest
 import requests
 
 from music_pipeline.core.domain.errors import SourceUnavailable, TrackError
-from music_pipeline.core.sources.spotify import (
+from music_pipeline.core.sources.spotify.auth import authorize_url, login, save_token
+from music_pipeline.core.sources.spotify.client import SpotifyClient
+from music_pipeline.core.sources.spotify.models import (
     AccessDenied,
     LoginFailed,
     NotConfigured,
     NotLoggedIn,
     RateLimited,
-    SpotifyClient,
     SpotifyConfig,
     SpotifyPlaylist,
     SpotifyTrack,
     TrackNotFound,
-    authorize_url,
-    login,
-    save_token,
 )
 from music_pipeline_tests.fakes.spotify import (
     FakeSpotify,

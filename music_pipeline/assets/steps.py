@@ -15,11 +15,13 @@ from dagster import MetadataValue
 from ..core.audio.analysis import Settings
 from ..core.domain.errors import TrackError
 from ..core.domain.identity import redact_url
+from ..core.domain.status import Status
 from ..core.library import duplicates
 from ..core.library.steps import FileResult, Library
 from ..core.sources import discovery, matching
-from ..core.sources.download import DownloadOptions, resolve_id
-from ..core.sources.spotify import SpotifyClient
+from ..core.sources.download import resolve_id
+from ..core.sources.spotify.client import SpotifyClient
+from ..core.sources.ytdlp import DownloadOptions
 
 Log = Callable[[str], None]
 ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> its asset
@@ -43,18 +45,17 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
               search: Callable[[str], list] | None = None) -> Done | Stop:
     lib.ensure_registered(key, target, resolve=lambda url: resolve_id(url, options))
     existing = lib.track(key)
-    if existing["status"] == "duplicate":
+    if existing["status"] == Status.DUPLICATE:
         return duplicate_stop(lib, key, lib.catalog.group(existing["dedup_group"] or ""), lib.catalog.keeper_of(key))
     url = None
-    if existing.get("match_pinned") and existing["status"] == "queued":  # pinned by hand: fetch from there
+    if existing.get("match_pinned") and existing["status"] == Status.QUEUED:  # pinned by hand: fetch from there
         url, force = existing["match_url"], force or bool(existing.get("raw_path"))
     elif key.startswith("spotify-") and not (existing.get("raw_path") and not force):
         try:  # Spotify audio is DRM-protected: download the matched upload instead
             url = discovery.download_url(lib, key, spotify,
                                        search or (lambda q: matching.search(q, options)))
         except discovery.NeedsReview as err:
-            lib.catalog.update(key, status="needs_review", error=str(err), error_step="raw_audio",
-                               error_reason=err.reason)
+            lib.catalog.mark_needs_review(key, "raw_audio", str(err))
             return review_stop(lib, key, str(err))
         log(f"{key}: downloading the match {url} (score {lib.track(key).get('match_score') or 0:.2f})")
     if url and existing.get("match_pinned"):
@@ -107,7 +108,7 @@ def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> 
 
 def review_stop(lib: Library, key: str, message: str) -> Stop:
     row = lib.track(key)
-    metadata: dict = {"status": "needs_review", "note": message}
+    metadata: dict = {"status": Status.NEEDS_REVIEW.value, "note": message}
     if isinstance(row.get("match"), dict):
         metadata["candidates"] = MetadataValue.md(_candidates_table(row["match"]))
         metadata["review_reason"] = row["match"].get("review_reason") or ""
@@ -184,7 +185,7 @@ def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str
     """The output check; with ``record`` a bad file fails the track (the catalog is the
     source of truth)."""
     row = lib.catalog.get(key)
-    if row is not None and row["status"] == "duplicate":  # moved aside on purpose, maybe before any output
+    if row is not None and row["status"] == Status.DUPLICATE:  # moved aside on purpose, maybe before any output
         return []
     problems = lib.verify(key, fmt)
     if problems and record:

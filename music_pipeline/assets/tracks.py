@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from ..core.domain.errors import TrackError
+from ..core.domain.errors import Reason, TrackError
 from ..core.library.steps import Library
 from ..resources import AnalysisResource, DownloaderResource, LibraryResource, SpotifyResource
 from . import steps
@@ -44,11 +44,11 @@ def track_step(context: AssetExecutionContext, library: Library, step: str) -> I
     except TrackError as err:
         library.catalog.mark_failed(key, step, str(err), err.reason)
         context.log.error(f"{key}: {err}")
-        raise Failure(description=str(err), metadata={"track": key, "step": step, "reason": err.reason},
+        raise Failure(description=str(err), metadata={"track": key, "step": step, "reason": str(err.reason)},
                       allow_retries=False) from err
     except Exception as err:
         message = f"Unexpected error in {step}: {type(err).__name__}: {err}"
-        library.catalog.mark_failed(key, step, message, "internal")
+        library.catalog.mark_failed(key, step, message, Reason.INTERNAL)
         raise
 
 

@@ -51,7 +51,8 @@ from pydantic import Field
 
 from ..assets import TARGET_TAG, tracks
 from ..core.domain import selection
-from ..core.domain.errors import is_retryable
+from ..core.domain.errors import Reason
+from ..core.domain.status import Status
 from ..core.library.steps import Library
 from ..core.sources import discovery
 from ..instance import WORKER_TAG, worker_alive, worker_tag
@@ -153,8 +154,8 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
     key = run.tags.get(PARTITION_TAG)
     if library is not None and key:
         row = library.catalog.get(key)
-        if row is not None and row["status"] == "running":
-            library.catalog.mark_failed(key, "run", message, "crashed")
+        if row is not None and row["status"] == Status.RUNNING:
+            library.catalog.mark_failed(key, "run", message, Reason.CRASHED)
 
 
 def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
@@ -254,7 +255,7 @@ class TrackRunner:
         if _busy_elsewhere(instance, key):
             return "skipped", ""
         row = self.library.catalog.get(key)
-        if self.job_name == "process_track" and row and row["status"] in selection.FINISHED and not self.again:
+        if self.job_name == "process_track" and row and Status(row["status"]).finished and not self.again:
             return "skipped", ""
         run_id = make_new_run_id()
         tags = {**self.tags, WORKER_TAG: worker_tag(run_id), PARTITION_TAG: key}
@@ -374,9 +375,9 @@ def _outcome(result, row: dict | None, job_name: str) -> str:
         passed = all(e.passed for e in result.get_asset_check_evaluations())
         return "done" if passed else "failed"
     status = (row or {}).get("status")
-    if status in ("duplicate", "needs_review"):
+    if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
         return "set aside"
-    return "done" if result.success and status == "done" else "failed"
+    return "done" if result.success and status == Status.DONE else "failed"
 
 
 @op(description="Run the per-track job for each track, one after another in this process (no pool slot held "
@@ -437,7 +438,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         retry: list[str] = []
         for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and is_retryable((lib.catalog.get(key) or {}).get("error_reason")):
+                    and Reason.of((lib.catalog.get(key) or {}).get("error_reason")).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
                 context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
                                     f"will try again")

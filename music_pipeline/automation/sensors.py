@@ -16,6 +16,7 @@ from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import SourceUnavailable, TrackError
 from ..core.domain.identity import is_collection, source_for
+from ..core.domain.status import Status
 from ..core.sources import inbox
 from ..core.sources.discovery import expand_collection
 from ..core.sources.download import resolve_id
@@ -73,8 +74,8 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
             context.log.warning(f"{item.origin}: {err}")
             errors.append(f"{item.origin}: {err}")
             continue
-        if row["status"] in ("done", "duplicate"):
-            what = "already in the library" if row["status"] == "done" else \
+        if row["status"] in (Status.DONE, Status.DUPLICATE):
+            what = "already in the library" if row["status"] == Status.DONE else \
                 f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
             context.log.info(f"{item.origin}: {source.key} is {what}; not processed again")
             continue

@@ -31,7 +31,7 @@ from ..assets import dedup_groups, tracks
 from ..assets.sources import observation
 from ..core.domain.errors import TrackError
 from ..core.sources import discovery
-from ..core.sources.spotify import RateLimited
+from ..core.sources.spotify.models import RateLimited
 from ..resources import DownloaderResource, LibraryResource, SoundCloudResource, SpotifyResource
 from .bulk import bulk_request, in_flight, process_tracks, run_config
 

@@ -4,7 +4,7 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..core.sources.download import DownloadOptions
+from ..core.sources.ytdlp import DownloadOptions
 
 
 class DownloaderResource(ConfigurableResource):

@@ -9,7 +9,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from ..core.domain.errors import TrackError
-from ..core.sources.spotify import DEFAULT_REDIRECT_URI, NotConfigured, SpotifyClient, SpotifyConfig
+from ..core.sources.spotify.client import SpotifyClient
+from ..core.sources.spotify.models import DEFAULT_REDIRECT_URI, NotConfigured, SpotifyConfig
 
 
 class SpotifyResource(ConfigurableResource):

@@ -306,7 +306,7 @@ class FakeSpotify:
 
     def config(self, token_cache: Path, **overrides: Any):
         """A SpotifyConfig pointed at this fake."""
-        from music_pipeline.core.sources.spotify import SpotifyConfig
+        from music_pipeline.core.sources.spotify.models import SpotifyConfig
 
         settings: dict[str, Any] = {
             "client_id": self.client_id,

@@ -15,6 +15,7 @@ from pathlib import Path
 from mutagen import aiff, id3, mp4, wave
 
 from ..domain.errors import TrackError
+from ..domain.identity import normalise_isrc
 
 FREEFORM = "----:com.apple.iTunes:"
 
@@ -159,3 +160,41 @@ def read_tags(path: Path, fmt: str) -> dict[str, object]:
         "replaygain_track_gain": text("TXXX:REPLAYGAIN_TRACK_GAIN"),
         "replaygain_track_peak": text("TXXX:REPLAYGAIN_TRACK_PEAK"),
     }
+
+
+def read_source_tags(path: Path) -> dict:
+    """Title/artist/album/ISRC embedded in a source file, when it has tags."""
+    try:
+        import mutagen
+
+        audio = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types for files it cannot parse
+        return {}
+    if audio is None or not audio.tags:
+        return {}
+
+    def first(*names: str) -> str | None:
+        for name in names:
+            try:
+                values = audio.tags.get(name)
+            except (KeyError, ValueError):
+                values = None
+            if values:
+                return str(values[0]).strip() or None
+        return None
+
+    isrc = first("isrc") or _txxx(path, "ISRC")
+    return {"title": first("title"), "artist": first("artist", "albumartist"), "album": first("album"),
+            "isrc": normalise_isrc(isrc) if isrc else None}
+
+
+def _txxx(path: Path, name: str) -> str | None:
+    """A user-defined ID3 text frame (ffmpeg writes an MP3's ISRC as TXXX:ISRC, not TSRC)."""
+    import mutagen
+
+    try:
+        tags = mutagen.File(path).tags
+        frame = tags.get(f"TXXX:{name}") if tags is not None and hasattr(tags, "getall") else None
+    except Exception:  # unreadable tags are no tags
+        return None
+    return str(frame.text[0]).strip() or None if frame and frame.text else None

@@ -123,7 +123,7 @@ def canonical_url(url: str) -> str:
 
 
 # yt-dlp extractors that yield many tracks: registering one as a track would download them all.
-_PLAYLIST_EXTRACTOR = re.compile(r"(Tab|Playlist|Album|Set|Sets|Channel|User|Search|Likes|Feed|Mix)(IE)?$")
+PLAYLIST_EXTRACTOR = re.compile(r"(Tab|Playlist|Album|Set|Sets|Channel|User|Search|Likes|Feed|Mix)(IE)?$")
 _SECRET_PARAM = re.compile(r"(token|key|sig|signature|auth|password|passwd|secret|session|credential)", re.I)
 
 
@@ -182,7 +182,7 @@ def is_collection(url: str) -> bool:
     if not looks_like_url(text):
         return False
     ie = _specific_extractor(text)
-    return ie is not None and bool(_PLAYLIST_EXTRACTOR.search(ie.ie_key()))
+    return ie is not None and bool(PLAYLIST_EXTRACTOR.search(ie.ie_key()))
 
 
 def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
@@ -210,7 +210,7 @@ def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
         extractor, track_id = resolve(canon)
         return TrackSource(f"soundcloud-{safe_id(track_id)}", "url", url=canon)
     ie = _specific_extractor(canon)
-    if ie is not None and _PLAYLIST_EXTRACTOR.search(ie.ie_key()):
+    if ie is not None and PLAYLIST_EXTRACTOR.search(ie.ie_key()):
         raise UnsupportedSource(
             f"{url} is a playlist, channel or search ({ie.ie_key()}), not one track.",
             hint="`music-pipeline add`/`sync` and the inbox expand it into its tracks.",
@@ -252,3 +252,8 @@ def source_for(target: str, resolve: Resolver | None = None) -> TrackSource:
     if path.exists():
         return key_for_file(path)
     raise UnsupportedSource(f"{target!r} is neither a URL nor an existing file.")
+
+
+def normalise_isrc(isrc: str) -> str:
+    """ISRCs are written with or without hyphens and in either case: CC-XXX-YY-NNNNN."""
+    return "".join(ch for ch in isrc.upper() if ch.isalnum())

@@ -33,7 +33,7 @@ def sanitize_component(text: str | None, fallback: str = "Unknown") -> str:
     name = _FORBIDDEN.sub(_replacement, name)
     name = _SPACES.sub(" ", name).strip()
     name = name.lstrip(".").rstrip(". ")  # no "..", no hidden files, no Windows trailing dot
-    name = _truncate_utf8(name, MAX_COMPONENT_BYTES).rstrip(". ")
+    name = truncate_utf8(name, MAX_COMPONENT_BYTES).rstrip(". ")
     if not name:
         return fallback
     if _RESERVED.match(name):
@@ -54,7 +54,7 @@ def _replacement(match: re.Match[str]) -> str:
     return "" if char in "?*" else " "
 
 
-def _truncate_utf8(text: str, limit: int) -> str:
+def truncate_utf8(text: str, limit: int) -> str:
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
@@ -99,7 +99,7 @@ class Layout:
         # library still fits Windows' 260-character paths when copied under a short root.
         room = min(MAX_COMPONENT_BYTES - len(ending.encode()),
                    MAX_RELATIVE_CHARS - len("/".join(parts[:-1])) - 1 - len(ending))
-        stem = _truncate_utf8(parts[-1], max(room, 16)).rstrip(". ")
+        stem = truncate_utf8(parts[-1], max(room, 16)).rstrip(". ")
         parts[-1] = (stem or "Unknown") + ending
         path = self.root.joinpath(*parts)
         if not is_within(path, self.root):  # unreachable after sanitising; kept as a guard

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import is_retryable
+from .errors import Reason
+from .status import Status
 
 MODES = ("single", "batch", "all", "reprocess")
-FINISHED = ("done", "duplicate")
 
 
 @dataclass
@@ -33,16 +33,16 @@ def choose(rows: list[dict], mode: str, *, limit: int = 0, in_flight: Iterable[s
     """The keys a mode selects from the catalog's rows (oldest first)."""
     busy = set(in_flight)
     if mode == "single":
-        queued = [r["key"] for r in rows if r["status"] == "queued" and r["key"] not in busy]
+        queued = [r["key"] for r in rows if r["status"] == Status.QUEUED and r["key"] not in busy]
         keys = queued[-1:]
     elif mode == "batch":
-        keys = [r["key"] for r in rows if r["status"] == "queued"]
+        keys = [r["key"] for r in rows if r["status"] == Status.QUEUED]
     elif mode == "all":
-        keys = [r["key"] for r in rows if r["status"] == "queued"
-                or (r["status"] == "failed" and is_retryable(r.get("error_reason")))
-                or (r["status"] == "running" and r["key"] not in busy)]
+        keys = [r["key"] for r in rows if r["status"] == Status.QUEUED
+                or (r["status"] == Status.FAILED and Reason.of(r.get("error_reason")).retryable)
+                or (r["status"] == Status.RUNNING and r["key"] not in busy)]
     elif mode == "reprocess":
-        keys = [r["key"] for r in rows if r["status"] == "done"]
+        keys = [r["key"] for r in rows if r["status"] == Status.DONE]
     else:
         raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     keys = [k for k in keys if k not in busy]
@@ -56,10 +56,10 @@ def pending(keys: Iterable[str], rows: dict[str, dict], *, in_flight: Iterable[s
     result = Selection([])
     for key in dict.fromkeys(keys):
         row = rows.get(key)
-        status = row["status"] if row else None
+        status = Status(row["status"]) if row else None
         if key in busy:
             result.skipped.append(f"{key}: another run is processing it")
-        elif status in FINISHED and not force and not (reprocess and status == "done"):
+        elif status is not None and status.finished and not force and not (reprocess and status == Status.DONE):
             result.skipped.append(f"{key}: already {status}")
         else:
             result.keys.append(key)

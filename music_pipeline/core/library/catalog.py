@@ -19,8 +19,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..domain.errors import TrackError
-from ..domain.identity import TrackSource
+from ..domain.errors import Reason, TrackError
+from ..domain.identity import TrackSource, normalise_isrc
+from ..domain.status import Status
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -173,7 +174,7 @@ def now() -> str:
 class CatalogError(TrackError):
     """The catalog cannot be used (a newer schema, an unknown track)."""
 
-    reason = "catalog"
+    reason = Reason.CATALOG
 
 
 class Catalog:
@@ -242,17 +243,17 @@ class Catalog:
             if row is None:
                 conn.execute(
                     "INSERT INTO tracks (key, status, source_kind, source_url, source_path, source_urls,"
-                    " created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
-                    (source.key, source.kind, source.url, source.path,
-                     json.dumps(sorted({seen, original} - {None})), stamp, stamp),
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (source.key, Status.QUEUED, source.kind, source.url, source.path,
+                     _encode(sorted({seen, original} - {None})), stamp, stamp),
                 )
                 self._index_urls(conn, source.key, {source.url, original} - {None})
                 return True
-            urls = set(json.loads(row["source_urls"])) | ({seen, original} - {None})
+            urls = set(_decode(row["source_urls"]) or ()) | ({seen, original} - {None})
             conn.execute(
                 "UPDATE tracks SET source_urls = ?, source_path = COALESCE(?, source_path), updated_at = ?"
                 " WHERE key = ?",
-                (json.dumps(sorted(urls)), source.path, stamp, source.key),
+                (_encode(sorted(urls)), source.path, stamp, source.key),
             )
             self._index_urls(conn, source.key, {source.url, original} - {None})
             return False
@@ -269,9 +270,9 @@ class Catalog:
             row = conn.execute("SELECT source_urls FROM tracks WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise CatalogError(f"track {key} is not in the catalog")
-            merged = set(json.loads(row["source_urls"])) | urls
+            merged = set(_decode(row["source_urls"]) or ()) | urls
             conn.execute("UPDATE tracks SET source_urls = ?, updated_at = ? WHERE key = ?",
-                         (json.dumps(sorted(merged)), now(), key))
+                         (_encode(sorted(merged)), now(), key))
             self._index_urls(conn, key, urls)
 
     def set_source_urls(self, key: str, urls: Iterable[str]) -> None:
@@ -279,7 +280,7 @@ class Catalog:
         urls = sorted({u for u in urls if u})
         with self._connect() as conn:
             conn.execute("UPDATE tracks SET source_urls = ?, updated_at = ? WHERE key = ?",
-                         (json.dumps(urls), now(), key))
+                         (_encode(urls), now(), key))
             conn.execute("DELETE FROM track_urls WHERE track_key = ?", (key,))
             row = conn.execute("SELECT source_url FROM tracks WHERE key = ?", (key,)).fetchone()
             self._index_urls(conn, key, set(urls) | ({row[0]} - {None} if row else set()))
@@ -305,32 +306,55 @@ class Catalog:
         return _track(row) if row else None
 
     def update(self, key: str, **fields: object) -> None:
+        """Set a track's fields (lists and dicts of the JSON columns as they are). Not its
+        status: that changes through the ``mark_*`` methods, which keep its rules."""
+        if "status" in fields:
+            raise ValueError("a track's status changes through the catalog's mark_* methods")
+        self._write(key, fields)
+
+    def _write(self, key: str, fields: dict, guard: str = "") -> int:
         if not fields:
-            return
+            return 0
+        fields = {name: _encode(value) if name in _JSON_COLUMNS else value for name, value in fields.items()}
         fields["updated_at"] = now()
         columns = ", ".join(f"{name} = ?" for name in fields)
         with self._connect() as conn:
-            cur = conn.execute(f"UPDATE tracks SET {columns} WHERE key = ?", (*fields.values(), key))
-            if cur.rowcount == 0:
+            cur = conn.execute(f"UPDATE tracks SET {columns} WHERE key = ?{guard}", (*fields.values(), key))
+            if cur.rowcount == 0 and not guard:
                 raise CatalogError(f"track {key} is not in the catalog")
+            return cur.rowcount
 
     # A duplicate stays one until `dedup --undo`: a run of its track must not flip it back.
 
-    def _set_status(self, key: str, **fields: object) -> None:
-        fields["updated_at"] = now()
-        columns = ", ".join(f"{name} = ?" for name in fields)
-        with self._connect() as conn:
-            conn.execute(f"UPDATE tracks SET {columns} WHERE key = ? AND status <> 'duplicate'",
-                         (*fields.values(), key))
+    def _set_status(self, key: str, status: Status, **fields: object) -> bool:
+        return self._write(key, {"status": status, **fields},
+                           guard=f" AND status <> '{Status.DUPLICATE}'") > 0
 
     def mark_running(self, key: str) -> None:
-        self._set_status(key, status="running", error=None, error_step=None, error_reason=None)
+        self._set_status(key, Status.RUNNING, error=None, error_step=None, error_reason=None)
 
-    def mark_failed(self, key: str, step: str, message: str, reason: str) -> None:
-        self._set_status(key, status="failed", error=message, error_step=step, error_reason=reason)
+    def mark_failed(self, key: str, step: str, message: str, reason: Reason) -> None:
+        self._set_status(key, Status.FAILED, error=message, error_step=step, error_reason=Reason.of(reason))
 
     def mark_done(self, key: str) -> None:
-        self._set_status(key, status="done", processed_at=now(), error=None, error_step=None, error_reason=None)
+        self._set_status(key, Status.DONE, processed_at=now(), error=None, error_step=None, error_reason=None)
+
+    def mark_needs_review(self, key: str, step: str, message: str) -> None:
+        """A doubtful match waits for a person (``pin``); not a failure, not retried."""
+        self._set_status(key, Status.NEEDS_REVIEW, error=message, error_step=step,
+                         error_reason=Reason.NEEDS_REVIEW)
+
+    def requeue(self, key: str) -> None:
+        """Back in the queue (a pinned match, a forced run), its last error forgotten."""
+        self._set_status(key, Status.QUEUED, error=None, error_step=None, error_reason=None)
+
+    def mark_duplicate(self, key: str, keeper: str, group: str) -> None:
+        """Set aside as a copy of ``keeper`` by dedup group ``group`` (undone by `dedup --undo`)."""
+        self._write(key, {"status": Status.DUPLICATE, "duplicate_of": keeper, "dedup_group": group})
+
+    def restore_status(self, key: str, status: str) -> None:
+        """`dedup --undo`: a set-aside track gets back the status it had before."""
+        self._write(key, {"status": Status(status), "duplicate_of": None, "dedup_group": None})
 
     def keeper_of(self, key: str) -> str:
         """The track a duplicate finally belongs to (following chains), or ``key`` itself."""
@@ -559,9 +583,9 @@ class Catalog:
                 " state = excluded.state, rule = excluded.rule, reason = excluded.reason,"
                 " evidence = excluded.evidence, previous = excluded.previous, moves = excluded.moves,"
                 " updated_at = excluded.updated_at" + guard,
-                (group["id"], group["keeper"], json.dumps(group["members"]), group["state"], group["rule"],
-                 group["reason"], json.dumps(group["evidence"]), json.dumps(group.get("previous", {})),
-                 json.dumps(group.get("moves", [])), stamp, stamp),
+                (group["id"], group["keeper"], _encode(group["members"]), group["state"], group["rule"],
+                 group["reason"], _encode(group["evidence"]), _encode(group.get("previous", {})),
+                 _encode(group.get("moves", [])), stamp, stamp),
             )
             return conn.total_changes > 0
 
@@ -587,22 +611,30 @@ class Catalog:
             return [_group(row) for row in conn.execute(query + " ORDER BY created_at, id", args)]
 
 
-def normalise_isrc(isrc: str) -> str:
-    """ISRCs are written with or without hyphens and in either case: CC-XXX-YY-NNNNN."""
-    return "".join(ch for ch in isrc.upper() if ch.isalnum())
+#: The columns stored as JSON text. Callers read and write them as lists and dicts; they
+#: are encoded and decoded here and nowhere else.
+_JSON_COLUMNS = frozenset({"source_urls", "artists", "genres", "match"})
+_GROUP_JSON_COLUMNS = ("members", "evidence", "previous", "moves")
+
+
+def _encode(value: object) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _decode(text: str | None) -> object:
+    return json.loads(text) if text else None
 
 
 def _track(row: sqlite3.Row) -> dict:
     data = dict(row)
-    data["source_urls"] = json.loads(data.get("source_urls") or "[]")
-    for name in ("artists", "genres", "match"):
-        if data.get(name):
-            data[name] = json.loads(data[name])
+    for name in _JSON_COLUMNS:
+        data[name] = _decode(data.get(name))
+    data["source_urls"] = data["source_urls"] or []
     return data
 
 
 def _group(row: sqlite3.Row) -> dict:
     data = dict(row)
-    for name in ("members", "evidence", "previous", "moves"):
-        data[name] = json.loads(data[name])
+    for name in _GROUP_JSON_COLUMNS:
+        data[name] = _decode(data[name])
     return data

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from ..audio import media
 from ..audio.fingerprint import fingerprint_file
+from ..audio.tagging import read_source_tags
 from ..domain import dedup, fpindex, normalize
-from ..domain.errors import TrackError
-from ..domain.identity import canonical_url, looks_like_url
-from .catalog import normalise_isrc
-from .steps import Library, read_source_tags
+from ..domain.errors import Reason, TrackError
+from ..domain.identity import canonical_url, looks_like_url, normalise_isrc
+from ..domain.status import Status
+from .steps import Library
 from .store import copy_atomic
 
 DUPLICATES_DIR = "duplicates"
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class DedupError(TrackError):
-    reason = "dedup"
+    reason = Reason.DEDUP
 
 
 # -- items ----------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def check_track(library: Library, key: str) -> Verdict | None:
     for other in found - {key}:
         final = catalog.keeper_of(other)
         final_row = catalog.get(final)
-        if final == key or final in keepers or final_row is None or final_row["status"] != "done":
+        if final == key or final in keepers or final_row is None or final_row["status"] != Status.DONE:
             continue
         try:
             keepers[final] = track_item(final_row)
@@ -217,7 +218,7 @@ def settle_all(library: Library) -> tuple[list[dict], list[str]]:
 
 def library_groups(library: Library) -> list[dedup.Group]:
     """Groups among the finished tracks (running ones are left alone until they finish)."""
-    items = [track_item(row) for row in library.catalog.tracks("done")]
+    items = [track_item(row) for row in library.catalog.tracks(Status.DONE)]
     return dedup.find_groups(items, separated=library.catalog.undone_pairs())
 
 
@@ -262,18 +263,18 @@ def apply_saved(library: Library, record: dict, running: str | None = None) -> d
             row = catalog.get(member) if member != keeper else None
             if row is None:
                 continue
-            if row["status"] == "duplicate":  # already moved aside in another group: now it belongs here
+            if row["status"] == Status.DUPLICATE:  # already moved aside in another group: now it belongs here
                 if row.get("duplicate_of") != keeper:
                     previous["repointed"][member] = row.get("duplicate_of")
                     catalog.update(member, duplicate_of=keeper)
                 continue
-            if row["status"] in ("queued", "running") and member != running:
+            if row["status"] in (Status.QUEUED, Status.RUNNING) and member != running:
                 waiting = True
                 continue
-            if keeper_row is not None and (keeper_row["status"] != "done" and keeper != running):
+            if keeper_row is not None and (keeper_row["status"] != Status.DONE and keeper != running):
                 waiting = True  # the keeper is not finished: nothing moves before it is
                 continue
-            previous["status"][member] = "queued" if row["status"] == "running" else row["status"]
+            previous["status"][member] = Status.QUEUED if row["status"] == Status.RUNNING else row["status"]
             if keeper_row is not None:
                 _merge(library, keeper_row, row, previous)
                 keeper_row = catalog.get(keeper)
@@ -282,7 +283,7 @@ def apply_saved(library: Library, record: dict, running: str | None = None) -> d
                 _move_logged(library, record, path, _destination(library, record["id"], path))
             for dup in catalog.repoint_duplicates(member, keeper):
                 previous["repointed"][dup] = member
-            catalog.update(member, status="duplicate", duplicate_of=keeper, dedup_group=record["id"])
+            catalog.mark_duplicate(member, keeper, record["id"])
     finally:
         record["state"] = "pending" if waiting else "applied"
         catalog.save_group(record)
@@ -397,7 +398,7 @@ def undo(library: Library, group_id: str) -> dict:
     previous = record.get("previous", {})
     for member, status in previous.get("status", {}).items():
         if catalog.get(member) is not None:
-            catalog.update(member, status=status, duplicate_of=None, dedup_group=None)
+            catalog.restore_status(member, status)
     for dup, keeper in previous.get("repointed", {}).items():
         if (row := catalog.get(dup)) is not None and row.get("duplicate_of") == record["keeper"]:
             catalog.update(dup, duplicate_of=keeper)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..domain.errors import TrackError
-from ..domain.paths import MAX_COMPONENT_BYTES, TemplateError, _truncate_utf8, sanitize_component
+from ..domain.paths import MAX_COMPONENT_BYTES, TemplateError, sanitize_component, truncate_utf8
 from .store import atomic_target, copy_atomic, disk_errors
 
 __all__ = [
@@ -170,7 +170,7 @@ def _fold(name: str) -> str:
 def _name(stem: str, n: int, suffix: str) -> str:
     ending = (f" ({n})" if n > 1 else "") + suffix
     room = MAX_COMPONENT_BYTES - len(ending.encode())
-    return (_truncate_utf8(stem, room).rstrip(". ") or "Unknown") + ending
+    return (truncate_utf8(stem, room).rstrip(". ") or "Unknown") + ending
 
 
 # -- manifest ----------------------------------------------------------------------------

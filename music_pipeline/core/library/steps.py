@@ -25,14 +25,25 @@ from pathlib import Path
 
 from ..audio import analysis, media, tagging
 from ..audio import fingerprint as fp
+from ..audio.tagging import read_source_tags
 from ..domain import normalize
 from ..domain.errors import NotAudio, NotRegistered, TrackError
-from ..domain.identity import Resolver, TrackSource, file_sha256, looks_like_url, redact_url, source_for
+from ..domain.identity import (
+    Resolver,
+    TrackSource,
+    file_sha256,
+    looks_like_url,
+    normalise_isrc,
+    redact_url,
+    source_for,
+)
 from ..domain.paths import FORMATS, Layout
-from ..sources.download import Downloaded, DownloadOptions, download, scratch_dir
+from ..domain.status import Status
+from ..sources.download import Downloaded, download, scratch_dir
 from ..sources.inbox import imported_path
+from ..sources.ytdlp import DownloadOptions
 from . import playlists
-from .catalog import CATALOG_FILE, Catalog, normalise_isrc
+from .catalog import CATALOG_FILE, Catalog
 from .store import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
 
 UNKNOWN_ARTIST = "Unknown Artist"
@@ -306,7 +317,7 @@ class Library:
         new tags (an ISRC or a cover filled in from a duplicate) and, once the old copy has
         moved away, the plain file name instead of a ``[key]``-suffixed one."""
         row = self.track(key)
-        if row["status"] != "done":
+        if row["status"] != Status.DONE:
             return
         tags = self.tags_for(row)
         for record in self.catalog.files([key]):
@@ -346,7 +357,7 @@ class Library:
             members = []
             for key in members_of.get(record["id"], []):
                 row = keeper(key)
-                if row is None or row["status"] != "done":
+                if row is None or row["status"] != Status.DONE:
                     continue
                 members.append(playlists.PlaylistTrack(
                     key=row["key"], artist=row.get("artist") or UNKNOWN_ARTIST, title=row.get("title") or row["key"],
@@ -407,44 +418,6 @@ def name_key(artist: str | None, title: str | None) -> str | None:
     """The normalised artist + title + version key duplicates are looked up by."""
     name = normalize.parse(artist, title)
     return name.key if name.key and name.artists else None
-
-
-def read_source_tags(path: Path) -> dict:
-    """Title/artist/album/ISRC embedded in a source file, when it has tags."""
-    try:
-        import mutagen
-
-        audio = mutagen.File(path, easy=True)
-    except Exception:  # mutagen raises many types for files it cannot parse
-        return {}
-    if audio is None or not audio.tags:
-        return {}
-
-    def first(*names: str) -> str | None:
-        for name in names:
-            try:
-                values = audio.tags.get(name)
-            except (KeyError, ValueError):
-                values = None
-            if values:
-                return str(values[0]).strip() or None
-        return None
-
-    isrc = first("isrc") or _txxx(path, "ISRC")
-    return {"title": first("title"), "artist": first("artist", "albumartist"), "album": first("album"),
-            "isrc": normalise_isrc(isrc) if isrc else None}
-
-
-def _txxx(path: Path, name: str) -> str | None:
-    """A user-defined ID3 text frame (ffmpeg writes an MP3's ISRC as TXXX:ISRC, not TSRC)."""
-    import mutagen
-
-    try:
-        tags = mutagen.File(path).tags
-        frame = tags.get(f"TXXX:{name}") if tags is not None and hasattr(tags, "getall") else None
-    except Exception:  # unreadable tags are no tags
-        return None
-    return str(frame.text[0]).strip() or None if frame and frame.text else None
 
 
 def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) -> dict:

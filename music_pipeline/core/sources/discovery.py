@@ -15,18 +15,18 @@ Plain Python shared by the sensors, the nightly sync and `music-pipeline sync`:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..domain.errors import TrackError
-from ..domain.identity import canonical_url, source_for
-from ..library.catalog import normalise_isrc
+from ..domain.errors import Reason, TrackError
+from ..domain.identity import canonical_url, normalise_isrc, source_for
+from ..domain.status import Status
 from ..library.steps import Library, name_key
 from . import matching
 from .listings import Entry, Listing
-from .spotify import SpotifyClient, SpotifyPlaylist, SpotifyTrack
+from .spotify.client import SpotifyClient
+from .spotify.models import SpotifyPlaylist, SpotifyTrack
 
 LIKED_SPOTIFY = ("spotify-liked", "Liked Songs (Spotify)")
 
@@ -34,7 +34,7 @@ LIKED_SPOTIFY = ("spotify-liked", "Liked Songs (Spotify)")
 class NeedsReview(TrackError):
     """No candidate is a confident match: a human picks one (`music-pipeline pin`)."""
 
-    reason = "needs-review"
+    reason = Reason.NEEDS_REVIEW
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ def from_spotify(track: SpotifyTrack) -> Found:
 
 def spotify_metadata(track: SpotifyTrack) -> dict:
     return {
-        "title": track.name, "artist": ", ".join(track.artists), "artists": json.dumps(list(track.artists)),
+        "title": track.name, "artist": ", ".join(track.artists), "artists": list(track.artists),
         "album": track.album, "isrc": normalise_isrc(track.isrc) if track.isrc else None,
         "source_duration_s": track.duration_s, "release_date": track.release_date,
         "track_number": track.track_number, "artwork_url": track.artwork_url, "thumbnail_url": track.artwork_url,
-        "spotify_url": track.url, "genres": json.dumps(list(track.genres)) if track.genres else None,
+        "spotify_url": track.url, "genres": list(track.genres) if track.genres else None,
     }
 
 
@@ -106,13 +106,13 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
         if fields.get("title") or fields.get("artist"):
             fields["name_key"] = name_key(fields.get("artist") or row.get("artist"),
                                           fields.get("title") or row.get("title"))
-        if item.unavailable and (existing is None or existing["status"] == "queued"):
-            fields.update(status="failed", error=f"{item.url} cannot be downloaded ({item.unavailable}).",
-                          error_step="discovery", error_reason=item.unavailable.split(":", 1)[0])
-            if source.key in result.new:
-                result.new.remove(source.key)
         fields["discovered_from"] = row.get("discovered_from") or origin
         catalog.update(source.key, **fields)
+        if item.unavailable and (existing is None or existing["status"] == Status.QUEUED):
+            catalog.mark_failed(source.key, "discovery", f"{item.url} cannot be downloaded ({item.unavailable}).",
+                                Reason.of(item.unavailable.split(":", 1)[0]))
+            if source.key in result.new:
+                result.new.remove(source.key)
     return result
 
 
@@ -176,7 +176,7 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
         row = library.track(key)
     result = matching.match(wanted(row), search)
     best = result.best
-    catalog.update(key, match=json.dumps(result.as_dict()), match_score=best.score if best else None,
+    catalog.update(key, match=result.as_dict(), match_score=best.score if best else None,
                    match_url=None if result.needs_review or best is None else best.candidate.url)
     if result.needs_review or best is None:
         options = "; ".join(f"{s.candidate.title} ({s.score:.2f}) {s.candidate.url}"
@@ -201,8 +201,8 @@ def pin(library: Library, key: str, url: str) -> dict:
     chosen = canonical_url(url)
     match = row.get("match") if isinstance(row.get("match"), dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
-    library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=json.dumps(match),
-                           status="queued", error=None, error_step=None, error_reason=None)
+    library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
+    library.catalog.requeue(key)
     return library.track(key)
 
 

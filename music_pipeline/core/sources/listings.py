@@ -34,8 +34,9 @@ from ..domain.errors import (
     TrackError,
     UnsupportedSource,
 )
-from ..domain.identity import _PLAYLIST_EXTRACTOR, canonical_url, redact_url, safe_id, spotify_id, youtube_id
-from .download import DownloadOptions, _QuietLogger, explain_download_error
+from ..domain.identity import PLAYLIST_EXTRACTOR, canonical_url, redact_url, safe_id, spotify_id, youtube_id
+from . import ytdlp
+from .ytdlp import DownloadOptions
 
 __all__ = [
     "DrmProtected",
@@ -138,46 +139,17 @@ def _kind(url: str, info: dict) -> str:
     return "playlist"
 
 
-# -- yt-dlp ------------------------------------------------------------------------------
-
-
-def _params(options: DownloadOptions, log: Callable[[str], None] | None, **extra: object) -> dict:
-    params: dict = {
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "skip_download": True,
-        "cachedir": False,
-        "socket_timeout": options.socket_timeout,
-        "retries": options.retries,
-        "extractor_retries": options.retries,
-        "logger": _QuietLogger(log),
-        **extra,
-    }
-    if options.cookies_file:
-        params["cookiefile"] = options.cookies_file
-    if options.proxy:
-        params["proxy"] = options.proxy
-    return params
-
-
 def list_collection(url: str, options: DownloadOptions | None = None,
                     log: Callable[[str], None] | None = None, first: int | None = None) -> Listing:
     """The tracks of a likes page, set or playlist, in order, without visiting any track;
     only the ``first`` ones when given (likes are newest first: enough to see what is new)."""
-    import yt_dlp
-
     if spotify_id(url) or "open.spotify.com" in url:
         raise UnsupportedSource(f"{redact_url(url)} is a Spotify collection; yt-dlp cannot list it.",
                                 hint="Spotify playlists are read by the Spotify sync.")
     options = options or DownloadOptions()
-    params = _params(options, log, extract_flat="in_playlist", noplaylist=False,
-                     **({"playlistend": first} if first else {}))
-    try:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info = ydl.extract_info(url, download=False)
-    except yt_dlp.utils.DownloadError as err:
-        raise collection_error(url, err) from err
+    info = ytdlp.extract(url, ytdlp.params(options, log, secret_url=url, skip_download=True,
+                                           extract_flat="in_playlist", noplaylist=False,
+                                           **({"playlistend": first} if first else {})), scope="collection")
     if not info:
         raise SourceUnavailable(f"yt-dlp listed nothing for {redact_url(url)}.", hint="Retrying next time.")
     if info.get("_type") not in ("playlist", "multi_video"):
@@ -215,7 +187,7 @@ def _entries(raw_entries: Iterable[dict | None]) -> tuple[tuple[Entry, ...], tup
         if not isinstance(raw, dict) or not raw.get("url"):
             continue  # yt-dlp yields None for collection items it could not resolve
         ie_key = str(raw.get("ie_key") or "")
-        if raw.get("_type") == "playlist" or not ie_key or _PLAYLIST_EXTRACTOR.search(ie_key):
+        if raw.get("_type") == "playlist" or not ie_key or PLAYLIST_EXTRACTOR.search(ie_key):
             # SoundCloud sets inside likes / on /sets come without ie_key (SoundcloudIE
             # does not match set URLs); they are collections, not tracks.
             nested.append(str(raw["url"]))
@@ -268,103 +240,14 @@ def _entry(raw: dict, extractor: str, position: int) -> Entry | None:
     )
 
 
-# -- errors ------------------------------------------------------------------------------
-
-_HTTP = re.compile(r"HTTP Error (\d{3})", re.IGNORECASE)
-_REPORT_TAIL = re.compile(r";?\s*please report this issue on.*$", re.S | re.I)
-
-
-def _error_text(url: str, err: Exception) -> str:
-    text = re.sub(r"^ERROR:\s*", "", str(err)).strip()
-    text = _REPORT_TAIL.sub("", text).replace(url, redact_url(url))
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _http_status(original: BaseException | None, text: str) -> int | None:
-    from yt_dlp.networking.exceptions import HTTPError
-
-    if isinstance(original, HTTPError):  # the generic extractor raises it unwrapped
-        return original.status
-    cause = getattr(original, "cause", None)
-    if isinstance(cause, HTTPError):
-        return cause.status
-    match = _HTTP.search(text)
-    return int(match.group(1)) if match else None
-
-
-def collection_error(url: str, err: Exception) -> TrackError:
-    """A DownloadError on a whole collection as an error saying whether retrying helps."""
-    import yt_dlp
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
-
-    original = err.exc_info[1] if getattr(err, "exc_info", None) else None
-    text = _error_text(url, err)
-    lowered = text.lower()
-    shown = redact_url(url)
-    status = _http_status(original, text)
-    cause = getattr(original, "cause", None)
-    if isinstance(original, yt_dlp.utils.UnsupportedError) or "unsupported url" in lowered:
-        return UnsupportedSource(f"No extractor can list {shown}.",
-                                 hint="Use a SoundCloud likes/set URL or a YouTube playlist URL.")
-    if status in (404, 410) or "does not exist" in lowered or "not found" in lowered:
-        return UnsupportedSource(f"{shown} was not found: the user, set or playlist does not exist "
-                                 f"(or was deleted). ({text})",
-                                 hint="Check the user name or playlist URL in the settings.")
-    if status in (401, 403) or "private" in lowered or "sign in" in lowered or "log in" in lowered:
-        return UnsupportedSource(f"{shown} is private or needs a login. ({text})",
-                                 hint="Make it public, or give the downloader a cookies file of an "
-                                      "account that can see it.")
-    if isinstance(original, yt_dlp.utils.GeoRestrictedError):
-        return UnsupportedSource(f"{shown} is geo-blocked where this machine is. ({text})",
-                                 hint="Use a proxy in an allowed country (downloader proxy setting).")
-    if (status is not None and (status == 429 or status >= 500)) or \
-            (isinstance(cause, TransportError) and not isinstance(cause, HTTPError)) or \
-            any(word in lowered for word in ("timed out", "connection", "resolve", "network",
-                                             "unable to download", "temporary failure")):
-        return SourceUnavailable(f"{shown} could not be listed right now: {text}",
-                                 hint="Retrying at the next sync.")
-    return SourceUnavailable(f"Listing {shown} failed: {text}", hint="Retrying at the next sync.")
-
-
-def entry_error(url: str, err: Exception) -> TrackError:
-    """A DownloadError on one track as the most specific error: DRM and geo get their own
-    reason so the sync can stop retrying them; the wording is explain_download_error's."""
-    import yt_dlp
-
-    base = explain_download_error(url, err)
-    original = err.exc_info[1] if getattr(err, "exc_info", None) else None
-    lowered = _error_text(url, err).lower()
-    status = _http_status(original, lowered)
-    kind: type[TrackError] | None = None
-    if isinstance(original, yt_dlp.utils.GeoRestrictedError) or "geo restriction" in lowered \
-            or "not available in your country" in lowered or "geo-restrict" in lowered:
-        kind = GeoBlocked
-    elif "drm" in lowered:
-        kind = DrmProtected
-    elif "private" in lowered:
-        kind = PrivateSource
-    elif "sign in" in lowered or "members" in lowered or "premium" in lowered or "log in" in lowered:
-        kind = LoginRequired
-    elif status in (404, 410) or any(word in lowered for word in (
-            "removed", "deleted", "terminated", "no longer available", "video unavailable")):
-        kind = RemovedSource
-    return kind(base.message, hint=base.hint) if kind else base
-
-
 def probe_entry(url: str, options: DownloadOptions | None = None,
                 log: Callable[[str], None] | None = None) -> None:
     """Fully extract ONE track (formats included, nothing downloaded) to learn whether it
     can be downloaded here. Returns quietly if so; raises DrmProtected ("drm"),
     GeoBlocked ("geo"), PrivateSource, RemovedSource, LoginRequired or SourceUnavailable."""
-    import yt_dlp
-
     options = options or DownloadOptions()
-    params = _params(options, log, format=options.format, noplaylist=True, playlist_items="1")
-    try:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info = ydl.extract_info(url, download=False)
-    except yt_dlp.utils.DownloadError as err:
-        raise entry_error(url, err) from err
+    info = ytdlp.extract(url, ytdlp.params(options, log, secret_url=url, skip_download=True, format=options.format,
+                                           noplaylist=True, playlist_items="1"))
     if not info:
         raise SourceUnavailable(f"yt-dlp returned nothing for {redact_url(url)}.")
     if info.get("_type") == "playlist":

@@ -68,9 +68,9 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from ..domain.errors import SourceUnavailable
 from ..domain.normalize import TrackName, fold, parse
-from .download import DownloadOptions, _QuietLogger
+from . import ytdlp
+from .ytdlp import DownloadOptions
 
 THRESHOLD: float = 0.8
 MAX_DURATION_DIFF_S = 7.0
@@ -423,25 +423,8 @@ def choose(wanted: Wanted, candidates: Iterable[Candidate], *, isrc_hits: Collec
 def search(query: str, options: DownloadOptions | None = None, limit: int = 10) -> list[Candidate]:
     """YouTube search through yt-dlp, flat (one request for the results page, no video
     page per result), nothing downloaded."""
-    import yt_dlp
-
-    options = options or DownloadOptions()
-    params: dict = {
-        "quiet": True, "no_warnings": True, "skip_download": True, "extract_flat": "in_playlist",
-        "noprogress": True, "cachedir": False, "socket_timeout": options.socket_timeout,
-        "retries": options.retries, "logger": _QuietLogger(None),
-    }
-    for name, value in (("cookiefile", options.cookies_file), ("proxy", options.proxy)):
-        if value:
-            params[name] = value
-    try:
-        with yt_dlp.YoutubeDL(params) as ydl:
-            info = ydl.extract_info(f"ytsearch{limit}:{query}", download=False)
-    except yt_dlp.utils.DownloadError as err:
-        text = re.sub(r"^ERROR:\s*", "", str(err)).strip()
-        hint = ("YouTube is rate-limiting this machine; wait a while or set cookies in the downloader settings."
-                if "429" in text else "Check the network (and the downloader's proxy setting), then retry.")
-        raise SourceUnavailable(f"Searching YouTube for {query!r} failed: {text}", hint=hint) from err
+    info = ytdlp.extract(f"ytsearch{limit}:{query}", ytdlp.params(
+        options or DownloadOptions(), skip_download=True, extract_flat="in_playlist"), scope="search")
     entries = (info or {}).get("entries") or []
     return [c for c in (Candidate.from_entry(e) for e in entries) if c is not None]
 
