@@ -440,7 +440,8 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
             tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
         metadata = _bulk_metadata(result)
-        if metadata.get("done") and job_name == "process_track":
+        index_missing = not (library.root / "library_index.csv").exists()  # e.g. a killed index write
+        if job_name == "process_track" and (metadata.get("done") or index_missing):
             bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,
                                                                   raise_on_error=False)
     total = metadata.get("tracks", 0)

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,13 +55,24 @@ class Target:
     bits: int
 
 
+#: util-linux's setpriv (Linux): a tool started through it is killed when the thread that
+#: started it dies. Without it an ffmpeg writing a file (not a pipe, which would break)
+#: goes on writing hundreds of megabytes after its run was killed.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+def dies_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` started so that it dies with this process (where the system can do that)."""
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if _SETPRIV else cmd
+
+
 def _run(cmd: list[str], what: str, timeout: float | None = None, input_path: Path | None = None) -> subprocess.CompletedProcess:
     if shutil.which(cmd[0]) is None:
         raise MediaToolError(
             f"{cmd[0]} is not installed.", hint="Run `music-pipeline doctor` to see how to install it."
         )
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(dies_with_parent(cmd), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as err:
         raise MediaToolError(f"{what} took longer than {timeout:.0f} s and was stopped.") from err
     if proc.returncode != 0:
@@ -275,7 +287,7 @@ def _write_wav(src: Path, dest: Path, info: AudioInfo, target: Target) -> None:
            "-ac", str(channels), "-f", sample_fmt, "pipe:1"]
     if shutil.which("ffmpeg") is None:
         _run(cmd, "transcoding to WAV")  # raises the "not installed" error
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(dies_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with wave.open(str(dest), "wb") as out:
             out.setnchannels(channels)
@@ -294,6 +306,14 @@ def _write_wav(src: Path, dest: Path, info: AudioInfo, target: Target) -> None:
         proc.wait()
     if proc.returncode != 0:
         raise_for_stderr(stderr, "transcoding to WAV", src)
+
+
+def audio_md5(path: Path) -> str:
+    """The MD5 of the decoded audio: equal for two files holding the same samples, whatever
+    their tags or container say."""
+    proc = _run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-f", "md5", "-"],
+                "comparing audio", timeout=600, input_path=path)
+    return proc.stdout.decode().strip().removeprefix("MD5=")
 
 
 def wav_format_tag(path: Path) -> int:

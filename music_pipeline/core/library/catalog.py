@@ -15,7 +15,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,6 +132,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (playlist_id, track_key)
     ) WITHOUT ROWID;
     CREATE INDEX playlist_tracks_track ON playlist_tracks(track_key);
+    """,
+    # 5: output names reserved before they are written, so two runs never pick the same one
+    """
+    CREATE TABLE path_reservations (
+        path TEXT NOT NULL COLLATE NOCASE UNIQUE,
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        format TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (track_key, format)
+    );
     """,
 ]
 
@@ -335,6 +345,8 @@ class Catalog:
 
     def mark_failed(self, key: str, step: str, message: str, reason: Reason) -> None:
         self._set_status(key, Status.FAILED, error=message, error_step=step, error_reason=Reason.of(reason))
+        with self._connect() as conn:  # names it had reserved are free for other songs again
+            conn.execute("DELETE FROM path_reservations WHERE track_key = ?", (key,))
 
     def mark_done(self, key: str) -> None:
         self._set_status(key, Status.DONE, processed_at=now(), error=None, error_step=None, error_reason=None)
@@ -401,6 +413,35 @@ class Catalog:
                 " sample_rate = excluded.sample_rate, bits = excluded.bits, updated_at = excluded.updated_at",
                 (key, fmt, str(path), size, sha256, duration_s, codec, sample_rate, bits, now()),
             )
+            conn.execute("DELETE FROM path_reservations WHERE track_key = ? AND format = ?", (key, fmt))
+
+    def reserve_path(self, key: str, fmt: str, candidates: list[Path], *,
+                     free: Callable[[Path], bool]) -> Path | None:
+        """The first of ``candidates`` that ``key`` may write its ``fmt`` file to, reserved;
+        None when every one belongs to something else.
+
+        A name is ``key``'s when its file or reservation is; it is free when no other
+        track's file or reservation holds it (case-insensitively: exFAT and macOS volumes
+        fold case) and ``free(path)`` says nothing else is on disk there. Looking and
+        reserving happen in one write transaction, so two runs writing two different songs
+        with the same name at the same moment get two names.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for path in candidates:
+                owners = {r[0] for r in conn.execute(
+                    "SELECT track_key FROM files WHERE path = ? COLLATE NOCASE"
+                    " UNION SELECT track_key FROM path_reservations WHERE path = ?", (str(path), str(path)))}
+                if owners == {key} or (not owners and free(path)):
+                    chosen = path
+                    break
+            else:
+                return None
+            conn.execute("DELETE FROM path_reservations WHERE (track_key = ? AND format = ?) OR path = ?",
+                         (key, fmt, str(chosen)))
+            conn.execute("INSERT INTO path_reservations (path, track_key, format, created_at) VALUES (?, ?, ?, ?)",
+                         (str(chosen), key, fmt, now()))
+        return chosen
 
     def file(self, key: str, fmt: str) -> dict | None:
         with self._connect() as conn:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .catalog import Catalog
-from .store import atomic_target, disk_errors
+from .store import atomic_target, clean_dead_writers, disk_errors, process_owner
 
 INDEX_STEM = "library_index"
 TRACK_COLUMNS = ["title", "artist", "album", "isrc", "bpm", "key_name", "camelot", "open_key", "lufs",
@@ -44,9 +44,10 @@ def build(catalog: Catalog) -> pd.DataFrame:
 
 def write(frame: pd.DataFrame, root: Path) -> tuple[Path, Path]:
     csv_path, parquet_path = Path(root) / f"{INDEX_STEM}.csv", Path(root) / f"{INDEX_STEM}.parquet"
-    with atomic_target(csv_path) as tmp, disk_errors(csv_path):
+    clean_dead_writers(Path(root), INDEX_STEM)  # an index write that was killed midway
+    with atomic_target(csv_path, process_owner()) as tmp, disk_errors(csv_path):
         frame.to_csv(tmp, index=False)
-    with atomic_target(parquet_path) as tmp, disk_errors(parquet_path):
+    with atomic_target(parquet_path, process_owner()) as tmp, disk_errors(parquet_path):
         frame.to_parquet(tmp, index=False)
     return csv_path, parquet_path
 

@@ -39,7 +39,7 @@ from ..domain.identity import (
 )
 from ..domain.paths import FORMATS, Layout
 from ..domain.status import Status
-from ..sources.download import Downloaded, download, scratch_dir
+from ..sources.download import Downloaded, download, scratch_dir, scratch_leftovers
 from ..sources.inbox import imported_path
 from ..sources.ytdlp import DownloadOptions
 from . import playlists
@@ -129,12 +129,11 @@ class Library:
         catalog's metadata from the source then wins over the upload's.
         """
         row = self.track(key)
+        self.clean_leftovers(key)
         existing = Path(row["raw_path"]) if row.get("raw_path") else None
         if not force and existing and existing.exists() and row.get("raw_sha256") == file_sha256(existing):
             return row
-        clean_partials(self.raw_dir, key)
-        self.decoded_cache(key).unlink(missing_ok=True)
-        with scratch_dir(self.raw_dir) as scratch:
+        with scratch_dir(self.raw_dir, key) as scratch:
             if row["source_kind"] == "file":
                 source = Path(row["source_path"] or "")
                 if not source.is_file():
@@ -152,7 +151,7 @@ class Library:
                 meta = {k: v for k, v in meta.items() if not row.get(k)}
             ext = fetched.path.suffix.lower() or f".{info.codec}"
             raw_path = self.raw_dir / f"{key}{ext}"
-            copy_atomic(fetched.path, raw_path)
+            copy_atomic(fetched.path, raw_path, owner=key)
             cover = self._save_cover(key, fetched)
         if existing and existing != raw_path and existing.exists():
             move_to_trash(existing, self.root)
@@ -169,6 +168,26 @@ class Library:
             self._file_away(key, Path(row["source_path"]))
         return self.track(key)
 
+    def clean_leftovers(self, key: str) -> list[Path]:
+        """Remove what an earlier attempt of ``key`` left when it was killed: half-written
+        files (``.part``) in ``_raw`` and in its output folders, the download's scratch
+        folder, the decoded signal handed between two steps. The first step calls this, so
+        a re-run starts clean; nothing finished, and nothing of another track, is touched."""
+        removed: list[Path] = [*scratch_leftovers(self.raw_dir, key)]
+        for folder in removed:
+            shutil.rmtree(folder, ignore_errors=True)
+        cache = self.decoded_cache(key)
+        if cache.exists():
+            cache.unlink(missing_ok=True)
+            removed.append(cache)
+        clean_partials(self.raw_dir, owner=key)
+        row = self.catalog.get(key)
+        if row is not None:
+            for fmt in FORMATS:
+                for folder in {p.parent for p in self.target_names(row, fmt)}:
+                    clean_partials(folder, owner=key)
+        return removed
+
     def _file_away(self, key: str, source: Path) -> None:
         """Move an imported inbox file to ``inbox/imported/`` so the inbox shows what is left."""
         dest = imported_path(self.inbox, source)
@@ -183,7 +202,7 @@ class Library:
     def _save_cover(self, key: str, fetched: Downloaded) -> Path | None:
         cover = self.raw_dir / f"{key}.cover.jpg"
         try:
-            with atomic_target(cover) as tmp:
+            with atomic_target(cover, owner=key) as tmp:
                 ok = (fetched.thumbnail is not None and media.image_to_jpeg(fetched.thumbnail, tmp)) \
                     or media.extract_cover(fetched.path, tmp)
                 if not ok:
@@ -218,7 +237,7 @@ class Library:
         if cached is not None:
             return cached
         decoded = analysis.decode(raw_path)
-        with atomic_target(cache) as tmp, disk_errors(cache):
+        with atomic_target(cache, owner=key) as tmp, disk_errors(cache):
             decoded.save(tmp, source_id)
         return decoded
 
@@ -245,14 +264,21 @@ class Library:
 
     # -- step 3: outputs ----------------------------------------------------------------
 
-    def target_path(self, row: dict, fmt: str, *, suffixed: bool = False) -> Path:
-        """Where ``fmt`` of this track goes; a different track already there gets a suffix."""
+    def target_names(self, row: dict, fmt: str) -> tuple[Path, Path]:
+        """Where ``fmt`` of this track goes: its plain name, and the ``[key]``-suffixed one
+        it takes when a different song (or a file the catalog does not know) has the plain one."""
         fields = {"artist": row.get("artist") or UNKNOWN_ARTIST, "title": row.get("title") or row["key"],
                   "album": row.get("album"), "key": row["key"], "bpm": row.get("bpm"), "camelot": row.get("camelot")}
-        path = self.layout.path_for(fmt, fields)
-        if suffixed or self._taken(path, row["key"]):
-            path = self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
-        return path
+        return self.layout.path_for(fmt, fields), self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
+
+    def target_path(self, row: dict, fmt: str, *, suffixed: bool = False) -> Path:
+        """Where ``fmt`` of this track is to be written, reserved in the catalog so no other
+        run picks the same name before the file is there."""
+        plain, with_key = self.target_names(row, fmt)
+        candidates = [with_key] if suffixed else [plain, with_key]
+        # The suffixed name carries the key: whatever is there is this track's own leftover.
+        return self.catalog.reserve_path(row["key"], fmt, candidates, free=self._free) \
+            or self.catalog.reserve_path(row["key"], fmt, [with_key], free=lambda _: True) or with_key
 
     def step_aside(self, key: str, path: Path) -> Path | None:
         """Rename ``key``'s output at ``path`` to its ``[key]``-suffixed name, freeing the
@@ -267,17 +293,29 @@ class Library:
         self.catalog.move_file(Path(path), target)
         return target
 
-    def _taken(self, path: Path, key: str) -> bool:
-        """Whether ``path`` belongs to something else: another track, or a file the catalog
-        does not know (the user's own). Compared case-insensitively, as on exFAT and macOS
-        volumes where "ABBA" and "Abba" are one file."""
-        owner = self.catalog.path_owner(path)
-        if owner is not None:
-            return owner != key
-        if not path.parent.is_dir():
+    def _adopt(self, key: str, fmt: str, orphan: Path, written: Path) -> bool:
+        """Move ``written`` onto ``orphan``, a file no track owns at this track's plain name,
+        when it holds the same audio: this track's own output from an attempt killed
+        between putting it in place and recording it. Never two copies of one track."""
+        if not orphan.is_file() or self.catalog.path_owner(orphan) is not None:
             return False
+        try:
+            same = media.audio_md5(orphan) == media.audio_md5(written)
+        except TrackError:  # not audio ffmpeg reads: not ours
+            return False
+        if not same or self.catalog.reserve_path(key, fmt, [orphan], free=lambda _: True) is None:
+            return False
+        os.replace(written, orphan)
+        return True
+
+    @staticmethod
+    def _free(path: Path) -> bool:
+        """Whether nothing is on disk at ``path``. Compared case-insensitively, as on exFAT
+        and macOS volumes where "ABBA" and "Abba" are one file."""
+        if not path.parent.is_dir():
+            return True
         name = path.name.casefold()
-        return any(entry.name.casefold() == name for entry in path.parent.iterdir())
+        return not any(entry.name.casefold() == name for entry in path.parent.iterdir())
 
     def tags_for(self, row: dict) -> tagging.Tags:
         cover = Path(row["cover_path"]).read_bytes() if row.get("cover_path") and Path(row["cover_path"]).exists() else None
@@ -295,10 +333,15 @@ class Library:
         row, raw_path = self.raw(key)
         info = media.probe(raw_path)
         target = media.target_for(info)
+        plain, with_key = self.target_names(row, fmt)
+        for folder in {plain.parent, with_key.parent}:  # what a killed attempt of this track left
+            clean_partials(folder, owner=key)
         path = self.target_path(row, fmt)
-        with atomic_target(path) as tmp, disk_errors(path):
+        with atomic_target(path, owner=key) as tmp, disk_errors(path):
             media.transcode(raw_path, tmp, fmt, info, target)
             tagging.write_tags(tmp, fmt, self.tags_for(row))
+        if path != plain and self._adopt(key, fmt, plain, path):
+            path = plain
         out = media.probe(path)
         result = FileResult(fmt=fmt, path=path, size=path.stat().st_size, sha256=file_sha256(path),
                             codec=out.codec, sample_rate=out.sample_rate, bits=out.bits, duration_s=out.duration_s)
@@ -329,7 +372,7 @@ class Library:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(path, target)
                 path = target
-            with atomic_target(path) as tmp, disk_errors(path):
+            with atomic_target(path, owner=key) as tmp, disk_errors(path):
                 shutil.copyfile(path, tmp)
                 tagging.write_tags(tmp, fmt, tags)
             self.catalog.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),

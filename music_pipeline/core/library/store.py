@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import time
 import uuid
@@ -23,16 +24,20 @@ PART_MARK = ".part-"
 
 
 @contextlib.contextmanager
-def atomic_target(final: Path) -> Iterator[Path]:
+def atomic_target(final: Path, owner: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it replaces ``final``.
 
-    The temporary name keeps the extension so tools that infer formats from it work.
-    On any exception the temporary file is removed and ``final`` is left untouched.
+    The temporary name keeps the extension so tools that infer formats from it work, and
+    carries ``owner`` (a track key) so that track's next attempt can find and remove what
+    a killed writer left (:func:`clean_partials`) without touching another track's
+    writes under the same name. On any exception the temporary file is removed and
+    ``final`` is left untouched.
     """
     final = Path(final)
     with disk_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem[:80]}{PART_MARK}{uuid.uuid4().hex[:8]}{final.suffix}")
+    tag = f"{owner}-" if owner else ""
+    tmp = final.with_name(f".{final.stem[:80]}{PART_MARK}{tag}{uuid.uuid4().hex[:8]}{final.suffix}")
     try:
         yield tmp
         with disk_errors(final):
@@ -70,24 +75,57 @@ def disk_errors(where: Path) -> Iterator[None]:
         raise
 
 
-def copy_atomic(src: Path, dest: Path) -> Path:
+def copy_atomic(src: Path, dest: Path, owner: str = "") -> Path:
     """Copy ``src`` to ``dest`` atomically (used for imports and the WAV backup volume)."""
-    with atomic_target(dest) as tmp, disk_errors(dest):
+    with atomic_target(dest, owner) as tmp, disk_errors(dest):
         shutil.copyfile(src, tmp)
     return dest
 
 
-def clean_partials(folder: Path, stem_prefix: str = "") -> int:
-    """Remove ``.part`` leftovers of killed writers in ``folder``; returns how many."""
+def clean_partials(folder: Path, stem_prefix: str = "", owner: str = "") -> int:
+    """Remove ``.part`` leftovers of killed writers in ``folder`` (those of ``owner``'s
+    writes, or of files whose name starts with ``stem_prefix``); returns how many."""
     removed = 0
     if not folder.is_dir():
         return 0
     for path in folder.iterdir():
-        if PART_MARK in path.name and path.name.startswith(f".{stem_prefix}"):
+        if PART_MARK not in path.name or not path.name.startswith(f".{stem_prefix}"):
+            continue
+        if owner and f"{PART_MARK}{owner}-" not in path.name:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def process_owner() -> str:
+    """An ``owner`` for files many runs write in turn (the library index): this process."""
+    return f"pid{os.getpid()}"
+
+
+def clean_dead_writers(folder: Path, stem_prefix: str) -> int:
+    """Remove ``.part`` leftovers of :func:`process_owner` writers that are no longer alive
+    (killed mid-write); a writer still at work keeps its file."""
+    removed = 0
+    pattern = re.compile(re.escape(PART_MARK) + r"pid(\d+)-")
+    for path in folder.glob(f".{stem_prefix}*{PART_MARK}pid*"):
+        match = pattern.search(path.name)
+        if match and not _alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed += 1
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def move_to_trash(path: Path, library_root: Path) -> Path | None:

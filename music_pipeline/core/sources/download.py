@@ -100,10 +100,24 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
     return Downloaded(path=path, info=info, thumbnail=thumbnail)
 
 
-def scratch_dir(parent: Path) -> tempfile.TemporaryDirectory:
-    """A scratch folder on the library's volume, so the final move is a rename."""
+SCRATCH_PREFIX = "download-"
+
+
+def scratch_dir(parent: Path, owner: str) -> tempfile.TemporaryDirectory:
+    """A scratch folder on the library's volume, so the final move is a rename. Its name
+    carries ``owner`` (the track key): a killed download's folder is found and removed by
+    that track's next attempt (:func:`scratch_leftovers`)."""
     parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix="download-", dir=parent)
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{owner}-", dir=parent)
+
+
+def scratch_leftovers(parent: Path, owner: str) -> list[Path]:
+    """Scratch folders of ``owner``'s earlier, killed downloads (half-downloaded audio)."""
+    if not parent.is_dir():
+        return []
+    prefix = f"{SCRATCH_PREFIX}{owner}-"
+    return [p for p in parent.iterdir() if p.is_dir() and p.name.startswith(prefix)
+            and len(p.name) == len(prefix) + 8]  # tempfile's 8 random characters
 
 
 def resolve_id(url: str, options: DownloadOptions | None = None) -> tuple[str, str]:

@@ -1,0 +1,65 @@
+"""Several processes at once: two same-named songs, two first uses of a catalog.
+
+Real processes (multiprocessing's spawn, like Dagster's run workers), a real catalog, real
+ffmpeg: what is checked is what a user would find on disk afterwards.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from music_pipeline.core.audio import media
+from music_pipeline.core.domain.paths import FORMATS
+from music_pipeline.core.library.steps import Library, register_target
+
+from .audio import make_track
+
+
+def _render_all(root: str, key: str, barrier) -> None:
+    library = Library(Path(root))
+    barrier.wait()  # both processes decide where to write at the same moment
+    for fmt in FORMATS:
+        library.render(key, fmt)
+
+
+def _in_parallel(target, args_list: list[tuple]) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(args_list))
+    procs = [ctx.Process(target=target, args=(*args, barrier)) for args in args_list]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0, f"a worker failed with exit code {proc.exitcode}"
+
+
+def test_two_different_songs_with_the_same_name_in_parallel_keep_their_own_audio(tmp_path: Path) -> None:
+    library = Library(tmp_path / "library")
+    tags = {"artist": "Same Artist", "title": "Same Title"}
+    short = make_track(tmp_path / "one" / "song.flac", seconds=20, tonic="A", metadata=tags,
+                       codec_args=["-c:a", "flac"])
+    long = make_track(tmp_path / "two" / "song.flac", seconds=31, tonic="D", metadata=tags, seed=3,
+                      codec_args=["-c:a", "flac"])
+    keys = []
+    for path in (short, long):
+        key = register_target(library, str(path))[0].key
+        library.fetch_raw(key)
+        keys.append(key)
+
+    _in_parallel(_render_all, [(str(library.root), key) for key in keys])
+
+    for fmt in FORMATS:
+        paths = set()
+        for key in keys:
+            record = library.catalog.file(key, fmt)
+            path = Path(record["path"])
+            paths.add(path)
+            # each track's catalogued file holds that track's audio, not the other song's
+            assert abs(media.decoded_duration(path) - library.track(key)["duration_s"]) < 0.1, (fmt, key)
+            assert library.verify(key, fmt) == []
+        assert len(paths) == 2, f"both songs were written to one {fmt} path"
+        stems = sorted(p.stem for p in paths)  # one keeps the plain name, the other is told apart by its key
+        assert stems[0].endswith("Same Title") and any(stems[1].endswith(f"[{key}]") for key in keys), stems
+    leftovers = [p for p in library.root.rglob(".*part*")]
+    assert leftovers == []
