@@ -6,7 +6,9 @@ ffmpeg: what is checked is what a user would find on disk afterwards.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 from pathlib import Path
 
 from music_pipeline.core.audio import media
@@ -63,3 +65,33 @@ def test_two_different_songs_with_the_same_name_in_parallel_keep_their_own_audio
         assert stems[0].endswith("Same Title") and any(stems[1].endswith(f"[{key}]") for key in keys), stems
     leftovers = [p for p in library.root.rglob(".*part*")]
     assert leftovers == []
+
+
+def _export(root: str, tracks: list, rounds: int, barrier) -> None:
+    from music_pipeline.core.library import playlists
+
+    barrier.wait()
+    for _ in range(rounds):
+        playlists.export_all(Path(root), [playlists.Playlist("p", "Mix", tuple(tracks))], ["ALAC"])
+
+
+def test_two_playlist_exports_at_once_choose_distinct_names_and_keep_their_bookkeeping(tmp_path: Path) -> None:
+    from music_pipeline.core.library import playlists
+
+    root = tmp_path / "library"
+    tracks = []
+    for n in range(24):  # 24 different recordings, all called "Artist - Song"
+        path = root / "ALAC" / f"folder {n}" / "Artist - Song.m4a"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(f"audio {n}".encode())
+        tracks.append(playlists.PlaylistTrack(f"key-{n}", "Artist", "Song", 200.0, {"ALAC": path}))
+
+    _in_parallel(_export, [(str(root), tracks[:16], 4), (str(root), tracks[8:], 4)])
+    playlists.export_all(root, [playlists.Playlist("p", "Mix", tuple(tracks))], ["ALAC"])
+
+    folder = root / "ALAC" / "Playlists" / "Mix"
+    links = {p.name: Path(os.readlink(p)).parent.name for p in folder.iterdir() if p.is_symlink()}
+    assert sorted(links.values()) == sorted(f"folder {n}" for n in range(24))  # each recording once
+    manifest = json.loads((folder / playlists.MANIFEST_NAME).read_text())
+    assert sorted(e["name"] for e in manifest["entries"].values()) == sorted(links)
+    assert [p.name for p in folder.iterdir() if not p.is_symlink() and p.name != playlists.MANIFEST_NAME] == []

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from ..domain.errors import TrackError
 from ..domain.paths import MAX_COMPONENT_BYTES, TemplateError, sanitize_component, truncate_utf8
-from .store import atomic_target, copy_atomic, disk_errors
+from .store import atomic_target, copy_atomic, disk_errors, exclusive
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -431,6 +431,12 @@ def export_all(root: Path, playlists: Iterable[Playlist], formats: Iterable[str]
     """
     root = Path(root)
     playlists = list(playlists)
+    with exclusive(root):  # two exports at once would choose the same new names and lose manifest updates
+        return _export_all(root, playlists, formats, mode, template, prune)
+
+
+def _export_all(root: Path, playlists: list[Playlist], formats: Iterable[str], mode: str, template: str,
+                prune: bool) -> list[SyncReport]:
     reports = []
     for fmt in formats:
         for playlist in playlists:

@@ -99,6 +99,21 @@ def clean_partials(folder: Path, stem_prefix: str = "", owner: str = "") -> int:
     return removed
 
 
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``flock`` on the directory itself: no lock file
+    to leave behind) while one writer decides names and writes files other writers of the
+    same folder would otherwise pick too. Not re-entrant."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def process_owner() -> str:
     """An ``owner`` for files many runs write in turn (the library index): this process."""
     return f"pid{os.getpid()}"
