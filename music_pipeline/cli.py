@@ -62,6 +62,7 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     results.append((writable, f"library {root} ({os.environ.get(settings.MUSIC_LIBRARY) and 'MUSIC_LIBRARY' or 'default'}):"
                     f" {'writable' if writable else 'not writable'}, {free_bytes(root) / 1e9:.1f} GB free",
                     f"make {root} writable or set MUSIC_LIBRARY to a folder you can write"))
+    results += _catalog_checks(root)
     home = os.environ.get(settings.DAGSTER_HOME)
     if home:
         temporary = str(Path(home).resolve()).startswith(("/tmp/", "/var/tmp/"))
@@ -92,6 +93,33 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     user = settings.soundcloud_user()
     results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
                     ""))
+    return results
+
+
+def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
+    """The catalog file: readable, sound (SQLite's own check), at this version's schema, and
+    its paths found under the library folder (a drive mounted elsewhere keeps them)."""
+    from .core.domain.errors import TrackError
+    from .core.library.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog
+
+    path = root / CATALOG_FILE
+    if not path.exists():
+        return [(True, f"catalog {path}: not created yet (the first track creates it)", "")]
+    try:
+        catalog = Catalog(path)
+        problems = catalog.check()
+        missing, checked = catalog.missing_files() if not problems else (0, 0)
+    except TrackError as err:
+        return [(False, f"catalog: {err.message}", err.hint or "")]
+    if problems:
+        return [(False, f"catalog {path}: " + "; ".join(problems[:3]),
+                 "restore it from a backup, or move it aside to start an empty one (the library's files stay)")]
+    results = [(True, f"catalog {path}: sound, schema version {SCHEMA_VERSION}, "
+                      f"{catalog.count()} track(s)", "")]
+    if missing:
+        results.append((False, f"catalog: {missing} of {checked} catalogued files checked are not under {root}",
+                        "was the library moved or its drive mounted elsewhere? Point MUSIC_LIBRARY at the folder "
+                        "that holds catalog.sqlite and ALAC/ AIFF/ WAV/"))
     return results
 
 
@@ -226,10 +254,20 @@ def _register(targets: list[str]) -> tuple[list[str], int]:
 
 
 def _instance():
+    """DAGSTER_HOME's instance. Its SQLite storages create their tables on first use, and
+    two processes doing that at once on a fresh home fail ("table secondary_indexes already
+    exists"): the first use happens here, under a lock on the folder."""
     from dagster import DagsterInstance
 
-    settings.ensure_dagster_home()
-    return DagsterInstance.get()
+    from .core.library.store import exclusive
+
+    home = settings.ensure_dagster_home()
+    with exclusive(home):
+        instance = DagsterInstance.get()
+        instance.get_runs_count()  # run storage
+        instance.event_log_storage.get_asset_records([])  # event log (and its index) storage
+        instance.all_instigator_state()  # schedule storage
+    return instance
 
 
 def cmd_add(args: argparse.Namespace) -> int:

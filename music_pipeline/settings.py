@@ -69,6 +69,14 @@ def ensure_dagster_home() -> Path:
     if not config.exists():  # an existing one is the user's: doctor says what it lacks
         from .instance import dagster_yaml
 
-        config.write_text(dagster_yaml())
+        # Whole or not at all, and never over one another process wrote meanwhile.
+        tmp = config.with_name(f".dagster.yaml.{os.getpid()}")
+        tmp.write_text(dagster_yaml())
+        try:
+            os.link(tmp, config)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return home
 

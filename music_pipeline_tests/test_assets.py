@@ -168,12 +168,13 @@ def test_a_new_catalog_opened_by_several_processes_at_once_is_created_once(tmp_p
         assert Catalog(path).schema_version == SCHEMA_VERSION
 
 
-def test_catalog_schema_is_versioned_and_migrates_an_empty_file(library_root) -> None:
+def test_catalog_schema_is_versioned_and_migrates_a_version_0_database(library_root) -> None:
     from music_pipeline.core.library.catalog import Catalog, CatalogError
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
-    sqlite3.connect(path).close()  # an empty database, version 0
+    with sqlite3.connect(path) as conn:  # a database at version 0 (an empty *file* is damage: test_catalog_damage)
+        conn.execute("CREATE TABLE notes (text TEXT)")
     assert Catalog(path).schema_version == SCHEMA_VERSION
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

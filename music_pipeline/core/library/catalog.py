@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..domain.errors import Reason, TrackError
+from ..domain.errors import DiskFull, Reason, TrackError
 from ..domain.identity import TrackSource, normalise_isrc
 from ..domain.status import Status
 
 CATALOG_FILE = "catalog.sqlite"
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
     # 1: tracks and their files
     """
     CREATE TABLE tracks (
@@ -143,6 +145,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (track_key, format)
     );
     """,
+    # 6: paths relative to the library folder, so a drive mounted elsewhere keeps its library
+    lambda conn, root: _relative_paths(conn, root),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -177,14 +181,86 @@ def _statements(script: str) -> Iterator[str]:
         yield pending
 
 
+def _relative_paths(conn: sqlite3.Connection, root: Path) -> None:
+    """Migration 6: absolute paths inside the library become relative to it. A library
+    already moved before this version has paths under its old folder: that folder is read
+    from the raw files' paths (``<old root>/_raw/<key>.<ext>``) and converted the same way."""
+    roots = {str(root)}
+    for (raw,) in conn.execute("SELECT raw_path FROM tracks WHERE raw_path LIKE '%/_raw/%'"):
+        roots.add(raw.rsplit("/_raw/", 1)[0])
+
+    def relative(text: str | None) -> str | None:
+        if not text or not text.startswith("/"):
+            return text
+        for old in roots:
+            if text.startswith(old.rstrip("/") + "/"):
+                return text[len(old.rstrip("/")) + 1:]
+        return text
+
+    for column in _TRACK_PATH_COLUMNS:
+        rows = conn.execute(f"SELECT key, {column} FROM tracks WHERE {column} IS NOT NULL").fetchall()
+        conn.executemany(f"UPDATE tracks SET {column} = ? WHERE key = ?", [(relative(v), k) for k, v in rows])
+    rows = conn.execute("SELECT track_key, format, path FROM files").fetchall()
+    conn.executemany("UPDATE files SET path = ? WHERE track_key = ? AND format = ?",
+                     [(relative(p), k, f) for k, f, p in rows])
+    conn.execute("DELETE FROM path_reservations")
+    for group_id, moves in conn.execute("SELECT id, moves FROM dedup_groups").fetchall():
+        pairs = [[relative(a), relative(b)] for a, b in json.loads(moves or "[]")]
+        conn.execute("UPDATE dedup_groups SET moves = ? WHERE id = ?", (json.dumps(pairs), group_id))
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class CatalogError(TrackError):
-    """The catalog cannot be used (a newer schema, an unknown track)."""
+    """The catalog cannot be used (a newer schema, an unknown track, a damaged file)."""
 
     reason = Reason.CATALOG
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with the catalog file at ``path`` before SQLite even opens it (None:
+    nothing seen). SQLite would take an empty file for a new database and start afresh,
+    forgetting every track while their files stay: never let it."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return None
+    if not header:
+        return "it is empty (0 bytes)"
+    if header != SQLITE_HEADER:
+        return "it is not an SQLite database (its header is wrong)"
+    return None
+
+
+def _damaged(path: Path, why: str) -> CatalogError:
+    return CatalogError(
+        f"The catalog {path} is damaged: {why}. It was left exactly as it is; nothing was replaced.",
+        hint="Restore it from a backup (Time Machine, a copy of the library), or move it aside to start an "
+             "empty catalog (the files in the library stay where they are). `music-pipeline doctor` checks it.")
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """SQLite's failures as sentences: a damaged file, a full disk, a read-only folder."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        text = str(err)
+        if "disk is full" in text or "disk I/O error" in text:
+            raise DiskFull(f"The disk holding the catalog {path} is full ({text}); nothing was recorded.",
+                           hint="Free some space on the library's volume and run again.") from err
+        if "readonly" in text or "unable to open" in text:
+            raise CatalogError(f"The catalog {path} cannot be written ({text}).",
+                               hint="Check that the library folder is writable and its volume mounted.") from err
+        raise
+    except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
+        raise _damaged(path, str(err)) from err
 
 
 class Catalog:
@@ -193,21 +269,86 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.root = self.path.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self._create()
         with self._connect() as conn:
             self._migrate(conn)
 
+    def _create(self) -> None:
+        """A new catalog appears whole: built under a temporary name, then linked into place
+        only if nothing is there yet. So an empty catalog file always means damage (see
+        :func:`damage`), and two processes creating one at once both end up using one."""
+        tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        try:
+            with _sqlite_errors(tmp):
+                conn = sqlite3.connect(tmp)
+                try:
+                    self._migrate(conn)
+                finally:
+                    conn.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process made it first: theirs is as good
+            except OSError:  # no hard links on this volume (exFAT): a rename, checked first
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
+        why = damage(self.path)
+        if why:
+            raise _damaged(self.path, why)
+        with _sqlite_errors(self.path):
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.row_factory = sqlite3.Row
+            try:
+                _use_wal(conn)
+                conn.execute("PRAGMA foreign_keys=ON")
+                with conn:
+                    yield conn
+            finally:
+                conn.close()
+
+    def check(self) -> list[str]:
+        """What is wrong with the catalog (empty when nothing): the file, SQLite's own
+        integrity check, the schema version. For `music-pipeline doctor`."""
         try:
-            _use_wal(conn)
-            conn.execute("PRAGMA foreign_keys=ON")
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+            with self._connect() as conn:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except TrackError as err:
+            return [str(err)]
+        if version != SCHEMA_VERSION:
+            problems.append(f"schema version {version}, this version uses {SCHEMA_VERSION}")
+        return problems
+
+    def missing_files(self, sample: int = 200) -> tuple[int, int]:
+        """(missing, checked) among up to ``sample`` catalogued output files: many missing
+        means the library moved or its drive is mounted elsewhere."""
+        with self._connect() as conn:
+            paths = [r[0] for r in conn.execute("SELECT path FROM files ORDER BY random() LIMIT ?", (sample,))]
+        return sum(not self._abs(p).exists() for p in paths), len(paths)
+
+    # Paths are stored relative to the library folder (the catalog's folder) and resolved
+    # here, at use: a library on a drive mounted elsewhere keeps working.
+
+    def _rel(self, path: Path | str | None) -> str | None:
+        if path is None:
+            return None
+        path = Path(path)
+        try:
+            return path.relative_to(self.root).as_posix() if path.is_absolute() else path.as_posix()
+        except ValueError:
+            return str(path)  # outside the library (a file imported from elsewhere): as it is
+
+    def _abs(self, text: str) -> Path:
+        return Path(text) if os.path.isabs(text) else self.root / text
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -225,8 +366,12 @@ class Catalog:
                     f"understands ({SCHEMA_VERSION}); upgrade music_pipeline instead of downgrading the catalog."
                 )
             for number in range(version, SCHEMA_VERSION):
-                for statement in _statements(MIGRATIONS[number]):
-                    conn.execute(statement)
+                migration = MIGRATIONS[number]
+                if callable(migration):  # a data migration that needs Python (and the library's folder)
+                    migration(conn, self.root)
+                else:
+                    for statement in _statements(migration):
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
         except BaseException:
@@ -254,7 +399,7 @@ class Catalog:
                 conn.execute(
                     "INSERT INTO tracks (key, status, source_kind, source_url, source_path, source_urls,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (source.key, Status.QUEUED, source.kind, source.url, source.path,
+                    (source.key, Status.QUEUED, source.kind, source.url, self._rel(source.path),
                      _encode(sorted({seen, original} - {None})), stamp, stamp),
                 )
                 self._index_urls(conn, source.key, {source.url, original} - {None})
@@ -263,7 +408,7 @@ class Catalog:
             conn.execute(
                 "UPDATE tracks SET source_urls = ?, source_path = COALESCE(?, source_path), updated_at = ?"
                 " WHERE key = ?",
-                (_encode(sorted(urls)), source.path, stamp, source.key),
+                (_encode(sorted(urls)), self._rel(source.path), stamp, source.key),
             )
             self._index_urls(conn, source.key, {source.url, original} - {None})
             return False
@@ -313,7 +458,19 @@ class Catalog:
     def get(self, key: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM tracks WHERE key = ?", (key,)).fetchone()
-        return _track(row) if row else None
+        return self._track(row) if row else None
+
+    def _track(self, row: sqlite3.Row) -> dict:
+        data = _track(row)
+        for name in _TRACK_PATH_COLUMNS:
+            if data.get(name):
+                data[name] = str(self._abs(data[name]))
+        return data
+
+    def _file(self, row: sqlite3.Row) -> dict:
+        data = dict(row)
+        data["path"] = str(self._abs(data["path"]))
+        return data
 
     def update(self, key: str, **fields: object) -> None:
         """Set a track's fields (lists and dicts of the JSON columns as they are). Not its
@@ -325,7 +482,8 @@ class Catalog:
     def _write(self, key: str, fields: dict, guard: str = "") -> int:
         if not fields:
             return 0
-        fields = {name: _encode(value) if name in _JSON_COLUMNS else value for name, value in fields.items()}
+        fields = {name: _encode(value) if name in _JSON_COLUMNS else self._rel(value) if name in _TRACK_PATH_COLUMNS
+                  else value for name, value in fields.items()}
         fields["updated_at"] = now()
         columns = ", ".join(f"{name} = ?" for name in fields)
         with self._connect() as conn:
@@ -393,12 +551,16 @@ class Catalog:
         with self._connect() as conn:
             return [r[0] for r in conn.execute(f"SELECT key FROM tracks WHERE {column} = ?", (value,))]
 
+    def count(self) -> int:
+        with self._connect() as conn:
+            return conn.execute("SELECT count(*) FROM tracks").fetchone()[0]
+
     def tracks(self, status: str | None = None) -> list[dict]:
         query, args = "SELECT * FROM tracks", ()
         if status:
             query, args = query + " WHERE status = ?", (status,)
         with self._connect() as conn:
-            return [_track(row) for row in conn.execute(query + " ORDER BY created_at, rowid", args)]
+            return [self._track(row) for row in conn.execute(query + " ORDER BY created_at, rowid", args)]
 
     # -- files --------------------------------------------------------------------------
 
@@ -411,7 +573,7 @@ class Catalog:
                 " ON CONFLICT(track_key, format) DO UPDATE SET path = excluded.path, size = excluded.size,"
                 " sha256 = excluded.sha256, duration_s = excluded.duration_s, codec = excluded.codec,"
                 " sample_rate = excluded.sample_rate, bits = excluded.bits, updated_at = excluded.updated_at",
-                (key, fmt, str(path), size, sha256, duration_s, codec, sample_rate, bits, now()),
+                (key, fmt, self._rel(path), size, sha256, duration_s, codec, sample_rate, bits, now()),
             )
             conn.execute("DELETE FROM path_reservations WHERE track_key = ? AND format = ?", (key, fmt))
 
@@ -429,38 +591,39 @@ class Catalog:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             for path in candidates:
+                stored = self._rel(path)
                 owners = {r[0] for r in conn.execute(
                     "SELECT track_key FROM files WHERE path = ? COLLATE NOCASE"
-                    " UNION SELECT track_key FROM path_reservations WHERE path = ?", (str(path), str(path)))}
+                    " UNION SELECT track_key FROM path_reservations WHERE path = ?", (stored, stored))}
                 if owners == {key} or (not owners and free(path)):
                     chosen = path
                     break
             else:
                 return None
             conn.execute("DELETE FROM path_reservations WHERE (track_key = ? AND format = ?) OR path = ?",
-                         (key, fmt, str(chosen)))
+                         (key, fmt, self._rel(chosen)))
             conn.execute("INSERT INTO path_reservations (path, track_key, format, created_at) VALUES (?, ?, ?, ?)",
-                         (str(chosen), key, fmt, now()))
+                         (self._rel(chosen), key, fmt, now()))
         return chosen
 
     def file(self, key: str, fmt: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM files WHERE track_key = ? AND format = ?", (key, fmt)).fetchone()
-        return dict(row) if row else None
+        return self._file(row) if row else None
 
     def files(self, keys: Iterable[str] | None = None) -> list[dict]:
         """Every file, or those of ``keys`` (looked up by key: per-track steps call this, and
         a large library must not be read whole each time)."""
         with self._connect() as conn:
             if keys is None:
-                return [dict(r) for r in conn.execute("SELECT * FROM files ORDER BY track_key, format")]
+                return [self._file(r) for r in conn.execute("SELECT * FROM files ORDER BY track_key, format")]
             wanted = sorted(set(keys))
             rows = []
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 rows += conn.execute(f"SELECT * FROM files WHERE track_key IN ({','.join('?' * len(chunk))})"
                                      " ORDER BY track_key, format", chunk).fetchall()
-        return [dict(row) for row in rows]
+        return [self._file(row) for row in rows]
 
     def repath(self, column: str, old: Path, new: Path) -> None:
         """A track file (``raw_path`` or ``cover_path``) moved from ``old`` to ``new``."""
@@ -468,17 +631,18 @@ class Catalog:
             raise ValueError(column)
         with self._connect() as conn:
             conn.execute(f"UPDATE tracks SET {column} = ?, updated_at = ? WHERE {column} = ?",
-                         (str(new), now(), str(old)))
+                         (self._rel(new), now(), self._rel(old)))
 
     def move_file(self, old: Path, new: Path) -> None:
         with self._connect() as conn:
-            conn.execute("UPDATE files SET path = ?, updated_at = ? WHERE path = ?", (str(new), now(), str(old)))
+            conn.execute("UPDATE files SET path = ?, updated_at = ? WHERE path = ?",
+                         (self._rel(new), now(), self._rel(old)))
 
     def path_owner(self, path: Path) -> str | None:
         """Which track's file is at ``path`` (to tell two songs with the same name apart)."""
         with self._connect() as conn:
             row = conn.execute("SELECT track_key FROM files WHERE path = ? COLLATE NOCASE",
-                               (str(path),)).fetchone()
+                               (self._rel(path),)).fetchone()
         return row[0] if row else None
 
 
@@ -626,14 +790,19 @@ class Catalog:
                 " updated_at = excluded.updated_at" + guard,
                 (group["id"], group["keeper"], _encode(group["members"]), group["state"], group["rule"],
                  group["reason"], _encode(group["evidence"]), _encode(group.get("previous", {})),
-                 _encode(group.get("moves", [])), stamp, stamp),
+                 _encode([[self._rel(a), self._rel(b)] for a, b in group.get("moves", [])]), stamp, stamp),
             )
             return conn.total_changes > 0
 
     def group(self, group_id: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM dedup_groups WHERE id = ?", (group_id,)).fetchone()
-        return _group(row) if row else None
+        return self._group(row) if row else None
+
+    def _group(self, row: sqlite3.Row) -> dict:
+        data = _group(row)
+        data["moves"] = [[str(self._abs(a)), str(self._abs(b))] for a, b in data["moves"] or []]
+        return data
 
     def undone_pairs(self) -> set[frozenset[str]]:
         """Pairs a user separated with `dedup --undo`: never grouped again automatically."""
@@ -649,13 +818,15 @@ class Catalog:
         if keeper:
             query, args = query + " AND keeper = ?", [*args, keeper]
         with self._connect() as conn:
-            return [_group(row) for row in conn.execute(query + " ORDER BY created_at, id", args)]
+            return [self._group(row) for row in conn.execute(query + " ORDER BY created_at, id", args)]
 
 
 #: The columns stored as JSON text. Callers read and write them as lists and dicts; they
 #: are encoded and decoded here and nowhere else.
 _JSON_COLUMNS = frozenset({"source_urls", "artists", "genres", "match"})
 _GROUP_JSON_COLUMNS = ("members", "evidence", "previous", "moves")
+#: Track columns holding paths, stored relative to the library folder.
+_TRACK_PATH_COLUMNS = ("raw_path", "cover_path", "source_path")
 
 
 def _encode(value: object) -> str | None:

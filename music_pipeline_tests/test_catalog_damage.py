@@ -1,0 +1,127 @@
+"""A damaged catalog is refused with a sentence, never replaced; doctor sees it; a full
+disk inside SQLite is a full disk; a library moved to another folder keeps its catalog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from music_pipeline.core.domain.errors import DiskFull
+from music_pipeline.core.library.catalog import Catalog, CatalogError, _sqlite_errors
+from music_pipeline.core.library.steps import Library, register_target
+
+from .audio import make_track
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "music_pipeline", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[:1500])
+    elif how == "garbage":
+        path.write_bytes(os.urandom(len(data)))
+    elif how == "zero-header":
+        path.write_bytes(bytes(100) + data[100:])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "zero-header"])
+def test_a_damaged_catalog_is_refused_with_a_sentence_and_left_as_it_is(how, tmp_path) -> None:
+    env = {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home")}
+    song = make_track(tmp_path / "in" / "Artist - Song.flac", seconds=3, codec_args=["-c:a", "flac"])
+    assert _cli(env, "run", str(song)).returncode == 0
+    catalog = tmp_path / "library" / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:  # everything in the main file, as after a clean shutdown
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    files_before = sorted(p for p in (tmp_path / "library").rglob("*") if p.is_file() and "catalog" not in p.name)
+    _damage(catalog, how)
+    damaged = catalog.read_bytes()
+
+    other = make_track(tmp_path / "in" / "Other - Song.flac", seconds=3, tonic="D", codec_args=["-c:a", "flac"])
+    for args in (["run", str(other)], ["run", str(song)], ["dedup"], ["process", "all"]):
+        proc = _cli(env, *args)
+        assert proc.returncode != 0, args
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+        assert "is damaged" in proc.stdout + proc.stderr and "backup" in proc.stdout + proc.stderr, proc.stderr
+    assert catalog.read_bytes() == damaged  # never replaced, never "repaired"
+    after = sorted(p for p in (tmp_path / "library").rglob("*") if p.is_file() and "catalog" not in p.name)
+    assert after == files_before  # no second copy of anything ("[key]" files beside unknown originals)
+
+    doctor = _cli(env, "doctor")
+    assert doctor.returncode == 1
+    assert "catalog" in doctor.stdout and "damaged" in doctor.stdout
+    assert "Everything is in place" not in doctor.stdout
+
+
+def test_doctor_says_the_catalog_is_sound(tmp_path) -> None:
+    env = {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home")}
+    assert "not created yet" in _cli(env, "doctor").stdout
+    song = make_track(tmp_path / "Artist - Song.flac", seconds=3, codec_args=["-c:a", "flac"])
+    assert _cli(env, "run", str(song)).returncode == 0
+    out = _cli(env, "doctor").stdout
+    assert "sound, schema version" in out and "1 track(s)" in out
+
+
+def test_a_full_disk_inside_sqlite_is_a_full_disk(tmp_path) -> None:
+    path = tmp_path / "full.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("PRAGMA max_page_count = 3")  # SQLite's own SQLITE_FULL, as on a full volume
+    with pytest.raises(DiskFull, match="full"), _sqlite_errors(path):
+        conn.execute("INSERT INTO t VALUES (?)", (os.urandom(1 << 16),))
+    conn.close()
+
+
+def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
+    library = Library(tmp_path / "drive-a" / "Music")
+    song = make_track(tmp_path / "Artist - Song.flac", seconds=3, codec_args=["-c:a", "flac"])
+    key = register_target(library, str(song))[0].key
+    library.fetch_raw(key)
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        library.render(key, fmt)
+    with sqlite3.connect(library.root / "catalog.sqlite") as conn:  # what is stored: relative paths
+        assert all(not p.startswith("/") for (p,) in conn.execute("SELECT path FROM files"))
+        assert not conn.execute("SELECT raw_path FROM tracks").fetchone()[0].startswith("/")
+
+    shutil.move(tmp_path / "drive-a", tmp_path / "mounted-elsewhere")  # the drive, mounted at another point
+    moved = Library(tmp_path / "mounted-elsewhere" / "Music")
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        assert moved.verify(key, fmt) == []
+        assert Path(moved.catalog.file(key, fmt)["path"]).is_relative_to(moved.root)
+    assert Path(moved.track(key)["raw_path"]).exists()
+
+
+def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_move(tmp_path) -> None:
+    from music_pipeline.core.library.catalog import MIGRATIONS
+
+    old_root = tmp_path / "old" / "Music"
+    old_root.mkdir(parents=True)
+    with sqlite3.connect(old_root / "catalog.sqlite") as conn:  # a version-5 catalog, absolute paths
+        for migration in MIGRATIONS[:5]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 5")
+        conn.execute("INSERT INTO tracks (key, source_kind, raw_path, created_at, updated_at) VALUES "
+                     "('k', 'url', ?, 'now', 'now')", (f"{old_root}/_raw/k.flac",))
+        conn.execute("INSERT INTO files (track_key, format, path, size, sha256, updated_at) VALUES "
+                     "('k', 'ALAC', ?, 1, 'x', 'now')", (f"{old_root}/ALAC/A/A - S.m4a",))
+    new_root = tmp_path / "new" / "Music"
+    shutil.move(old_root, new_root)  # moved before upgrading
+    catalog = Catalog(new_root / "catalog.sqlite")
+    assert catalog.file("k", "ALAC")["path"] == str(new_root / "ALAC/A/A - S.m4a")
+    assert catalog.get("k")["raw_path"] == str(new_root / "_raw/k.flac")
+
+
+def test_an_unknown_track_is_still_a_catalog_error(tmp_path) -> None:
+    with pytest.raises(CatalogError):
+        Catalog(tmp_path / "c.sqlite").update("nope", title="x")
