@@ -322,10 +322,14 @@ def _first_failure(result) -> str | None:
 
 
 def _print_track(row: dict, files: list[dict], seconds: float) -> None:
-    print(f"{_mark(True)} {row.get('artist')} - {row.get('title')}  ({row['key']}, {seconds:.1f} s)")
+    """A finished track in two lines plus its files; what is unknown says so, never "None"."""
+    from .core.library.steps import display_name
+
+    print(f"{_mark(True)} {display_name(row)}  ({row['key']}, {seconds:.1f} s)")
+    bpm = f"{row['bpm']} BPM" if row.get("bpm") is not None else "BPM n/a"
+    key = f"{row['key_name']} ({row.get('camelot')})" if row.get("key_name") else "key n/a"
     lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
-    print(f"     {row.get('bpm')} BPM, {row.get('key_name')} ({row.get('camelot')}), {lufs}, "
-          f"{row.get('duration_s', 0):.1f} s")
+    print(f"     {bpm}, {key}, {lufs}, {row.get('duration_s') or 0:.1f} s")
     for record in files:
         print(f"     {record['format']:<5} {record['path']}")
 

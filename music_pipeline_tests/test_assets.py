@@ -250,6 +250,47 @@ def test_long_identical_names_still_get_distinct_files(process, library, tmp_pat
         assert library.verify(key_a, fmt) == [] and library.verify(key_b, fmt) == []
 
 
+def test_long_artist_album_and_title_keep_every_library_path_within_220_characters(
+        process, instance, resources, library_root, tmp_path) -> None:
+    """The README's promise (220 characters per path inside the library) for every output
+    and playlist entry, even with the album in the path, a second song of the same name
+    (its " [key]" suffix kept) and a long playlist name; the tags keep the full names."""
+    import os
+
+    from music_pipeline.assets import playlist_exports
+    from music_pipeline.resources import LibraryResource
+
+    res = {**resources, "library": LibraryResource(root=str(library_root),
+                                                   path_template="$format/$artist/$album/$artist - $title")}
+    lib = res["library"].get()
+    names = {"artist": "The Extraordinarily Long Named Philharmonic Orchestra of Somewhere " * 4,
+             "album": "Collected Works, Remastered and Expanded Deluxe Edition " * 4,
+             "title": "Extended Remix " * 20}
+    a = make_track(tmp_path / "a.flac", seconds=12, bpm=100, codec_args=["-c:a", "flac"], metadata=names)
+    b = make_track(tmp_path / "b.flac", seconds=12, bpm=140, tonic="D", minor=False, seed=3,
+                   codec_args=["-c:a", "flac"], metadata=names)
+    key_a, ra = process(str(a), library_override=lib, resources_override=res)
+    key_b, rb = process(str(b), library_override=lib, resources_override=res)
+    assert ra.success and rb.success
+    lib.catalog.save_playlist("spotify-playlist-long", "spotify", "Late Night Drive Through The City " * 8)
+    lib.catalog.set_playlist_tracks("spotify-playlist-long", [key_a, key_b])
+    assert materialize([playlist_exports], instance=instance, resources=res).success
+
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        path_a, path_b = (Path(lib.catalog.file(key, fmt)["path"]) for key in (key_a, key_b))
+        assert path_a.parent == path_b.parent and f"[{key_b}]" in path_b.name
+        assert tagging.read_tags(path_b, fmt)["artist"] == names["artist"].strip()
+        links = [p for p in (library_root / fmt / "Playlists").rglob("*") if p.is_symlink()]
+        assert len(links) == 2 and all(link.exists() for link in links)
+    everything = [Path(folder, name) for folder, dirs, files in os.walk(library_root) for name in dirs + files]
+    assert len(everything) > 20
+    for path in everything:
+        relative = path.relative_to(library_root).as_posix()
+        windows_chars = len(relative.encode("utf-16-le")) // 2  # what Windows counts
+        assert windows_chars <= 220, relative
+        assert len(path.name.encode()) <= 200, relative
+
+
 def test_names_differing_only_in_case_do_not_share_a_file(process, library, tmp_path) -> None:
     a = make_track(tmp_path / "a.flac", seconds=12, codec_args=["-c:a", "flac"],
                    metadata={"title": "Dancing Queen", "artist": "ABBA"})

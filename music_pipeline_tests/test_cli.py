@@ -1,6 +1,7 @@
 """The command line as a user runs it: a separate process, a persistent DAGSTER_HOME."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,20 @@ def test_run_exit_code_zero_when_all_succeed(env, tmp_path) -> None:
     proc = cli(env, "run", str(local))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 of 1 processed" in proc.stdout
+
+
+def test_run_names_a_riff_info_tagged_wav_and_never_prints_none(env, tmp_path) -> None:
+    tagged = make_track(tmp_path / "take 3.wav", seconds=3, codec_args=["-c:a", "pcm_s16le"],
+                        metadata={"title": "Night Drive", "artist": "Kasbo"})
+    untagged = make_track(tmp_path / "untagged take.wav", seconds=3, bpm=90, seed=4,
+                          codec_args=["-c:a", "pcm_s16le", "-fflags", "+bitexact"])
+    assert b"LIST" not in untagged.read_bytes()  # no INFO chunk at all, not even ffmpeg's encoder tag
+    proc = cli(env, "run", str(tagged), str(untagged))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert re.search(r"\bok +Kasbo - Night Drive  \(file-", out), out
+    assert re.search(r"\bok +untagged take  \(file-", out), out  # no artist: the title alone
+    assert "None" not in out
 
 
 def test_run_rejects_nonsense_with_a_clear_message(env) -> None:

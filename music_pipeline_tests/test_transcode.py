@@ -102,6 +102,32 @@ def test_tags_are_written_into_every_format(tmp_path: Path, library: Library) ->
     assert Path(library.track(key)["cover_path"]).exists()
 
 
+def test_a_wav_tagged_with_riff_info_is_imported_under_its_artist_and_title(tmp_path: Path, library: Library) -> None:
+    """ffmpeg (and many tools) tag a WAV with a RIFF LIST/INFO chunk, which mutagen does not
+    read: the tags still reach the catalog, the file names and every output's tags."""
+    source = make_track(tmp_path / "take 3.wav", seconds=3, codec_args=["-c:a", "pcm_s16le"],
+                        metadata={"title": "Night Drive", "artist": "Kasbo", "album": "Places"})
+    assert b"INFO" in source.read_bytes()[:4096] and tagging.read_source_tags(source) == {}  # mutagen alone: none
+    key = register_target(library, str(source))[0].key
+    row = library.fetch_raw(key)
+    assert (row["artist"], row["title"], row["album"]) == ("Kasbo", "Night Drive", "Places")
+    for fmt in ("ALAC", "AIFF", "WAV"):
+        path = library.render(key, fmt).path
+        assert path.parent.name == "Kasbo" and path.stem == "Kasbo - Night Drive"
+        tags = tagging.read_tags(path, fmt)
+        assert (tags["artist"], tags["title"], tags["album"]) == ("Kasbo", "Night Drive", "Places")
+
+
+def test_a_riff_info_source_field_is_not_taken_for_an_isrc(tmp_path: Path) -> None:
+    """RIFF INFO's "ISRC" chunk is the *source* ("Vinyl rip"); only a real ISRC code is kept."""
+    rip = make_track(tmp_path / "rip.wav", seconds=1, codec_args=["-c:a", "pcm_s16le"],
+                     metadata={"title": "T", "ISRC": "Vinyl rip"})
+    coded = make_track(tmp_path / "coded.wav", seconds=1, codec_args=["-c:a", "pcm_s16le"],
+                       metadata={"title": "T", "ISRC": "US-RC1-76-07839"})
+    assert tagging.read_source_tags(rip, media.probe(rip).tags).get("isrc") is None
+    assert tagging.read_source_tags(coded, media.probe(coded).tags)["isrc"] == "USRC17607839"
+
+
 def test_key_notation_is_configurable(tmp_path: Path, library_root: Path) -> None:
     lib = Library(library_root, key_notation="camelot")
     source = make_track(tmp_path / "k.flac", seconds=3, codec_args=["-c:a", "flac"])

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import wave
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..domain.errors import DiskFull, MediaToolError, NotAudio
@@ -42,6 +42,9 @@ class AudioInfo:
     lossless: bool
     format_name: str
     has_cover: bool
+    #: The container's and the audio stream's tags as ffprobe reports them, names in lower
+    #: case: what mutagen cannot read (a WAV's RIFF INFO chunk) is often here.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -140,7 +143,19 @@ def probe(path: Path) -> AudioInfo:
         lossless=lossless,
         format_name=fmt.get("format_name", ""),
         has_cover=any(s.get("disposition", {}).get("attached_pic") for s in streams),
+        tags=_tags(fmt, stream),
     )
+
+
+def _tags(fmt: dict, stream: dict) -> dict[str, str]:
+    """Container tags first (RIFF INFO, ID3, MP4), then the stream's (Ogg/Opus comments)."""
+    tags: dict[str, str] = {}
+    for source in (fmt.get("tags") or {}, stream.get("tags") or {}):
+        for name, value in source.items():
+            text = str(value).strip()
+            if text:
+                tags.setdefault(name.lower(), text)
+    return tags
 
 
 def _float(value: object) -> float | None:
@@ -151,8 +166,8 @@ def _float(value: object) -> float | None:
 
 
 def _bits(stream: dict) -> int:
-    for field in ("bits_per_raw_sample", "bits_per_sample"):
-        value = int(stream.get(field) or 0)
+    for name in ("bits_per_raw_sample", "bits_per_sample"):
+        value = int(stream.get(name) or 0)
         if value:
             return value
     match = re.search(r"(\d+)", stream.get("sample_fmt", ""))

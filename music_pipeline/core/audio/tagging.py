@@ -9,6 +9,8 @@ ID3v2.4 chunks.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,8 +164,33 @@ def read_tags(path: Path, fmt: str) -> dict[str, object]:
     }
 
 
-def read_source_tags(path: Path) -> dict:
-    """Title/artist/album/ISRC embedded in a source file, when it has tags."""
+#: CC-XXX-YY-NNNNN once hyphens are dropped.
+_ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
+
+
+def read_source_tags(path: Path, probed: Mapping[str, str] | None = None) -> dict:
+    """Title/artist/album/ISRC embedded in a source file, when it has tags.
+
+    mutagen first; each field it does not find comes from ``probed``, the tags ffprobe
+    reported (``AudioInfo.tags``): mutagen does not read the RIFF INFO chunk that ffmpeg
+    and many tools write into a WAV, nor a few containers ffmpeg does.
+    """
+    found = _mutagen_tags(path)
+    probed = probed or {}
+    isrc = normalise_isrc(_first(probed, "isrc", "tsrc") or "")
+    fallback = {"title": _first(probed, "title"), "artist": _first(probed, "artist", "album_artist"),
+                "album": _first(probed, "album"),
+                # RIFF INFO's "ISRC" chunk names the source medium ("Vinyl rip"): only a real code counts
+                "isrc": isrc if _ISRC.match(isrc) else None}
+    merged = {name: found.get(name) or value for name, value in fallback.items()}
+    return {name: value for name, value in merged.items() if value}
+
+
+def _first(tags: Mapping[str, str], *names: str) -> str | None:
+    return next((tags[name].strip() for name in names if (tags.get(name) or "").strip()), None)
+
+
+def _mutagen_tags(path: Path) -> dict:
     try:
         import mutagen
 

@@ -2,9 +2,10 @@
 
 A library folder is often on an exFAT USB stick or a NAS share read by all three systems
 and by DJ hardware, so names are held to the strictest rules of the three: no reserved
-device names (CON, NUL, COM1...), none of ``<>:"/\\|?*`` or control characters, no
-trailing dots or spaces, at most 200 UTF-8 bytes per component. Unicode letters are kept
-(NFC-normalised, so the same title never becomes two folders on macOS).
+device names (CON, NUL, COM1..., also with an extension), none of ``<>:"/\\|?*`` or control
+characters, no trailing dots or spaces, at most 200 UTF-8 bytes per component and 220
+characters per path relative to the library root. Unicode letters are kept (NFC-normalised,
+so the same title never becomes two folders on macOS).
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ DEFAULT_TEMPLATE = "$format/$artist/$artist - $title"
 FORMATS: dict[str, str] = {"ALAC": "m4a", "AIFF": "aiff", "WAV": "wav"}
 
 MAX_COMPONENT_BYTES = 200
+#: Every path inside the library, relative to its root, in UTF-16 code units (what Windows
+#: counts): a copy under a root of up to 40 characters still fits Windows' 260.
 MAX_RELATIVE_CHARS = 220
+#: What the folders leave for the file name when they must be cut. Folder caps depend on
+#: the template alone, never on the file name, so all of an artist's tracks share one folder.
+FILE_NAME_ROOM = 80
+#: No field or folder is cut below this while another can still give way.
+MIN_FIELD_CHARS = 8
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\ufeff]')
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.I)
+#: A Windows device name: alone, or followed by spaces and/or any extension ("NUL.txt",
+#: "com1 .mp3"), in any case; recent Windows adds COM/LPT with superscript digits.
+_RESERVED = re.compile(r"^(?:con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(?= *(?:\.|$))", re.I)
 _SPACES = re.compile(r"\s+")
 
 
@@ -33,12 +43,41 @@ def sanitize_component(text: str | None, fallback: str = "Unknown") -> str:
     name = _FORBIDDEN.sub(_replacement, name)
     name = _SPACES.sub(" ", name).strip()
     name = name.lstrip(".").rstrip(". ")  # no "..", no hidden files, no Windows trailing dot
-    name = truncate_utf8(name, MAX_COMPONENT_BYTES).rstrip(". ")
-    if not name:
-        return fallback
-    if _RESERVED.match(name):
-        name = f"{name}_"
-    return name
+    return shorten(name, MAX_COMPONENT_BYTES, fallback=fallback)
+
+
+def unreserved(name: str) -> str:
+    """``name`` unless Windows takes it for a device: then "_" goes right after the device
+    word ("NUL.txt" -> "NUL_.txt"); at the end it would still leave NUL with an extension."""
+    match = _RESERVED.match(name)
+    return f"{name[:match.end()]}_{name[match.end():]}" if match else name
+
+
+def path_chars(text: str) -> int:
+    """Length as Windows counts it against its path limit: UTF-16 code units."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def shorten(text: str, chars: int, nbytes: int = MAX_COMPONENT_BYTES, fallback: str = "Unknown") -> str:
+    """``text`` cut to ``chars`` (UTF-16 units) and ``nbytes`` (UTF-8), on a character
+    boundary, with no trailing dot or space and never a device name. A cut can end on
+    "CON" or a dot, so the Windows rules are applied after it, not before."""
+    name = _cut(text, chars, nbytes)
+    if _RESERVED.match(name):  # one character less, so the "_" fits too
+        name = unreserved(_cut(name, chars - 1, nbytes - 1))
+    return name or fallback
+
+
+def _cut(text: str, chars: int, nbytes: int) -> str:
+    name = truncate_utf8(text, nbytes)
+    if path_chars(name) > chars:
+        count = 0
+        for index, char in enumerate(name):
+            count += 2 if ord(char) > 0xFFFF else 1
+            if count > chars:
+                name = _drop_combining(name[:index])
+                break
+    return name.rstrip(". ")
 
 
 def _replacement(match: re.Match[str]) -> str:
@@ -58,11 +97,64 @@ def truncate_utf8(text: str, limit: int) -> str:
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
-    cut = encoded[:limit].decode("utf-8", errors="ignore")
-    # Do not leave a combining mark without its base character.
+    return _drop_combining(encoded[:limit].decode("utf-8", errors="ignore"))
+
+
+def _drop_combining(cut: str) -> str:
+    """Do not leave a combining mark without its base character."""
     while cut and unicodedata.combining(cut[-1]):
         cut = cut[:-1]
     return cut
+
+
+def template_fields(text: str) -> set[str]:
+    """The ``$field`` / ``${field}`` names used in a template."""
+    return {name or braced for _, name, braced, _ in string.Template.pattern.findall(text) if name or braced}
+
+
+def render_name(template: str, values: dict[str, str], chars: int, nbytes: int = MAX_COMPONENT_BYTES) -> str:
+    """A file name stem from ``template`` within ``chars``/``nbytes``.
+
+    When it is too long, every field is held to one common length, the largest that fits
+    (the longest give way first), so "<very long artist> - <title>" keeps a part of both
+    instead of losing the title, and with it what tells two tracks apart.
+    """
+    used = sorted(template_fields(template) & set(values))
+
+    def render(cap: int | None = None) -> str:
+        capped = values if cap is None else {**values, **{name: shorten(values[name], cap, fallback="")
+                                                          for name in used}}
+        return sanitize_component(string.Template(template).safe_substitute(capped))
+
+    def fits(name: str) -> bool:
+        return path_chars(name) <= chars and len(name.encode()) <= nbytes
+
+    name = render()
+    if not fits(name) and used:
+        low, high = MIN_FIELD_CHARS, max(path_chars(values[name]) for name in used)
+        while low < high:  # the largest common length that fits, by bisection
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(render(middle)) else (low, middle - 1)
+        name = render(low)
+    return shorten(name, chars, nbytes)
+
+
+def folder_caps(parts: list[str], room: int) -> list[int]:
+    """The most characters each folder rendered from ``parts`` (templates) may keep so that
+    together, with their separators, they fit in ``room``: fixed folders (no field but
+    $format) keep theirs, the others share the rest equally. It depends on the templates
+    alone, so one artist's folder is cut the same way whatever the album or title.
+    TemplateError when the fixed folders leave too little."""
+    fixed = [not (template_fields(part) - {"format"}) for part in parts]
+    fixed_chars = sum(path_chars(part.replace("${format}", "ALAC").replace("$format", "ALAC"))
+                      for part, is_fixed in zip(parts, fixed, strict=True) if is_fixed)
+    left = room - max(len(parts) - 1, 0) - fixed_chars
+    variable = fixed.count(False)
+    share = left // variable if variable else left
+    if share < (MIN_FIELD_CHARS if variable else 0):
+        raise TemplateError(f"the folders {'/'.join(parts)!r} are too long to leave room for file names "
+                            f"within {MAX_RELATIVE_CHARS} characters")
+    return [MAX_COMPONENT_BYTES if is_fixed else share for is_fixed in fixed]
 
 
 class TemplateError(ValueError):
@@ -87,21 +179,29 @@ class Layout:
             validate_template(text)
 
     def path_for(self, fmt: str, fields: dict[str, object], suffix: str = "") -> Path:
-        """The absolute path of ``fmt`` for a track; ``suffix`` disambiguates name clashes."""
-        template = string.Template(self.templates.get(fmt, self.default))
+        """The absolute path of ``fmt`` for a track; ``suffix`` disambiguates name clashes.
+
+        The path relative to the root stays within MAX_RELATIVE_CHARS so the library
+        still fits Windows' 260 characters when copied under a short root. Folders keep at
+        most their share (set by the template alone, so an artist keeps one folder whatever
+        the titles), the file name's stem takes the rest, and the suffix and extension are
+        never cut (a suffix cut off would make two tracks share a name again).
+        """
+        template = self.templates.get(fmt, self.default)
         values = {name: sanitize_component(_text(value)) for name, value in fields.items()}
         values["format"] = fmt
-        rendered = template.safe_substitute(values)
-        parts = [sanitize_component(part) for part in PurePosixPath(rendered).parts if part not in ("/", "")]
+        *folder_parts, file_part = [part for part in PurePosixPath(template).parts if part not in ("/", "")]
+        folders = [sanitize_component(string.Template(part).safe_substitute(values)) for part in folder_parts]
         ending = (f" {suffix}" if suffix else "") + "." + FORMATS[fmt]
-        # Cut the stem, never the suffix or extension: a suffix cut off would make two tracks
-        # share a name again. The whole relative path stays under MAX_RELATIVE_CHARS so the
-        # library still fits Windows' 260-character paths when copied under a short root.
-        room = min(MAX_COMPONENT_BYTES - len(ending.encode()),
-                   MAX_RELATIVE_CHARS - len("/".join(parts[:-1])) - 1 - len(ending))
-        stem = truncate_utf8(parts[-1], max(room, 16)).rstrip(". ")
-        parts[-1] = (stem or "Unknown") + ending
-        path = self.root.joinpath(*parts)
+        room = MAX_RELATIVE_CHARS - FILE_NAME_ROOM - 1
+        if FILE_NAME_ROOM - path_chars(ending) < MIN_FIELD_CHARS:  # a long suffix: the folders give way
+            room = MAX_RELATIVE_CHARS - MIN_FIELD_CHARS - path_chars(ending) - 1
+        folders = [shorten(folder, cap) for folder, cap in zip(folders, folder_caps(folder_parts, room), strict=True)]
+        left = MAX_RELATIVE_CHARS - sum(path_chars(folder) + 1 for folder in folders) - path_chars(ending)
+        if left < 1:  # only fixed folders longer once sanitised than written can get here
+            raise TemplateError(f"template for {fmt} leaves no room for a file name")
+        stem = render_name(file_part, values, left, MAX_COMPONENT_BYTES - len(ending.encode()))
+        path = self.root.joinpath(*folders, stem + ending)
         if not is_within(path, self.root):  # unreachable after sanitising; kept as a guard
             raise TemplateError(f"template for {fmt} leaves the library: {path}")
         return path
@@ -127,6 +227,8 @@ def validate_template(text: str) -> None:
         raise TemplateError(f"path template {text!r} needs $title or $key, or every track would share a file")
     if text.startswith("/") or text.startswith("\\"):
         raise TemplateError(f"path template {text!r} must be relative to the library root")
+    folder_caps([part for part in PurePosixPath(text).parts if part not in ("/", "")][:-1],
+                MAX_RELATIVE_CHARS - FILE_NAME_ROOM - 1)
 
 
 def is_within(path: Path, root: Path) -> bool:

@@ -74,7 +74,7 @@ def file_item(path: Path) -> dedup.Item:
     """A loose audio file as a dedup candidate: probed, its tags read, fingerprinted."""
     path = Path(path).absolute()  # an id that means the same file from any working directory
     info = media.probe(path)
-    tags = read_source_tags(path)
+    tags = read_source_tags(path, info.tags)
     source = _source_url_tag(path)
     result = fingerprint_file(path)
     stamp = path.stat().st_mtime

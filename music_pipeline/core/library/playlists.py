@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..domain.errors import TrackError
-from ..domain.paths import MAX_COMPONENT_BYTES, TemplateError, sanitize_component, truncate_utf8
+from ..domain.paths import (
+    FILE_NAME_ROOM,
+    MAX_COMPONENT_BYTES,
+    MAX_RELATIVE_CHARS,
+    MIN_FIELD_CHARS,
+    TemplateError,
+    path_chars,
+    render_name,
+    sanitize_component,
+    shorten,
+)
 from .store import atomic_target, copy_atomic, disk_errors, exclusive
 
 __all__ = [
@@ -150,7 +160,9 @@ def _base_folder(root: Path, fmt: str, template: str) -> Path:
     return Path(root) / fmt / Path(*fixed) if fixed else Path(root) / fmt
 
 
-def _stem(file_template: str, playlist: Playlist, track: PlaylistTrack, index: int) -> str:
+def _stem(file_template: str, playlist: Playlist, track: PlaylistTrack, index: int, chars: int,
+          nbytes: int) -> str:
+    """The link's name before any " (n)" and its extension, within ``chars``/``nbytes``."""
     width = max(2, len(str(len(playlist.tracks))))
     values = {
         "artist": sanitize_component(track.artist),
@@ -159,7 +171,7 @@ def _stem(file_template: str, playlist: Playlist, track: PlaylistTrack, index: i
         "playlist": sanitize_component(playlist.name),
         "position": f"{index + 1:0{width}d}",
     }
-    return sanitize_component(string.Template(file_template).safe_substitute(values))
+    return render_name(file_template, values, chars, nbytes)
 
 
 def _fold(name: str) -> str:
@@ -167,10 +179,26 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def _name(stem: str, n: int, suffix: str) -> str:
+def _name(stem: str, n: int, suffix: str, chars: int = MAX_COMPONENT_BYTES) -> str:
+    """``stem``, its " (n)" and ``suffix`` in at most ``chars``: the stem gives way, never
+    the number that tells two entries apart."""
     ending = (f" ({n})" if n > 1 else "") + suffix
-    room = MAX_COMPONENT_BYTES - len(ending.encode())
-    return (truncate_utf8(stem, room).rstrip(". ") or "Unknown") + ending
+    return shorten(stem, chars - path_chars(ending), MAX_COMPONENT_BYTES - len(ending.encode())) + ending
+
+
+def _folder_chars(root: Path, fmt: str, template: str) -> int:
+    """The most characters a playlist folder's name may have: what the library's path limit
+    leaves after ``<fmt>/<fixed folders>/`` and the room kept for the links' names (which
+    is more than the m3u8 beside the format folders needs)."""
+    base = _base_folder(root, fmt, template).relative_to(root)
+    chars = MAX_RELATIVE_CHARS - FILE_NAME_ROOM - 1 - path_chars(base.as_posix()) - 1
+    if chars < MIN_FIELD_CHARS:
+        raise TemplateError(f"playlist template {template!r}: the folders before $playlist are too long")
+    return chars
+
+
+def _folder_name(root: Path, name: str, fmt: str, template: str, n: int = 1) -> str:
+    return _name(sanitize_component(name), n, "", _folder_chars(root, fmt, template))
 
 
 # -- manifest ----------------------------------------------------------------------------
@@ -206,15 +234,14 @@ def playlist_folder(root: Path, playlist: Playlist, fmt: str, template: str = DE
     still fits, else ``<name>`` or, when another playlist of the same name owns that,
     ``<name> (2)``..."""
     base = _base_folder(root, fmt, template)
-    wanted = sanitize_component(playlist.name)
     owned = list(_owned_folders(base))
-    variants = {_fold(_name(wanted, n, "")) for n in range(1, 100)}
+    variants = {_fold(_folder_name(root, playlist.name, fmt, template, n)) for n in range(1, 100)}
     for folder, manifest in owned:  # keep a "(2)" once given, even if "<name>" frees up
         if manifest.get("playlist_id") == playlist.id and _fold(folder.name) in variants:
             return folder
     owners = {_fold(folder.name): manifest.get("playlist_id") for folder, manifest in owned}
     for n in range(1, 1000):
-        name = _name(wanted, n, "")
+        name = _folder_name(root, playlist.name, fmt, template, n)
         owner = owners.get(_fold(name), playlist.id)
         if owner == playlist.id:
             return base / name
@@ -327,12 +354,17 @@ def sync_folder(root: Path, playlist: Playlist, fmt: str, mode: str = "symlink",
     entries: dict[str, dict] = dict(manifest.get("entries") or {}) \
         if manifest.get("playlist_id") in (None, playlist.id) else {}
 
+    # Each link's name: what the library's path limit leaves after the folder.
+    room = MAX_RELATIVE_CHARS - path_chars(folder.relative_to(root).as_posix()) - 1
     wanted: dict[str, tuple[Path, str]] = {}  # key -> (library file, desired stem)
     for index, track in enumerate(playlist.tracks):
         path = track.files.get(fmt)
         if track.key in wanted or path is None or not Path(path).is_file():
             continue
-        wanted[track.key] = (Path(path), _stem(file_template, playlist, track, index))
+        suffix = Path(path).suffix.lower()
+        stem = _stem(file_template, playlist, track, index, room - path_chars(suffix),
+                     MAX_COMPONENT_BYTES - len(suffix.encode()))
+        wanted[track.key] = (Path(path), stem)
 
     # 1. Entries of tracks that left (or were renamed, or whose file moved) go first, so
     #    their names are free for the tracks that stay.
@@ -355,9 +387,9 @@ def sync_folder(root: Path, playlist: Playlist, fmt: str, mode: str = "symlink",
             continue
         suffix = target.suffix.lower()
         n = 1
-        while _fold(_name(stem, n, suffix)) in taken:
+        while _fold(_name(stem, n, suffix, room)) in taken:
             n += 1
-        name = _name(stem, n, suffix)
+        name = _name(stem, n, suffix, room)
         taken[_fold(name)] = name
         plan.append((key, target, folder / name, stem))
         # Recorded before creating: a crash leaves an entry the next run re-creates,
@@ -410,7 +442,7 @@ def remove_playlist(root: Path, playlist: Playlist | str, fmt: str,
     base = _base_folder(root, fmt, template)
     report = SyncReport()
     ident = playlist.id if isinstance(playlist, Playlist) else str(playlist)
-    name = sanitize_component(playlist.name if isinstance(playlist, Playlist) else str(playlist))
+    name = _folder_name(root, playlist.name if isinstance(playlist, Playlist) else str(playlist), fmt, template)
     owned = list(_owned_folders(base))
     matches = [(f, m) for f, m in owned if m.get("playlist_id") == ident] or \
         [(f, m) for f, m in owned if _fold(f.name) == _fold(name)]

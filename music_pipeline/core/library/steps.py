@@ -146,7 +146,7 @@ class Library:
             info = media.validate_source(fetched.path)
             generic = row["source_kind"] == "file" or (meta.get("extractor") or "").lower() == "generic"
             name = fetched.path.stem if row["source_kind"] == "file" else (meta.get("title") or key)
-            meta = merge_metadata(meta, read_source_tags(fetched.path), name, generic)
+            meta = merge_metadata(meta, read_source_tags(fetched.path, info.tags), name, generic)
             if url:  # a stand-in upload: keep what the source (Spotify) said the track is
                 meta = {k: v for k, v in meta.items() if not row.get(k)}
             ext = fetched.path.suffix.lower() or f".{info.codec}"
@@ -461,6 +461,13 @@ def name_key(artist: str | None, title: str | None) -> str | None:
     """The normalised artist + title + version key duplicates are looked up by."""
     name = normalize.parse(artist, title)
     return name.key if name.key and name.artists else None
+
+
+def display_name(row: dict) -> str:
+    """"Artist - Title" for messages; the title alone when no artist is known (a file named
+    without one), never "None - Title"."""
+    title = row.get("title") or row.get("key") or "?"
+    return f"{row['artist']} - {title}" if row.get("artist") else title
 
 
 def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) -> dict:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, normalise_isrc, source_for
 from ..domain.status import Status
-from ..library.steps import Library, name_key
+from ..library.steps import Library, display_name, name_key
 from . import matching
 from .listings import Entry, Listing
 from .spotify.client import SpotifyClient
@@ -181,7 +181,7 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
     if result.needs_review or best is None:
         options = "; ".join(f"{s.candidate.title} ({s.score:.2f}) {s.candidate.url}"
                             for s in ([best] if best else []) + list(result.runners_up)[:3])
-        raise NeedsReview(f"No confident match for {row.get('artist')} - {row.get('title')}: "
+        raise NeedsReview(f"No confident match for {display_name(row)}: "
                           f"{result.review_reason or 'nothing found'}. Candidates: {options or 'none'}.",
                           hint=f"Pick one: `music-pipeline pin {key} URL`.")
     return best.candidate.url
