@@ -54,6 +54,21 @@ def timezone() -> str:
     return os.environ.get("MUSIC_PIPELINE_TZ") or os.environ.get("TZ") or "UTC"
 
 
+INBOX_PER_TICK = "MUSIC_PIPELINE_INBOX_PER_TICK"
+DEFAULT_INBOX_PER_TICK = 200
+
+
+def inbox_per_tick() -> int:
+    """How many inbox entries (audio files, list lines) one inbox_sensor tick takes:
+    $MUSIC_PIPELINE_INBOX_PER_TICK, else 200, which keeps a tick to seconds, far from
+    Dagster's 60-second limit. A value that is not a positive number counts as unset."""
+    try:
+        value = int(os.environ.get(INBOX_PER_TICK) or DEFAULT_INBOX_PER_TICK)
+    except ValueError:
+        return DEFAULT_INBOX_PER_TICK
+    return value if value > 0 else DEFAULT_INBOX_PER_TICK
+
+
 def wav_backup_dir() -> str | None:
     return os.environ.get(WAV_BACKUP_DIR) or None
 

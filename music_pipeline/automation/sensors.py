@@ -12,10 +12,11 @@ from dagster import (
     sensor,
 )
 
+from .. import settings
 from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import SourceUnavailable, TrackError
-from ..core.domain.identity import is_collection, source_for
+from ..core.domain.identity import is_collection, redact_url, source_for
 from ..core.domain.status import Status
 from ..core.sources import inbox
 from ..core.sources.discovery import expand_collection
@@ -23,29 +24,34 @@ from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource
 from .bulk import bulk_request, in_flight, process_tracks
 
-MAX_ITEMS_PER_TICK = 200
-
 
 @sensor(job=process_tracks, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
         description="Imports audio files and .txt URL lists dropped into <library>/inbox. "
                     "Running by default.")
 def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
                  downloader: DownloaderResource) -> SensorResult:
+    """At most ``settings.inbox_per_tick()`` entries a tick (a long list is read on over the
+    next ticks, in turns with the other files), so no tick nears Dagster's time limit: a
+    tick cut off keeps no cursor and leaves rows registered without partitions or runs (the
+    next tick reads the same lines again and requests them)."""
     lib = library.get()
     lib.inbox.mkdir(parents=True, exist_ok=True)
-    scan = inbox.scan(lib.inbox, context.cursor, max_items=MAX_ITEMS_PER_TICK)
+    scan = inbox.scan(lib.inbox, context.cursor, max_items=settings.inbox_per_tick())
     for note in scan.skipped:
         context.log.info(note)
+    for refusal in scan.rejected:
+        context.log.warning(refusal)
     known = set(context.instance.get_dynamic_partitions(tracks.name))
     busy = in_flight(context.instance, lib) if scan.items else set()
     new_keys: list[str] = []
     keys: list[str] = []
     signatures: list[str] = []  # what makes this request unique (a file dropped again is asked again)
     requested: set[str] = set()
-    retry: set[str] = set()
-    errors: list[str] = []
+    retry: list[inbox.InboxItem] = []
+    errors: list[str] = list(scan.rejected)
     options = downloader.options()
     for item in scan.items:
+        where = f"{item.origin}, line {item.line}" if item.line else item.origin
         try:
             if is_collection(item.target):  # a playlist URL: its tracks in this tick's bulk run, and the playlist itself
                 registration = expand_collection(lib, item.target, options)
@@ -55,29 +61,31 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
                 known.update(fresh)
                 keys += fresh
                 signatures += [f"{k}@{item.origin}@{item.signature}" for k in fresh]
-                context.log.info(f"{item.origin}: {item.target}: {len(registration.keys)} track(s), "
+                context.log.info(f"{where}: {redact_url(item.target)}: {len(registration.keys)} track(s), "
                                  f"{len(fresh)} new")
                 continue
             source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
             owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
             if owner not in (None, source.key):  # known under another key (a merged duplicate's URL)
-                context.log.info(f"{item.origin}: {source.url} is already catalogued as {owner}; skipped")
+                context.log.info(f"{where}: {redact_url(source.url)} is already catalogued as {owner}; skipped")
                 continue
             lib.register(source, original=item.target if source.kind == "url" else None)
             row = lib.track(source.key)
         except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
-            context.log.warning(f"{item.origin}: {err} (will retry)")
-            errors.append(f"{item.origin}: {err} (will retry)")
-            retry.add(item.origin)
+            message = f"{where}: {_redacted(err, item)} (will retry)"
+            context.log.warning(message)
+            errors.append(message)
+            retry.append(item)
             continue
         except TrackError as err:
-            context.log.warning(f"{item.origin}: {err}")
-            errors.append(f"{item.origin}: {err}")
+            message = f"{where}: {_redacted(err, item)}"
+            context.log.warning(message)
+            errors.append(message)
             continue
         if row["status"] in (Status.DONE, Status.DUPLICATE):
             what = "already in the library" if row["status"] == Status.DONE else \
                 f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
-            context.log.info(f"{item.origin}: {source.key} is {what}; not processed again")
+            context.log.info(f"{where}: {source.key} is {what}; not processed again")
             continue
         if source.key in requested or source.key in busy:
             continue  # the same track twice in one drop, or already queued or running
@@ -95,8 +103,16 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
         cursor=inbox.forget(scan.cursor, retry) if retry else scan.cursor,
         asset_events=[observation("inbox", seen=len(scan.items), new=len(keys), errors=errors,
                                   notes=scan.skipped)] if scan.items or errors else [],
-        skip_reason=None if request else "nothing new in the inbox",
+        skip_reason=None if request else
+        "nothing new in the inbox" + (f"; {len(errors)} problem(s), see the log" if errors else ""),
     )
+
+
+def _redacted(err: Exception, item: inbox.InboxItem) -> str:
+    """The error's message with the list's URL redacted (a signed link's token stays out
+    of the log); a file's path is shown as it is."""
+    text = str(err)
+    return text.replace(item.target, redact_url(item.target)) if item.line else text
 
 
 #: Evaluates the assets' automation conditions (library_index refreshes after new catalog
