@@ -275,7 +275,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     partitions and runs land in the instance the UI shows, whatever folder this command
     runs from; the run carries each URL or file, and registers what its catalog lacks."""
     from .automation.bulk import ORIGIN_TAG, run_config
-    from .core.domain.identity import looks_like_url, source_for
+    from .core.domain.identity import looks_like_url, redact_url, source_for
+    from .core.library.steps import register_target
     from .core.sources.download import resolve_id
     from .remote import DagsterRemote, RemoteError
 
@@ -287,24 +288,31 @@ def cmd_add(args: argparse.Namespace) -> int:
         return 1
     failures = 0
     targets: dict[str, str] = {}
+    keys: list[str] = []
     for target in args.targets:
         try:
             source = source_for(target, resolve_id)
             remote.add_partition("tracks", source.key)
-            targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
+            keys.append(source.key)
+            if source.url and redact_url(source.url) != source.url:
+                # A signed link or a password: never in the run's config or tags (the UI shows both).
+                # Registered here, in the library this machine shares with the daemon.
+                register_target(_library(), target, resolve_id)
+            else:
+                targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
         except (TrackError, RemoteError) as err:
-            print(f"{_mark(False)} {target}: {err}")
+            print(f"{_mark(False)} {redact_url(target)}: {err}")
             failures += 1
-    if targets:
+    if keys:
         try:
             run_id = remote.launch("process_tracks", tags={ORIGIN_TAG: "cli add"},
-                                   run_config=run_config(list(targets), targets=targets))
+                                   run_config=run_config(keys, targets=targets))
         except RemoteError as err:
             print(f"{_mark(False)} {err}")
             return 1
-        for key in targets:
+        for key in keys:
             print(f"{_mark(True)} {key}: requested")
-        print(f"     one run for {len(targets)} track(s) — {args.webserver.rstrip('/')}/runs/{run_id}")
+        print(f"     one run for {len(keys)} track(s) — {args.webserver.rstrip('/')}/runs/{run_id}")
     return 0 if not failures else 1
 
 

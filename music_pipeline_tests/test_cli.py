@@ -218,3 +218,36 @@ def test_ctrl_c_stops_the_whole_run_not_just_the_current_track(env, slow_urls, h
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+SECRETS = ("PassWord", "SeCrEt-TOKEN", "sig-4f2a9c", "AKIAEXAMPLE", "sess-77")
+
+
+def _secret_url(http_server, name: str) -> str:
+    host = http_server.url(name).split("//", 1)[1]
+    return (f"http://dj:PassWord@{host}?token=SeCrEt-TOKEN&X-Amz-Signature=sig-4f2a9c"
+            f"&X-Amz-Credential=AKIAEXAMPLE%2F20261126&X-Amz-Date=20261126T000000Z#session=sess-77")
+
+
+def test_url_secrets_never_leave_the_catalog(env, tmp_path, http_server) -> None:
+    """A signed link with a password: downloaded with its exact spelling, but its secrets appear
+    nowhere else: not in the index (CSV, Parquet), the tags, the Dagster instance (run tags,
+    config, event logs), nor the command's output."""
+    make_track(http_server.root / "Signed - Link.flac", seconds=3, codec_args=["-c:a", "flac"])
+    url = _secret_url(http_server, "Signed%20-%20Link.flac")
+    proc = cli(env, "run", url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    library = Path(env["MUSIC_LIBRARY"])
+    (row,) = Catalog(library / "catalog.sqlite").tracks()
+    assert "dj:PassWord@" in row["source_url"] and "token=SeCrEt-TOKEN" in row["source_url"]  # case kept
+
+    shown = proc.stdout + proc.stderr
+    for path in [*library.rglob("*"), *Path(env["DAGSTER_HOME"]).rglob("*")]:
+        if path.is_file() and not path.name.startswith("catalog.sqlite"):
+            data = path.read_bytes()
+            for secret in SECRETS:
+                assert secret.encode() not in data, f"{secret} leaked into {path}"
+    for secret in SECRETS:
+        assert secret not in shown
+    index = (library / "library_index.csv").read_text()
+    assert "dj:***@" in index and "token=***" in index  # masked, not dropped: still tells where it came from

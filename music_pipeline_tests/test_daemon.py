@@ -26,9 +26,10 @@ TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff"
 SOURCES = {"inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing", "soundcloud_likes",
            "soundcloud_sets"}
 RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs { results {
-    runId status jobName tags { key value } } } } }"""
+    runId status jobName runConfigYaml tags { key value } } } } }"""
 EVENTS = """query($run: ID!) { logsForRun(runId: $run, limit: 2000) { ... on EventConnection { events {
     __typename
+    ... on MessageEvent { message }
     ... on ExecutionStepFailureEvent { stepKey error { message } }
     ... on AssetCheckEvaluationEvent { evaluation { checkName success assetKey { path } partition } }
     ... on EngineEvent { message metadataEntries { label ... on TextMetadataEntry { text } } } } } } }"""
@@ -148,6 +149,19 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         assert members == {k: "SUCCESS" for k in expected[:2]} | {expected[2]: "FAILURE"}
     catalog = Catalog(dagster.library / "catalog.sqlite")
     assert [catalog.get(k)["status"] for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
+
+    # `add` of a signed link with a password: processed, and its secrets in no run tag, config or log
+    make_track(root / "Signed - Link.flac", seconds=3, seed=30, codec_args=["-c:a", "flac"])
+    host = hosts["fast"].split("//", 1)[1]
+    secret_url = f"http://dj:PassWord@{host}/Signed%20-%20Link.flac?token=SeCrEt-TOKEN&X-Amz-Signature=sig-4f2a9c"
+    added = dagster.cli("add", secret_url, "--webserver", dagster.url)
+    assert added.returncode == 0 and "SeCrEt" not in added.stdout + added.stderr, added.stdout + added.stderr
+    signed_key = source_for(secret_url).key
+    wait(lambda: [r for r in runs(dagster, **{"dagster/partition": signed_key}) if r["status"] == "SUCCESS"], 120,
+         "the signed link's track run")
+    for run in runs(dagster):
+        shown = repr(run) + repr(events(dagster, run["runId"]))
+        assert all(secret not in shown for secret in ("PassWord", "SeCrEt-TOKEN", "sig-4f2a9c")), run["jobName"]
 
     # the same in a real browser (screenshots kept in music_pipeline_tests/artifacts/ui/)
     with browser_page(dagster.url) as page:

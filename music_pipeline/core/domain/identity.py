@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit, urlunsplit
 
 from .errors import UnsupportedSource
 
@@ -108,23 +108,23 @@ def canonical_url(url: str) -> str:
         return f"https://api.soundcloud.com/tracks/{scid}"
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https"):
-        raise UnsupportedSource(f"{url!r} is not an http(s) URL.")
-    query = [
-        (k, v)
-        for k, values in parse_qs(parts.query, keep_blank_values=True).items()
-        for v in values
-        if not _TRACKING_PARAMS.match(k)
-    ]
-    netloc = parts.netloc.lower()
+        raise UnsupportedSource(f"{redact_url(url)!r} is not an http(s) URL.")
+    # Only the scheme and host are case-insensitive: a password, a path or a signed query
+    # keeps its exact spelling (re-encoding a signed link's query breaks its signature).
+    query = "&".join(pair for pair in parts.query.split("&")
+                     if pair and not _TRACKING_PARAMS.match(unquote_plus(pair.split("=", 1)[0])))
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{host.lower()}"
     scheme, path = parts.scheme.lower(), parts.path or "/"
     if is_soundcloud_permalink(text):  # one spelling: https, no host prefix, no query, no trailing slash
-        scheme, netloc, query, path = "https", "soundcloud.com", [], path.rstrip("/")
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+        scheme, netloc, query, path = "https", "soundcloud.com", "", path.rstrip("/")
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 # yt-dlp extractors that yield many tracks: registering one as a track would download them all.
 PLAYLIST_EXTRACTOR = re.compile(r"(Tab|Playlist|Album|Set|Sets|Channel|User|Search|Likes|Feed|Mix)(IE)?$")
-_SECRET_PARAM = re.compile(r"(token|key|sig|signature|auth|password|passwd|secret|session|credential)", re.I)
+_SECRET_PARAM = re.compile(r"(token|key|sig|auth|pass|pwd|secret|session|credential|x-amz-|policy|hmac|jwt|code"
+                           r"|accessid|hash)", re.I)
 
 
 def redact_url(url: str) -> str:
@@ -138,11 +138,25 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
-    query = "&".join(
-        f"{k}=***" if _SECRET_PARAM.search(k) else (f"{k}={v}" if v else k)
-        for k, v in (pair.split("=", 1) if "=" in pair else (pair, "") for pair in parts.query.split("&") if pair)
+    return urlunsplit((parts.scheme, netloc, parts.path, _redact_pairs(parts.query), _redact_pairs(parts.fragment)))
+
+
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.I)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it masked by :func:`redact_url`, including URLs a tool
+    shortened with an ellipsis (yt-dlp does), which a plain replace would miss."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def _redact_pairs(text: str) -> str:
+    """``a=1&token=x`` with secret-looking values masked (a fragment can carry a token too:
+    ``#access_token=...``)."""
+    return "&".join(
+        f"{k}=***" if _SECRET_PARAM.search(unquote_plus(k)) else (f"{k}={v}" if v else k)
+        for k, v in (pair.split("=", 1) if "=" in pair else (pair, "") for pair in text.split("&") if pair)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def safe_id(text: str, limit: int = 64) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..domain.identity import redact_url
 from .catalog import Catalog
 from .store import atomic_target, clean_dead_writers, disk_errors, process_owner
 
@@ -22,8 +23,14 @@ COLUMNS = ["track_key", "format", "path", "size", "duration_s", "sha256", "codec
            *TRACK_COLUMNS]
 
 
+#: Columns holding URLs: exported masked (a signed link's token, a password), since the
+#: index is read by other tools and shared; downloading uses the catalog, not the index.
+URL_COLUMNS = ("source_url", "webpage_url")
+
+
 def build(catalog: Catalog) -> pd.DataFrame:
-    tracks = {row["key"]: row for row in catalog.tracks()}
+    tracks = {row["key"]: {**row, **{c: redact_url(row[c]) for c in URL_COLUMNS if row.get(c)}}
+              for row in catalog.tracks()}
     rows = []
     for record in catalog.files():
         track = tracks.get(record["track_key"], {})

@@ -70,7 +70,7 @@ def download(url: str, dest_dir: Path, options: DownloadOptions | None = None,
                 log(f"downloading: {percent}% of {total / 1e6:.1f} MB")
 
     info = ytdlp.extract(url, ytdlp.params(
-        options, log, secret_url=url,
+        options, log,
         format=options.format,
         outtmpl={"default": str(Path(dest_dir) / "source.%(ext)s"),
                  "thumbnail": str(Path(dest_dir) / "thumbnail.%(ext)s")},

@@ -147,7 +147,7 @@ def list_collection(url: str, options: DownloadOptions | None = None,
         raise UnsupportedSource(f"{redact_url(url)} is a Spotify collection; yt-dlp cannot list it.",
                                 hint="Spotify playlists are read by the Spotify sync.")
     options = options or DownloadOptions()
-    info = ytdlp.extract(url, ytdlp.params(options, log, secret_url=url, skip_download=True,
+    info = ytdlp.extract(url, ytdlp.params(options, log, skip_download=True,
                                            extract_flat="in_playlist", noplaylist=False,
                                            **({"playlistend": first} if first else {})), scope="collection")
     if not info:
@@ -246,7 +246,7 @@ def probe_entry(url: str, options: DownloadOptions | None = None,
     can be downloaded here. Returns quietly if so; raises DrmProtected ("drm"),
     GeoBlocked ("geo"), PrivateSource, RemovedSource, LoginRequired or SourceUnavailable."""
     options = options or DownloadOptions()
-    info = ytdlp.extract(url, ytdlp.params(options, log, secret_url=url, skip_download=True, format=options.format,
+    info = ytdlp.extract(url, ytdlp.params(options, log, skip_download=True, format=options.format,
                                            noplaylist=True, playlist_items="1"))
     if not info:
         raise SourceUnavailable(f"yt-dlp returned nothing for {redact_url(url)}.")

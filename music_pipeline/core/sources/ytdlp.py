@@ -28,7 +28,7 @@ from ..domain.errors import (
     TrackError,
     UnsupportedSource,
 )
-from ..domain.identity import redact_url
+from ..domain.identity import redact_text, redact_url
 
 #: What the failing call was about: one track (download, probe, id lookup), a whole
 #: collection (a likes page, a set, a playlist) or a search.
@@ -46,17 +46,15 @@ class DownloadOptions:
 
 
 class QuietLogger:
-    """yt-dlp's messages go to our logger (and from there to the Dagster run log), with
-    ``secret_url`` shown masked: yt-dlp echoes the URL it works on, signed-link tokens
-    included."""
+    """yt-dlp's messages go to our logger (and from there to the Dagster run log) with every
+    URL masked: yt-dlp echoes the URL it works on (sometimes shortened), signed-link tokens
+    and passwords included."""
 
-    def __init__(self, log: Callable[[str], None] | None, secret_url: str | None = None) -> None:
+    def __init__(self, log: Callable[[str], None] | None) -> None:
         self._log = log or logging.getLogger(__name__).debug
-        self._url = secret_url
-        self._shown = redact_url(secret_url) if secret_url else None
 
     def _emit(self, msg: str) -> None:
-        self._log(msg.replace(self._url, self._shown) if self._url and self._shown else msg)
+        self._log(redact_text(msg))
 
     def debug(self, msg: str) -> None:
         if not msg.startswith("[debug] "):
@@ -72,8 +70,7 @@ class QuietLogger:
         self._emit(msg)
 
 
-def params(options: DownloadOptions, log: Callable[[str], None] | None = None, *,
-           secret_url: str | None = None, **extra: object) -> dict:
+def params(options: DownloadOptions, log: Callable[[str], None] | None = None, **extra: object) -> dict:
     """yt-dlp's options for any call: quiet, no cache, the network settings of ``options``;
     ``extra`` adds what the call needs (a format and output template, flat listing...)."""
     result: dict = {
@@ -84,7 +81,7 @@ def params(options: DownloadOptions, log: Callable[[str], None] | None = None, *
         "socket_timeout": options.socket_timeout,
         "retries": options.retries,
         "extractor_retries": options.retries,
-        "logger": QuietLogger(log, secret_url),
+        "logger": QuietLogger(log),
     }
     for name, value in (("cookiefile", options.cookies_file), ("proxy", options.proxy)):
         if value:
@@ -139,7 +136,7 @@ def _read(url: str, err: Exception) -> _Failure:
     from yt_dlp.networking.exceptions import HTTPError, TransportError
 
     original = err.exc_info[1] if getattr(err, "exc_info", None) else None
-    text = _REPORT_TAIL.sub("", re.sub(r"^ERROR:\s*", "", str(err)).strip()).replace(url, redact_url(url))
+    text = redact_text(_REPORT_TAIL.sub("", re.sub(r"^ERROR:\s*", "", str(err)).strip()).replace(url, redact_url(url)))
     text = text.splitlines()[0] if text else type(err).__name__
     lowered = text.lower()
     cause = getattr(original, "cause", None)
