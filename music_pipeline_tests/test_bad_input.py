@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yt_dlp
 
+from music_pipeline.core.domain.errors import Reason
 from music_pipeline.core.library.steps import Library
 
 from .audio import make_track
@@ -209,3 +210,31 @@ def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library,
     key, result = process(str(mp3))
     assert result.success, failure_message(result)
     assert abs(library.track(key)["duration_s"] - media.decoded_duration(mp3)) < 0.05
+
+
+def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(process, tmp_path, small_disk,
+                                                                             http_server) -> None:
+    """yt-dlp reports ENOSPC inside a DownloadError; it is a full disk (retried when space
+    returns), not "source-unavailable"."""
+    from music_pipeline.resources import (
+        AnalysisResource,
+        DownloaderResource,
+        LibraryResource,
+        SpotifyResource,
+    )
+
+    resources = {"library": LibraryResource(root=str(small_disk / "library")),
+                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource(),
+                 "spotify": SpotifyResource()}
+    lib = resources["library"].get()
+    # noise does not compress: ~11 MB of FLAC, more than the 6 MB disk can take during the download
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=d=60:a=0.5:r=48000",
+                    "-ac", "2", "-c:a", "flac", str(http_server.root / "Huge - Noise.flac")], check=True)
+    key, result = process(http_server.url("Huge%20-%20Noise.flac"), library_override=lib,
+                          resources_override=resources)
+    assert not result.success
+    row = lib.catalog.get(key)
+    assert row["status"] == "failed" and row["error_reason"] == "disk-full", row["error"]
+    assert "full" in row["error"] and "Free some space" in row["error"]
+    assert Reason.of(row["error_reason"]).retryable
+    assert not list((small_disk / "library" / "_raw").glob("download-*"))  # nothing half-downloaded kept

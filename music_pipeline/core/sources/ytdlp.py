@@ -172,7 +172,7 @@ def classify(url: str, err: Exception, *, scope: Scope = "track") -> TrackError:
     """
     f = _read(url, err)
     if f.disk_full:
-        return DiskFull(f"The disk filled up while downloading {f.shown}.",
+        return DiskFull(f"The disk holding the library is full: the download of {f.shown} stopped.",
                         hint="Free some space on the library's volume; the track is retried.")
     if scope == "search":
         hint = ("YouTube is rate-limiting this machine; wait a while or set cookies in the downloader settings."
