@@ -153,7 +153,9 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk, instance) -> None:
+@pytest.fixture
+def small_disk_resources(small_disk) -> dict:
+    """The pipeline's resources with the library on the small disk."""
     from music_pipeline.resources import (
         AnalysisResource,
         DownloaderResource,
@@ -161,9 +163,13 @@ def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk
         SpotifyResource,
     )
 
-    resources = {"library": LibraryResource(root=str(small_disk / "library")),
-                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource(),
-                 "spotify": SpotifyResource()}
+    return {"library": LibraryResource(root=str(small_disk / "library")),
+            "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource(), "spotify": SpotifyResource()}
+
+
+def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk, small_disk_resources,
+                                                   instance) -> None:
+    resources = small_disk_resources
     lib = resources["library"].get()
     # 24 s of 24-bit 48 kHz stereo: ~7 MB as WAV, more than the disk holds once the rest is written.
     source = make_track(tmp_path / "Big - Track.flac", seconds=24, rate=48_000,
@@ -212,20 +218,11 @@ def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library,
     assert abs(library.track(key)["duration_s"] - media.decoded_duration(mp3)) < 0.05
 
 
-def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(process, tmp_path, small_disk,
+def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(process, small_disk, small_disk_resources,
                                                                              http_server) -> None:
     """yt-dlp reports ENOSPC inside a DownloadError; it is a full disk (retried when space
     returns), not "source-unavailable"."""
-    from music_pipeline.resources import (
-        AnalysisResource,
-        DownloaderResource,
-        LibraryResource,
-        SpotifyResource,
-    )
-
-    resources = {"library": LibraryResource(root=str(small_disk / "library")),
-                 "downloader": DownloaderResource(retries=0), "analysis": AnalysisResource(),
-                 "spotify": SpotifyResource()}
+    resources = small_disk_resources
     lib = resources["library"].get()
     # noise does not compress: ~11 MB of FLAC, more than the 6 MB disk can take during the download
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=d=60:a=0.5:r=48000",
