@@ -4,6 +4,7 @@ check before the transcodes, the library-wide asset and `music-pipeline dedup`."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -505,6 +506,11 @@ def test_a_lossless_file_of_lossy_audio_or_a_copy_cut_short_does_not_win(lossy_s
     assert missing[items["short_end"].id][1] == pytest.approx(3.0, abs=0.2)
     for name in ("original", "copy", "true", "padded"):  # the padding is silence: it adds nothing
         assert sum(missing[items[name].id]) < dedup.COMPLETE_MISSING_S, name
+    # A track catalogued before silence was measured: its copy's measured silence is not "missing".
+    unmeasured = dataclasses.replace(items["padded"], id="catalogued earlier", leading_silence_s=None,
+                                     trailing_silence_s=None)
+    assert all(sum(gap) < dedup.COMPLETE_MISSING_S
+               for gap in dedup.missing_audio([items["padded"], unmeasured]).values())
 
     def keeper(*names: str) -> tuple[str, str]:
         chosen, reason = dedup.choose_keeper([items[n] for n in names])

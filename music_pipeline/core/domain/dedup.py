@@ -32,7 +32,7 @@ of its criteria look at the audio rather than at the file, because the file can 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,8 +69,8 @@ class Item:
     codec: str | None = None
     cutoff_hz: float | None = None  # the band limit the analysis found in the audio, if any
     lossy_origin: bool = False  # a lossless file holding audio a lossy encoder band-limited
-    leading_silence_s: float = 0.0
-    trailing_silence_s: float = 0.0
+    leading_silence_s: float | None = None  # None: not measured (a track catalogued before it was)
+    trailing_silence_s: float | None = None
     metadata: dict = field(default_factory=dict)
     added: str = ""  # sortable: earlier is older
     paths: tuple[str, ...] = ()
@@ -85,8 +85,12 @@ class Item:
         return self.lossless and not self.lossy_origin
 
     @property
+    def silence_measured(self) -> bool:
+        return self.leading_silence_s is not None and self.trailing_silence_s is not None
+
+    @property
     def audible_s(self) -> float:
-        return max(0.0, (self.duration_s or 0.0) - self.leading_silence_s - self.trailing_silence_s)
+        return max(0.0, (self.duration_s or 0.0) - (self.leading_silence_s or 0.0) - (self.trailing_silence_s or 0.0))
 
     @property
     def richness(self) -> int:
@@ -138,13 +142,13 @@ def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOL
     holds pairs of ids a user split apart (`dedup --undo`): no evidence links those."""
     links = _Links(len(items), items, separated)
     by_index = {item.id: i for i, item in enumerate(items)}
-    scores: dict[tuple[int, int], float] = {}
+    aligned: dict[tuple[str, str], tuple[float, int]] = {}  # (a, b) ids -> fpindex.align(a, b), for the keeper
 
     def fp_score(i: int, j: int) -> float:
-        pair = (min(i, j), max(i, j))
-        if pair not in scores:
-            scores[pair] = fpindex.score(items[pair[0]].fingerprint, items[pair[1]].fingerprint)
-        return scores[pair]
+        pair = (items[min(i, j)].id, items[max(i, j)].id)
+        if pair not in aligned:
+            aligned[pair] = fpindex.align(items[min(i, j)].fingerprint, items[max(i, j)].fingerprint)
+        return aligned[pair][0]
 
     for by, keyed in (("url", {i: item.urls for i, item in enumerate(items)}),
                       ("isrc", {i: {item.isrc} for i, item in enumerate(items) if item.isrc})):
@@ -171,9 +175,10 @@ def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOL
             links.add(first, i, Evidence(a.id, b.id, "title", key))
 
     printed = [i for i, item in enumerate(items) if item.printed]
-    for (p, q), value in fpindex.matching_pairs([items[i].fingerprint for i in printed], threshold).items():
+    for (p, q), (value, offset) in fpindex.matching_alignments([items[i].fingerprint for i in printed],
+                                                               threshold).items():
         i, j = printed[p], printed[q]
-        scores[(i, j)] = value
+        aligned[(items[i].id, items[j].id)] = (value, offset)
         links.add(i, j, Evidence(items[i].id, items[j].id, "fingerprint", f"similarity {value:.3f}", value))
 
     by_root: dict[int, list[Evidence]] = {}  # each link's evidence to its group, in one pass
@@ -182,13 +187,14 @@ def find_groups(items: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOL
     groups = []
     for indices in links.components():
         members = [items[i] for i in indices]
-        keeper, reason, notes = _judge(members)
+        keeper, reason, notes = _judge(members, aligned)
         ids = [keeper.id] + [m.id for m in members if m.id != keeper.id]
         groups.append(Group(group_id(ids), ids, keeper.id, reason, by_root.get(links.find(indices[0]), []), notes))
     return groups
 
 
-def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOLD
+def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRESHOLD,
+                  aligned: Mapping[tuple[str, str], tuple[float, int]] | None = None
                   ) -> dict[str, tuple[float, float]]:
     """Seconds of audio each member lacks at its start and at its end, against the copies its
     fingerprint aligns with; members that align with no other are left out.
@@ -199,8 +205,20 @@ def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRE
     comes from the first two minutes the fingerprint covers, the end from the duration);
     what it lacks is how far its span falls short of the union of its cluster's spans.
     Silence is left out so that copies differing only in the silence around the music
-    (another rip, another upload) lack nothing.
+    (another rip, another upload) lack nothing; where one copy's silence was not measured,
+    no copy's is left out (against 0 s, measured silence would count as missing). ``aligned`` holds alignments already made
+    (``fpindex.align`` of the pair of ids), as ``find_groups`` made them while linking.
     """
+    aligned = aligned or {}
+
+    def align(a: Item, b: Item) -> tuple[float, int]:
+        if (a.id, b.id) in aligned:
+            return aligned[(a.id, b.id)]
+        if (b.id, a.id) in aligned:  # the other way round: the same offset, negated
+            value, offset = aligned[(b.id, a.id)]
+            return value, -offset
+        return fpindex.align(a.fingerprint, b.fingerprint)
+
     printed = sorted((m for m in members if m.printed and m.duration_s), key=lambda m: -(m.duration_s or 0.0))
     place: dict[str, float] = {}
     clusters: list[list[Item]] = []
@@ -213,7 +231,7 @@ def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRE
             for b in printed:
                 if b.id in place:
                     continue
-                value, offset = fpindex.align(a.fingerprint, b.fingerprint)
+                value, offset = align(a, b)
                 if value >= threshold:  # b[j] is a[j - offset]: b starts offset items before a
                     place[b.id] = place[a.id] - offset * fpindex.ITEM_S
                     cluster.append(b)
@@ -222,7 +240,9 @@ def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRE
     for cluster in clusters:
         if len(cluster) < 2:
             continue
-        spans = {m.id: (place[m.id] + m.leading_silence_s, place[m.id] + (m.duration_s or 0.0) - m.trailing_silence_s)
+        measured = all(m.silence_measured for m in cluster)
+        spans = {m.id: (place[m.id] + (m.leading_silence_s if measured else 0.0),
+                        place[m.id] + (m.duration_s or 0.0) - (m.trailing_silence_s if measured else 0.0))
                  for m in cluster}
         first = min(start for start, _ in spans.values())
         last = max(end for _, end in spans.values())
@@ -231,9 +251,9 @@ def missing_audio(members: Sequence[Item], threshold: float = fpindex.MATCH_THRE
     return missing
 
 
-def _rank(item: Item, longest: float, missing: dict[str, tuple[float, float]]) -> tuple:
+def _rank(item: Item, lengths: dict[str, float], missing: dict[str, tuple[float, float]]) -> tuple:
     gap = missing.get(item.id)
-    complete = (bool(item.duration_s) and item.audible_s >= COMPLETE_RATIO * longest
+    complete = (bool(item.duration_s) and lengths[item.id] >= COMPLETE_RATIO * max(lengths.values())
                 and (gap is None or sum(gap) <= COMPLETE_MISSING_S))
     if item.true_lossless:
         quality = item.bits or 16
@@ -252,13 +272,15 @@ def choose_keeper(members: Sequence[Item]) -> tuple[Item, str]:
     return keeper, reason
 
 
-def _judge(members: Sequence[Item]) -> tuple[Item, str, dict[str, str]]:
+def _judge(members: Sequence[Item], aligned: Mapping[tuple[str, str], tuple[float, int]] | None = None
+           ) -> tuple[Item, str, dict[str, str]]:
     """The keeper, why it won, and a note on each member whose audio falls short."""
-    longest = max(m.audible_s for m in members)
-    missing = missing_audio(members)
-    ranked = sorted(members, key=lambda m: _rank(m, longest, missing), reverse=True)
+    measured = all(m.silence_measured for m in members)  # else durations: measured silence would count against
+    lengths = {m.id: m.audible_s if measured else m.duration_s or 0.0 for m in members}
+    missing = missing_audio(members, aligned=aligned)
+    ranked = sorted(members, key=lambda m: _rank(m, lengths, missing), reverse=True)
     keeper, runner_up = ranked[0], ranked[1]
-    mine, theirs = _rank(keeper, longest, missing), _rank(runner_up, longest, missing)
+    mine, theirs = _rank(keeper, lengths, missing), _rank(runner_up, lengths, missing)
     if mine[0] != theirs[0]:
         why = f"complete ({_shortfall(keeper, runner_up, missing.get(runner_up.id))})"
     elif mine[1] != theirs[1]:

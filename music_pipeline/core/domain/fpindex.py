@@ -83,7 +83,7 @@ def align(a: np.ndarray, b: np.ndarray, max_offset: int = MAX_OFFSET) -> tuple[f
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)[: a.size]
     inside = np.lib.stride_tricks.sliding_window_view(valid, width)[: a.size]
     agree = ((np.bitwise_count(windows ^ a[:, None]) <= MAX_BIT_ERROR) & inside).sum(axis=0)
-    best = int(agree.argmax())  # the first of equal counts: pyacoustid keeps the first best too
+    best = int(agree.argmax())  # of equal counts, the most negative offset
     return float(agree[best]) / min(a.size, b.size), best - max_offset
 
 
@@ -132,10 +132,16 @@ def matching_pairs(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_
                    min_shared: int = MIN_SHARED) -> dict[tuple[int, int], float]:
     """The pairs (i, j), i < j, of fingerprints of the same recording, with their scores:
     candidates from the index, kept when their aligned score reaches ``threshold``."""
+    return {pair: value for pair, (value, _offset) in matching_alignments(fingerprints, threshold, min_shared).items()}
+
+
+def matching_alignments(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_THRESHOLD,
+                        min_shared: int = MIN_SHARED) -> dict[tuple[int, int], tuple[float, int]]:
+    """``matching_pairs`` with each pair's offset (``align(fingerprints[i], fingerprints[j])``)."""
     pairs = candidate_pairs([terms(f) for f in fingerprints], min_shared)
-    scores = {}
+    found = {}
     for i, j in pairs.tolist():
-        value = score(fingerprints[i], fingerprints[j])
+        value, offset = align(fingerprints[i], fingerprints[j])
         if value >= threshold:
-            scores[(i, j)] = value
-    return scores
+            found[(i, j)] = (value, offset)
+    return found

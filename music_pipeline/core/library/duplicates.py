@@ -65,7 +65,7 @@ def track_item(row: dict) -> dedup.Item:
         lossless=bool(row.get("raw_lossless")), bits=row.get("raw_bits"), bitrate_kbps=bitrate,
         sample_rate=row.get("raw_sample_rate"), duration_s=row.get("duration_s"), codec=row.get("raw_codec"),
         cutoff_hz=row.get("cutoff_hz"), lossy_origin=bool(row.get("lossy_origin")),
-        leading_silence_s=row.get("leading_silence_s") or 0.0, trailing_silence_s=row.get("trailing_silence_s") or 0.0,
+        leading_silence_s=row.get("leading_silence_s"), trailing_silence_s=row.get("trailing_silence_s"),
         metadata={"title": row.get("title"), "artist": row.get("artist"), "album": row.get("album"),
                   "isrc": row.get("isrc"), "cover": row.get("cover_path")},
         added=row.get("created_at") or "",
