@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -487,6 +488,10 @@ def lossy_set(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "short_end": transform(master, d / "more" / "short_end.flac", "-t", "87", "-c:a", "flac"),
         "padded": transform(master, d / "more" / "padded.mp3", "-af", "adelay=2000:all=1,apad=pad_dur=2",
                             "-c:a", "libmp3lame", "-b:a", "320k"),
+        # a song that begins after 2.3 s of silence, and a copy cut by 3 s: 0.7 s of music lost
+        "late": transform(master, d / "late" / "late.flac", "-af", "adelay=2300:all=1", "-c:a", "flac"),
+        "late_cut": transform(master, d / "late" / "late_cut.flac", "-af", "adelay=2300:all=1,volume=-6dB",
+                              "-c:a", "flac", "-sample_fmt", "s32", "-ss", "3"),
     }
 
 
@@ -504,7 +509,7 @@ def test_a_lossless_file_of_lossy_audio_or_a_copy_cut_short_does_not_win(lossy_s
     missing = dedup.missing_audio(list(items.values()))
     assert missing[items["remaster"].id][0] == pytest.approx(3.0, abs=0.2)
     assert missing[items["short_end"].id][1] == pytest.approx(3.0, abs=0.2)
-    for name in ("original", "copy", "true", "padded"):  # the padding is silence: it adds nothing
+    for name in ("original", "copy", "true", "padded", "late"):  # the padding is silence: it adds nothing
         assert sum(missing[items[name].id]) < dedup.COMPLETE_MISSING_S, name
     # A track catalogued before silence was measured: its copy's measured silence is not "missing".
     unmeasured = dataclasses.replace(items["padded"], id="catalogued earlier", leading_silence_s=None,
@@ -521,6 +526,8 @@ def test_a_lossless_file_of_lossy_audio_or_a_copy_cut_short_does_not_win(lossy_s
     assert "a lossy file (vorbis) over a lossless file of lossy origin (flac, cut off at 1" in reason
     name, reason = keeper("remaster", "padded")  # 24 bits of a cut copy lose to a whole MP3
     assert name == "padded" and "complete" in reason and "the runner-up lacks 3.0 s at the start" in reason
+    name, reason = keeper("late_cut", "late")  # silence cut is not missing, the music after it is
+    assert name == "late" and re.search(r"the runner-up lacks 0\.[678] s at the start", reason), reason
     name, reason = keeper("short_end", "original")
     assert name == "original" and "the runner-up lacks 3.0 s at the end" in reason
     name, reason = keeper("true", "padded", "remaster", "copy", "original")

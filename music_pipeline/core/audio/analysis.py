@@ -206,36 +206,39 @@ def _read_wav_header(stream, path: Path) -> tuple[int, int]:
             rate = int.from_bytes(body[4:8], "little")
 
 
-def decode(path: Path) -> Decoded:
-    """Decode ``path`` once, streaming: the analysis signal and the EBU R128 measurements."""
+def decode(path: Path, *, loudness: bool = True) -> Decoded:
+    """Decode ``path`` once, streaming: the analysis signal, the band limit and the EBU R128
+    measurements. ``loudness=False`` leaves out the meter (a third of the time), for a
+    caller that only compares copies (``dedup``): loudness and true peak are then None."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise NotAudio(f"{path.name} is missing or empty.")
     try:
         source = _soundfile_blocks(path)
     except Exception:  # libsndfile does not know the format: ffmpeg knows (nearly) all
-        return _decode_from(path, _ffmpeg_blocks(path))
+        return _decode_from(path, _ffmpeg_blocks(path), loudness)
     try:
-        return _decode_from(path, source)
+        return _decode_from(path, source, loudness)
     except NotAudio:
         # libsndfile gives up on damage mid-stream; ffmpeg decodes what can be decoded.
-        return _decode_from(path, _ffmpeg_blocks(path))
+        return _decode_from(path, _ffmpeg_blocks(path), loudness)
 
 
-def _decode_from(path: Path, source) -> Decoded:
+def _decode_from(path: Path, source, measure_loudness: bool = True) -> Decoded:
     import soxr
 
     rate, channels, blocks, lossless = source
     if not rate or not channels:
         raise NotAudio(f"{path.name} has no audio stream.")
-    meter = loudness.Meter(rate, channels)
+    meter = loudness.Meter(rate, channels) if measure_loudness else None
     spectrum = bandlimit.Spectrum(rate)
     resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32", quality="HQ")
     parts = []
     try:
         for block in blocks:
             planar = np.ascontiguousarray(block.T)  # (channels, frames): fast per-channel work
-            meter.feed(planar)
+            if meter is not None:
+                meter.feed(planar)
             spectrum.feed(planar)
             mono = planar[0] if channels == 1 else planar.mean(axis=0, dtype=np.float32)
             parts.append(resampler.resample_chunk(mono))
@@ -245,7 +248,7 @@ def _decode_from(path: Path, source) -> Decoded:
     signal = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if signal.size < RATE // 2:
         raise NotAudio(f"{path.name} holds less than half a second of audio to analyse.")
-    lufs, lra, true_peak = meter.result()
+    lufs, lra, true_peak = meter.result() if meter is not None else (None, None, None)
     return Decoded(signal, lufs, lra, true_peak, spectrum.cutoff_hz(), lossless)
 
 

@@ -79,7 +79,7 @@ def file_item(path: Path) -> dedup.Item:
     info = media.probe(path)
     tags = read_source_tags(path)
     source = _source_url_tag(path)
-    decoded = analysis.decode(path)
+    decoded = analysis.decode(path, loudness=False)
     result = fingerprint_float(decoded.signal, analysis.RATE)
     lead, trail = decoded.silence()
     stamp = path.stat().st_mtime
