@@ -346,7 +346,7 @@ def _print_track(row: dict, files: list[dict], seconds: float) -> None:
 
 PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",
                  "lufs", "loudness_range_lu", "true_peak_db", "replaygain_track_gain_db",
-                 "replaygain_track_peak", "duration_s", "elapsed_s")
+                 "replaygain_track_peak", "duration_s", "cutoff_hz", "lossy_origin", "elapsed_s")
 
 
 class Progress:
@@ -612,20 +612,27 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
         keeper = duplicates.paths_of(by_id, group.keeper)[0]
         if args.json:
+            notes = {path: group.notes[member] for member in group.members if member in group.notes
+                     for path in duplicates.paths_of(by_id, member)}
             print(json.dumps({"group": paths, "keeper": keeper, "reason": group.reason, "id": group.id,
-                              "matched_by": group.matched_by, "evidence": [e.as_dict() for e in group.evidence]},
-                             ensure_ascii=False), flush=True)
+                              "matched_by": group.matched_by, "evidence": [e.as_dict() for e in group.evidence],
+                              "notes": notes}, ensure_ascii=False), flush=True)
             continue
-        print(f"{group.id} ({', '.join(group.matched_by)}): keep {keeper}")
+        print(f"{group.id} ({', '.join(group.matched_by)}): keep {keeper}{_note(group, group.keeper)}")
         print(f"    {group.reason}")
         for member in group.others:
             for path in duplicates.paths_of(by_id, member):
-                print(f"    duplicate: {path}")
+                print(f"    duplicate: {path}{_note(group, member)}")
     if not args.json:
         extra = f"; {moved} file(s) moved to {library.root / duplicates.DUPLICATES_DIR}" if args.move else \
             ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
         print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _note(group, member: str) -> str:
+    """What a member's audio lacks (a lossy origin, seconds cut off), shown beside its path."""
+    return f" ({group.notes[member]})" if member in group.notes else ""
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 seeds are two songs. ``rerender(seed)`` plays the same notes at the same tempo as another
 "band" would (other instruments and register, hats and snare, human timing): the same
 composition, a different recording. ``stem(seed)`` is the melody of ``tune(seed)`` alone.
+``bright(seed)`` is ``tune(seed)`` with hi-hats whose noise reaches Nyquist, as cymbals and
+air give recorded music: a lossy encoder's lowpass shows in its spectrum.
 """
 
 from __future__ import annotations
@@ -98,6 +100,18 @@ def rerender(seed: int, seconds: float = 40.0) -> np.ndarray:
     snare = int(0.12 * RATE)
     for start in np.arange(beat, seconds, 2 * beat):
         track.add(start, human.standard_normal(snare) * np.exp(-np.arange(snare) / RATE * 30) * 0.4)
+    return track.stereo()
+
+
+def bright(seed: int, seconds: float = 40.0) -> np.ndarray:
+    rng = np.random.default_rng(seed + 2000)
+    beat, *_ = _score(seed)
+    track = _Track(seconds)
+    track.out = tune(seed, seconds)[:, 0].astype(np.float64)
+    hat = int(0.06 * RATE)
+    for index, start in enumerate(np.arange(0, seconds, beat / 4)):
+        gain = 0.3 if index % 2 else 0.15
+        track.add(start, gain * rng.standard_normal(hat) * np.exp(-np.arange(hat) / RATE * 50))
     return track.stereo()
 
 

@@ -176,9 +176,11 @@ def test_memory_stays_bounded_for_a_ten_minute_track(tmp_path: Path) -> None:
     path = tmp_path / "long.flac"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=220:d=600:sample_rate=44100",
                     "-ac", "2", "-c:a", "flac", str(path)], check=True)
-    code = ("import resource, sys; from pathlib import Path; from music_pipeline.core.audio import analysis;"
+    # The child's own high-water mark (VmHWM), not ru_maxrss: Linux carries that over from the
+    # parent across fork and exec, so it would count this test process's memory too.
+    code = ("import re; from pathlib import Path; from music_pipeline.core.audio import analysis;"
             f"analysis.analyse(Path({str(path)!r}));"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(re.search(r'VmHWM:\\s*(\\d+)', Path('/proc/self/status').read_text()).group(1))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -283,3 +285,41 @@ def test_true_peak_at_a_block_boundary_and_at_the_very_end(tmp_path: Path) -> No
             blocks.feed(x[None, start:start + analysis.BLOCK_FRAMES])
         assert blocks.result()[2] == pytest.approx(whole.result()[2], abs=0.05)
         assert blocks.result()[2] > 20 * np.log10(np.abs(x).max()) + 0.5  # it really is between samples
+
+
+def test_the_band_limit_a_lossy_encoder_leaves_marks_a_lossless_file_of_lossy_origin(tmp_path: Path) -> None:
+    """The fake-FLAC check, in the one decode: a FLAC or WAV decoded from an Ogg or MP3 keeps
+    the encoder's lowpass; a true lossless file, and one resampled by soxr (whose anti-alias
+    filter sits at 21 kHz), are not flagged."""
+    from .dedup_audio import bright, transform
+
+    master = write(tmp_path / "master.flac", bright(4, 30.0), codec_args=["-c:a", "flac"])
+    studio = write(tmp_path / "studio48k.flac", bright(5, 30.0), rate=48_000, codec_args=["-c:a", "flac"])
+    ogg = transform(master, tmp_path / "lossy.ogg", "-c:a", "libvorbis", "-q:a", "2")
+    mp3 = transform(master, tmp_path / "lossy.mp3", "-c:a", "libmp3lame", "-b:a", "128k")
+    results = {path.name: analysis.analyse(path) for path in (
+        master, ogg, mp3,
+        transform(ogg, tmp_path / "from_ogg.flac", "-c:a", "flac"),
+        transform(ogg, tmp_path / "from_ogg_24.flac", "-af", "volume=-6dB", "-c:a", "flac", "-sample_fmt", "s32",
+                  cut_s=3.0),
+        transform(mp3, tmp_path / "from_mp3.wav", "-c:a", "pcm_s24le"),
+        transform(studio, tmp_path / "cd.flac", "-af", "aresample=resampler=soxr", "-ar", "44100", "-c:a", "flac"),
+    )}
+    assert results["master.flac"].cutoff_hz is None and results["master.flac"].lossy_origin is False
+    cd = results["cd.flac"]
+    assert cd.lossy_origin is False and (cd.cutoff_hz is None or cd.cutoff_hz > 20_500)
+    for lossy in ("lossy.ogg", "lossy.mp3"):  # a lossy file is not "of lossy origin": it is lossy
+        assert 14_000 < results[lossy].cutoff_hz < 19_000 and results[lossy].lossy_origin is None
+    for name, origin in (("from_ogg.flac", "lossy.ogg"), ("from_ogg_24.flac", "lossy.ogg"),
+                         ("from_mp3.wav", "lossy.mp3")):
+        assert results[name].lossy_origin is True, name
+        assert results[name].cutoff_hz == pytest.approx(results[origin].cutoff_hz, abs=300), name
+
+    decoded = analysis.decode(tmp_path / "from_ogg.flac")  # the hand-over cache keeps the band limit
+    decoded.save(tmp_path / "cache.npz", "x")
+    assert analysis.Decoded.load(tmp_path / "cache.npz", "x").cutoff_hz == decoded.cutoff_hz
+
+    proc = _cli("--json", str(tmp_path / "from_ogg.flac"), str(master))
+    records = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert records["from_ogg.flac"]["lossy_origin"] is True and records["from_ogg.flac"]["cutoff_hz"] > 14_000
+    assert records["master.flac"]["lossy_origin"] is False and records["master.flac"]["cutoff_hz"] is None

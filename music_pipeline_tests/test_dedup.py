@@ -4,8 +4,10 @@ check before the transcodes, the library-wide asset and `music-pipeline dedup`."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from music_pipeline.core.library.catalog import Catalog
 
 from .audio import write
 from .conftest import output_files
-from .dedup_audio import rerender, stem, transform, tune
+from .dedup_audio import bright, rerender, stem, transform, tune
 
 
 @pytest.fixture(scope="module")
@@ -463,3 +465,110 @@ def test_the_inbox_skips_a_url_the_library_knows_under_another_track(instance, l
     result = inbox_sensor(context)
     assert result.run_requests == []
     assert library.catalog.get("vimeo-76979871") is None  # not even registered
+
+
+# -- the keeper: what the audio says, not only the file ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lossy_set(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An original lossy Ogg and what gets made of it: a 24-bit FLAC "remaster" with its first
+    3 s cut and 6 dB less gain, a complete 16-bit FLAC; and, from the wideband master, a true
+    lossless FLAC, one missing its last 3 s, and an MP3 with 2 s of silence added at each end.
+    90 s, so that 3 s missing is within 5 % of the length."""
+    d = tmp_path_factory.mktemp("lossy_set")
+    master = write(d / "master.wav", bright(3, 90.0))
+    original = transform(master, d / "set" / "original.ogg", "-c:a", "libvorbis", "-q:a", "2")
+    return {
+        "original": original,
+        "remaster": transform(original, d / "set" / "remaster.flac", "-af", "volume=-6dB", "-c:a", "flac",
+                              "-sample_fmt", "s32", cut_s=3.0),
+        "copy": transform(original, d / "set" / "copy.flac", "-c:a", "flac", "-sample_fmt", "s16"),
+        "true": transform(master, d / "true" / "true.flac", "-c:a", "flac"),
+        "short_end": transform(master, d / "more" / "short_end.flac", "-t", "87", "-c:a", "flac"),
+        "padded": transform(master, d / "more" / "padded.mp3", "-af", "adelay=2000:all=1,apad=pad_dur=2",
+                            "-c:a", "libmp3lame", "-b:a", "320k"),
+        # a song that begins after 2.3 s of silence, and a copy cut by 3 s: 0.7 s of music lost
+        "late": transform(master, d / "late" / "late.flac", "-af", "adelay=2300:all=1", "-c:a", "flac"),
+        "late_cut": transform(master, d / "late" / "late_cut.flac", "-af", "adelay=2300:all=1,volume=-6dB",
+                              "-c:a", "flac", "-sample_fmt", "s32", "-ss", "3"),
+    }
+
+
+def test_a_lossless_file_of_lossy_audio_or_a_copy_cut_short_does_not_win(lossy_set) -> None:
+    from music_pipeline.core.library.duplicates import file_item
+
+    items = {name: file_item(path) for name, path in lossy_set.items()}
+    assert items["remaster"].lossy_origin and items["copy"].lossy_origin
+    assert 14_000 < items["remaster"].cutoff_hz < 19_000
+    assert not items["true"].lossy_origin and items["true"].cutoff_hz is None
+    assert not items["original"].lossy_origin  # lossy, not "of lossy origin"
+    assert items["padded"].leading_silence_s == pytest.approx(2.0, abs=0.1)
+    assert items["padded"].trailing_silence_s == pytest.approx(2.0, abs=0.2)
+
+    missing = dedup.missing_audio(list(items.values()))
+    assert missing[items["remaster"].id][0] == pytest.approx(3.0, abs=0.2)
+    assert missing[items["short_end"].id][1] == pytest.approx(3.0, abs=0.2)
+    for name in ("original", "copy", "true", "padded", "late"):  # the padding is silence: it adds nothing
+        assert sum(missing[items[name].id]) < dedup.COMPLETE_MISSING_S, name
+    # A track catalogued before silence was measured: its copy's measured silence is not "missing".
+    unmeasured = dataclasses.replace(items["padded"], id="catalogued earlier", leading_silence_s=None,
+                                     trailing_silence_s=None)
+    assert all(sum(gap) < dedup.COMPLETE_MISSING_S
+               for gap in dedup.missing_audio([items["padded"], unmeasured]).values())
+
+    def keeper(*names: str) -> tuple[str, str]:
+        chosen, reason = dedup.choose_keeper([items[n] for n in names])
+        return next(n for n in names if items[n] is chosen), reason
+
+    name, reason = keeper("original", "remaster", "copy")
+    assert name == "original"
+    assert "a lossy file (vorbis) over a lossless file of lossy origin (flac, cut off at 1" in reason
+    name, reason = keeper("remaster", "padded")  # 24 bits of a cut copy lose to a whole MP3
+    assert name == "padded" and "complete" in reason and "the runner-up lacks 3.0 s at the start" in reason
+    name, reason = keeper("late_cut", "late")  # silence cut is not missing, the music after it is
+    assert name == "late" and re.search(r"the runner-up lacks 0\.[678] s at the start", reason), reason
+    name, reason = keeper("short_end", "original")
+    assert name == "original" and "the runner-up lacks 3.0 s at the end" in reason
+    name, reason = keeper("true", "padded", "remaster", "copy", "original")
+    assert name == "true" and "lossless (flac) over lossy (mp3)" in reason
+    name, reason = keeper("true", "copy")
+    assert name == "true" and "over a lossless file of lossy origin (flac, cut off at 1" in reason
+
+
+def test_dedup_command_says_why_a_degraded_copy_lost(lossy_set, library_root, capsys) -> None:
+    folder = lossy_set["original"].parent
+    assert main(["dedup", "--json", str(folder)]) == 0
+    group = json.loads(capsys.readouterr().out)
+    assert {Path(p).name for p in group["group"]} == {"original.ogg", "remaster.flac", "copy.flac"}
+    assert Path(group["keeper"]).name == "original.ogg"
+    assert "a lossy file (vorbis) over a lossless file of lossy origin" in group["reason"]
+    notes = {Path(path).name: note for path, note in group["notes"].items()}
+    assert set(notes) == {"remaster.flac", "copy.flac"}
+    assert "lossy origin: cut off at 1" in notes["remaster.flac"] and "lacks 3.0 s at the start" in notes["remaster.flac"]
+
+    assert main(["dedup", str(folder), str(lossy_set["true"])]) == 0
+    out = capsys.readouterr().out
+    assert f"keep {lossy_set['true']}\n" in out and "lossless (flac) over lossy (vorbis)" in out
+    assert f"duplicate: {lossy_set['remaster']} (lossy origin: cut off at 1" in out
+
+
+def test_lossless_files_of_lossy_audio_do_not_replace_the_original_in_the_library(process, library,
+                                                                                   lossy_set) -> None:
+    """The check after the fingerprint step uses what the decode found, stored in the catalog."""
+    original, result = process(str(lossy_set["original"]))
+    assert result.success
+    metadata = result.asset_materializations_for_node("audio_features")[0].metadata
+    remaster, result = process(str(lossy_set["remaster"]))  # 24 bits, but cut short and of lossy origin
+    assert result.success
+    row = library.catalog.get(remaster)
+    assert row["status"] == "duplicate" and row["duplicate_of"] == original
+    assert "the runner-up lacks 3.0 s at the start" in library.catalog.group(row["dedup_group"])["reason"]
+    assert 14_000 < metadata["cutoff_hz"].value < 19_000 and metadata["lossy_origin"].value is None
+    assert row["lossy_origin"] == 1 and row["cutoff_hz"] == pytest.approx(metadata["cutoff_hz"].value, abs=300)
+    copy, result = process(str(lossy_set["copy"]))  # whole, but lossy audio in a FLAC
+    assert result.success
+    row = library.catalog.get(copy)
+    assert row["status"] == "duplicate" and row["duplicate_of"] == original
+    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.group(row["dedup_group"])["reason"]
+    assert library.catalog.get(original)["status"] == "done"

@@ -156,6 +156,9 @@ def audio_features(lib: Library, key: str, settings: Settings) -> Done:
         "replaygain_track_gain_db": result.replaygain_track_gain_db
         if result.replaygain_track_gain_db is not None else nan,
         "duration_s": result.duration_s,
+        # the band limit a lossy encoder left, and whether it makes a lossless file one of lossy origin
+        "cutoff_hz": result.cutoff_hz if result.cutoff_hz is not None else nan,
+        "lossy_origin": result.lossy_origin,  # None (shown empty) for a lossy file
     })
 
 

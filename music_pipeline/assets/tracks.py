@@ -103,8 +103,9 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
 @asset(partitions_def=tracks, group_name=GROUP, deps=[fingerprint], kinds={"librosa"}, pool="analysis")
 def audio_features(context: AssetExecutionContext, library: LibraryResource,
                    analysis: AnalysisResource) -> MaterializeResult:
-    """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak
-    and ReplayGain 2.0 gain of the raw audio, from the decode the fingerprint step made."""
+    """BPM, key (canonical, Camelot, Open Key) with confidences, EBU R128 loudness, true peak,
+    ReplayGain 2.0 gain and the band limit (``cutoff_hz``; ``lossy_origin`` when a lossless
+    file holds lossy audio) of the raw audio, from the decode the fingerprint step made."""
     lib = library.get()
     with track_step(context, lib, "audio_features") as key:
         return MaterializeResult(metadata=steps.audio_features(lib, key, analysis.settings()).metadata)

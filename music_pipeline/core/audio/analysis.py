@@ -5,8 +5,9 @@ FLAC, Ogg, MP3: no process to start), else by ffmpeg through a pipe. Each block 
 the EBU R128 meter at its full rate and channel count (loudness and true peak are defined
 on the original channels), and, downmixed to mono, through a streaming soxr resampler to
 ``RATE``. That one signal serves tempo, key and the Chromaprint fingerprint (11 025 Hz is
-Chromaprint's own working rate). Memory stays bounded: only one block is held at full
-rate, and ten minutes at the analysis rate are 26 MB.
+Chromaprint's own working rate). Each block also feeds the long-term spectrum at full
+rate, whose band limit tells a lossless file of lossy audio (``bandlimit``). Memory stays
+bounded: only one block is held at full rate, and ten minutes at the analysis rate are 26 MB.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ..domain.errors import MediaToolError, NotAudio, TrackError
+from . import bandlimit, loudness, media, tempo, tonality
 from . import fingerprint as fp
-from . import loudness, media, tempo, tonality
 
 RATE = 11_025
 REPLAYGAIN_REFERENCE_LUFS = -18.0  # ReplayGain 2.0
-DECODER_VERSION = 2  # bump when the decode or the meter changes: cached decodes are redone
+SILENCE_DB = 60.0  # 50 ms this far below the loudest 50 ms are silence (ffmpeg's silencedetect: -60 dB)
+SILENCE_WINDOW = RATE // 20
+DECODER_VERSION = 3  # bump when the decode or the meter changes: cached decodes are redone
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,34 @@ class Decoded:
     lufs: float | None
     loudness_range_lu: float | None
     true_peak_db: float | None
+    cutoff_hz: float | None = None  # the spectrum's band limit (``bandlimit``), None when it has none
+    lossless: bool | None = None  # the decoded stream's kind, when the decoder said (libsndfile does)
 
     @property
     def duration_s(self) -> float:
         return self.signal.size / RATE
 
+    def silence(self) -> tuple[float, float]:
+        """Seconds of silence at the start and at the end. Relative to the loudest moment, so
+        a quieter copy of the same audio measures the same; copies that differ only in
+        silence are not missing anything (``dedup``)."""
+        count = self.signal.size // SILENCE_WINDOW
+        if not count:
+            return 0.0, 0.0
+        windows = self.signal[: count * SILENCE_WINDOW].reshape(count, SILENCE_WINDOW).astype(np.float64)
+        energy = (windows ** 2).mean(axis=1)
+        audible = np.flatnonzero(energy > energy.max() * 10 ** (-SILENCE_DB / 10))
+        if not audible.size:
+            return round(self.duration_s, 3), 0.0
+        lead = float(audible[0] * SILENCE_WINDOW / RATE)
+        trail = self.duration_s - float((audible[-1] + 1) * SILENCE_WINDOW / RATE)
+        return round(lead, 3), round(max(trail, 0.0), 3)
+
     def save(self, path: Path, source_id: str) -> None:
         """Store beside the raw file so the next step need not decode again; ``source_id``
         names the exact audio (and decoder version) it came from."""
-        levels = [np.nan if v is None else v for v in (self.lufs, self.loudness_range_lu, self.true_peak_db)]
+        levels = [np.nan if v is None else v
+                  for v in (self.lufs, self.loudness_range_lu, self.true_peak_db, self.cutoff_hz)]
         with open(path, "wb") as handle:
             np.savez(handle, signal=self.signal, levels=np.array(levels, dtype=np.float64),
                      source=np.array(f"{DECODER_VERSION}:{source_id}"))
@@ -63,8 +85,8 @@ class Decoded:
             with np.load(path) as data:
                 if str(data["source"]) != f"{DECODER_VERSION}:{source_id}":
                     return None
-                lufs, lra, peak = (None if np.isnan(v) else float(v) for v in data["levels"])
-                return cls(data["signal"].astype(np.float32, copy=False), lufs, lra, peak)
+                lufs, lra, peak, cutoff = (None if np.isnan(v) else float(v) for v in data["levels"])
+                return cls(data["signal"].astype(np.float32, copy=False), lufs, lra, peak, cutoff)
         except Exception:  # a damaged or foreign cache is only a lost shortcut
             return None
 
@@ -86,6 +108,8 @@ class Features:
     replaygain_track_peak: float | None
     fingerprint: str | None = None
     fingerprint_duration_s: float | None = None
+    cutoff_hz: float | None = None  # where a lossy encoder's lowpass cut the spectrum, if anywhere
+    lossy_origin: bool | None = None  # a lossless file whose audio has that cut; None for lossy files
     elapsed_s: float = field(default=0.0, compare=False)
 
     def as_dict(self) -> dict:
@@ -100,19 +124,25 @@ BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: what is in memory at full rate at 
 SOUNDFILE_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "OGG", "CAF"}
 
 
+#: libsndfile's lossy subtypes; the others (PCM, float, FLAC, ALAC) are lossless.
+LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "G721_32", "G723_24",
+                  "G723_40", "GSM610", "IMA_ADPCM", "MS_ADPCM", "VOX_ADPCM", "NMS_ADPCM_16", "NMS_ADPCM_24",
+                  "NMS_ADPCM_32"}
+
+
 def _soundfile_blocks(path: Path):
-    """(rate, channels, blocks) read in-process by libsndfile."""
+    """(rate, channels, blocks, lossless) read in-process by libsndfile."""
     import soundfile
 
     info = soundfile.info(str(path))  # raises for formats libsndfile does not read
     if info.format not in SOUNDFILE_FORMATS:
         raise ValueError(f"{info.format} is decoded by ffmpeg")
     blocks = soundfile.blocks(str(path), blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True)
-    return info.samplerate, info.channels, blocks
+    return info.samplerate, info.channels, blocks, info.subtype not in LOSSY_SUBTYPES
 
 
 def _ffmpeg_blocks(path: Path):
-    """(rate, channels, blocks) decoded by ffmpeg (MP3, AAC, Opus, WMA, video containers...) as
+    """(rate, channels, blocks, None: kind unknown) decoded by ffmpeg (MP3, AAC, Opus, WMA, video containers...) as
     a float WAV stream on a pipe, at the file's own rate and channel count. ffmpeg's messages
     go to a file, not a pipe: a damaged file can print megabytes of them, and a full stderr
     pipe nobody reads would stall ffmpeg and us with it."""
@@ -155,7 +185,7 @@ def _ffmpeg_blocks(path: Path):
         finally:
             finish(raise_errors=completed)
 
-    return rate, channels, blocks()
+    return rate, channels, blocks(), None
 
 
 def _read_wav_header(stream, path: Path) -> tuple[int, int]:
@@ -176,35 +206,40 @@ def _read_wav_header(stream, path: Path) -> tuple[int, int]:
             rate = int.from_bytes(body[4:8], "little")
 
 
-def decode(path: Path) -> Decoded:
-    """Decode ``path`` once, streaming: the analysis signal and the EBU R128 measurements."""
+def decode(path: Path, *, loudness: bool = True) -> Decoded:
+    """Decode ``path`` once, streaming: the analysis signal, the band limit and the EBU R128
+    measurements. ``loudness=False`` leaves out the meter (a third of the time), for a
+    caller that only compares copies (``dedup``): loudness and true peak are then None."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise NotAudio(f"{path.name} is missing or empty.")
     try:
         source = _soundfile_blocks(path)
     except Exception:  # libsndfile does not know the format: ffmpeg knows (nearly) all
-        return _decode_from(path, _ffmpeg_blocks(path))
+        return _decode_from(path, _ffmpeg_blocks(path), loudness)
     try:
-        return _decode_from(path, source)
+        return _decode_from(path, source, loudness)
     except NotAudio:
         # libsndfile gives up on damage mid-stream; ffmpeg decodes what can be decoded.
-        return _decode_from(path, _ffmpeg_blocks(path))
+        return _decode_from(path, _ffmpeg_blocks(path), loudness)
 
 
-def _decode_from(path: Path, source) -> Decoded:
+def _decode_from(path: Path, source, measure_loudness: bool = True) -> Decoded:
     import soxr
 
-    rate, channels, blocks = source
+    rate, channels, blocks, lossless = source
     if not rate or not channels:
         raise NotAudio(f"{path.name} has no audio stream.")
-    meter = loudness.Meter(rate, channels)
+    meter = loudness.Meter(rate, channels) if measure_loudness else None
+    spectrum = bandlimit.Spectrum(rate)
     resampler = soxr.ResampleStream(rate, RATE, 1, dtype="float32", quality="HQ")
     parts = []
     try:
         for block in blocks:
             planar = np.ascontiguousarray(block.T)  # (channels, frames): fast per-channel work
-            meter.feed(planar)
+            if meter is not None:
+                meter.feed(planar)
+            spectrum.feed(planar)
             mono = planar[0] if channels == 1 else planar.mean(axis=0, dtype=np.float32)
             parts.append(resampler.resample_chunk(mono))
     except RuntimeError as err:  # libsndfile's error for a damaged file
@@ -213,8 +248,8 @@ def _decode_from(path: Path, source) -> Decoded:
     signal = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if signal.size < RATE // 2:
         raise NotAudio(f"{path.name} holds less than half a second of audio to analyse.")
-    lufs, lra, true_peak = meter.result()
-    return Decoded(signal, lufs, lra, true_peak)
+    lufs, lra, true_peak = meter.result() if meter is not None else (None, None, None)
+    return Decoded(signal, lufs, lra, true_peak, spectrum.cutoff_hz(), lossless)
 
 
 def replaygain(lufs: float | None, true_peak_db: float | None) -> tuple[float | None, float | None]:
@@ -224,8 +259,9 @@ def replaygain(lufs: float | None, true_peak_db: float | None) -> tuple[float | 
     return gain, peak
 
 
-def features_of(decoded: Decoded, settings: Settings | None = None) -> Features:
-    """Tempo, key, loudness and fingerprint of an already decoded track."""
+def features_of(decoded: Decoded, settings: Settings | None = None, lossless: bool | None = None) -> Features:
+    """Tempo, key, loudness, band limit and fingerprint of an already decoded track;
+    ``lossless`` (the file's kind) when the decode did not say."""
     settings = settings or Settings()
     started = time.perf_counter()
     signal = decoded.signal
@@ -255,6 +291,8 @@ def features_of(decoded: Decoded, settings: Settings | None = None) -> Features:
         replaygain_track_peak=peak,
         fingerprint=print_.fingerprint if print_ else None,
         fingerprint_duration_s=print_.duration_s if print_ else None,
+        cutoff_hz=decoded.cutoff_hz,
+        lossy_origin=bandlimit.lossy_origin(decoded.lossless if lossless is None else lossless, decoded.cutoff_hz),
         elapsed_s=round(time.perf_counter() - started, 4),
     )
 
@@ -262,5 +300,7 @@ def features_of(decoded: Decoded, settings: Settings | None = None) -> Features:
 def analyse(path: Path, settings: Settings | None = None) -> Features:
     """Decode once and compute every feature; ``elapsed_s`` covers decoding and analysis."""
     started = time.perf_counter()
-    result = features_of(decode(path), settings)
+    decoded = decode(path)
+    lossless = decoded.lossless if decoded.lossless is not None else media.probe(path).lossless
+    result = features_of(decoded, settings, lossless)
     return Features(**{**result.as_dict(), "elapsed_s": round(time.perf_counter() - started, 4)})

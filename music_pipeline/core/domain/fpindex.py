@@ -33,6 +33,7 @@ SAMPLING = 4  # keep one term in four (content-defined, so copies keep the same 
 MIN_ITEMS = 30  # a fingerprint of fewer items (under ~6 s of audio) proves nothing either way
 MIN_SHARED = 5  # shared terms that make a candidate (copies share ≥ 30, others ≤ 16 in the corpus)
 STOP_DF = 100  # a term in more tracks than this says nothing about any of them
+ITEM_S = 1365 / 11_025  # one item per 4096-sample frame at 2/3 overlap, at Chromaprint's 11 025 Hz
 
 _GOLDEN = np.uint64(0x9E3779B1)  # Knuth's multiplicative hash: spreads the items' bits
 
@@ -54,16 +55,23 @@ def terms(items: np.ndarray) -> np.ndarray:
 
 
 def score(a: np.ndarray, b: np.ndarray, max_offset: int = MAX_OFFSET) -> float:
-    """pyacoustid's similarity of two raw fingerprints, in [0, 1].
+    """pyacoustid's similarity of two raw fingerprints, in [0, 1] (see ``align``)."""
+    return align(a, b, max_offset)[0]
 
-    For every offset ``i - j`` in [-max_offset, max_offset) it counts the item pairs that
-    differ in at most ``MAX_BIT_ERROR`` bits; the best offset's count over the shorter
-    length is the score. All offsets are done in one array operation.
+
+def align(a: np.ndarray, b: np.ndarray, max_offset: int = MAX_OFFSET) -> tuple[float, int]:
+    """pyacoustid's similarity of two raw fingerprints, in [0, 1], and the offset it is found at.
+
+    For every offset ``d`` in [-max_offset, max_offset) it counts the item pairs ``a[i]``,
+    ``b[i + d]`` that differ in at most ``MAX_BIT_ERROR`` bits; the best offset's count over
+    the shorter length is the score. All offsets are done in one array operation. ``d > 0``
+    means ``b`` starts ``d`` items (``d * ITEM_S`` seconds) before ``a``: the audio ``a``
+    lacks at its start, or ``b`` has in front of it.
     """
     a = np.asarray(a, dtype=np.uint32)
     b = np.asarray(b, dtype=np.uint32)
     if a.size == 0 or b.size == 0:
-        return 0.0
+        return 0.0, 0
     width = 2 * max_offset
     padded = np.concatenate([np.zeros(max_offset, np.uint32), b, np.zeros(max_offset, np.uint32)])
     valid = np.concatenate([np.zeros(max_offset, bool), np.ones(b.size, bool), np.zeros(max_offset, bool)])
@@ -74,8 +82,9 @@ def score(a: np.ndarray, b: np.ndarray, max_offset: int = MAX_OFFSET) -> float:
     # Row i holds b[i - max_offset : i + max_offset]: the items a[i] may align with.
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)[: a.size]
     inside = np.lib.stride_tricks.sliding_window_view(valid, width)[: a.size]
-    agree = (np.bitwise_count(windows ^ a[:, None]) <= MAX_BIT_ERROR) & inside
-    return float(agree.sum(axis=0).max()) / min(a.size, b.size)
+    agree = ((np.bitwise_count(windows ^ a[:, None]) <= MAX_BIT_ERROR) & inside).sum(axis=0)
+    best = int(agree.argmax())  # of equal counts, the most negative offset
+    return float(agree[best]) / min(a.size, b.size), best - max_offset
 
 
 def candidate_pairs(term_sets: Sequence[np.ndarray], min_shared: int = MIN_SHARED,
@@ -123,10 +132,16 @@ def matching_pairs(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_
                    min_shared: int = MIN_SHARED) -> dict[tuple[int, int], float]:
     """The pairs (i, j), i < j, of fingerprints of the same recording, with their scores:
     candidates from the index, kept when their aligned score reaches ``threshold``."""
+    return {pair: value for pair, (value, _offset) in matching_alignments(fingerprints, threshold, min_shared).items()}
+
+
+def matching_alignments(fingerprints: Sequence[np.ndarray], threshold: float = MATCH_THRESHOLD,
+                        min_shared: int = MIN_SHARED) -> dict[tuple[int, int], tuple[float, int]]:
+    """``matching_pairs`` with each pair's offset (``align(fingerprints[i], fingerprints[j])``)."""
     pairs = candidate_pairs([terms(f) for f in fingerprints], min_shared)
-    scores = {}
+    found = {}
     for i, j in pairs.tolist():
-        value = score(fingerprints[i], fingerprints[j])
+        value, offset = align(fingerprints[i], fingerprints[j])
         if value >= threshold:
-            scores[(i, j)] = value
-    return scores
+            found[(i, j)] = (value, offset)
+    return found

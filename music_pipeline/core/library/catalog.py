@@ -147,6 +147,14 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
     """,
     # 6: paths relative to the library folder, so a drive mounted elsewhere keeps its library
     lambda conn, root: _relative_paths(conn, root),
+    # 7: what the decode says about the audio, for the keeper rule: the band limit a lossy
+    # encoder leaves (a lossless file with one is of lossy origin) and the silence at either end
+    """
+    ALTER TABLE tracks ADD COLUMN cutoff_hz REAL;
+    ALTER TABLE tracks ADD COLUMN lossy_origin INTEGER;
+    ALTER TABLE tracks ADD COLUMN leading_silence_s REAL;
+    ALTER TABLE tracks ADD COLUMN trailing_silence_s REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

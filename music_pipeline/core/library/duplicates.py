@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import media
-from ..audio.fingerprint import fingerprint_file
+from ..audio import analysis, bandlimit, media
+from ..audio.fingerprint import fingerprint_float
 from ..audio.tagging import read_source_tags
 from ..domain import dedup, fpindex, normalize
 from ..domain.errors import Reason, TrackError
@@ -64,6 +64,8 @@ def track_item(row: dict) -> dedup.Item:
         fingerprint=fpindex.decode(row["fingerprint"]) if row.get("fingerprint") else None,
         lossless=bool(row.get("raw_lossless")), bits=row.get("raw_bits"), bitrate_kbps=bitrate,
         sample_rate=row.get("raw_sample_rate"), duration_s=row.get("duration_s"), codec=row.get("raw_codec"),
+        cutoff_hz=row.get("cutoff_hz"), lossy_origin=bool(row.get("lossy_origin")),
+        leading_silence_s=row.get("leading_silence_s"), trailing_silence_s=row.get("trailing_silence_s"),
         metadata={"title": row.get("title"), "artist": row.get("artist"), "album": row.get("album"),
                   "isrc": row.get("isrc"), "cover": row.get("cover_path")},
         added=row.get("created_at") or "",
@@ -71,12 +73,15 @@ def track_item(row: dict) -> dedup.Item:
 
 
 def file_item(path: Path) -> dedup.Item:
-    """A loose audio file as a dedup candidate: probed, its tags read, fingerprinted."""
+    """A loose audio file as a dedup candidate: probed, its tags read, decoded once as the
+    pipeline does (the fingerprint, the band limit and the silence at either end from it)."""
     path = Path(path).absolute()  # an id that means the same file from any working directory
     info = media.probe(path)
     tags = read_source_tags(path, info.tags)
     source = _source_url_tag(path)
-    result = fingerprint_file(path)
+    decoded = analysis.decode(path, loudness=False)
+    result = fingerprint_float(decoded.signal, analysis.RATE)
+    lead, trail = decoded.silence()
     stamp = path.stat().st_mtime
     return dedup.Item(
         id=str(path),
@@ -87,6 +92,8 @@ def file_item(path: Path) -> dedup.Item:
         lossless=info.lossless, bits=info.bits,
         bitrate_kbps=(info.bitrate / 1000 if info.bitrate else path.stat().st_size * 8 / 1000 / max(info.duration_s, 1e-3)),
         sample_rate=info.sample_rate, duration_s=info.duration_s, codec=info.codec,
+        cutoff_hz=decoded.cutoff_hz, lossy_origin=bool(bandlimit.lossy_origin(info.lossless, decoded.cutoff_hz)),
+        leading_silence_s=lead, trailing_silence_s=trail,
         metadata={**tags, "cover": info.has_cover}, added=f"{stamp:020.6f}", paths=(str(path),),
     )
 

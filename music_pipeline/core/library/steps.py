@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import analysis, media, tagging
+from ..audio import analysis, bandlimit, media, tagging
 from ..audio import fingerprint as fp
 from ..audio.tagging import read_source_tags
 from ..domain import normalize
@@ -242,15 +242,24 @@ class Library:
         return decoded
 
     def fingerprint(self, key: str) -> fp.Fingerprint:
+        """The fingerprint, and what the dedup check right after it needs from the same decode:
+        the band limit (is a lossless original of lossy origin?) and the silence at either end."""
         decoded = self.decoded(key)
         result = fp.fingerprint_float(decoded.signal, analysis.RATE)
-        self.catalog.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s)
+        lead, trail = decoded.silence()
+        self.catalog.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s,
+                            cutoff_hz=decoded.cutoff_hz, leading_silence_s=lead, trailing_silence_s=trail,
+                            lossy_origin=self._lossy_origin(key, decoded.cutoff_hz))
         return result
+
+    def _lossy_origin(self, key: str, cutoff_hz: float | None) -> int | None:
+        origin = bandlimit.lossy_origin(bool(self.track(key).get("raw_lossless")), cutoff_hz)
+        return None if origin is None else int(origin)
 
     def analyse(self, key: str, settings: analysis.Settings | None = None) -> analysis.Features:
         settings = settings or analysis.Settings(fingerprint=False)
         try:
-            result = analysis.features_of(self.decoded(key), settings)
+            result = analysis.features_of(self.decoded(key), settings, bool(self.track(key).get("raw_lossless")))
         finally:  # the decoded signal is only a hand-over between two steps: never leave it
             self.decoded_cache(key).unlink(missing_ok=True)
         self.catalog.update(
@@ -258,7 +267,8 @@ class Library:
             key_short=result.key_short, camelot=result.camelot, open_key=result.open_key,
             key_confidence=result.key_confidence, lufs=result.lufs, loudness_range_lu=result.loudness_range_lu,
             true_peak_db=result.true_peak_db, replaygain_track_gain_db=result.replaygain_track_gain_db,
-            replaygain_track_peak=result.replaygain_track_peak,
+            replaygain_track_peak=result.replaygain_track_peak, cutoff_hz=result.cutoff_hz,
+            lossy_origin=None if result.lossy_origin is None else int(result.lossy_origin),
         )
         return result
 
