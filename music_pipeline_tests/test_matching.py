@@ -120,6 +120,78 @@ FIRESTONE_TOPIC = yt("frstTopic01", "Firestone", "Kygo - Topic", 273, 200_000_00
 FIRESTONE_REVERSED = yt("frstRevers1", "Firestone - Kygo ft. Conrad Sewell", "TropicalHouseNation", 272, 3_000_000)
 
 
+# Sound-alike covers and karaoke: labels re-record hits and title them "(Made Famous by X)",
+# "(In the Style of X)", "(Originally Performed by X)", "(X Tribute)", naming the Spotify
+# artist in the title, often on YouTube Music "Topic" channels.
+SOMEONE = Wanted("Someone Like You", ("Adele",), 285.2)
+SLY_MV = yt("hLQl3WQQoQ0", "Adele - Someone Like You (Official Music Video)", "AdeleVEVO", 285, 2_000_000_000)
+SLY_TOPIC = yt("sLyT0pic001", "Someone Like You", "Adele - Topic", 285, 90_000_000)
+SLY_HIT_CREW = yt("sLyHitCrew1", "Someone Like You (Made Famous by Adele)", "The Hit Crew - Topic", 284, 40_000)
+SLY_SING_KING = yt("sLySingKng1", "Someone Like You (Originally Performed by Adele) [Karaoke Version]",
+                   "Sing King Karaoke", 287, 30_000_000)
+SLY_PARTY_TYME = yt("sLyPartyTy1", "Someone Like You (Made Popular By Adele) [Karaoke Version]",
+                    "Party Tyme Karaoke - Topic", 285, 200_000)
+SLY_TRIBUTE = yt("sLyTribute1", "Someone Like You (Adele Tribute)", "Piano Tribute Players - Topic", 283, 90_000)
+SLY_COVER = yt("sLyCoverJf1", "Adele - Someone Like You (cover by J.Fla)", "JFlaMusic", 284, 25_000_000)
+
+PERFECT = Wanted("Perfect", ("Ed Sheeran",), 263.4)
+PERFECT_LYRICS = yt("perfLyrics1", "Perfect - Ed Sheeran (Lyrics)", "7clouds", 264, 300_000_000)
+PERFECT_VOX = yt("perfVoxFrk1", "Perfect (Made Famous by Ed Sheeran)", "Vox Freaks - Topic", 263, 20_000)
+PERFECT_AMERITZ = yt("perfAmeritz", "Perfect (In the Style of Ed Sheeran)", "Ameritz - Topic", 262, 15_000)
+PERFECT_MUSICAL = yt("perfMusCre1", "Ed Sheeran - Perfect (Karaoke Version)", "Musical Creations Karaoke", 265,
+                     1_000_000)
+PERFECT_TRIBUTE = yt("perfTribut1", "Perfect - Tribute to Ed Sheeran", "Ultimate Tribute Stars", 264, 8_000)
+PERFECT_ORIGINALLY = yt("perfOrigPf1", "Perfect (Originally Performed by Ed Sheeran)", "Hit Masters - Topic", 263,
+                        5_000)
+
+# Fewer (or other) credited artists than Spotify lists: the solo album version of a track
+# Spotify has "(feat. X)", a "(just A)" edit, another featured credit (a remix's).
+LEV_SOLO_LYRICS = yt("levSoloLyr1", "Dua Lipa - Levitating (Official Lyrics Video)", "Dua Lipa", 203, 90_000_000)
+LEV_OTHER_FEAT = yt("levMadonna1", "Dua Lipa - Levitating ft. Madonna, Missy Elliott (Lyrics)", "Lyric Central", 204,
+                    800_000)
+
+STAY = Wanted("STAY (with Justin Bieber)", ("The Kid LAROI", "Justin Bieber"), 141.8)
+STAY_TOPIC = yt("stayTopic01", "STAY (with Justin Bieber)", "The Kid LAROI - Topic", 142, 150_000_000)
+STAY_MV = yt("kTJczUoc26U", "The Kid LAROI, Justin Bieber - STAY (Official Video)", "The Kid LAROI", 158,
+             600_000_000)
+STAY_AUDIO = yt("stayAudio01", "The Kid LAROI, Justin Bieber - STAY (Official Audio)", "The Kid LAROI", 142,
+                40_000_000)
+STAY_JUST = yt("stayJust001", "The Kid LAROI - STAY (just LAROI)", "laroi edits", 141, 300_000)
+STAY_SOLO = yt("staySolo001", "STAY (Solo Version)", "The Kid LAROI - Topic", 142, 2_000_000)
+STAY_LYRICS_SOLO = yt("stayLyrSol1", "The Kid LAROI - Stay (Lyrics)", "Dan Music", 142, 5_000_000)
+
+DESPACITO = Wanted("Despacito", ("Luis Fonsi", "Daddy Yankee"), 229.4)
+DESP_MV = yt("kJQP7kiw5Fk", "Luis Fonsi - Despacito ft. Daddy Yankee", "LuisFonsiVEVO", 282, 8_500_000_000)
+DESP_TOPIC = yt("despTopic01", "Despacito", "Luis Fonsi - Topic", 229, 300_000_000)
+DESP_BIEBER = yt("despBieber1", "Luis Fonsi - Despacito ft. Justin Bieber (Lyrics)", "Lyrics Hub", 229, 60_000_000)
+
+UNDER_PRESSURE = Wanted("Under Pressure - Remastered 2011", ("Queen", "David Bowie"), 248.1)
+UP_QUEEN = yt("upQueen0001", "Queen - Under Pressure (Remastered 2011)", "Queen Official", 248, 100_000_000)
+UP_KARAOKE = yt("upKaraoke01", "Under Pressure (In the Style of Queen & David Bowie) [Karaoke Version]",
+                "Ameritz Countdown Karaoke", 249, 50_000)
+
+# Credits in another script than Spotify's (Hebrew, Cyrillic, Greek).
+SILSULIM = Wanted("סלסולים", ("Static & Ben El",), 195.0)
+SILS_TOPIC = yt("silsTopic01", "סלסולים", "סטטיק ובן אל - Topic", 195, 3_000_000)
+SILS_TITLE = yt("silsTitle01", "סטטיק ובן אל תבורי - סלסולים (Prod. by Jordi)", "Teddy Productions", 196,
+                20_000_000)
+SILS_OTHER = yt("silsOther01", "סלסולים", "עומר אדם - Topic", 196, 100_000)
+
+BELIEVE = Wanted("Believe", ("Dima Bilan",), 183.0)
+BELIEVE_CYRILLIC = yt("belCyrill01", "Дима Билан - Believe", "Дима Билан", 183, 9_000_000)
+BELIEVE_OTHER = yt("belOther001", "Believe", "Дима Маликов - Topic", 184, 50_000)
+NEVOZMOZHNOE = Wanted("Невозможное возможно", ("Дима Билан",), 222.0)
+NEVOZMOZHNOE_LATIN = yt("nevLatin001", "Dima Bilan - Невозможное возможно", "Dima Bilan", 223, 4_000_000)
+
+MY_NUMBER_ONE = Wanted("My Number One", ("Έλενα Παπαρίζου",), 177.0)
+MNO_TOPIC = yt("mnoTopic001", "My Number One", "Helena Paparizou - Topic", 177, 6_000_000)
+MNO_LYRICS = yt("mnoLyrics01", "Elena Paparizou - My Number One (Lyrics)", "Eurovision Lyrics", 178, 700_000)
+MNO_OTHER = yt("mnoOther001", "My Number One", "Άννα Βίσση - Topic", 178, 30_000)
+ANTHROPOI = Wanted("Άνθρωποι μονάχοι", ("Helena Paparizou",), 233.0)
+ANTHROPOI_GREEK = yt("anthGreek01", "Έλενα Παπαρίζου - Άνθρωποι μονάχοι (Official Video)", "Sony Music Greece",
+                     234, 10_000_000)
+
+
 CASES = [
     Case("official audio (Topic) beats lyric video, MV with intro and another artist's Hello", HELLO,
          (HELLO_MV, HELLO_LYRICS, RICHIE_MV, HELLO_TOPIC), HELLO_TOPIC.id, False),
@@ -171,6 +243,60 @@ CASES = [
          (FIRESTONE_NO_DURATION,), FIRESTONE_NO_DURATION.id, False),
     Case("'Title - Artist' by an uploader channel is read the right way round", FIRESTONE,
          (FIRESTONE_REVERSED,), FIRESTONE_REVERSED.id, False),
+    # sound-alikes, karaoke, tributes: versions, whatever channel they come from
+    Case("sound-alike, karaoke, tribute and cover uploads lose to the official audio", SOMEONE,
+         (SLY_HIT_CREW, SLY_SING_KING, SLY_PARTY_TYME, SLY_TRIBUTE, SLY_COVER, SLY_MV, SLY_TOPIC), SLY_TOPIC.id,
+         False),
+    Case("only sound-alike, karaoke, tribute and cover uploads -> review", SOMEONE,
+         (SLY_HIT_CREW, SLY_SING_KING, SLY_PARTY_TYME, SLY_TRIBUTE, SLY_COVER), None, True),
+    Case("'(Made Famous by X)' on a sound-alike label's Topic channel -> review", SOMEONE,
+         (SLY_HIT_CREW,), SLY_HIT_CREW.id, True),
+    Case("'(X Tribute)' on a tribute channel -> review", SOMEONE, (SLY_TRIBUTE,), SLY_TRIBUTE.id, True),
+    Case("a lyric video beats a 'Made Famous by' sound-alike of the same length", PERFECT,
+         (PERFECT_VOX, PERFECT_LYRICS), PERFECT_LYRICS.id, False),
+    Case("'(In the Style of X)' from Ameritz -> review", PERFECT, (PERFECT_AMERITZ,), PERFECT_AMERITZ.id, True),
+    Case("'- Tribute to X' -> review", PERFECT, (PERFECT_TRIBUTE,), PERFECT_TRIBUTE.id, True),
+    Case("'(Originally Performed by X)' -> review", PERFECT, (PERFECT_ORIGINALLY,), PERFECT_ORIGINALLY.id, True),
+    Case("only sound-alike, karaoke and tribute uploads of Perfect -> review", PERFECT,
+         (PERFECT_VOX, PERFECT_AMERITZ, PERFECT_MUSICAL, PERFECT_TRIBUTE, PERFECT_ORIGINALLY), None, True),
+    Case("co-artists' karaoke loses to the official upload", UNDER_PRESSURE, (UP_KARAOKE, UP_QUEEN), UP_QUEEN.id,
+         False),
+    # fewer or other credited artists than Spotify lists
+    Case("Spotify 'feat. X': the solo version credited 'A - Title' -> review", LEVITATING,
+         (LEV_SOLO_LYRICS,), LEV_SOLO_LYRICS.id, True),
+    Case("Spotify 'feat. X': the Topic upload of the feat. title beats the solo version", LEVITATING,
+         (LEV_SOLO_LYRICS, LEV_TOPIC), LEV_TOPIC.id, False),
+    Case("another featured credit (a remix's) -> review", LEVITATING, (LEV_OTHER_FEAT,), LEV_OTHER_FEAT.id, True),
+    Case("'A, B - Title' on A's channel beats '(just A)', a solo version and the long MV", STAY,
+         (STAY_JUST, STAY_SOLO, STAY_MV, STAY_AUDIO), STAY_AUDIO.id, False),
+    Case("only '(just A)' and '(Solo Version)' uploads -> review", STAY, (STAY_JUST, STAY_SOLO), None, True),
+    Case("'A - Title' without the artist Spotify's title features ('with X') -> review", STAY,
+         (STAY_LYRICS_SOLO,), STAY_LYRICS_SOLO.id, True),
+    Case("a Topic upload of the 'with X' title names only A in the channel: accepted", STAY,
+         (STAY_LYRICS_SOLO, STAY_TOPIC), STAY_TOPIC.id, False),
+    Case("Spotify co-artists: the Topic upload wins over a remix credited 'ft. Justin Bieber'", DESPACITO,
+         (DESP_BIEBER, DESP_MV, DESP_TOPIC), DESP_TOPIC.id, False),
+    Case("only the 'ft. Justin Bieber' remix credit and the long MV -> review", DESPACITO,
+         (DESP_BIEBER, DESP_MV), None, True),
+    Case("a co-artist (not 'feat.') left out of the official upload's title: accepted", UNDER_PRESSURE,
+         (UP_QUEEN,), UP_QUEEN.id, False),
+    # credits in another script
+    Case("Hebrew Topic channel 'סטטיק ובן אל' is Static & Ben El; another artist's song loses", SILSULIM,
+         (SILS_OTHER, SILS_TOPIC), SILS_TOPIC.id, False),
+    Case("Hebrew credit in the title ('סטטיק ובן אל תבורי - ...'): accepted", SILSULIM,
+         (SILS_TITLE,), SILS_TITLE.id, False),
+    Case("Hebrew title by another artist only -> review", SILSULIM, (SILS_OTHER,), SILS_OTHER.id, True),
+    Case("Cyrillic 'Дима Билан' is Dima Bilan; another Dima loses", BELIEVE,
+         (BELIEVE_OTHER, BELIEVE_CYRILLIC), BELIEVE_CYRILLIC.id, False),
+    Case("another Dima's Believe only -> review", BELIEVE, (BELIEVE_OTHER,), BELIEVE_OTHER.id, True),
+    Case("Spotify Cyrillic, YouTube Latin credit: accepted", NEVOZMOZHNOE,
+         (NEVOZMOZHNOE_LATIN,), NEVOZMOZHNOE_LATIN.id, False),
+    Case("Spotify Greek, 'Helena Paparizou - Topic' beats another Greek artist", MY_NUMBER_ONE,
+         (MNO_OTHER, MNO_LYRICS, MNO_TOPIC), MNO_TOPIC.id, False),
+    Case("Spotify Greek, 'Elena Paparizou - ...' lyric video: accepted", MY_NUMBER_ONE,
+         (MNO_LYRICS,), MNO_LYRICS.id, False),
+    Case("Greek song by another Greek artist only -> review", MY_NUMBER_ONE, (MNO_OTHER,), MNO_OTHER.id, True),
+    Case("Spotify Latin, YouTube Greek credit: accepted", ANTHROPOI, (ANTHROPOI_GREEK,), ANTHROPOI_GREEK.id, False),
 ]
 
 
@@ -206,6 +332,67 @@ def test_wrong_versions_fall_below_the_threshold_on_their_own() -> None:
         assert scored.score < THRESHOLD, (version, scored)
 
 
+@pytest.mark.parametrize(("title", "channel"), [
+    ("The Weeknd - Blinding Lights (Made Famous by The Weeknd)", "x"),
+    ("Blinding Lights (As Made Famous by The Weeknd)", "x"),
+    ("Blinding Lights (Made Popular by The Weeknd)", "x"),
+    ("Blinding Lights (In the Style of The Weeknd)", "x"),
+    ("Blinding Lights [Originally Performed by The Weeknd]", "x"),
+    ("Blinding Lights - Made Famous by The Weeknd", "x"),
+    ("Blinding Lights (The Weeknd Tribute)", "x"),
+    ("Blinding Lights (Tribute to The Weeknd)", "x"),
+    ("Blinding Lights - A Tribute to The Weeknd", "x"),
+    ("The Weeknd - Blinding Lights (Soundalike)", "x"),
+    ("The Weeknd - Blinding Lights", "Ameritz Karaoke Standards"),
+    ("The Weeknd - Blinding Lights", "Sing King"),
+    ("The Weeknd - Blinding Lights", "Party Tyme - Topic"),
+    ("The Weeknd - Blinding Lights", "KaraFun"),
+    ("Blinding Lights (Made Famous by The Weeknd)", "The Hit Crew - Topic"),
+])
+def test_sound_alike_wordings_fall_below_the_threshold_on_their_own(title: str, channel: str) -> None:
+    scored = score(BLINDING, yt("v", title, channel, 200))
+    assert scored.score < THRESHOLD, scored
+
+
+@pytest.mark.parametrize(("title", "channel"), [
+    ("Dua Lipa - Levitating (Solo Version)", "Dua Lipa"),
+    ("Levitating (Solo Version)", "Dua Lipa - Topic"),
+    ("Dua Lipa - Levitating (just Dua)", "x"),
+    ("Dua Lipa - Levitating (without DaBaby)", "x"),
+    ("Dua Lipa - Levitating", "Dua Lipa"),  # names a credit, no DaBaby although Spotify's title features him
+    ("Dua Lipa - Levitating (Lyrics)", "7clouds"),
+    ("Levitating - Dua Lipa (Lyrics)", "7clouds"),
+    ("Dua Lipa - Levitating ft. Madonna", "x"),  # another featured credit
+    ("Dua Lipa - Levitating (Alternate Version)", "Dua Lipa"),
+])
+def test_a_smaller_or_other_credit_falls_below_the_threshold(title: str, channel: str) -> None:
+    scored = score(LEVITATING, yt("v", title, channel, 203))
+    assert scored.score < THRESHOLD, scored
+
+
+@pytest.mark.parametrize(("wanted", "title", "channel"), [
+    (Wanted("Titanium (feat. Sia)", ("David Guetta", "Sia"), 245.0), "David Guetta - Titanium ft. Sia", "x"),
+    (Wanted("Titanium (feat. Sia)", ("David Guetta", "Sia"), 245.0), "David Guetta ft. Sia - Titanium (Lyrics)", "x"),
+    (Wanted("Titanium (feat. Sia)", ("David Guetta", "Sia"), 245.0), "Titanium (feat. Sia)", "David Guetta - Topic"),
+    (Wanted("Titanium (feat. Sia)", ("David Guetta", "Sia"), 245.0), "Titanium", "David Guetta - Topic"),
+    (Wanted("Miracle (with Ellie Goulding)", ("Calvin Harris", "Ellie Goulding"), 192.0),
+     "Calvin Harris & Ellie Goulding - Miracle (Official Video)", "CalvinHarrisVEVO"),
+    (Wanted("Get Lucky (feat. Pharrell Williams & Nile Rodgers)", ("Daft Punk", "Pharrell Williams", "Nile Rodgers"),
+            248.0), "Daft Punk - Get Lucky (Official Audio) ft. Pharrell Williams, Nile Rodgers", "Daft Punk"),
+    (Wanted("Peaches (feat. Daniel Caesar & Giveon)", ("Justin Bieber", "Daniel Caesar", "Giveon"), 198.0),
+     "Justin Bieber - Peaches ft. Daniel Caesar, Giveon", "JustinBieberVEVO"),
+    (Wanted("Firestone", ("Kygo", "Conrad Sewell"), 271.3), "Kygo - Firestone (Official Audio)", "Kygo"),
+    (Wanted("Someone Like You", ("Adele",), 285.2), "Adele - Someone Like You (Live at the Royal Albert Hall)", "x"),
+])
+def test_full_or_usual_credits_stay_confident(wanted: Wanted, title: str, channel: str) -> None:
+    duration = wanted.duration_s + 1
+    scored = score(wanted, yt("v", title, channel, duration))
+    if "Live" in title:  # control: a live take still falls, the credit rule does not lift it
+        assert scored.score < THRESHOLD, scored
+    else:
+        assert scored.score >= THRESHOLD, scored
+
+
 def test_reasons_explain_the_score() -> None:
     scored = score(BLINDING, BL_SPED)
     assert scored.reasons[:2] == ("title 1.00", "artist 1.00")
@@ -216,6 +403,12 @@ def test_reasons_explain_the_score() -> None:
     other = score(SUMMER_R3HAB, SUMMER_TIESTO)
     assert any("'tiesto remix' is not the Spotify" in r for r in other.reasons)
     assert any("Topic channel" in r for r in score(BLINDING, BL_TOPIC).reasons)
+    # a sound-alike label's Topic channel is not the artist's official audio
+    assert not any("Topic channel" in r for r in score(SOMEONE, SLY_HIT_CREW).reasons)
+    assert any("'cover' not in the Spotify title" in r for r in score(SOMEONE, SLY_HIT_CREW).reasons)
+    assert any("without dababy, whom the Spotify title features" in r
+               for r in score(LEVITATING, LEV_SOLO_LYRICS).reasons)
+    assert any("credits feat. justin bieber" in r for r in score(DESPACITO, DESP_BIEBER).reasons)
     assert "duration unknown: -0.10" in score(FIRESTONE, FIRESTONE_NO_DURATION).reasons
 
 
@@ -482,3 +675,14 @@ def test_length_versions_cost_less_and_are_not_remixes() -> None:
     remix = score(wanted, yt("x", "Swedish House Mafia - Don't You Worry Child (Promise Land Remix)", "x", 403))
     assert remix.score < THRESHOLD
     assert any("Spotify title says 'extended mix'" in r for r in remix.reasons)
+
+
+def test_consonant_skeletons_join_names_across_scripts_only() -> None:
+    """Within one script a merely similar name stays another artist, even when its
+    consonants agree ("Дима Белан" is not "Дима Билан"; "Elena" is not taken for "Helena")."""
+    same_script = score(Wanted("Believe", ("Дима Билан",), 183.0), yt("b", "Дима Белан - Believe", "x", 183))
+    assert same_script.score < THRESHOLD, same_script
+    latin = score(Wanted("My Number One", ("Helena Paparizou",), 177.0), yt("m", "Elena Paparizou - My Number One", "x", 177))
+    assert latin.score < THRESHOLD, latin
+    cross = score(Wanted("My Number One", ("Έλενα Παπαρίζου",), 177.0), yt("m", "Elena Paparizou - My Number One", "x", 177))
+    assert cross.reasons[1] == "artist 0.90" and cross.score >= THRESHOLD, cross

@@ -2,7 +2,7 @@
 
 import pytest
 
-from music_pipeline.core.domain.normalize import TrackName, fold, parse
+from music_pipeline.core.domain.normalize import TrackName, consonants, fold, parse, romanize
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -105,6 +105,25 @@ KEYS = [
     ("Avicii", "Levels (Reprise)", "avicii|levels|reprise"),
     ("Avicii", "Levels (Orchestral Version)", "avicii|levels|orchestral"),
     ("Avicii", "Levels (Piano Version)", "avicii|levels|piano version"),
+    # sound-alike labels, solo and alternate versions
+    ("The Hit Crew - Topic", "Someone Like You (Made Famous by Adele)", "the hit crew|someone like you|cover"),
+    ("Hit Masters", "Hello (As Made Famous by Adele)", "hit masters|hello|cover"),
+    ("Ameritz - Topic", "Perfect (In the Style of Ed Sheeran)", "ameritz|perfect|cover"),
+    ("Party Tyme Karaoke - Topic", "Hello (Made Popular By Adele) [Karaoke Version]",
+     "party tyme karaoke|hello|cover,karaoke"),
+    ("Sing King Karaoke", "Shallow (Originally Performed by Lady Gaga & Bradley Cooper) [Karaoke Version]",
+     "sing king karaoke|shallow|cover,karaoke"),
+    ("Piano Tribute Players - Topic", "Hello (Adele Tribute)", "piano tribute players|hello|cover"),
+    ("Ultimate Tribute Stars", "Perfect - Tribute to Ed Sheeran", "ultimate tribute stars|perfect|cover"),
+    ("Vox Freaks", "Hello (Soundalike Version)", "vox freaks|hello|cover"),
+    ("The Kid LAROI - Topic", "STAY (Solo Version)", "the kid laroi|stay|solo"),
+    ("Artist", "Song - Solo Version", "artist|song|solo"),
+    ("Artist", "Song (Alternate Version)", "artist|song|alternate version"),
+    ("Artist", "Song (Alternative Take)", "artist|song|alternate version"),
+    # ... which are song titles too
+    ("Tenacious D", "Tenacious D - Tribute", "tenacious d|tribute|"),
+    ("Clean Bandit", "Clean Bandit - Solo", "clean bandit|solo|"),
+    ("JENNIE", "JENNIE - 'SOLO' M/V", "jennie|solo|"),
     ("Nirvana", "About a Girl (MTV Unplugged)", "nirvana|about a girl|unplugged"),
     ("Coldplay", "Yellow (Live @ Glastonbury 2016)", "coldplay|yellow|live"),
     ("Coldplay", "Yellow (Live Acoustic)", "coldplay|yellow|acoustic,live"),
@@ -197,6 +216,7 @@ SAME = [
     (("Daft Punk, Pharrell Williams, Nile Rodgers", "Get Lucky (feat. Pharrell Williams & Nile Rodgers)"),
      ("Daft Punk", "Daft Punk - Get Lucky (Official Audio) ft. Pharrell Williams, Nile Rodgers")),
     (("Queen", "Bohemian Rhapsody - Live Aid 1985"), ("Queen", "Bohemian Rhapsody (Live Aid)")),
+    (("The Hit Crew", "Hello (Made Famous by Adele)"), ("The Hit Crew", "Hello - Made Famous by Adele")),
 ]
 
 DIFFERENT = [
@@ -227,3 +247,36 @@ def test_key_ignores_featured_and_is_empty_without_title() -> None:
     assert parse("A", "Song (feat. B)").key == parse("A", "Song (feat. C)").key == "a|song|"
     assert parse("A", "").key == ""
     assert parse("A", "   ").key == ""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Дима Билан", "dima bilan"),
+    ("Έλενα Παπαρίζου", "elena paparizoy"),
+    ("סטטיק ובן אל", "sttyk vvn l"),
+    ("Beyoncé", "beyonce"),
+    ("Static & Ben El", "static and ben el"),
+    ("", ""),
+])
+def test_romanize(text: str, expected: str) -> None:
+    assert romanize(text) == expected
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Static & Ben El", "סטטיק ובן אל"),
+    ("Helena Paparizou", "Έλενα Παπαρίζου"),
+    ("Elena Paparizou", "Έλενα Παπαρίζου"),
+    ("Omer Adam", "עומר אדם"),
+    ("Eyal Golan", "אייל גולן"),
+    ("Dima Bilan", "Дима Билан"),
+])
+def test_consonants_agree_across_scripts(a: str, b: str) -> None:
+    assert consonants(a) == consonants(b) != ""
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Dima Bilan", "Дима Маликов"),
+    ("Anna Vissi", "Έλενα Παπαρίζου"),
+    ("Static & Ben El", "עומר אדם"),
+])
+def test_consonants_differ_for_other_artists(a: str, b: str) -> None:
+    assert consonants(a) != consonants(b)

@@ -31,6 +31,12 @@ Decisions (kept deliberately simple and predictable):
   "instrumental", "acapella", "slowed" and "slowed reverb" (kept apart: different audio),
   "sped up", "nightcore", "8d audio", "cover", "karaoke", "demo", "reprise", "orchestral",
   "piano version", "unplugged", plus "<who> edit/rework/bootleg/flip/mashup/mix".
+  Sound-alike and karaoke labels name the artist they imitate ("Made Famous by X",
+  "Made Popular by X", "In the Style of X", "Originally Performed by X", "Tribute to X",
+  "X Tribute", "Soundalike"): a "cover", whoever uploads it. "Solo (Version)", "just X" edits
+  aside, is "solo" (the version without the featured artist) and "Alternate/Alternative
+  (Version/Take)" is "alternate version"; bare "Solo", "Tribute" or "Alternative" are also
+  song titles ("Clean Bandit - Solo"), so in a " - " suffix they count only with "Version".
   "Original Mix" means no version. Unknown bracket text stays in the title
   ("(I Can't Get No) Satisfaction", "(Taylor's Version)", a romanised title).
 * YouTube channels: "X - Topic", "XVEVO" (glued CamelCase is split: "DaftPunkVEVO" →
@@ -40,6 +46,13 @@ Decisions (kept deliberately simple and predictable):
   "Title - Artist" is recognised when B is the artist field, and "A - B" is left alone
   when A is the artist field and B is a noise word (LSD - "Audio"). Japanese
   "Artist「Title」" is read the same way.
+
+``romanize`` and ``consonants`` are for comparing *names across scripts* only (Spotify
+"Дима Билан", YouTube "Dima Bilan"); the key keeps scripts apart. ``romanize`` is
+anyascii's transliteration, folded. It is exact enough for Cyrillic, not for scripts that
+leave vowels unwritten or romanise them several ways (Hebrew "סטטיק ובן אל" → "sttyk vvn l"
+for "Static & Ben El"; Greek "Έλενα" → "elena" for "Helena"), hence ``consonants``: the
+consonant skeleton of both romanisations.
 """
 
 from __future__ import annotations
@@ -47,6 +60,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+
+from anyascii import anyascii
 
 # --- fold -------------------------------------------------------------------------------
 
@@ -91,6 +106,35 @@ def fold(text: str) -> str:
 
 def _compact(text: str) -> str:
     return fold(text).replace(" ", "")
+
+
+def romanize(text: str) -> str:
+    """``fold`` of the text transliterated to ASCII (anyascii): "Дима Билан" → "dima bilan",
+    "Έλενα Παπαρίζου" → "elena paparizoy". For comparing names across scripts; not a key."""
+    return fold(anyascii(fold(text))) if text else ""
+
+
+# Skeleton letters: c/q/k and p/f (Hebrew פ, Greek φ) are one sound each; vowels, y, h, w,
+# v and b go, because Hebrew writes ו (v, o or u, or "and" glued to the next word) and ב
+# (b or v) alike and leaves vowels out, Greek υ romanises as y, and an initial H (Greek
+# rough breathing, "Helena"/"Έλενα") is not written.
+_SKELETON = str.maketrans({"c": "k", "q": "k", "x": "ks", "f": "p", **dict.fromkeys("aeiouyhwvb", "")})
+_SKELETON_SKIP = frozenset({"and", "the"})
+
+
+def consonants(text: str) -> str:
+    """The consonant skeleton of the romanised text, word by word ("and"/"the" dropped,
+    repeated letters once): "Static & Ben El" and "סטטיק ובן אל" both give "stk n l",
+    "Helena Paparizou" and "Έλενα Παπαρίζου" both "ln prz". Lossy by design: a match is
+    evidence across scripts, never within one (see ``romanize``)."""
+    out = []
+    for word in romanize(text).split():
+        if word in _SKELETON_SKIP:
+            continue
+        letters = re.sub(r"[^a-z]", "", word).translate(_SKELETON)
+        if squeezed := re.sub(r"(.)\1+", r"\1", letters):
+            out.append(squeezed)
+    return " ".join(out)
 
 
 # --- vocabulary ---------------------------------------------------------------------------
@@ -139,6 +183,18 @@ _CANONICAL = [(re.compile(rx), name) for rx, name in [
     (r"piano", "piano version"),
     (r"acoustic(?: session| sessions)?", "acoustic"),
     (r"(?:mtv )?unplugged", "unplugged"),
+]]
+
+# Sound-alike / karaoke labels crediting the artist they imitate: a cover.
+_SOUND_ALIKE = re.compile(
+    r"(?:as )?(?:made (?:famous|popular)|populari[sz]ed|originally(?: performed| recorded| sung)?) by .+"
+    r"|in the style of .+|(?:a )?tribute to .+|sound ?alike")
+# Versions that are also song titles on their own ("Clean Bandit - Solo", "Tenacious D -
+# Tribute"): in brackets, or in a " - " suffix that says "version".
+_TITLE_LIKE_VERSIONS = [(re.compile(rx), name) for rx, name in [
+    (r"(?:.+ )?tribute", "cover"),
+    (r"(?:\S+ ){0,2}solo", "solo"),  # "(Solo Version)", "(LAROI Solo)"
+    (r"alt(?:ernate|ernative)?(?: take| mix)?", "alternate version"),
 ]]
 
 # "<who> remix" and friends; the remixer is part of the version.
@@ -231,6 +287,11 @@ def _version(folded: str, suffix: bool) -> tuple[str, ...] | None:
     found = _canonical(core)
     if found is not None:
         return found
+    if _SOUND_ALIKE.fullmatch(core):
+        return ("cover",)
+    for rx, name in _TITLE_LIKE_VERSIONS:
+        if rx.fullmatch(core) and (not suffix or "version" in folded.split()):
+            return (name,)
     words = core.split()
     if words[0] == "recorded" and len(words) > 1:
         words = words[1:]

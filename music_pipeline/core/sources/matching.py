@@ -31,7 +31,12 @@ Scoring rule (``score``); both sides go through ``normalize.parse``, so "Officia
     removed from the title before the titles are compared) or equal to it without
     spaces and a leading "The" ("DaftPunk", "Weeknd"); otherwise only half the
     ``SequenceMatcher`` ratio of the names: after folding, a merely similar name is more
-    often another artist than a typo ("Adele" / "Adelen").
+    often another artist than a typo ("Adele" / "Adelen"). A name in another script than
+    the upload's ("Дима Билан" / "Dima Bilan", "סטטיק ובן אל" / "Static & Ben El") is
+    compared through ``normalize.romanize``: equal romanisations count 1.0; equal consonant
+    skeletons (``normalize.consonants``, at least 4 letters) 0.9, since Hebrew leaves vowels
+    unwritten and Greek ones romanise several ways ("Έλενα" / "Helena"). Within one script
+    the skeleton is never used: there it would only join different artists.
 * **Duration**, ``-0.015`` per second of difference up to ``MAX_DURATION_DIFF_S`` (7 s:
   -0.105 at most: YouTube rounds to the second, uploads have a little silence); beyond it
   ``-0.3`` and the candidate is *rejected*: ``choose`` ranks it after every confident
@@ -45,8 +50,22 @@ Scoring rule (``score``); both sides go through ``normalize.parse``, so "Officia
   length, which the duration already judges. Besides ``parse``'s versions, a few
   unambiguous words anywhere in the upload's title or channel count (a "Nightcore"
   channel, "blinding lights slowed reverb" without brackets) unless the Spotify title or
-  artists say them too.
-* **Bonuses**: ``+0.05`` for an "Artist - Topic" channel of the right artist (YouTube
+  artists say them too. Sound-alike covers count as "cover" however they say it ("Made
+  Famous by X", "In the Style of X", "Originally Performed by X", "Tribute", a karaoke or
+  sound-alike label as channel: Ameritz, Sing King, Party Tyme, KaraFun, The Hit Crew):
+  they name the Spotify artist, so title and artist alone would accept them. "(just X)" or
+  "(without X)" naming (part of) an artist is the "solo" version.
+* **Credits** (``_credit_gap``), ``-0.3`` once, like a version: the artist score takes the
+  best Spotify artist, so an upload missing a co-artist scores as well as the full credit.
+  That is normal (a Topic channel or an official upload naming only the main artist, a
+  co-artist Spotify lists without "feat." left out of the title), so it costs only when the
+  upload *names* another credit: (a) its title credits featured artists ("ft. X") and one
+  of them is not on Spotify's list, or one Spotify artist appears nowhere in the upload
+  (title, channel, any script): another version (the "ft. Justin Bieber" remix of
+  Despacito); (b) Spotify's own title features an artist ("(feat. X)", "(with X)"), the
+  upload's title spells out its artists ("A - Title") and X is nowhere: the solo version
+  (Levitating without DaBaby, same length). A "solo" version is not charged twice.
+* **Bonuses**: ``+0.05`` for an "Artist - Topic" channel of a Spotify artist (YouTube
   Music's auto-generated official audio: exactly the released master, no video intro);
   ``+0.15`` for a result of the ISRC query whose title and artist are plausible
   (title >= 0.6, artist >= 0.5): the ISRC names the exact recording, but YouTube also
@@ -64,11 +83,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from ..domain.normalize import TrackName, fold, parse
+from ..domain.normalize import TrackName, consonants, fold, parse, romanize
 from . import ytdlp
 from .ytdlp import DownloadOptions
 
@@ -82,6 +101,9 @@ _ARTIST_WEIGHT = 0.5
 _CONTAINED_TITLE = 0.9
 _FEATURED_FACTOR = 0.8
 _SIMILAR_NAME_FACTOR = 0.5
+_SKELETON_NAME = 0.9
+_MIN_SKELETON_LETTERS = 4
+_SAME_NAME = 0.9  # "is this artist named in the upload": whole-word or cross-script match
 _PER_SECOND = 0.015
 _TOO_FAR = 0.3
 _NO_DURATION = 0.1
@@ -101,7 +123,7 @@ _ATTRIBUTED_KIND = {"remix": "remix", "mix": "remix", "rework": "remix", "bootle
 _CANONICAL_VERSIONS = frozenset({
     "extended mix", "radio edit", "club mix", "dub", "vip", "instrumental", "acapella", "slowed",
     "slowed reverb", "sped up", "nightcore", "8d audio", "cover", "karaoke", "demo", "remix", "mashup",
-    "reprise", "orchestral", "piano version", "acoustic", "unplugged", "live",
+    "reprise", "orchestral", "piano version", "acoustic", "unplugged", "live", "solo", "alternate version",
 })
 # Words that mean "not the original audio" wherever they stand (outside brackets, in the
 # channel name); deliberately not "live" or "edit", which are common in song titles.
@@ -111,6 +133,12 @@ _MARKERS = {
     "slowed reverb": "slowed reverb", "slowed and reverb": "slowed reverb", "slowed": "slowed",
     "reverb": "slowed reverb", "8d": "8d audio", "karaoke": "karaoke",
     "instrumental": "instrumental", "remix": "remix", "cover": "cover", "bass boosted": "bass boosted",
+    # sound-alike covers, wherever the words stand ("Song - Artist (Made Famous by X) [HD]")
+    "made famous by": "cover", "made popular by": "cover", "in the style of": "cover",
+    "originally performed by": "cover", "tribute": "cover", "soundalike": "cover", "sound alike": "cover",
+    # labels that publish nothing but karaoke / sound-alike recordings, named by their channel
+    "ameritz": "karaoke", "sing king": "karaoke", "party tyme": "karaoke", "karafun": "karaoke",
+    "the hit crew": "cover",
 }
 _MARKER_RX = {word: re.compile(rf"(?<!\w){re.escape(word)}(?!\w)") for word in _MARKERS}
 _TOPIC_CHANNEL = re.compile(r"\s-\s*topic\s*$", re.I)
@@ -267,7 +295,53 @@ def _name_similarity(name: str, others: Iterable[str]) -> float:
         if _contains_words(other, name) or (bare and bare == _bare(other)):
             return 1.0
         best = max(best, _SIMILAR_NAME_FACTOR * _ratio(bare, _bare(other)))
+        if other and name.isascii() != other.isascii():  # another script (folded Latin is ASCII)
+            best = max(best, _cross_script_similarity(name, other))
     return best
+
+
+def _cross_script_similarity(name: str, other: str) -> float:
+    """``name`` against ``other`` written in another script: 1.0 when the romanisations
+    agree, 0.9 when only their consonant skeletons do (module docstring), else half the
+    similarity of the romanisations, as for any other name."""
+    a, b = romanize(name), romanize(other)
+    if _contains_words(b, a) or (_bare(a) and _bare(a) == _bare(b)):
+        return 1.0
+    skeleton = consonants(name)
+    if len(skeleton.replace(" ", "")) >= _MIN_SKELETON_LETTERS and _contains_words(consonants(other), skeleton):
+        return _SKELETON_NAME
+    return _SIMILAR_NAME_FACTOR * _ratio(_bare(a), _bare(b))
+
+
+def _solo_marker(folded_title: str, names: Iterable[str]) -> str | None:
+    """"just laroi" / "without dababy" in the upload's title when the words after it are an
+    artist's name or one word of it (not "(Just Like) Starting Over")."""
+    for name in names:
+        for part in (name, *name.split()):
+            if part in ("the", "and"):
+                continue
+            for word in ("just", "without"):
+                if _contains_words(folded_title, marker := f"{word} {part}"):
+                    return marker
+    return None
+
+
+def _credit_gap(spotify: Sequence[str], spotify_featured: Collection[str], title_credit: TrackName,
+                is_named: Callable[[str], bool]) -> str | None:
+    """Why the upload's own credit is not Spotify's, or None (rule in the module docstring).
+    ``spotify``: every artist Spotify lists or its title features; ``title_credit``: the
+    artists the upload's *title* names; ``is_named``: is this artist anywhere in the upload."""
+    missing = [a for a in spotify if not is_named(a)]
+    extra = [f for f in title_credit.featured
+             if _name_similarity(f, spotify) < _SAME_NAME and all(_name_similarity(a, [f]) < _SAME_NAME for a in spotify)]
+    if title_credit.featured and (missing or extra):
+        return (f"the upload credits feat. {', '.join(title_credit.featured)}, "
+                f"Spotify lists {', '.join(spotify)}")
+    left_out = [a for a in missing if a in spotify_featured]
+    if left_out and title_credit.artists:
+        return (f"the upload credits {', '.join(title_credit.artists)} without {', '.join(left_out)}, "
+                f"whom the Spotify title features")
+    return None
 
 
 def _kind(version: str) -> str:
@@ -374,11 +448,26 @@ def score(wanted: Wanted, candidate: Candidate, *, isrc_hit: bool = False) -> Sc
 
     want_text = fold(" ".join((wanted.title, *wanted.artists)))
     got_text = f"{folded_title} {fold(candidate.channel or '')}"
-    for reason, cost in _version_penalties(_versions(want, want_text), _versions(got, got_text)):
+    want_versions, got_versions = _versions(want, want_text), _versions(got, got_text)
+    spotify = list(dict.fromkeys((*spotify_artists, *want.featured)))
+    upload_names = [*got.artists, *got.featured, *channel_names]
+    solo = _solo_marker(folded_title, [*spotify, *got.artists])
+    if "solo" not in got_versions and solo and not _contains_words(want_text, solo):
+        got_versions["solo"] = solo
+    for reason, cost in _version_penalties(want_versions, got_versions):
         total -= cost
         reasons.append(f"{reason}: -{cost:.2f}")
 
-    if candidate.channel and _TOPIC_CHANNEL.search(candidate.channel) and artist_sim >= 0.9:
+    def is_named(artist: str) -> bool:
+        return _contains_words(folded_title, artist) or _name_similarity(artist, upload_names) >= _SAME_NAME
+
+    if "solo" not in got_versions and (
+            gap := _credit_gap(spotify, want.featured, parse(None, candidate.title), is_named)):
+        total -= _VERSION_PENALTY
+        reasons.append(f"{gap}: -{_VERSION_PENALTY:.2f}")
+
+    topic = _TOPIC_CHANNEL.search(candidate.channel or "")
+    if topic and max((_name_similarity(a, channel_names) for a in spotify), default=0.0) >= _SAME_NAME:
         total += _TOPIC_BONUS
         reasons.append(f"YouTube Music official audio (Topic channel): +{_TOPIC_BONUS:.2f}")
     if isrc_hit:
