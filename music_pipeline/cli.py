@@ -197,6 +197,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_install and not install_debian_packages():
         print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
     home = settings.ensure_dagster_home()
+    _instance().dispose()  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library = _library()
     library.inbox.mkdir(parents=True, exist_ok=True)
     for ok, what, fix in doctor_checks():
@@ -276,6 +277,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     runs from; the run carries each URL or file, and registers what its catalog lacks."""
     from .automation.bulk import ORIGIN_TAG, run_config
     from .core.domain.identity import looks_like_url, redact_url, source_for
+    from .core.library.catalog import CATALOG_FILE
     from .core.library.steps import register_target
     from .core.sources.download import resolve_id
     from .remote import DagsterRemote, RemoteError
@@ -292,14 +294,20 @@ def cmd_add(args: argparse.Namespace) -> int:
     for target in args.targets:
         try:
             source = source_for(target, resolve_id)
-            remote.add_partition("tracks", source.key)
-            keys.append(source.key)
             if source.url and redact_url(source.url) != source.url:
                 # A signed link or a password: never in the run's config or tags (the UI shows both).
                 # Registered here, in the library this machine shares with the daemon.
-                register_target(_library(), target, resolve_id)
+                library = _library()
+                if not (library.root / CATALOG_FILE).exists():
+                    raise TrackError(f"{redact_url(target)} carries a secret, so it is not sent to Dagster; "
+                                     f"it is registered in this machine's library, but {library.root} has none.",
+                                     hint="Set MUSIC_LIBRARY to the library Dagster uses, or drop the URL in a "
+                                          ".txt in its inbox.")
+                register_target(library, target, resolve_id)
             else:
                 targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
+            remote.add_partition("tracks", source.key)
+            keys.append(source.key)
         except (TrackError, RemoteError) as err:
             print(f"{_mark(False)} {redact_url(target)}: {err}")
             failures += 1

@@ -91,7 +91,10 @@ def ensure_dagster_home() -> Path:
             os.link(tmp, config)
         except FileExistsError:
             pass
+        except OSError:  # no hard links on this volume
+            if not config.exists():
+                os.replace(tmp, config)
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
     return home
 

@@ -125,3 +125,51 @@ def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_mov
 def test_an_unknown_track_is_still_a_catalog_error(tmp_path) -> None:
     with pytest.raises(CatalogError):
         Catalog(tmp_path / "c.sqlite").update("nope", title="x")
+
+
+def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_time(tmp_path) -> None:
+    """Migration 6 finds the old library folder from the originals' paths; a duplicate's
+    original under duplicates/<group>/_raw/ is not a library folder (taking it for one, in
+    whatever order a set gave, mapped the duplicate's file onto the keeper's: UNIQUE failed)."""
+    from music_pipeline.core.library.catalog import MIGRATIONS
+
+    old = tmp_path / "old" / "Music"
+    rows = {"tracks": [("keeper", "done", f"{old}/_raw/keeper.flac"),
+                       ("dup", "duplicate", f"{old}/duplicates/g1/_raw/dup.flac")],
+            "files": [("keeper", "ALAC", f"{old}/ALAC/A/A - T.m4a"),
+                      ("dup", "ALAC", f"{old}/duplicates/g1/ALAC/A/A - T.m4a")]}
+    for seed in range(6):  # Python's set order follows PYTHONHASHSEED: several processes, several orders
+        root = tmp_path / f"copy{seed}" / "Music"
+        root.mkdir(parents=True)
+        with sqlite3.connect(root / "catalog.sqlite") as conn:
+            for migration in MIGRATIONS[:5]:
+                conn.executescript(migration)
+            conn.execute("PRAGMA user_version = 5")
+            conn.executemany("INSERT INTO tracks (key, status, source_kind, raw_path, created_at, updated_at)"
+                             " VALUES (?, ?, 'url', ?, 'now', 'now')", rows["tracks"])
+            conn.executemany("INSERT INTO files (track_key, format, path, size, sha256, updated_at)"
+                             " VALUES (?, ?, ?, 1, 'x', 'now')", rows["files"])
+        code = ("import sys; from pathlib import Path; from music_pipeline.core.library.catalog import Catalog;"
+                "c = Catalog(Path(sys.argv[1])); print(c.file('keeper', 'ALAC')['path']);"
+                "print(c.file('dup', 'ALAC')['path']); print(c.get('dup')['raw_path'])")
+        proc = subprocess.run([sys.executable, "-c", code, str(root / "catalog.sqlite")], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [str(root / "ALAC/A/A"), "-", "T.m4a",
+                                       str(root / "duplicates/g1/ALAC/A/A"), "-", "T.m4a",
+                                       str(root / "duplicates/g1/_raw/dup.flac")]
+
+
+def test_a_constraint_error_is_not_called_damage(tmp_path) -> None:
+    """Only SQLite's corrupt / not-a-database answers mean a damaged file: a UNIQUE clash is a
+    bug to report, not a reason to tell the user to restore a backup."""
+    library = Library(tmp_path / "library")
+    for url in ("https://www.youtube.com/watch?v=aaaaaaaaaaa", "https://www.youtube.com/watch?v=bbbbbbbbbbb"):
+        register_target(library, url)
+    path = library.root / "ALAC" / "x.m4a"
+    library.catalog.record_file("youtube-aaaaaaaaaaa", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+                                codec="alac", sample_rate=44_100, bits=16)
+    with pytest.raises(sqlite3.IntegrityError):
+        library.catalog.record_file("youtube-bbbbbbbbbbb", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+                                    codec="alac", sample_rate=44_100, bits=16)
+    assert library.catalog.check() == []

@@ -23,6 +23,7 @@ from .audio import make_track
 
 def _render_all(root: str, key: str, barrier) -> None:
     library = Library(Path(root))
+    library.catalog.mark_running(key)  # as each step of a run does
     barrier.wait()  # both processes decide where to write at the same moment
     for fmt in FORMATS:
         library.render(key, fmt)
@@ -130,3 +131,23 @@ def test_processes_opening_a_new_catalog_at_once_share_one(tmp_path: Path) -> No
         assert catalog.schema_version == SCHEMA_VERSION
         assert len(catalog.tracks()) == 4  # every process wrote into the one catalog
         assert [p.name for p in path.parent.iterdir() if ".new-" in p.name] == []  # no half-made catalog left
+
+
+def test_a_tracks_cleanup_leaves_a_longer_keys_half_written_file_alone(tmp_path: Path) -> None:
+    from music_pipeline.core.library.store import PART_MARK, clean_partials
+
+    mine = tmp_path / f".Song{PART_MARK}bandcamp-intro-0123abcd.flac"
+    theirs = tmp_path / f".Song{PART_MARK}bandcamp-intro-2-4567cdef.flac"  # another track, still writing
+    for path in (mine, theirs):
+        path.write_bytes(b"half")
+    assert clean_partials(tmp_path, owner="bandcamp-intro") == 1
+    assert not mine.exists() and theirs.exists()
+
+
+def test_a_name_written_decomposed_is_taken(tmp_path: Path) -> None:
+    """macOS (HFS+) lists names decomposed (NFD); the library writes them composed (NFC): the
+    user's "Beyoncé - Halo.m4a" must count as taken, not be overwritten."""
+    import unicodedata
+
+    (tmp_path / unicodedata.normalize("NFD", "Beyoncé - Halo.m4a")).write_bytes(b"the user's own")
+    assert not Library._free(tmp_path / unicodedata.normalize("NFC", "Beyoncé - Halo.m4a"))

@@ -57,14 +57,14 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
         except discovery.NeedsReview as err:
             lib.catalog.mark_needs_review(key, "raw_audio", str(err))
             return review_stop(lib, key, str(err))
-        log(f"{key}: downloading the match {url} (score {lib.track(key).get('match_score') or 0:.2f})")
+        log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
     if url and existing.get("match_pinned"):
-        log(f"{key}: downloading the pinned source {url}")
+        log(f"{key}: downloading the pinned source {redact_url(url)}")
     lib.catalog.mark_running(key)
     row = lib.fetch_raw(key, options, log=log, force=force, url=url)
     metadata = {}
     if row.get("match_url"):
-        metadata["matched_source"] = MetadataValue.url(row["match_url"])
+        metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
         metadata["match_score"] = row.get("match_score") or 0.0
         metadata["match_pinned"] = bool(row.get("match_pinned"))
         if isinstance(row.get("match"), dict):

@@ -132,8 +132,8 @@ def redact_url(url: str) -> str:
     query values (signed links, API keys) replaced by ``***``."""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
+    except ValueError:  # not parseable (a bad IPv6 host...): keep nothing that could be a secret
+        return re.sub(r"//[^/@]*@", "//***@", re.split(r"[?#]", url, maxsplit=1)[0]) + ("?***" if "?" in url else "")
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -214,19 +214,19 @@ def key_for_url(url: str, resolve: Resolver | None = None) -> TrackSource:
     if scid := soundcloud_id(canon):
         return TrackSource(f"soundcloud-{scid}", "url", url=canon)
     if is_soundcloud_permalink(canon) and is_collection(canon):
-        raise UnsupportedSource(f"{url} is a SoundCloud set or profile page, not one track.",
+        raise UnsupportedSource(f"{redact_url(url)} is a SoundCloud set or profile page, not one track.",
                                 hint="Its tracks are added one by one (`music-pipeline add` expands it).")
     if is_soundcloud_permalink(canon):
         if resolve is None:
             raise UnsupportedSource(
-                f"{url} is a SoundCloud permalink; its track id can only be looked up online."
+                f"{redact_url(url)} is a SoundCloud permalink; its track id can only be looked up online."
             )
         extractor, track_id = resolve(canon)
         return TrackSource(f"soundcloud-{safe_id(track_id)}", "url", url=canon)
     ie = _specific_extractor(canon)
     if ie is not None and PLAYLIST_EXTRACTOR.search(ie.ie_key()):
         raise UnsupportedSource(
-            f"{url} is a playlist, channel or search ({ie.ie_key()}), not one track.",
+            f"{redact_url(url)} is a playlist, channel or search ({ie.ie_key()}), not one track.",
             hint="`music-pipeline add`/`sync` and the inbox expand it into its tracks.",
         )
     if ie is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..domain.errors import DiskFull, Reason, TrackError
 from ..domain.identity import TrackSource, normalise_isrc
 from ..domain.status import Status
+from .store import DUPLICATES_DIR, exclusive
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -144,6 +145,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
         created_at TEXT NOT NULL,
         PRIMARY KEY (track_key, format)
     );
+    CREATE INDEX files_path_nocase ON files(path COLLATE NOCASE);
     """,
     # 6: paths relative to the library folder, so a drive mounted elsewhere keeps its library
     lambda conn, root: _relative_paths(conn, root),
@@ -193,16 +195,21 @@ def _relative_paths(conn: sqlite3.Connection, root: Path) -> None:
     """Migration 6: absolute paths inside the library become relative to it. A library
     already moved before this version has paths under its old folder: that folder is read
     from the raw files' paths (``<old root>/_raw/<key>.<ext>``) and converted the same way."""
-    roots = {str(root)}
-    for (raw,) in conn.execute("SELECT raw_path FROM tracks WHERE raw_path LIKE '%/_raw/%'"):
-        roots.add(raw.rsplit("/_raw/", 1)[0])
+    found = set()
+    for (raw,) in conn.execute("SELECT raw_path FROM tracks WHERE raw_path LIKE '/%/_raw/%'"
+                               " AND status <> 'duplicate'"):
+        folder, _, name = raw.rpartition("/_raw/")
+        if "/" not in name and f"/{DUPLICATES_DIR}/" not in f"{folder}/":  # <root>/_raw/<file>, not set aside
+            found.add(folder.rstrip("/"))
+    # The current folder first, then the others longest first: one answer, whatever the order found.
+    roots = [str(root).rstrip("/"), *sorted(found - {str(root).rstrip("/")}, key=lambda r: (-len(r), r))]
 
     def relative(text: str | None) -> str | None:
         if not text or not text.startswith("/"):
             return text
         for old in roots:
-            if text.startswith(old.rstrip("/") + "/"):
-                return text[len(old.rstrip("/")) + 1:]
+            if text.startswith(old + "/"):
+                return text[len(old) + 1:]
         return text
 
     for column in _TRACK_PATH_COLUMNS:
@@ -212,9 +219,15 @@ def _relative_paths(conn: sqlite3.Connection, root: Path) -> None:
     conn.executemany("UPDATE files SET path = ? WHERE track_key = ? AND format = ?",
                      [(relative(p), k, f) for k, f, p in rows])
     conn.execute("DELETE FROM path_reservations")
-    for group_id, moves in conn.execute("SELECT id, moves FROM dedup_groups").fetchall():
+    for group_id, moves, previous in conn.execute("SELECT id, moves, previous FROM dedup_groups").fetchall():
         pairs = [[relative(a), relative(b)] for a, b in json.loads(moves or "[]")]
-        conn.execute("UPDATE dedup_groups SET moves = ? WHERE id = ?", (json.dumps(pairs), group_id))
+        before = json.loads(previous or "{}")
+        for part in ("filled", "prior"):
+            for name in _TRACK_PATH_COLUMNS:
+                if isinstance(before.get(part), dict) and before[part].get(name):
+                    before[part][name] = relative(before[part][name])
+        conn.execute("UPDATE dedup_groups SET moves = ?, previous = ? WHERE id = ?",
+                     (json.dumps(pairs), json.dumps(before), group_id))
 
 
 def now() -> str:
@@ -258,17 +271,21 @@ def _sqlite_errors(path: Path) -> Iterator[None]:
     """SQLite's failures as sentences: a damaged file, a full disk, a read-only folder."""
     try:
         yield
-    except sqlite3.OperationalError as err:
+    except sqlite3.DatabaseError as err:
+        code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF  # the primary code of an extended one
         text = str(err)
-        if "disk is full" in text or "disk I/O error" in text:
+        if code == sqlite3.SQLITE_FULL:
             raise DiskFull(f"The disk holding the catalog {path} is full ({text}); nothing was recorded.",
                            hint="Free some space on the library's volume and run again.") from err
-        if "readonly" in text or "unable to open" in text:
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise _damaged(path, text) from err
+        if code == sqlite3.SQLITE_IOERR:
+            raise CatalogError(f"The catalog {path} could not be read or written ({text}).",
+                               hint="Is the library's drive still connected and its volume mounted?") from err
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
             raise CatalogError(f"The catalog {path} cannot be written ({text}).",
                                hint="Check that the library folder is writable and its volume mounted.") from err
         raise
-    except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
-        raise _damaged(path, str(err)) from err
 
 
 class Catalog:
@@ -290,7 +307,7 @@ class Catalog:
         :func:`damage`), and two processes creating one at once both end up using one."""
         tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
         try:
-            with _sqlite_errors(tmp):
+            with _sqlite_errors(self.path):
                 conn = sqlite3.connect(tmp)
                 try:
                     self._migrate(conn)
@@ -300,9 +317,10 @@ class Catalog:
                 os.link(tmp, self.path)
             except FileExistsError:
                 pass  # another process made it first: theirs is as good
-            except OSError:  # no hard links on this volume (exFAT): a rename, checked first
-                if not self.path.exists():
-                    os.replace(tmp, self.path)
+            except OSError:  # no hard links on this volume (exFAT): a rename, looked at under a lock
+                with exclusive(self.root):
+                    if not self.path.exists():
+                        os.replace(tmp, self.path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -600,9 +618,12 @@ class Catalog:
             conn.execute("BEGIN IMMEDIATE")
             for path in candidates:
                 stored = self._rel(path)
+                # A reservation counts while its track is being worked on; one left by a run
+                # killed before it could record or fail (its track no longer running) does not.
                 owners = {r[0] for r in conn.execute(
                     "SELECT track_key FROM files WHERE path = ? COLLATE NOCASE"
-                    " UNION SELECT track_key FROM path_reservations WHERE path = ?", (stored, stored))}
+                    " UNION SELECT r.track_key FROM path_reservations r JOIN tracks t ON t.key = r.track_key"
+                    " WHERE r.path = ? AND (t.status = 'running' OR r.track_key = ?)", (stored, stored, key))}
                 if owners == {key} or (not owners and free(path)):
                     chosen = path
                     break

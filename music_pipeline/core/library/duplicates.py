@@ -24,9 +24,8 @@ from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, looks_like_url, normalise_isrc
 from ..domain.status import Status
 from .steps import Library
-from .store import copy_atomic
+from .store import DUPLICATES_DIR, copy_atomic
 
-DUPLICATES_DIR = "duplicates"
 MERGED_FIELDS = ("title", "artist", "album", "isrc", "cover_path", "webpage_url", "thumbnail_url")
 
 
@@ -393,7 +392,8 @@ def undo(library: Library, group_id: str) -> dict:
     for source, _dest in record["moves"]:  # the keeper took over a plain name: it gets its suffix back
         if Path(source).exists() and catalog.path_owner(Path(source)) == record["keeper"]:
             library.step_aside(record["keeper"], Path(source))
-    blocked = [dest for source, dest in record["moves"] if Path(source).exists() or not Path(dest).exists()]
+    blocked = [dest for source, dest in record["moves"] if Path(source).exists() or not Path(dest).exists()
+               or not _reserve_back(catalog, Path(source), Path(dest))]
     if blocked:
         raise DedupError(f"Cannot undo {group_id}: {len(blocked)} file(s) were changed since "
                          f"(first: {blocked[0]}).", hint="Move the files back by hand; nothing was deleted.")
@@ -416,6 +416,16 @@ def undo(library: Library, group_id: str) -> dict:
     catalog.save_group(record, replace_applied=True)
     _prune_empty(library.root / DUPLICATES_DIR / group_id)
     return record
+
+
+def _reserve_back(catalog, source: Path, dest: Path) -> bool:
+    """Reserve an output's old name for it before it moves back, so a run writing another
+    same-named song meanwhile takes the other name; False when that song holds it already."""
+    owner = catalog.path_owner(dest)
+    record = next((f for f in catalog.files([owner]) if Path(f["path"]) == dest), None) if owner else None
+    if record is None:  # an original or a cover: named by its key, nobody else's
+        return True
+    return catalog.reserve_path(owner, record["format"], [source], free=lambda p: not p.exists()) is not None
 
 
 def _unmerge(library: Library, record: dict, keeper_row: dict) -> None:

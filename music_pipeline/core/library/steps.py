@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,6 +316,7 @@ class Library:
             return False
         if not same or self.catalog.reserve_path(key, fmt, [orphan], free=lambda _: True) is None:
             return False
+        move_to_trash(orphan, self.root)  # same audio, but its tags may be someone's edits: kept, reversibly
         os.replace(written, orphan)
         return True
 
@@ -324,8 +326,9 @@ class Library:
         and macOS volumes where "ABBA" and "Abba" are one file."""
         if not path.parent.is_dir():
             return True
-        name = path.name.casefold()
-        return not any(entry.name.casefold() == name for entry in path.parent.iterdir())
+        name = unicodedata.normalize("NFC", path.name).casefold()  # HFS+ lists names decomposed
+        return not any(unicodedata.normalize("NFC", entry.name).casefold() == name
+                       for entry in path.parent.iterdir())
 
     def tags_for(self, row: dict) -> tagging.Tags:
         cover = Path(row["cover_path"]).read_bytes() if row.get("cover_path") and Path(row["cover_path"]).exists() else None
@@ -362,7 +365,7 @@ class Library:
                                  duration_s=result.duration_s, codec=result.codec,
                                  sample_rate=result.sample_rate, bits=result.bits)
         if fmt == "WAV" and self.wav_backup_dir is not None:
-            result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root))
+            result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root), owner=key)
         return result
 
     def after_merge(self, key: str) -> None:

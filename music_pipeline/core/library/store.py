@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from pathlib import Path
 from ..domain.errors import DiskFull, TrackError
 
 PART_MARK = ".part-"
+#: Where duplicates are moved aside, ``<library>/duplicates/<group>/<their old relative path>``.
+DUPLICATES_DIR = "duplicates"
 
 
 @contextlib.contextmanager
@@ -37,7 +40,8 @@ def atomic_target(final: Path, owner: str = "") -> Iterator[Path]:
     with disk_errors(final):
         final.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{owner}-" if owner else ""
-    tmp = final.with_name(f".{final.stem[:80]}{PART_MARK}{tag}{uuid.uuid4().hex[:8]}{final.suffix}")
+    stem = final.stem.encode()[:80].decode(errors="ignore")  # bytes: a long CJK title must still fit a name
+    tmp = final.with_name(f".{stem}{PART_MARK}{tag}{uuid.uuid4().hex[:8]}{final.suffix}")
     try:
         yield tmp
         with disk_errors(final):
@@ -88,10 +92,13 @@ def clean_partials(folder: Path, stem_prefix: str = "", owner: str = "") -> int:
     removed = 0
     if not folder.is_dir():
         return 0
+    # The owner's tag ends the name (then 8 random hex digits and the extension): "a-b" is
+    # never taken for the owner "a".
+    mine = re.compile(re.escape(f"{PART_MARK}{owner}-") + r"[0-9a-f]{8}(\.[^.]*)?$") if owner else None
     for path in folder.iterdir():
         if PART_MARK not in path.name or not path.name.startswith(f".{stem_prefix}"):
             continue
-        if owner and f"{PART_MARK}{owner}-" not in path.name:
+        if mine is not None and not mine.search(path.name):
             continue
         with contextlib.suppress(OSError):
             path.unlink()
@@ -108,22 +115,31 @@ def exclusive(folder: Path) -> Iterator[None]:
 
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as err:  # a network share without flock on folders: go on unlocked, as before
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EBADF, errno.EINVAL):
+                raise
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 def process_owner() -> str:
-    """An ``owner`` for files many runs write in turn (the library index): this process."""
-    return f"pid{os.getpid()}"
+    """An ``owner`` for files many runs write in turn (the library index): this process on
+    this machine (a library shared by several machines must not judge another's processes)."""
+    return f"pid{os.getpid()}@{_host()}"
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
 
 def clean_dead_writers(folder: Path, stem_prefix: str) -> int:
-    """Remove ``.part`` leftovers of :func:`process_owner` writers that are no longer alive
-    (killed mid-write); a writer still at work keeps its file."""
+    """Remove ``.part`` leftovers of :func:`process_owner` writers on this machine that are
+    no longer alive (killed mid-write); a writer still at work keeps its file."""
     removed = 0
-    pattern = re.compile(re.escape(PART_MARK) + r"pid(\d+)-")
+    pattern = re.compile(re.escape(PART_MARK) + r"pid(\d+)@" + re.escape(_host()) + "-")
     for path in folder.glob(f".{stem_prefix}*{PART_MARK}pid*"):
         match = pattern.search(path.name)
         if match and not _alive(int(match.group(1))):

@@ -116,8 +116,9 @@ def scratch_leftovers(parent: Path, owner: str) -> list[Path]:
     if not parent.is_dir():
         return []
     prefix = f"{SCRATCH_PREFIX}{owner}-"
-    return [p for p in parent.iterdir() if p.is_dir() and p.name.startswith(prefix)
-            and len(p.name) == len(prefix) + 8]  # tempfile's 8 random characters
+    # Names first (no stat per entry: _raw holds every track's original); tempfile adds 8 characters.
+    return [p for p in parent.iterdir() if p.name.startswith(prefix) and len(p.name) == len(prefix) + 8
+            and p.is_dir()]
 
 
 def resolve_id(url: str, options: DownloadOptions | None = None) -> tuple[str, str]:
