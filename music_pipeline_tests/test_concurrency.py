@@ -151,3 +151,17 @@ def test_a_name_written_decomposed_is_taken(tmp_path: Path) -> None:
 
     (tmp_path / unicodedata.normalize("NFD", "Beyoncé - Halo.m4a")).write_bytes(b"the user's own")
     assert not Library._free(tmp_path / unicodedata.normalize("NFC", "Beyoncé - Halo.m4a"))
+
+
+def test_names_differing_only_in_non_ascii_case_are_one_name(tmp_path: Path) -> None:
+    """exFAT and macOS volumes take "Ébène.m4a" and "ébène.m4a" for one file: a name reserved
+    for one song is taken for the other too, even before either is on disk."""
+    library = Library(tmp_path / "library")
+    keys = []
+    for url in ("https://www.youtube.com/watch?v=aaaaaaaaaaa", "https://www.youtube.com/watch?v=bbbbbbbbbbb"):
+        key = register_target(library, url)[0].key
+        library.catalog.mark_running(key)
+        keys.append(key)
+    first = library.catalog.reserve_path(keys[0], "ALAC", [library.root / "ALAC" / "Ébène.m4a"], free=lambda _: True)
+    second = library.catalog.reserve_path(keys[1], "ALAC", [library.root / "ALAC" / "ébène.m4a"], free=lambda _: True)
+    assert first is not None and second is None

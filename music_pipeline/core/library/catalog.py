@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -139,7 +140,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
     # 5: output names reserved before they are written, so two runs never pick the same one
     """
     CREATE TABLE path_reservations (
-        path TEXT NOT NULL COLLATE NOCASE UNIQUE,
+        fold TEXT NOT NULL UNIQUE,  -- the path relative to the library, NFC and case-folded
         track_key TEXT NOT NULL REFERENCES tracks(key),
         format TEXT NOT NULL,
         created_at TEXT NOT NULL,
@@ -623,16 +624,16 @@ class Catalog:
                 owners = {r[0] for r in conn.execute(
                     "SELECT track_key FROM files WHERE path = ? COLLATE NOCASE"
                     " UNION SELECT r.track_key FROM path_reservations r JOIN tracks t ON t.key = r.track_key"
-                    " WHERE r.path = ? AND (t.status = 'running' OR r.track_key = ?)", (stored, stored, key))}
+                    " WHERE r.fold = ? AND (t.status = 'running' OR r.track_key = ?)", (stored, _fold(stored), key))}
                 if owners == {key} or (not owners and free(path)):
                     chosen = path
                     break
             else:
                 return None
-            conn.execute("DELETE FROM path_reservations WHERE (track_key = ? AND format = ?) OR path = ?",
-                         (key, fmt, self._rel(chosen)))
-            conn.execute("INSERT INTO path_reservations (path, track_key, format, created_at) VALUES (?, ?, ?, ?)",
-                         (self._rel(chosen), key, fmt, now()))
+            conn.execute("DELETE FROM path_reservations WHERE (track_key = ? AND format = ?) OR fold = ?",
+                         (key, fmt, _fold(self._rel(chosen))))
+            conn.execute("INSERT INTO path_reservations (fold, track_key, format, created_at) VALUES (?, ?, ?, ?)",
+                         (_fold(self._rel(chosen)), key, fmt, now()))
         return chosen
 
     def file(self, key: str, fmt: str) -> dict | None:
@@ -856,6 +857,12 @@ _JSON_COLUMNS = frozenset({"source_urls", "artists", "genres", "match"})
 _GROUP_JSON_COLUMNS = ("members", "evidence", "previous", "moves")
 #: Track columns holding paths, stored relative to the library folder.
 _TRACK_PATH_COLUMNS = ("raw_path", "cover_path", "source_path")
+
+
+def _fold(path: str | None) -> str:
+    """A path as case-insensitive volumes (exFAT, APFS, HFS+) compare names: NFC, case-folded
+    (SQLite's NOCASE folds ASCII only: "Ébène" and "ébène" would pass as two names)."""
+    return unicodedata.normalize("NFC", path or "").casefold()
 
 
 def _encode(value: object) -> str | None:
