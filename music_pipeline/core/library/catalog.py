@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from ..domain.errors import DiskFull, Reason, TrackError
 from ..domain.identity import TrackSource, normalise_isrc
@@ -229,6 +230,38 @@ def _relative_paths(conn: sqlite3.Connection, root: Path) -> None:
                     before[part][name] = relative(before[part][name])
         conn.execute("UPDATE dedup_groups SET moves = ?, previous = ? WHERE id = ?",
                      (json.dumps(pairs), json.dumps(before), group_id))
+
+
+class TrackRow(TypedDict, total=False):
+    """A track as the catalog returns it: paths absolute (resolved under the library folder),
+    JSON columns decoded. The fields callers rely on; the row holds every column."""
+
+    key: str
+    status: str  # a Status value
+    source_kind: str  # "url" | "file"
+    source_url: str | None
+    source_path: str | None
+    source_urls: list[str]
+    title: str | None
+    artist: str | None
+    artists: list[str] | None
+    album: str | None
+    isrc: str | None
+    raw_path: str | None
+    raw_sha256: str | None
+    cover_path: str | None
+    duration_s: float | None
+    bpm: float | None
+    key_name: str | None
+    camelot: str | None
+    fingerprint: str | None
+    match: dict | None
+    match_url: str | None
+    duplicate_of: str | None
+    dedup_group: str | None
+    error: str | None
+    error_step: str | None
+    error_reason: str | None  # a Reason value: Reason.of(row["error_reason"]).retryable
 
 
 def now() -> str:
@@ -482,12 +515,12 @@ class Catalog:
                                    " ORDER BY created_at LIMIT 1", (normalise_isrc(isrc),)).fetchone()
         return self.keeper_of(row["key"]) if row else None
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> TrackRow | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM tracks WHERE key = ?", (key,)).fetchone()
         return self._track(row) if row else None
 
-    def _track(self, row: sqlite3.Row) -> dict:
+    def _track(self, row: sqlite3.Row) -> TrackRow:
         data = _track(row)
         for name in _TRACK_PATH_COLUMNS:
             if data.get(name):
@@ -582,7 +615,7 @@ class Catalog:
         with self._connect() as conn:
             return conn.execute("SELECT count(*) FROM tracks").fetchone()[0]
 
-    def tracks(self, status: str | None = None) -> list[dict]:
+    def tracks(self, status: str | None = None) -> list[TrackRow]:
         query, args = "SELECT * FROM tracks", ()
         if status:
             query, args = query + " WHERE status = ?", (status,)
