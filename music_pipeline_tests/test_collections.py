@@ -21,7 +21,13 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
-from music_pipeline.core.domain.errors import SourceUnavailable, UnsupportedSource
+from music_pipeline.core.domain.errors import (
+    DrmProtected,
+    GeoBlocked,
+    RemovedSource,
+    SourceUnavailable,
+    UnsupportedSource,
+)
 from music_pipeline.core.domain.identity import source_for
 from music_pipeline.core.sources import listings as col
 
@@ -260,7 +266,7 @@ def test_network_error_is_retryable(ytdl: dict, exc: Exception) -> None:
 def test_probe_entry_drm(ytdl: dict) -> None:
     ytdl["https://api.soundcloud.com/tracks/1083788353"] = ExtractorError(
         "[soundcloud] 1083788353: This video is DRM protected", expected=True)
-    with pytest.raises(col.DrmProtected) as info:
+    with pytest.raises(DrmProtected) as info:
         col.probe_entry("https://api.soundcloud.com/tracks/1083788353")
     assert info.value.reason == "drm" and isinstance(info.value, SourceUnavailable)
     _, params, download = ytdl["calls"][0]
@@ -271,7 +277,7 @@ def test_probe_entry_geo(ytdl: dict) -> None:
     ytdl["https://www.youtube.com/watch?v=dQw4w9WgXcQ"] = GeoRestrictedError(
         "[youtube] dQw4w9WgXcQ: The uploader has not made this video available in your country",
         countries=["US"])
-    with pytest.raises(col.GeoBlocked) as info:
+    with pytest.raises(GeoBlocked) as info:
         col.probe_entry("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
     assert info.value.reason == "geo" and "proxy" in str(info.value).lower()
 
@@ -279,7 +285,7 @@ def test_probe_entry_geo(ytdl: dict) -> None:
 def test_probe_entry_removed_and_playable(ytdl: dict) -> None:
     ytdl["https://www.youtube.com/watch?v=aaaaaaaaaaa"] = ExtractorError(
         "[youtube] aaaaaaaaaaa: Video unavailable. This video has been removed by the uploader", expected=True)
-    with pytest.raises(col.RemovedSource):
+    with pytest.raises(RemovedSource):
         col.probe_entry("https://www.youtube.com/watch?v=aaaaaaaaaaa")
     ytdl["https://www.youtube.com/watch?v=dQw4w9WgXcQ"] = {"_type": "video", "id": "dQw4w9WgXcQ"}
     assert col.probe_entry("https://www.youtube.com/watch?v=dQw4w9WgXcQ") is None

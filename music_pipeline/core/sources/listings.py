@@ -39,13 +39,8 @@ from . import ytdlp
 from .ytdlp import DownloadOptions
 
 __all__ = [
-    "DrmProtected",
     "Entry",
-    "GeoBlocked",
     "Listing",
-    "LoginRequired",
-    "PrivateSource",
-    "RemovedSource",
     "check_entries",
     "list_collection",
     "list_soundcloud_sets",
