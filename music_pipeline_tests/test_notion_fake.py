@@ -272,3 +272,40 @@ def test_rate_limiter_mode(fake, db):
     assert all(r.at > 0 for r in fake.requests)
     fake.limit_rate(None)
     c.databases.retrieve(database_id=db.id)
+
+
+def test_timestamp_date_and_relation_filters(fake, db, client):
+    ds = db.data_source_id
+    old = fake.seed_page(ds, {"Name": "Old", "Released": "2009-09-22"})
+    new = fake.seed_page(ds, {"Name": "New", "Released": "2024-01-05", "Related": [old["id"]]})
+    fake.edit_by_hand(old["id"], {"Artist": "someone"})  # now the most recently edited
+
+    def names(flt, **kw):
+        return [FakeNotion.plain(p)["Name"]
+                for p in client.data_sources.query(data_source_id=ds, filter=flt, **kw)["results"]]
+
+    since = fake.page(new["id"])["last_edited_time"]
+    assert names({"timestamp": "last_edited_time", "last_edited_time": {"after": since}}) == ["Old"]
+    assert names({"property": "Released", "date": {"on_or_after": "2020-01-01"}}) == ["New"]
+    assert names({"property": "Related", "relation": {"contains": old["id"]}}) == ["New"]
+    assert names({"property": "Related", "relation": {"is_empty": True}}) == ["Old"]
+    assert names({"or": [{"property": "Name", "title": {"is_not_empty": True}}]},
+                 sorts=[{"timestamp": "last_edited_time", "direction": "descending"}]) == ["Old", "New"]
+
+
+def test_error_bodies_and_request_log(fake, db, client):
+    import json
+
+    bad = notion_client.Client(auth="nope", base_url=fake.url)
+    with pytest.raises(APIResponseError) as e:
+        bad.databases.retrieve(database_id=db.id)
+    body = json.loads(e.value.body)
+    assert {k: body[k] for k in ("object", "status", "code")} == {
+        "object": "error", "status": 401, "code": "unauthorized"}
+    assert body["message"] and e.value.request_id == body["request_id"]
+    client.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("Logged"))
+    write = fake.writes()[-1]
+    assert write.body["properties"]["Name"]["title"][0]["text"]["content"] == "Logged"
+    assert write.body["parent"] == {"data_source_id": db.data_source_id}
+    assert write.status == 200 and write.at >= fake.requests[0].at
+    assert "nope" not in repr(fake.requests)  # tokens are not recorded
