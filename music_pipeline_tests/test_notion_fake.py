@@ -216,6 +216,12 @@ def test_validation_errors(fake, db, client, props, needle):
     assert e.value.code == "validation_error" and e.value.status == 400
     assert needle in str(e.value)
     assert fake.pages_in(db.data_source_id) == []
+    # a rejected request leaves the schema alone (no select option added on the way)
+    with pytest.raises(APIResponseError):
+        client.pages.create(parent={"data_source_id": db.data_source_id},
+                            properties=_props("X", Genre={"select": {"name": "Dub"}}, **props))
+    options = fake.data_sources[db.data_source_id].properties["Genre"]["select"]["options"]
+    assert [o["name"] for o in options] == ["House", "Techno"]
 
 
 def test_auth_and_access_errors(fake, db, client):

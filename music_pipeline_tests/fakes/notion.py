@@ -416,6 +416,14 @@ class FakeNotion:
         return next((p for p in ds.properties.values() if p["id"] == key), None)
 
     def _validate_properties(self, ds: _DataSource, props: Any) -> dict[str, dict]:
+        schema = json.loads(json.dumps(ds.properties))
+        try:
+            return self._check_properties(ds, props)
+        except _ApiError:
+            ds.properties = schema  # a rejected request adds no select options
+            raise
+
+    def _check_properties(self, ds: _DataSource, props: Any) -> dict[str, dict]:
         if not isinstance(props, dict):
             raise _validation(f"body failed validation: body.properties should be an object, instead was {_j(props)}.")
         out: dict[str, dict] = {}
