@@ -119,7 +119,7 @@ def test_a_429_in_one_process_pauses_the_others(tmp_path: Path) -> None:
     limiter.penalize(0.3)
     limiter.penalize(0.3)
     waited = limiter.acquire()
-    assert 0.3 - TOLERANCE <= waited <= 0.3 + 0.1, waited
+    assert 0.3 - TOLERANCE <= waited <= 0.3 + 0.08, waited
 
 
 def _wait_for_slot(path: str, ready) -> None:
@@ -178,7 +178,7 @@ def _state_file(path: Path, tat_ahead: float, wall_offset: float) -> None:
     """A state written ``wall_offset`` seconds off today's clock, with ``tat_ahead`` seconds
     of wait still to come then."""
     wall = time.time() + wall_offset
-    path.write_bytes(_State(wall + tat_ahead, 0.0, 0.0, wall, _monotonic()).pack())
+    path.write_bytes(_State(wall + tat_ahead, 0.0, 0.0, 0.0, wall, _monotonic()).pack())
 
 
 @pytest.mark.parametrize("step", [-86400.0, 86400.0], ids=["clock-set-back-a-day", "clock-set-forward-a-day"])

@@ -17,7 +17,7 @@ lock: no process starves, however many wait.
 The file is protected by ``flock`` rather than being a SQLite database (as the catalog
 is) because:
 
-* the state is five numbers that need no durability: a torn or zeroed file (a power cut)
+* the state is six numbers that need no durability: a torn or zeroed file (a power cut)
   is detected by its checksum and read as a fresh limiter, which costs at most one burst;
 * a blocked ``flock`` waits in the kernel and is handed over the moment the holder lets
   go, where SQLite's busy handler sleeps and retries on a back-off (up to 100 ms a try)
@@ -74,7 +74,7 @@ HORIZON = 3600.0
 CLOCK_SLACK = 0.25
 
 _MAGIC = b"RLv1"
-_FORMAT = struct.Struct("<4s5d")  # magic, tat, blocked_until, shift, wall stamp, monotonic stamp
+_FORMAT = struct.Struct("<4s6d")  # magic, tat, last slot, blocked_until, shift, wall and monotonic stamps
 _CRC = struct.Struct("<I")
 _SIZE = _FORMAT.size + _CRC.size
 
@@ -91,13 +91,14 @@ class RateLimitTimeout(TrackError, TimeoutError):
 @dataclass
 class _State:
     tat: float  # theoretical arrival time of the next request (wall clock)
+    last_slot: float  # the latest slot handed out (later than now: someone is waiting for it)
     blocked_until: float  # no request before this (the last penalty's end)
     shift: float  # total seconds penalties pushed reserved slots back (waiters compare it)
     wall: float  # time.time() at the last write
     mono: float  # _monotonic() at the last write
 
     def pack(self) -> bytes:
-        body = _FORMAT.pack(_MAGIC, self.tat, self.blocked_until, self.shift, self.wall, self.mono)
+        body = _FORMAT.pack(_MAGIC, self.tat, self.last_slot, self.blocked_until, self.shift, self.wall, self.mono)
         return body + _CRC.pack(zlib.crc32(body))
 
     @classmethod
@@ -145,7 +146,9 @@ class SharedRateLimiter:
 
         With ``timeout``, raise :class:`RateLimitTimeout` instead of waiting longer; when the
         wait is known to be too long from the start no slot is taken, so giving up costs the
-        other processes nothing.
+        other processes nothing. The timeout does not cover waiting for the lock itself,
+        which no process holds for more than a read and a write of the small file (one
+        stopped with SIGSTOP while holding it would stall the others until it resumes).
         """
         start = time.monotonic()
         wait, shift = self._reserve(timeout)
@@ -174,13 +177,18 @@ class SharedRateLimiter:
         seconds = min(float(seconds), MAX_PENALTY)
         with self._locked() as (fd, state, now):
             until = now + seconds
-            start = max(state.blocked_until, now)  # every slot still to come is at or after this
-            delta = until - start
-            if delta <= 0:
+            if until <= state.blocked_until:  # this 429 is already known
                 return
-            state.shift += delta
+            if state.last_slot > now:
+                # Callers are asleep for slots to come, all at or after this pause's start:
+                # move them (and the schedule after them) back by what this pause adds.
+                delta = until - max(state.blocked_until, now)
+                state.shift += delta
+                state.last_slot += delta
+                state.tat += delta
+            # No burst when the pause ends: the server just said we went too fast.
+            state.tat = max(state.tat, until + self._tolerance)
             state.blocked_until = until
-            state.tat = max(state.tat + delta, until + self._tolerance)
             self._write(fd, state)
 
     @contextlib.contextmanager
@@ -208,6 +216,7 @@ class SharedRateLimiter:
             if timeout is not None and wait > timeout:
                 raise self._timeout(timeout)
             state.tat = max(state.tat, slot) + self._interval
+            state.last_slot = slot
             self._write(fd, state)
             return wait, state.shift
 
@@ -234,7 +243,7 @@ class SharedRateLimiter:
                     ) from err
                 raise
             now, mono = time.time(), _monotonic()
-            state = _State.unpack(os.pread(fd, _SIZE + 1, 0)) or _State(0.0, 0.0, 0.0, now, mono)
+            state = _State.unpack(os.pread(fd, _SIZE + 1, 0)) or _State(0.0, 0.0, 0.0, 0.0, now, mono)
             yield fd, self._present(state, now, mono), now
         finally:
             os.close(fd)  # releases the lock
@@ -248,9 +257,10 @@ class SharedRateLimiter:
             step = now - (state.wall + elapsed)
             if abs(step) > CLOCK_SLACK:  # keep what was still to wait as long as it was
                 state.tat += step
+                state.last_slot += step
                 state.blocked_until += step
         if max(state.tat, state.blocked_until) - now > HORIZON:
-            state = _State(0.0, 0.0, state.shift, now, mono)
+            state = _State(0.0, 0.0, 0.0, state.shift, now, mono)
         state.wall, state.mono = now, mono
         return state
 
