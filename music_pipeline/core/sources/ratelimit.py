@@ -1,0 +1,279 @@
+"""A request rate limiter shared by every process of the code location.
+
+Notion allows about 3 requests per second on average per integration, and sensors, run
+workers and bulk-run lanes are separate processes (even on one machine): a limiter in one
+process's memory would let each of them send 3 per second. The schedule therefore lives in
+a small file, e.g. under ``DAGSTER_HOME``, that every process reads and updates in turn.
+
+Design
+------
+The schedule is GCRA, the "next free slot" form of a token bucket: one number, ``tat``
+(the theoretical arrival time of the next request at the average rate). A caller takes the
+lock, reserves the slot ``max(now, tat - (burst - 1) / rate)``, moves ``tat`` on by
+``1 / rate``, releases the lock and only then sleeps until its slot. So nobody sleeps
+holding the lock, nobody polls, and slots are handed out in the order callers reached the
+lock: no process starves, however many wait.
+
+The file is protected by ``flock`` rather than being a SQLite database (as the catalog
+is) because:
+
+* the state is six numbers that need no durability: a torn or zeroed file (a power cut)
+  is detected by its checksum and read as a fresh limiter, which costs at most one burst;
+* a blocked ``flock`` waits in the kernel and is handed over the moment the holder lets
+  go, where SQLite's busy handler sleeps and retries on a back-off (up to 100 ms a try)
+  and lets a late comer overtake;
+* first use by many processes at once is just ``O_CREAT`` of an empty file (read as a fresh
+  limiter), with none of the "locked" answers a new SQLite file gives while switching to WAL;
+* a process killed while holding the lock loses it with its file descriptors (the kernel
+  releases it), and a kill in the middle of the one small ``pwrite`` of the state is at
+  worst the torn-file case above.
+
+The file must be on a local disk (``flock`` on some network shares does nothing): this is
+refused with a clear error rather than silently not limiting.
+
+Clocks
+------
+The shared schedule is in wall-clock seconds (``time.time()``), the only clock every
+process agrees on across restarts and reboots; sleeps are relative durations, so a clock
+step never changes a sleep already started. Each write also stamps the state with a
+monotonic clock (``CLOCK_BOOTTIME`` where there is one, so a suspended laptop does not
+count as a step), and the next reader compares the wall time elapsed with the monotonic
+time elapsed: a difference beyond :data:`CLOCK_SLACK` is a clock step, and the schedule is
+moved by it, so the waits still ahead keep their length whether the clock jumped back a day
+or forward an hour. A schedule further ahead than :data:`HORIZON` cannot have been made by
+this code (a state from before a reboot, a foreign file) and is started afresh, so no
+caller ever sleeps a negative or absurd time.
+
+All processes using one file should pass the same ``rate`` and ``burst``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import math
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from ..domain.errors import Reason, TrackError
+
+#: A ``Retry-After`` longer than this is taken as this (Notion's are seconds; an hour
+#: would be a misread header, and no sink should stop for longer than a run lasts).
+MAX_PENALTY = 600.0
+#: How far ahead of now the schedule may legitimately reach (the longest penalty plus a
+#: long queue); beyond it the state is not ours and is started afresh.
+HORIZON = 3600.0
+#: A wall-clock/monotonic disagreement larger than this is a clock step, not jitter.
+CLOCK_SLACK = 0.25
+
+_MAGIC = b"RLv1"
+_FORMAT = struct.Struct("<4s6d")  # magic, tat, last slot, blocked_until, shift, wall and monotonic stamps
+_CRC = struct.Struct("<I")
+_SIZE = _FORMAT.size + _CRC.size
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class RateLimitTimeout(TrackError, TimeoutError):
+    """No request slot within the caller's timeout (the shared schedule is that full)."""
+
+    reason = Reason.RATE_LIMITED
+
+
+@dataclass
+class _State:
+    tat: float  # theoretical arrival time of the next request (wall clock)
+    last_slot: float  # the latest slot handed out (later than now: someone is waiting for it)
+    blocked_until: float  # no request before this (the last penalty's end)
+    shift: float  # total seconds penalties pushed reserved slots back (waiters compare it)
+    wall: float  # time.time() at the last write
+    mono: float  # _monotonic() at the last write
+
+    def pack(self) -> bytes:
+        body = _FORMAT.pack(_MAGIC, self.tat, self.last_slot, self.blocked_until, self.shift, self.wall, self.mono)
+        return body + _CRC.pack(zlib.crc32(body))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> _State | None:
+        """The state in ``data``, or ``None`` when it is empty, torn or not ours."""
+        if len(data) != _SIZE:
+            return None
+        body, (crc,) = data[:_FORMAT.size], _CRC.unpack(data[_FORMAT.size:])
+        if zlib.crc32(body) != crc:
+            return None
+        magic, *values = _FORMAT.unpack(body)
+        if magic != _MAGIC or not all(math.isfinite(v) for v in values):
+            return None
+        return cls(*values)
+
+
+def _monotonic() -> float:
+    """A clock no one can set, counting suspended time too where the system offers that."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
+
+
+class SharedRateLimiter:
+    """At most ``rate`` requests per second on average, ``burst`` at once, across every
+    process that uses the state file at ``path`` (created on first use).
+
+    ``acquire()`` before each request; ``penalize(retry_after)`` when the server answers 429,
+    so every process stops, not only the one that was told. ``with limiter.slot():`` and the
+    ``@limiter.limited`` decorator are the same as ``acquire()`` for callers that prefer them.
+    """
+
+    def __init__(self, path: Path, rate: float = 3.0, burst: int = 3) -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a positive number of requests per second, not {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        self.path = Path(path)
+        self.rate = float(rate)
+        self.burst = int(burst)
+        self._interval = 1.0 / self.rate
+        self._tolerance = (self.burst - 1) * self._interval  # how far before tat a slot may be
+
+    def acquire(self, timeout: float | None = None) -> float:
+        """Block (sleeping) until this caller may send one request; return the seconds waited.
+
+        With ``timeout``, raise :class:`RateLimitTimeout` instead of waiting longer; when the
+        wait is known to be too long from the start no slot is taken, so giving up costs the
+        other processes nothing. The timeout does not cover waiting for the lock itself,
+        which no process holds for more than a read and a write of the small file (one
+        stopped with SIGSTOP while holding it would stall the others until it resumes).
+        """
+        start = time.monotonic()
+        wait, shift = self._reserve(timeout)
+        if wait <= 0:
+            return time.monotonic() - start
+        time.sleep(wait)
+        # A penalty while we slept moved every reserved slot back by the same amount (so the
+        # queue keeps its order and spacing): follow it before sending.
+        while (moved := self._read().shift - shift) > 1e-6:
+            shift += moved
+            if timeout is not None and time.monotonic() - start + moved > timeout:
+                raise self._timeout(timeout)
+            time.sleep(min(moved, MAX_PENALTY))
+        return time.monotonic() - start
+
+    def penalize(self, seconds: float) -> None:
+        """No request from any process before ``seconds`` from now (a 429's ``Retry-After``).
+
+        Slots already handed out are moved back together (they keep their order and
+        spacing) and the burst allowance is spent, so traffic resumes at the average rate
+        rather than with a burst. Several processes reporting the same 429 do not add up:
+        only the part of a penalty beyond the current one counts.
+        """
+        if not seconds > 0:  # also NaN
+            return
+        seconds = min(float(seconds), MAX_PENALTY)
+        with self._locked() as (fd, state, now):
+            until = now + seconds
+            if until <= state.blocked_until:  # this 429 is already known
+                return
+            if state.last_slot > now:
+                # Callers are asleep for slots to come, all at or after this pause's start:
+                # move them (and the schedule after them) back by what this pause adds.
+                delta = until - max(state.blocked_until, now)
+                state.shift += delta
+                state.last_slot += delta
+                state.tat += delta
+            # No burst when the pause ends: the server just said we went too fast.
+            state.tat = max(state.tat, until + self._tolerance)
+            state.blocked_until = until
+            self._write(fd, state)
+
+    @contextlib.contextmanager
+    def slot(self, timeout: float | None = None) -> Iterator[float]:
+        """``with limiter.slot():`` around the code that sends one request; yields the wait."""
+        yield self.acquire(timeout)
+
+    def limited(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate a function that sends one request per call."""
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            self.acquire()
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    # -- the shared state ----------------------------------------------------------------
+
+    def _reserve(self, timeout: float | None) -> tuple[float, float]:
+        """Take the next slot: (seconds until it, the penalty shift it was taken under)."""
+        with self._locked() as (fd, state, now):
+            slot = max(now, state.tat - self._tolerance, state.blocked_until)
+            wait = slot - now
+            if timeout is not None and wait > timeout:
+                raise self._timeout(timeout)
+            state.tat = max(state.tat, slot) + self._interval
+            state.last_slot = slot
+            self._write(fd, state)
+            return wait, state.shift
+
+    def _read(self) -> _State:
+        with self._locked(shared=True) as (_fd, state, _now):
+            return state
+
+    @contextlib.contextmanager
+    def _locked(self, shared: bool = False) -> Iterator[tuple[int, _State, float]]:
+        """The state file locked (exclusively, or ``shared`` for a read), its state brought
+        to the present clock, and the wall time it was read at."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            except OSError as err:
+                if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
+                    raise TrackError(
+                        f"Cannot lock the rate limiter's file {self.path} ({err.strerror}).",
+                        hint="Put it on a local disk (it is shared by the processes of this machine).",
+                    ) from err
+                raise
+            now, mono = time.time(), _monotonic()
+            state = _State.unpack(os.pread(fd, _SIZE + 1, 0)) or _State(0.0, 0.0, 0.0, 0.0, now, mono)
+            yield fd, self._present(state, now, mono), now
+        finally:
+            os.close(fd)  # releases the lock
+
+    @staticmethod
+    def _present(state: _State, now: float, mono: float) -> _State:
+        """``state`` with a clock step since it was written taken out, and with a schedule
+        no run of this code could have made started afresh."""
+        elapsed = mono - state.mono
+        if elapsed >= 0:  # else another boot: the stamps say nothing
+            step = now - (state.wall + elapsed)
+            if abs(step) > CLOCK_SLACK:  # keep what was still to wait as long as it was
+                state.tat += step
+                state.last_slot += step
+                state.blocked_until += step
+        if max(state.tat, state.blocked_until) - now > HORIZON:
+            state = _State(0.0, 0.0, 0.0, state.shift, now, mono)
+        state.wall, state.mono = now, mono
+        return state
+
+    @staticmethod
+    def _write(fd: int, state: _State) -> None:
+        # One small pwrite, no fsync: losing the state (a power cut) costs one burst at most.
+        os.pwrite(fd, state.pack(), 0)
+        if os.fstat(fd).st_size != _SIZE:
+            os.ftruncate(fd, _SIZE)
+
+    def _timeout(self, timeout: float) -> RateLimitTimeout:
+        return RateLimitTimeout(
+            f"No request slot within {timeout:g} s: the shared limit of {self.rate:g} requests per second"
+            f" ({self.path}) is taken by other processes or paused by the server's Retry-After.",
+            hint="Retry later, or give this call a longer timeout.",
+        )
