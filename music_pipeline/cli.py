@@ -93,7 +93,51 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     user = settings.soundcloud_user()
     results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
                     ""))
+    return results + _mirror_checks()
+
+
+def _mirror_checks() -> list[tuple[bool, str, str]]:
+    """Notion (token valid, database shared, schema compatible) and Eagle (reachable)."""
+    from .core.domain.errors import TrackError as Problem
+    from .resources import build_resources
+
+    resources = build_resources()
+    notion, eagle = resources["notion"], resources["eagle"]
+    results: list[tuple[bool, str, str]] = []
+    if not notion.configured:
+        results.append((True, "Notion: not configured (optional: set NOTION_TOKEN and TRACKS_DB_ID to mirror the "
+                              "library into a Notion database and queue tracks there)", ""))
+    else:
+        try:
+            mirror = notion.mirror()
+        except Problem as err:
+            results.append((False, "Notion: cannot use the tracks database", str(err)))
+        else:
+            schema = mirror.schema
+            results.append((True, f"Notion: token valid, tracks database shared; {len(schema.props)} of "
+                                  f"{len(mapping_fields())} fields mapped", ""))
+            results += [(False, f"Notion schema: {problem}", "add or rename the property in Notion, or map the "
+                         "field with NOTION_PROPERTIES (JSON, e.g. {\"bpm\": \"Tempo\"})") for problem in schema.problems]
+    if not eagle.enabled:
+        results.append((True, "Eagle: off (EAGLE_API_BASE=off)", ""))
+        return results
+    try:
+        info = eagle.client().info()
+    except Problem as err:
+        explicit = bool(os.environ.get("EAGLE_API_BASE"))
+        results.append((not explicit, f"Eagle: {err}" if explicit else
+                        f"Eagle: not running at {eagle.api_base} (optional: start the Eagle app to mirror the "
+                        "library into it; EAGLE_API_BASE=off stops trying)", "start Eagle, or fix EAGLE_API_BASE"))
+    else:
+        results.append((True, f"Eagle: reachable at {eagle.api_base} (version {info.get('version', '?')}); "
+                              f"imports the {eagle.format} files", ""))
     return results
+
+
+def mapping_fields() -> list[str]:
+    from .core.sources.notion.mapping import FIELDS
+
+    return list(FIELDS)
 
 
 def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
@@ -474,7 +518,9 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
         row = library.catalog.get(key) or {}
         print(f"[{number}/{total}] ", end="")
-        if outcome == "done" and row.get("status") == Status.DONE:
+        if job_name == "mirror_track":
+            _print_mirrors(library, key, outcome)
+        elif outcome == "done" and row.get("status") == Status.DONE:
             _print_track(row, library.catalog.files([key]), seconds)
         elif row.get("status") == Status.DUPLICATE:
             print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
@@ -511,6 +557,16 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     return 1 if failed else 0
 
 
+def _print_mirrors(library, key: str, outcome: str) -> None:
+    from .core.library import mirrors
+
+    where = [f"{name} {state['remote_id']}" for name, sink in (("Notion page", mirrors.NOTION),
+                                                                ("Eagle item", mirrors.EAGLE))
+             if (state := library.catalog.mirror(key, sink)) is not None]
+    print(f"{_mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
+          + ("" if outcome == "done" else " (failed: see its run in the Dagster UI)"))
+
+
 def _bulk_metadata(result) -> dict:
     """The bulk op's counts (done, failed, ...), from its output or its failure."""
     for event in result.all_events:
@@ -526,6 +582,11 @@ def cmd_process(args: argparse.Namespace) -> int:
         args.n = 10
     return _bulk(select=args.mode, limit=args.n, force=args.force, verbose=args.verbose,
                  origin=f"cli process {args.mode}")
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    return _bulk(keys=args.tracks or None, select="" if args.tracks else "done", limit=args.n, verbose=args.verbose,
+                 origin="cli mirror", job_name="mirror_track")
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -583,9 +644,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     library = _library()
     if args.undo:
         record = duplicates.undo(library, args.undo)
-        print(f"{_mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; "
-              f"{', '.join(m for m in record['members'] if m != record['keeper'])} restored")
-        return 0
+        members = [m for m in record["members"] if m != record["keeper"]]
+        print(f"{_mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
+        return _undo_mirrors(library, members)
     failures = 0
     if args.targets:
         skip = [library.root / duplicates.DUPLICATES_DIR, library.root / "_trash"]
@@ -636,6 +697,24 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
         print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _undo_mirrors(library, members: list[str]) -> int:
+    """The members' Notion pages back out of the trash (what their merge added taken off the
+    keeper's page); a Notion that cannot be reached is said, and `dedup --undo` still counts."""
+    from .core.domain.errors import TrackError as Problem
+    from .core.library import mirrors
+
+    notion = _resources()["notion"]
+    if not notion.configured or not library.catalog.merges(mirrors.NOTION, members):
+        return 0
+    try:
+        restored = mirrors.undo_notion(library, notion.mirror(), members)
+    except Problem as err:
+        print(f"{_mark(False)} Notion pages not restored: {err}\n     run the same command again later")
+        return 1
+    print(f"{_mark(True)} {len(restored)} Notion page(s) restored from the trash")
+    return 0
 
 
 def _note(group, member: str) -> str:
@@ -713,6 +792,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "newest queued track")
     sync.add_argument("targets", nargs="*", metavar="URL_OR_FILE")
     sync.set_defaults(func=cmd_sync)
+
+    mirror = sub.add_parser("mirror", help="mirror finished tracks into Notion and Eagle (after configuring a "
+                                           "sink, or to repair one): each track's page and item found or created, "
+                                           "only what changed written")
+    mirror.add_argument("tracks", nargs="*", metavar="TRACK_KEY", help="these tracks (default: every finished one)")
+    mirror.add_argument("-n", type=int, default=0, help="at most this many tracks")
+    mirror.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    mirror.set_defaults(func=cmd_mirror)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")

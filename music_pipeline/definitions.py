@@ -12,6 +12,8 @@ from .automation import (
     inbox_sensor,
     library_automation_sensor,
     library_index_job,
+    mirror_track_job,
+    notion_queue,
     process_track_job,
     verify_track_job,
 )
@@ -20,8 +22,8 @@ from .resources import build_resources
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
-    jobs=[process_track_job, verify_track_job, library_index_job, *JOBS],
-    sensors=[inbox_sensor, library_automation_sensor, *SOURCE_SENSORS],
+    jobs=[process_track_job, verify_track_job, mirror_track_job, library_index_job, *JOBS],
+    sensors=[inbox_sensor, library_automation_sensor, notion_queue, *SOURCE_SENSORS],
     schedules=SCHEDULES,
     resources=build_resources(),
     # Runs the automation sensor requests (library_index, playlist_exports) and the UI's

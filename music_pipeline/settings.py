@@ -45,6 +45,37 @@ def spotify_resource_config() -> dict:
     return values
 
 
+def notion_resource_config() -> dict:
+    """NotionResource settings from the environment; the token as a Dagster ``EnvVar`` so the
+    UI shows the variable's name, never its value."""
+    import json
+
+    from dagster import EnvVar
+
+    try:
+        properties = json.loads(os.environ.get("NOTION_PROPERTIES") or "{}")
+    except ValueError:
+        properties = {}
+    if not isinstance(properties, dict):
+        properties = {}
+    return {"token": EnvVar("NOTION_TOKEN") if os.environ.get("NOTION_TOKEN") else "",
+            "tracks_db_id": os.environ.get("TRACKS_DB_ID", ""),
+            "playlists_db_id": os.environ.get("PLAYLISTS_DB_ID", ""),
+            "artists_db_id": os.environ.get("ARTISTS_DB_ID", ""),
+            "api_base_url": os.environ.get("NOTION_API_BASE_URL", ""),
+            "properties": {str(k): str(v) for k, v in properties.items()}}
+
+
+def eagle_resource_config() -> dict:
+    """EagleResource settings: EAGLE_API_BASE (``off`` never contacts Eagle), EAGLE_TOKEN, EAGLE_FORMAT."""
+    from dagster import EnvVar
+
+    base = os.environ.get("EAGLE_API_BASE") or "http://localhost:41595"
+    return {"api_base": base if base.lower() != "off" else "", "enabled": base.lower() != "off",
+            "token": EnvVar("EAGLE_TOKEN") if os.environ.get("EAGLE_TOKEN") else "",
+            "format": (os.environ.get("EAGLE_FORMAT") or "ALAC").upper()}
+
+
 def soundcloud_user() -> str:
     return os.environ.get("SOUNDCLOUD_USER", "")
 

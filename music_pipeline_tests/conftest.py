@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +18,21 @@ from music_pipeline.core.library.steps import Library, register_target
 from music_pipeline.resources import (
     AnalysisResource,
     DownloaderResource,
+    EagleResource,
     LibraryResource,
+    NotionResource,
     SoundCloudResource,
     SpotifyResource,
 )
 
 from .audio import make_track
+
+# The tests never touch the developer's own Notion workspace or Eagle library: the sinks are
+# off unless a test points them at its local fake (the commands and daemons they start inherit this).
+for _name in ("NOTION_TOKEN", "TRACKS_DB_ID", "PLAYLISTS_DB_ID", "ARTISTS_DB_ID", "NOTION_API_BASE_URL",
+              "NOTION_PROPERTIES", "EAGLE_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["EAGLE_API_BASE"] = "off"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -84,7 +94,8 @@ def library(library_root: Path) -> Library:
 def resources(library_root: Path) -> dict:
     return {"library": LibraryResource(root=str(library_root)),
             "downloader": DownloaderResource(socket_timeout=5, retries=0),
-            "analysis": AnalysisResource(), "spotify": SpotifyResource(), "soundcloud": SoundCloudResource()}
+            "analysis": AnalysisResource(), "spotify": SpotifyResource(), "soundcloud": SoundCloudResource(),
+            "notion": NotionResource(), "eagle": EagleResource(enabled=False)}
 
 
 @pytest.fixture

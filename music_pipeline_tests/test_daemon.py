@@ -21,10 +21,11 @@ from music_pipeline.core.library.catalog import Catalog
 from .audio import make_track
 from .conftest import QuietHandler, SlowHandler
 from .daemon import SCREENSHOTS, Dagster, browser_page, dagster_up, drop, wait
+from .fakes.notion import FakeNotion
 
 TRACK_ASSETS = ["raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav", "catalog"]
 SOURCES = {"inbox", "spotify_likes", "spotify_playlists", "spotify_now_playing", "soundcloud_likes",
-           "soundcloud_sets"}
+           "soundcloud_sets", "notion_queue"}
 RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs { results {
     runId status jobName runConfigYaml tags { key value } } } } }"""
 EVENTS = """query($run: ID!) { logsForRun(runId: $run, limit: 2000) { ... on EventConnection { events {
@@ -179,6 +180,41 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         page.get_by_role("tab", name="Checks").click()
         page.get_by_text("Passed").first.wait_for(timeout=30_000)
         page.screenshot(path=SCREENSHOTS / "check-passed.png")
+
+
+def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(www, tmp_path: Path) -> None:
+    """A person adds a page with a link to the tracks database; the daemon's notion_queue
+    sensor takes it, a bulk run processes the track, and the page ends up "Done" with the
+    track's data, one page, no copy; a link that 404s shows "Failed" with the reason."""
+    root, hosts = www
+    make_track(root / "Queued Song.flac", seconds=4, bpm=126, seed=40, codec_args=["-c:a", "flac"],
+               metadata={"title": "Queued Song", "artist": "Notion Band"})
+    with FakeNotion() as fake:
+        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url", "BPM": "number",
+                                             "Key": "select", "Camelot": "select", "Status": "select",
+                                             "Error": "rich_text", "ALAC File": "rich_text", "Artist": "multi_select"})
+        good = fake.seed_page(db.data_source_id, {"Name": "queued by hand", "URL": f"{hosts['fast']}/Queued%20Song.flac"})
+        gone = fake.seed_page(db.data_source_id, {"Name": "dead link", "URL": f"{hosts['fast']}/gone.flac"})
+        env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+        with dagster_up(tmp_path, extra_env=env) as dagster:
+            def settled() -> bool:
+                statuses = [FakeNotion.plain(fake.page(p["id"]))["Status"] for p in (good, gone)]
+                return statuses == ["Done", "Failed"]
+
+            wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
+            page = FakeNotion.plain(fake.page(good["id"]))
+            key = page["Track ID"]
+            assert page["BPM"] and page["Key"] and page["Camelot"] and page["ALAC File"].endswith(".m4a")
+            assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
+            failed = FakeNotion.plain(fake.page(gone["id"]))
+            assert "404" in failed["Error"]
+            assert len(fake.pages_in(db.data_source_id)) == 2  # nothing created twice
+            catalog = Catalog(dagster.library / "catalog.sqlite")
+            assert catalog.get(key)["status"] == "done"
+            nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
+            assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
+            assert fake.token not in dagster.log.read_text()
+        assert not [r for r in fake.requests if r.status == 429]
 
 
 def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:

@@ -37,7 +37,9 @@ from music_pipeline.core.sources import discovery
 from music_pipeline.resources import (
     AnalysisResource,
     DownloaderResource,
+    EagleResource,
     LibraryResource,
+    NotionResource,
     SoundCloudResource,
     SpotifyResource,
 )
@@ -179,7 +181,8 @@ def youtube_search(monkeypatch, http_server):
 
 def _resources(library_root: Path, spotify: SpotifyResource) -> dict:
     return {"library": LibraryResource(root=str(library_root)), "downloader": DownloaderResource(retries=0),
-            "analysis": AnalysisResource(), "spotify": spotify, "soundcloud": SoundCloudResource()}
+            "analysis": AnalysisResource(), "spotify": spotify, "soundcloud": SoundCloudResource(),
+            "notion": NotionResource(), "eagle": EagleResource(enabled=False)}
 
 
 def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_for_review(

@@ -4,9 +4,10 @@
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from ..core.domain import dedup
+from ..core.domain.errors import TrackError
 from ..core.domain.paths import FORMATS
-from ..core.library import duplicates, playlists
-from ..resources import LibraryResource
+from ..core.library import duplicates, mirrors, playlists
+from ..resources import EagleResource, LibraryResource
 from .tracks import catalog
 
 
@@ -43,7 +44,7 @@ def _markdown(table) -> str:
 
 
 @asset(deps=[catalog], group_name="library", kinds={"chromaprint", "sqlite"})
-def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
+def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle: EagleResource) -> MaterializeResult:
     """Groups of finished tracks that are the same recording (same canonical source URL,
     ISRC, normalised artist + title, or Chromaprint fingerprint after alignment). Each
     group keeps one track by the keeper rule; the others are merged into it, marked
@@ -65,6 +66,7 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
         moved += len(record["moves"])
         context.log.info(f"{group.id}: {group.reason}; duplicates {', '.join(group.others)} "
                          f"({', '.join(group.matched_by)})")
+    trashed = _eagle_trash(context, lib, eagle)
     rows = ["| group | keeper | duplicates | matched by | best score | reason |", "|---|---|---|---|---|---|"]
     for group in groups:
         scores = [e.score for e in group.evidence if e.score is not None]
@@ -79,8 +81,20 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource) -> Ma
         "keeper_rule": dedup.KEEPER_RULE,
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
         "pending_groups_settled": len(settled),
+        "eagle_items_trashed": len(trashed),
         "applied_groups_total": len(lib.catalog.groups(state="applied")),
     })
+
+
+def _eagle_trash(context: AssetExecutionContext, lib, eagle: EagleResource) -> list[str]:
+    """Duplicates' Eagle items to Eagle's trash (Notion's pages follow through notion_queue)."""
+    if not eagle.enabled:
+        return []
+    try:
+        return mirrors.trash_eagle_duplicates(lib, eagle.client())
+    except TrackError as err:  # Eagle not running: the next pass or the keeper's run does it
+        context.log.info(f"Eagle: {err}")
+        return []
 
 
 @asset(deps=[catalog], group_name="library", kinds={"m3u8"},

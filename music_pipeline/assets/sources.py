@@ -24,6 +24,8 @@ SOURCES = {
                               {"soundcloud"}),
     "soundcloud_sets": _spec("soundcloud_sets", "The SoundCloud user's sets (soundcloud_playlists sensor).",
                              {"soundcloud"}),
+    "notion_queue": _spec("notion_queue", "Pages queued in the Notion tracks database: a source URL and no status "
+                                          "yet (notion_queue sensor).", {"notion"}),
 }
 SOURCE_ASSETS = list(SOURCES.values())
 

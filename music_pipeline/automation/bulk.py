@@ -59,7 +59,9 @@ from ..instance import WORKER_TAG, worker_alive, worker_tag
 from ..resources import (
     AnalysisResource,
     DownloaderResource,
+    EagleResource,
     LibraryResource,
+    NotionResource,
     SoundCloudResource,
     SpotifyResource,
 )
@@ -85,8 +87,9 @@ class BulkConfig(Config):
     limit: int = Field(default=0, description="At most this many tracks (0: no limit).")
     force_download: bool = Field(default=False, description="Download or import the originals again.")
     sync_sources: bool = Field(default=False, description="First list every configured source in full.")
-    job: str = Field(default="process_track", description="The per-track job: process_track or verify_track "
-                                                           "(the asset checks alone).")
+    job: str = Field(default="process_track", description="The per-track job: process_track, verify_track "
+                                                           "(the asset checks alone) or mirror_track (Notion "
+                                                           "and Eagle alone).")
     parallel: int = Field(default=0, description="Tracks at once, in lanes forked from a fork server that has "
                                                  "the code location imported (0: one per core, from 4 tracks).")
     retries: int = Field(default=1, description="New runs for a track whose failure may pass (network, disk "
@@ -384,7 +387,7 @@ def _outcome(result, row: dict | None, job_name: str) -> str:
                 "here: the track runs' steps take the download, ffmpeg and analysis slots).")
 def run_tracks(context: OpExecutionContext, config: BulkConfig, library: LibraryResource,
                downloader: DownloaderResource, analysis: AnalysisResource, spotify: SpotifyResource,
-               soundcloud: SoundCloudResource):
+               soundcloud: SoundCloudResource, notion: NotionResource, eagle: EagleResource):
     if config.job not in TRACK_JOBS:
         raise Failure(f"Unknown per-track job {config.job!r}: choose one of {', '.join(TRACK_JOBS)}.")
     lib = library.get()
@@ -405,7 +408,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         for note in chosen.skipped[:50]:
             context.log.info(f"skipped {note}")
     elif config.select:
-        mode = "reprocess" if config.job == "verify_track" and config.select == "done" else config.select
+        mode = "reprocess" if config.job != "process_track" and config.select == "done" else config.select
         if mode not in selection.MODES:
             raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
         keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
@@ -421,7 +424,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         instance.add_dynamic_partitions(tracks.name, missing)
 
     resources = {"library": library, "downloader": downloader, "analysis": analysis, "spotify": spotify,
-                 "soundcloud": soundcloud}
+                 "soundcloud": soundcloud, "notion": notion, "eagle": eagle}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
         if config.job == "process_track" else quiet

@@ -10,17 +10,29 @@ from a warm fork server.
 from dagster import AssetSelection, Definitions, JobDefinition, define_asset_job, in_process_executor
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ..assets import ALL_ASSETS, CHECKS, TRACK_ASSETS, library_index, tracks
+from ..assets import ALL_ASSETS, CHECKS, MIRROR_ASSETS, TRACK_ASSETS, library_index, tracks
 
 #: One track through every per-track step and its checks. Runs in one process: the steps
 #: are short and mostly wait on ffmpeg, so a process per step would cost more start-up
 #: than it saves.
 process_track_job = define_asset_job(
     name="process_track",
-    selection=AssetSelection.assets(*TRACK_ASSETS),
+    selection=AssetSelection.assets(*TRACK_ASSETS, *MIRROR_ASSETS),
     partitions_def=tracks,
     executor_def=in_process_executor,
-    description="Download or import, transcode, analyse, fingerprint, tag and catalog one track.",
+    description="Download or import, transcode, analyse, fingerprint, tag and catalog one track, then mirror it "
+                "into Notion and Eagle.",
+)
+
+#: One finished track's mirrors again (its Notion page and Eagle item): after configuring a
+#: sink, or to repair one (`music-pipeline mirror`).
+mirror_track_job = define_asset_job(
+    name="mirror_track",
+    selection=AssetSelection.assets(*MIRROR_ASSETS),
+    partitions_def=tracks,
+    executor_def=in_process_executor,
+    description="Mirror one finished track into Notion and Eagle (its page and item found or created, only "
+                "what changed written).",
 )
 
 #: One track's asset checks alone, against the files on disk now (the weekly verification:
@@ -33,7 +45,7 @@ verify_track_job = define_asset_job(
     description="Run one track's asset checks again (decode, duration, tags, WAV header, checksum).",
 )
 
-TRACK_JOBS = {job.name: job for job in (process_track_job, verify_track_job)}
+TRACK_JOBS = {job.name: job for job in (process_track_job, verify_track_job, mirror_track_job)}
 
 #: Rebuild the CSV/Parquet volume index (also kept fresh automatically by its automation condition).
 library_index_job = define_asset_job(

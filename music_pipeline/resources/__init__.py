@@ -3,6 +3,7 @@
 from .analysis import AnalysisResource
 from .downloader import DownloaderResource
 from .library import LibraryResource
+from .mirrors import EagleResource, NotionResource
 from .sources import SoundCloudResource, SpotifyResource
 
 
@@ -18,9 +19,11 @@ def build_resources(**overrides) -> dict:
         "analysis": AnalysisResource(),
         "spotify": SpotifyResource(**settings.spotify_resource_config()),
         "soundcloud": SoundCloudResource(user=settings.soundcloud_user()),
+        "notion": NotionResource(**settings.notion_resource_config()),
+        "eagle": EagleResource(**settings.eagle_resource_config()),
     }
     return {**resources, **overrides}
 
 
-__all__ = ["AnalysisResource", "DownloaderResource", "LibraryResource", "SoundCloudResource", "SpotifyResource",
+__all__ = ["AnalysisResource", "DownloaderResource", "EagleResource", "LibraryResource", "NotionResource", "SoundCloudResource", "SpotifyResource",
            "build_resources"]

@@ -159,6 +159,30 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
     ALTER TABLE tracks ADD COLUMN leading_silence_s REAL;
     ALTER TABLE tracks ADD COLUMN trailing_silence_s REAL;
     """,
+    # 8: the mirrors (Notion pages, Eagle items): which remote record is each track's, what
+    # the pipeline last wrote there (a value changed since was changed by a person, and is
+    # kept) and which status it last showed; merges of duplicates' records, for `dedup --undo`
+    """
+    CREATE TABLE mirrors (
+        track_key TEXT NOT NULL REFERENCES tracks(key),
+        sink TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        written TEXT NOT NULL DEFAULT '{}',
+        status TEXT,
+        synced_at TEXT NOT NULL,
+        PRIMARY KEY (track_key, sink)
+    );
+    CREATE INDEX mirrors_remote ON mirrors(sink, remote_id);
+    CREATE TABLE mirror_merges (
+        sink TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        track_key TEXT NOT NULL,
+        keeper_remote_id TEXT NOT NULL,
+        added TEXT NOT NULL DEFAULT '{}',
+        merged_at TEXT NOT NULL,
+        PRIMARY KEY (sink, remote_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -790,6 +814,63 @@ class Catalog:
         with self._connect() as conn:
             conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ? AND track_key = ?", (playlist_id, key))
 
+    # -- mirrors ----------------------------------------------------------------------------
+    #
+    # Notion and Eagle mirror the catalog; these rows say which remote record is each
+    # track's and what the pipeline last wrote there, so a sync compares before it writes
+    # and never overwrites what a person changed since.
+
+    def mirror(self, key: str, sink: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM mirrors WHERE track_key = ? AND sink = ?", (key, sink)).fetchone()
+        return _mirror(row) if row else None
+
+    def mirrors(self, sink: str) -> list[dict]:
+        with self._connect() as conn:
+            return [_mirror(r) for r in conn.execute("SELECT * FROM mirrors WHERE sink = ? ORDER BY rowid", (sink,))]
+
+    def mirror_owner(self, sink: str, remote_id: str) -> str | None:
+        """The track whose record ``remote_id`` is."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT track_key FROM mirrors WHERE sink = ? AND remote_id = ?",
+                               (sink, remote_id)).fetchone()
+        return row[0] if row else None
+
+    def set_mirror(self, key: str, sink: str, remote_id: str, *, written: dict | None = None,
+                   status: str | None = None) -> None:
+        """Record ``key``'s remote record; ``written`` replaces what was last written when
+        given, ``status`` the status last shown when given."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO mirrors (track_key, sink, remote_id, written, status, synced_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(track_key, sink) DO UPDATE SET"
+                " remote_id = excluded.remote_id, written = COALESCE(?, mirrors.written),"
+                " status = COALESCE(?, mirrors.status), synced_at = excluded.synced_at",
+                (key, sink, remote_id, json.dumps(written or {}), status, now(),
+                 None if written is None else json.dumps(written), status))
+
+    def forget_mirror(self, key: str, sink: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM mirrors WHERE track_key = ? AND sink = ?", (key, sink))
+
+    def record_merge(self, sink: str, remote_id: str, key: str, keeper_remote_id: str, added: dict) -> None:
+        """A duplicate's remote record was merged into the keeper's and put in the trash."""
+        with self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO mirror_merges (sink, remote_id, track_key, keeper_remote_id,"
+                         " added, merged_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (sink, remote_id, key, keeper_remote_id, json.dumps(added), now()))
+
+    def merges(self, sink: str, keys: Iterable[str] | None = None) -> list[dict]:
+        with self._connect() as conn:
+            rows = [dict(r) for r in conn.execute("SELECT * FROM mirror_merges WHERE sink = ? ORDER BY merged_at",
+                                                  (sink,))]
+        wanted = None if keys is None else set(keys)
+        return [{**r, "added": json.loads(r["added"])} for r in rows if wanted is None or r["track_key"] in wanted]
+
+    def forget_merge(self, sink: str, remote_id: str) -> None:
+        with self._connect() as conn:
+            conn.execute("DELETE FROM mirror_merges WHERE sink = ? AND remote_id = ?", (sink, remote_id))
+
     # -- fingerprint index ----------------------------------------------------------------
     #
     # The inverted index of core.fpindex, persisted: (term, track) rows, so checking one new
@@ -896,6 +977,12 @@ def _fold(path: str | None) -> str:
     """A path as case-insensitive volumes (exFAT, APFS, HFS+) compare names: NFC, case-folded
     (SQLite's NOCASE folds ASCII only: "Ébène" and "ébène" would pass as two names)."""
     return unicodedata.normalize("NFC", path or "").casefold()
+
+
+def _mirror(row: sqlite3.Row) -> dict:
+    data = dict(row)
+    data["written"] = json.loads(data["written"] or "{}")
+    return data
 
 
 def _encode(value: object) -> str | None:

@@ -1,0 +1,248 @@
+"""The catalog's side of the mirrors: what each track looks like to Notion and Eagle, and the
+record of which page or item is whose (the ``mirrors`` table), so every sync is idempotent.
+
+The sinks decide how to write a track (``core.sources.notion``, ``core.sources.eagle``);
+this module decides which tracks, in which state, and keeps the catalog's notes on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..domain.errors import TrackError
+from ..domain.identity import looks_like_url, redact_url, source_for
+from ..domain.records import OutputFile, TrackRecord
+from ..domain.status import Status
+from ..sources import eagle
+from ..sources.notion import mapping
+from ..sources.notion.mirror import NotionMirror, Outcome
+from .steps import Library
+
+NOTION = "notion"
+EAGLE = "eagle"
+
+
+def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None = None) -> TrackRecord:
+    """The catalog's row for ``key`` as the mirrors show it."""
+    row = lib.track(key)
+    if playlist_names is None:
+        playlist_names = {p["id"]: p["name"] for p in lib.catalog.playlists()}
+    files = {f["format"]: OutputFile(Path(f["path"]), f["sha256"], f["size"]) for f in lib.catalog.files([key])}
+    artists = tuple(row.get("artists") or ([row["artist"]] if row.get("artist") else []))
+    urls = tuple(dict.fromkeys(u for u in (row.get("webpage_url"), row.get("spotify_url"), row.get("match_url"),
+                                           *(row.get("source_urls") or [])) if u and looks_like_url(u)))
+    return TrackRecord(
+        key=key, status=str(row["status"]), title=row.get("title") or "", artists=artists,
+        album=row.get("album") or "", bpm=row.get("bpm"), key_name=row.get("key_short") or row.get("key_name") or "",
+        camelot=row.get("camelot") or "", lufs=row.get("lufs"), duration_s=row.get("duration_s"),
+        source_url=row.get("source_url"), urls=urls, isrc=row.get("isrc") or "", files=files,
+        playlists=tuple(sorted({playlist_names[p] for p, _, _ in lib.catalog.memberships(key) if p in playlist_names})),
+        genres=tuple(row.get("genres") or ()), error=row.get("error") or "", processed_at=row.get("processed_at"),
+        lossless=bool(row["raw_lossless"]) if row.get("raw_lossless") is not None else None)
+
+
+def aliases(lib: Library, key: str) -> list[str]:
+    """Tracks set aside as duplicates of ``key`` (their pages are ``key``'s to merge)."""
+    return [r["key"] for r in lib.catalog.tracks(Status.DUPLICATE) if lib.catalog.keeper_of(r["key"]) == key]
+
+
+# -- Notion ------------------------------------------------------------------------------------
+
+
+def sync_notion(lib: Library, mirror: NotionMirror, key: str) -> Outcome:
+    """Create or update ``key``'s page and note it in the catalog (pages of the same track
+    made by hand are merged into it and put in the trash)."""
+    record = track_record(lib, key)
+    outcome = mirror.sync(record, lib.catalog.mirror(key, NOTION), aliases=aliases(lib, key))
+    lib.catalog.set_mirror(key, NOTION, outcome.page_id, written=outcome.written,
+                           status=mapping.STATUS_LABELS.get(record.status, record.status))
+    for page_id, added in outcome.merged:
+        owner = lib.catalog.mirror_owner(NOTION, page_id) or key
+        lib.catalog.record_merge(NOTION, page_id, owner, outcome.page_id, added)
+        if owner != key:
+            lib.catalog.set_mirror(owner, NOTION, page_id, status=mapping.STATUS_LABELS["duplicate"])
+    return outcome
+
+
+@dataclass
+class FollowUp:
+    statuses: int = 0  # pages whose status was brought up to date
+    merged: list[str] = field(default_factory=list)  # duplicates' pages merged into their keeper's
+    errors: list[str] = field(default_factory=list)
+    left: int = 0  # changes left for the next pass (the pass is bounded)
+
+
+def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40) -> FollowUp:
+    """Pages follow their track: the status (and the error of a failed track) shown, and a
+    page of a track set aside as a duplicate merged into its keeper's page and put in the
+    trash. At most ``limit`` pages per pass (each is a request or three)."""
+    result = FollowUp()
+    labels = mapping.STATUS_LABELS
+    pending = []
+    for state in lib.catalog.mirrors(NOTION):
+        row = lib.catalog.get(state["track_key"])
+        if row is None:
+            continue
+        label = labels.get(str(row["status"]), str(row["status"]))
+        if state["status"] != label or (row["status"] == Status.FAILED and state["written"].get("__error")
+                                        != (row.get("error") or "")):
+            pending.append((state, row))
+    result.left = max(0, len(pending) - limit)
+    for state, row in pending[:limit]:
+        key = state["track_key"]
+        try:
+            if row["status"] == Status.DUPLICATE:
+                keeper = lib.catalog.keeper_of(key)
+                keeper_state = lib.catalog.mirror(keeper, NOTION)
+                if keeper_state is None:  # the keeper has no page yet: this one becomes its page
+                    lib.catalog.forget_mirror(key, NOTION)
+                    lib.catalog.set_mirror(keeper, NOTION, state["remote_id"])
+                    sync_notion(lib, mirror, keeper)
+                else:
+                    added = mirror.merge(keeper_state["remote_id"], state["remote_id"])
+                    lib.catalog.record_merge(NOTION, state["remote_id"], key, keeper_state["remote_id"], added)
+                    lib.catalog.set_mirror(key, NOTION, state["remote_id"], status=labels["duplicate"])
+                result.merged.append(key)
+                continue
+            record = track_record(lib, key)
+            mirror.show_status(state["remote_id"], record)
+            written = {**state["written"], "__error": row.get("error") or ""}
+            lib.catalog.set_mirror(key, NOTION, state["remote_id"], written=written,
+                                   status=labels.get(str(row["status"]), str(row["status"])))
+            result.statuses += 1
+        except TrackError as err:
+            result.errors.append(f"{key}: {err}")
+            if getattr(err, "misconfigured", False):
+                break  # every other page would fail the same way
+    return result
+
+
+@dataclass
+class Taken:
+    keys: list[str] = field(default_factory=list)  # tracks registered from queued pages
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str] | None = None, *,
+               limit: int = 50) -> Taken:
+    """Pages queued in Notion (a source URL, no status of ours) become tracks: each is
+    registered, the page marked with its key and "Queued", and noted as the track's page. A
+    page for a track the library already has is merged into that track's page."""
+    taken = Taken()
+    for item in mirror.queued()[:limit]:
+        where = f"Notion page {item.title or item.page_id}"
+        try:
+            source = source_for(item.url, resolve)
+            if source.kind != "url":
+                raise TrackError(f"{item.url!r} is not a URL.", hint="Put a SoundCloud, YouTube or Spotify link in it.")
+        except TrackError as err:
+            message = f"{where}: {redact_url(item.url) if looks_like_url(item.url) else 'not a URL'}: {err}"
+            taken.errors.append(message)
+            _refuse(mirror, item.page_id, str(err))
+            continue
+        owner = lib.catalog.find_source(urls=[source.url]) or (source.key if lib.catalog.get(source.key) else None)
+        if owner is not None and (state := lib.catalog.mirror(owner, NOTION)) is not None \
+                and state["remote_id"] != item.page_id:
+            added = mirror.merge(state["remote_id"], item.page_id)
+            lib.catalog.record_merge(NOTION, item.page_id, owner, state["remote_id"], added)
+            taken.notes.append(f"{where}: {owner} is already in the library; merged into its page")
+            continue
+        key = owner or source.key
+        if owner is None:
+            lib.register(source, original=item.url)
+        lib.catalog.set_mirror(key, NOTION, item.page_id)
+        row = lib.track(key)
+        if Status(row["status"]).finished:
+            sync_notion(lib, mirror, key)  # already processed: the page gets its data now
+            taken.notes.append(f"{where}: {key} is already in the library; page filled in")
+            continue
+        mirror.show_status(item.page_id, track_record(lib, key))
+        lib.catalog.set_mirror(key, NOTION, item.page_id, status=mapping.STATUS_LABELS[str(row["status"])])
+        taken.keys.append(key)
+        taken.notes.append(f"{where}: queued as {key}")
+    return taken
+
+
+def _refuse(mirror: NotionMirror, page_id: str, message: str) -> None:
+    """A queued page the pipeline cannot take says so on the page (status Failed, the reason)."""
+    props = {}
+    for name, value in (("status", mapping.STATUS_LABELS["failed"]), ("error", message)):
+        if (p := mirror.schema.prop(name)) is not None:
+            props[p.name] = mapping.request(p.type, mapping.canonical(p.type, value))
+    if props:
+        mirror.snapshot.put(mirror.api.update(page_id, properties=props))
+
+
+def undo_notion(lib: Library, mirror: NotionMirror, keys: list[str]) -> list[str]:
+    """`dedup --undo`: the pages merged away for ``keys`` back out of the trash, and what
+    their merge added taken off the keeper's page. Returns the restored page ids."""
+    restored = []
+    for merge in lib.catalog.merges(NOTION, keys):
+        mirror.restore(merge["remote_id"], merge["keeper_remote_id"], merge["added"])
+        lib.catalog.forget_merge(NOTION, merge["remote_id"])
+        lib.catalog.set_mirror(merge["track_key"], NOTION, merge["remote_id"], status="")  # shown again next pass
+        restored.append(merge["remote_id"])
+    return restored
+
+
+# -- Eagle ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EagleOutcome:
+    item_id: str
+    action: str
+    trashed: list[str] = field(default_factory=list)  # items of duplicates moved to Eagle's trash
+
+
+def bpm_range(bpm: float | None) -> str:
+    """A tag that groups tempos by tens (a DJ browses 120-129, not 123.4)."""
+    if not bpm:
+        return ""
+    low = int(bpm // 10 * 10)
+    return f"{low}-{low + 9} BPM"
+
+
+def eagle_record(record: TrackRecord, fmt: str) -> eagle.EagleRecord:
+    """What the track's Eagle item shows: the ``fmt`` file, named "Artist - Title"."""
+    chosen = record.files.get(fmt)
+    if chosen is None:
+        raise TrackError(f"{record.key} has no {fmt} file to import into Eagle.",
+                         hint="Set EAGLE_FORMAT to ALAC, AIFF or WAV (a format the library writes).")
+    parts = [f"BPM {record.bpm:.1f}" if record.bpm else "",
+             f"Key {record.key_name} ({record.camelot})" if record.key_name else "",
+             f"{record.lufs:.1f} LUFS" if record.lufs is not None else ""]
+    site = next((s for s in ("soundcloud", "youtube", "spotify") if record.site_url(s)), "file")
+    tags = [*record.genres, record.key_name, record.camelot, bpm_range(record.bpm), *record.playlists, site]
+    return eagle.EagleRecord(
+        key=record.key, path=chosen.path, name=record.display_name, website=record.source_url,
+        annotation=" · ".join(p for p in parts if p), tags=tuple(dict.fromkeys(t for t in tags if t)),
+        folders=record.playlists, sha256=chosen.sha256)
+
+
+def sync_eagle(lib: Library, client: eagle.EagleClient, key: str, fmt: str = "ALAC") -> EagleOutcome:
+    """Import or update ``key``'s item (never twice), and move its duplicates' items to the trash."""
+    record = track_record(lib, key)
+    state = lib.catalog.mirror(key, EAGLE)
+    result = eagle.sync(client, eagle_record(record, fmt), state["remote_id"] if state else None)
+    lib.catalog.set_mirror(key, EAGLE, result.item_id, status=record.status)
+    return EagleOutcome(result.item_id, result.action, trash_eagle_duplicates(lib, client))
+
+
+def trash_eagle_duplicates(lib: Library, client: eagle.EagleClient) -> list[str]:
+    """Items of tracks set aside as duplicates go to Eagle's trash (never deleted); returns their keys."""
+    pending = {}
+    for state in lib.catalog.mirrors(EAGLE):
+        row = lib.catalog.get(state["track_key"])
+        if row is not None and row["status"] == Status.DUPLICATE and state["status"] != "trashed":
+            pending[state["track_key"]] = state["remote_id"]
+    if not pending:
+        return []
+    trashed = set(eagle.trash(client, list(pending.values())))
+    for key, item_id in pending.items():
+        if item_id in trashed:
+            lib.catalog.set_mirror(key, EAGLE, item_id, status="trashed")
+    return [k for k, i in pending.items() if i in trashed]

@@ -1,0 +1,324 @@
+"""The Notion mirror against a local server that behaves like Notion's API (data sources,
+pagination, validation, 429s, 5xx, access errors), with the real notion-client: what the
+database holds after a first sync, a re-sync, a hand edit, a merge, a queue, a storm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from music_pipeline.assets import notion_records, tracks
+from music_pipeline.core.domain.errors import Reason
+from music_pipeline.core.domain.identity import source_for
+from music_pipeline.core.library import mirrors
+from music_pipeline.core.library.steps import Library
+from music_pipeline.core.sources.notion import mirror as mirror_module
+from music_pipeline.resources import LibraryResource, NotionResource
+from music_pipeline.resources import mirrors as mirror_resources
+
+from .fakes.notion import FakeNotion
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = {
+    "Name": "title", "Track ID": "rich_text", "Artist": "multi_select", "Album": "rich_text", "BPM": "number",
+    "Key": "select", "Camelot": "select", "LUFS": "number", "Duration": "number", "URL": "url",
+    "SoundCloud": "url", "YouTube": "url", "Spotify": "url", "ISRC": "rich_text", "ALAC File": "rich_text",
+    "AIFF File": "rich_text", "WAV File": "rich_text", "Playlists": "multi_select", "Genre": "multi_select",
+    "Status": "select", "Error": "rich_text", "Processed": "date", "Lossless": "checkbox",
+    "Tags": "multi_select", "Notes": "rich_text",  # the user's own: never written by the pipeline
+}
+
+
+@pytest.fixture
+def fake():
+    with FakeNotion(token=f"ntn_test_{uuid.uuid4().hex}") as server:
+        yield server
+
+
+@pytest.fixture
+def db(fake: FakeNotion):
+    return fake.create_database("Tracks", SCHEMA)
+
+
+@pytest.fixture(autouse=True)
+def new_process():
+    """Each test (and ``restart()``) starts as a fresh process would: no schema or page cache."""
+    restart()
+    yield
+    restart()
+
+
+def restart() -> None:
+    mirror_resources._mirrors.clear()
+    mirror_module._snapshots.clear()
+
+
+def notion(fake: FakeNotion, db, **config) -> NotionResource:
+    return NotionResource(token=fake.token, tracks_db_id=db.id, api_base_url=fake.url, **{"backoff_s": 0.05, **config})
+
+
+def youtube(n: int) -> str:
+    return f"https://www.youtube.com/watch?v=track{n:06d}"
+
+
+def add_done(lib: Library, n: int, *, title: str | None = None, bpm: float = 124.0, playlists: tuple = (),
+             isrc: str | None = None, genres: tuple = ("House",)) -> str:
+    """A finished track as the catalog holds it after its run (files recorded, status done)."""
+    source = source_for(youtube(n))
+    lib.register(source)
+    key = source.key
+    lib.catalog.update(key, title=title or f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"],
+                       album="An Album", bpm=bpm, key_name="F# minor", key_short="F#m", camelot="11A", lufs=-9.14,
+                       duration_s=201.27, isrc=isrc, genres=list(genres), raw_lossless=1,
+                       webpage_url=youtube(n))
+    for fmt, ext in (("ALAC", "m4a"), ("AIFF", "aiff"), ("WAV", "wav")):
+        lib.catalog.record_file(key, fmt, lib.root / fmt / f"Artist {n} - Song {n}.{ext}", size=1000 + n,
+                                sha256=f"{n:064x}", duration_s=201.27, codec="pcm", sample_rate=44100, bits=16)
+    for name in playlists:
+        lib.catalog.save_playlist(f"yt-{name}", "youtube", name)
+        lib.catalog.add_membership(f"yt-{name}", key, 0)
+    lib.catalog.mark_done(key)
+    return key
+
+
+def pages(fake: FakeNotion, db, trashed: bool = False) -> list[dict]:
+    return [FakeNotion.plain(p) | {"id": p["id"], "in_trash": p["in_trash"]}
+            for p in fake.pages_in(db.data_source_id, include_trashed=trashed)]
+
+
+def by_key(fake: FakeNotion, db) -> dict[str, dict]:
+    found = {}
+    for page in pages(fake, db):
+        assert page["Track ID"] not in found, f"two pages for {page['Track ID']}"
+        found[page["Track ID"]] = page
+    return found
+
+
+def test_first_sync_creates_one_page_per_track_and_a_resync_writes_nothing(fake, db, library: Library) -> None:
+    keys = [add_done(library, n, playlists=("Warmup",) if n % 2 else ()) for n in range(5)]
+    resource = notion(fake, db)
+    for key in keys:
+        outcome = mirrors.sync_notion(library, resource.mirror(), key)
+        assert outcome.action == "created"
+    held = by_key(fake, db)
+    assert set(held) == set(keys)
+    page = held[keys[1]]
+    assert page["Name"] == "Song 1" and page["Artist"] == ["Artist 1"] and page["BPM"] == 124.0
+    assert page["Key"] == "F#m" and page["Camelot"] == "11A" and page["LUFS"] == -9.1 and page["Duration"] == 201.3
+    assert page["YouTube"] == youtube(1) and page["URL"] == youtube(1) and page["SoundCloud"] is None
+    assert page["ALAC File"].endswith("ALAC/Artist 1 - Song 1.m4a") and page["Playlists"] == ["Warmup"]
+    assert page["Status"] == "Done" and page["Genre"] == ["House"] and page["Lossless"] is True
+    assert page["Processed"] and page["Notes"] == ""
+    requests_first = len(fake.requests)
+
+    restart()  # a new run: a fresh process reads the database again (paged) and writes nothing
+    writes_before = len(fake.writes())
+    for key in keys:
+        assert mirrors.sync_notion(library, notion(fake, db).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes_before
+    resync = fake.requests[requests_first:]
+    assert len(resync) <= 3, [(r.method, r.path) for r in resync]  # schema (2) + one query page
+
+
+def test_a_value_typed_by_hand_is_kept_and_the_rest_follows_the_library(fake, db, library: Library) -> None:
+    key = add_done(library, 1, playlists=("Peak",))
+    resource = notion(fake, db)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    page_id = library.catalog.mirror(key, "notion")["remote_id"]
+    # a person corrects the BPM, adds a tag to Genre and a playlist, and writes a note
+    fake.edit_by_hand(page_id, {"BPM": 62.0, "Genre": ["House", "Deep"], "Playlists": ["Peak", "Mine"],
+                                "Notes": "great closer"})
+    # the library changes: new analysis, another key, a playlist gone, another added
+    library.catalog.update(key, bpm=125.0, key_short="Am", camelot="8A")
+    library.catalog.remove_membership("yt-Peak", key)
+    library.catalog.save_playlist("yt-Sunrise", "youtube", "Sunrise")
+    library.catalog.add_membership("yt-Sunrise", key, 0)
+    restart()
+    outcome = mirrors.sync_notion(library, notion(fake, db).mirror(), key)
+    assert outcome.action == "updated" and "BPM" in outcome.kept
+    page = by_key(fake, db)[key]
+    assert page["BPM"] == 62.0  # the person's value stays
+    assert page["Key"] == "Am" and page["Camelot"] == "8A"  # the library's change arrives
+    assert page["Genre"] == ["Deep", "House"] or sorted(page["Genre"]) == ["Deep", "House"]
+    assert sorted(page["Playlists"]) == ["Mine", "Sunrise"]  # ours moved on, theirs stayed
+    assert page["Notes"] == "great closer"
+    writes = len(fake.writes())
+    restart()
+    assert mirrors.sync_notion(library, notion(fake, db).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes
+
+
+def test_pages_made_by_hand_are_found_and_merged_never_doubled(fake, db, library: Library) -> None:
+    key = add_done(library, 7, isrc="GBAYE0601498")
+    # before any sync a person had added the track by its URL, and again by its ISRC
+    by_url = fake.seed_page(db.data_source_id, {"Name": "song seven", "YouTube": youtube(7), "Tags": ["fav"],
+                                                "Notes": "from the radio"})
+    by_isrc = fake.seed_page(db.data_source_id, {"Name": "Song 7 (dup)", "ISRC": "GB-AYE-06-01498",
+                                                 "Tags": ["vinyl"], "SoundCloud": "https://soundcloud.com/a/b"})
+    other = fake.seed_page(db.data_source_id, {"Name": "Another track", "YouTube": youtube(8)})
+    outcome = mirrors.sync_notion(library, notion(fake, db).mirror(), key)
+    assert outcome.page_id == by_url["id"] and outcome.action == "updated"
+    live = pages(fake, db)
+    assert {p["id"] for p in live} == {by_url["id"], other["id"]}
+    page = next(p for p in live if p["id"] == by_url["id"])
+    assert page["Track ID"] == key and page["Name"] == "song seven"  # a title typed by hand stays
+    assert sorted(page["Tags"]) == ["fav", "vinyl"] and page["SoundCloud"] == "https://soundcloud.com/a/b"
+    assert page["Notes"] == "from the radio" and page["BPM"] == 124.0
+    trashed = fake.page(by_isrc["id"])
+    assert trashed["in_trash"] and FakeNotion.plain(trashed)["Status"] == "Duplicate"
+    assert library.catalog.merges("notion", [key])[0]["remote_id"] == by_isrc["id"]
+
+
+def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db, library: Library) -> None:
+    keeper = add_done(library, 1, playlists=("A",), genres=("House",))
+    copy = add_done(library, 2, playlists=("B",), genres=("Techno",))
+    resource = notion(fake, db)
+    for key in (keeper, copy):
+        mirrors.sync_notion(library, resource.mirror(), key)
+    copy_page = library.catalog.mirror(copy, "notion")["remote_id"]
+    library.catalog.mark_duplicate(copy, keeper, "g-test")
+    followed = mirrors.follow_notion(library, resource.mirror())
+    assert followed.merged == [copy]
+    live = by_key(fake, db)
+    assert set(live) == {keeper}
+    assert sorted(live[keeper]["Playlists"]) == ["A", "B"] and sorted(live[keeper]["Genre"]) == ["House", "Techno"]
+    assert fake.page(copy_page)["in_trash"]
+    assert mirrors.follow_notion(library, resource.mirror()).merged == []  # once
+
+    library.catalog.restore_status(copy, "done")
+    assert mirrors.undo_notion(library, resource.mirror(), [copy]) == [copy_page]
+    live = by_key(fake, db)
+    assert set(live) == {keeper, copy}
+    assert live[keeper]["Playlists"] == ["A"] and live[keeper]["Genre"] == ["House"]
+    mirrors.follow_notion(library, resource.mirror())
+    assert by_key(fake, db)[copy]["Status"] == "Done"
+
+
+def test_status_follows_the_track_with_its_error(fake, db, library: Library) -> None:
+    key = add_done(library, 3)
+    resource = notion(fake, db)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    library.catalog.mark_failed(key, "raw_audio", "The source was removed (HTTP 404).", Reason.REMOVED)
+    assert mirrors.follow_notion(library, resource.mirror()).statuses == 1
+    page = by_key(fake, db)[key]
+    assert page["Status"] == "Failed" and page["Error"] == "The source was removed (HTTP 404)."
+    writes = len(fake.writes())
+    assert mirrors.follow_notion(library, resource.mirror()).statuses == 0
+    assert len(fake.writes()) == writes
+
+
+def test_schema_mismatches_are_reported_once_and_the_rest_is_written(fake, library: Library) -> None:
+    db = fake.create_database("Odd", {"Title": "title", "Track ID": "rich_text", "BPM": "rich_text",
+                                      "Key": "number", "Tempo": "number"})
+    resource = notion(fake, db, properties={"loudness": "Tempo", "bogus": "X"})
+    mirror = resource.mirror()
+    problems = " | ".join(mirror.schema.problems)
+    assert "'Key' is number" in problems and "no property 'Status'" in problems and "bogus" in problems
+    key = add_done(library, 4)
+    mirrors.sync_notion(library, mirror, key)
+    (page,) = pages(fake, db)
+    assert page["Title"] == "Song 4" and page["BPM"] == "124" and page["Tempo"] == -9.1 and page["Key"] is None
+
+
+def test_a_429_storm_and_a_failure_mid_sync_leave_no_duplicate_and_nothing_lost(fake, db, library: Library) -> None:
+    keys = [add_done(library, n) for n in range(6)]
+    resource = notion(fake, db)
+    mirror = resource.mirror()
+    fake.rate_limit_next(4, retry_after=1)
+    for key in keys[:3]:
+        mirrors.sync_notion(library, mirror, key)
+    # Notion goes down in the middle of the rest: some tracks fail, the next sync finishes them
+    fake.fail_next(7, status=503)
+    failed = []
+    for key in keys[3:]:
+        try:
+            mirrors.sync_notion(library, mirror, key)
+        except Exception as err:  # noqa: BLE001 - recorded and asserted below
+            failed.append((key, err))
+    assert failed and all("503" in str(err) or "Notion" in str(err) for _, err in failed)
+    assert all(fake.token not in str(err) for _, err in failed)
+    restart()
+    for key in keys:
+        mirrors.sync_notion(library, notion(fake, db).mirror(), key)
+    assert set(by_key(fake, db)) == set(keys)
+    limited = [r for r in fake.requests if r.status == 429]
+    assert len(limited) == 4
+
+
+def test_a_database_not_shared_says_what_to_do_and_does_not_fail_the_track(fake, db, library: Library,
+                                                                            library_root: Path) -> None:
+    key = add_done(library, 5)
+    fake.set_access(db.id, "not_shared")
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(tracks.name, [key])
+        result = materialize([notion_records], partition_key=key, instance=instance, raise_on_error=False,
+                             resources={"library": LibraryResource(root=str(library_root)),
+                                        "notion": notion(fake, db)})
+        assert result.success
+        assert not result.get_asset_materialization_events()
+        (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+        why = observed.event_specific_data.asset_observation.metadata["skipped"].value
+        assert "Connections" in why and "TRACKS_DB_ID" in why and fake.token not in why
+    assert library.catalog.get(key)["status"] == "done"
+
+
+def test_without_a_token_the_asset_says_skipped(library: Library, library_root: Path) -> None:
+    key = add_done(library, 6)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(tracks.name, [key])
+        result = materialize([notion_records], partition_key=key, instance=instance,
+                             resources={"library": LibraryResource(root=str(library_root)), "notion": NotionResource()})
+        (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+        assert observed.event_specific_data.asset_observation.metadata["skipped"].value.startswith(
+            "skipped: Notion is not configured")
+
+
+def test_queued_pages_become_tracks_and_bad_ones_say_why(fake, db, library: Library) -> None:
+    known = add_done(library, 9)
+    mirror = notion(fake, db).mirror()
+    mirrors.sync_notion(library, mirror, known)
+    queued = fake.seed_page(db.data_source_id, {"Name": "to get", "URL": youtube(10)})
+    path = fake.seed_page(db.data_source_id, {"Name": "oops", "URL": "/etc/passwd"})
+    again = fake.seed_page(db.data_source_id, {"Name": "have it", "YouTube": youtube(9), "Tags": ["x"]})
+    done = fake.seed_page(db.data_source_id, {"Name": "old", "URL": youtube(11), "Status": "Done"})
+    taken = mirrors.take_queue(library, mirror)
+    assert taken.keys == ["youtube-track000010"]
+    assert library.catalog.get("youtube-track000010")["status"] == "queued"
+    assert library.catalog.mirror("youtube-track000010", "notion")["remote_id"] == queued["id"]
+    page = FakeNotion.plain(fake.page(queued["id"]))
+    assert page["Status"] == "Queued" and page["Track ID"] == "youtube-track000010"
+    refused = FakeNotion.plain(fake.page(path["id"]))
+    assert refused["Status"] == "Failed" and "URL" in refused["Error"]
+    assert fake.page(again["id"])["in_trash"]  # the library has it: merged into its page
+    known_page = library.catalog.mirror(known, "notion")["remote_id"]
+    assert FakeNotion.plain(fake.page(known_page))["Tags"] == ["x"]
+    assert FakeNotion.plain(fake.page(done["id"]))["Status"] == "Done" and not fake.page(done["id"])["in_trash"]
+    assert mirrors.take_queue(library, mirror).keys == []  # taken once
+
+
+def test_concurrent_mirror_runs_stay_under_three_requests_a_second(fake, db, library: Library,
+                                                                   tmp_path: Path) -> None:
+    keys = [add_done(library, n) for n in range(24)]
+    env = {**os.environ, "MUSIC_LIBRARY": str(library.root), "DAGSTER_HOME": str(tmp_path / "home"),
+           "NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+    (tmp_path / "home").mkdir()
+    procs = [subprocess.Popen([sys.executable, "-m", "music_pipeline", "mirror", *half], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for half in (keys[::2], keys[1::2])]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert set(by_key(fake, db)) == set(keys)
+    assert fake.token not in "".join(outputs)
+    times = sorted(r.at for r in fake.requests)
+    assert len(times) >= 24 + 4
+    burst = 3
+    for i in range(len(times)):
+        for j in range(i + burst, len(times)):
+            # any n requests span at least (n - burst) / 3 seconds: 3 a second on average
+            assert times[j] - times[i] >= (j - i + 1 - burst) / 3.0 - 0.05, (i, j, times[j] - times[i])
