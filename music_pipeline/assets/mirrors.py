@@ -84,7 +84,9 @@ def eagle_records(context: AssetExecutionContext, library: LibraryResource,
     key = context.partition_key
     try:
         result = mirrors.sync_eagle(lib, eagle.client(), key, eagle.format)
-    except eagle_api.EagleNotReachable as err:
+    except (eagle_api.EagleNotReachable, eagle_api.EagleAccessError) as err:
+        if getattr(err, "misconfigured", False):
+            context.log.error(f"{key}: {err}")
         yield from _skip(context, str(err))
         return
     except TrackError as err:

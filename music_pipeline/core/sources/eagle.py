@@ -39,6 +39,13 @@ class EagleError(TrackError):
     reason = Reason.SOURCE_UNAVAILABLE
 
 
+class EagleAccessError(EagleError):
+    """Eagle refused the token: the sink is misconfigured, not the track's failure."""
+
+    reason = Reason.LOGIN
+    misconfigured = True
+
+
 @dataclass(frozen=True)
 class EagleRecord:
     """What a track's Eagle item should look like."""
@@ -95,8 +102,11 @@ class EagleClient:
                                     hint="Start the Eagle app, or set EAGLE_API_BASE (EAGLE_API_BASE=off stops "
                                          "trying).") from None
         if answer.get("status") != "success":
-            message = answer.get("message") or answer.get("data") or "error"
-            raise EagleError(f"Eagle refused {path}: {self._clean(str(message))}")
+            message = self._clean(str(answer.get("message") or answer.get("data") or "error"))
+            if "token" in message.lower():
+                raise EagleAccessError(f"Eagle refused the API token ({message}).",
+                                       hint="Set EAGLE_TOKEN to the token shown in Eagle's Preferences → Developer.")
+            raise EagleError(f"Eagle refused {path}: {message}")
         return answer.get("data")
 
     def _clean(self, text: str) -> str:

@@ -1,0 +1,125 @@
+"""The Eagle mirror against a local server that behaves like Eagle's API: imported once,
+kept up to date, never twice, duplicates to Eagle's trash, and a closed Eagle is no failure."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from music_pipeline.assets import eagle_records, tracks
+from music_pipeline.core.domain.identity import source_for
+from music_pipeline.core.library import mirrors
+from music_pipeline.core.library.steps import Library
+from music_pipeline.core.sources import eagle
+from music_pipeline.resources import EagleResource, LibraryResource
+
+from .fakes.eagle import FakeEagle
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    with FakeEagle(tmp_path / "Eagle.library", token="eagle-secret-token") as fake:
+        yield fake
+
+
+def add_done(lib: Library, n: int, *, playlists: tuple = ("Warmup",), bpm: float = 124.0) -> str:
+    source = source_for(f"https://soundcloud.com/artist-{n}/song-{n}", resolve=lambda url: ("soundcloud", str(1000 + n)))
+    lib.register(source)
+    key = source.key
+    lib.catalog.update(key, title=f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"], bpm=bpm,
+                       key_short="F#m", camelot="11A", lufs=-9.1, genres=["House"])
+    path = lib.root / "ALAC" / f"Artist {n} - Song {n}.m4a"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(f"not really alac {n}".encode() * 50)
+    lib.catalog.record_file(key, "ALAC", path, size=path.stat().st_size,
+                            sha256=hashlib.sha256(path.read_bytes()).hexdigest(), duration_s=200.0, codec="alac",
+                            sample_rate=44100, bits=16)
+    for name in playlists:
+        lib.catalog.save_playlist(f"sc-{name}", "soundcloud", name)
+        lib.catalog.add_membership(f"sc-{name}", key, 0)
+    lib.catalog.mark_done(key)
+    return key
+
+
+def client(app: FakeEagle) -> eagle.EagleClient:
+    return eagle.EagleClient(app.url, token=app.token)
+
+
+def test_imported_once_with_its_fields_and_a_resync_writes_nothing(app: FakeEagle, library: Library) -> None:
+    key = add_done(library, 1, playlists=("Warmup", "Peak"))
+    result = mirrors.sync_eagle(library, client(app), key)
+    assert result.action == "created"
+    (item,) = app.live()
+    assert item["name"] == "Artist 1 - Song 1" and item["ext"] == "m4a"
+    assert item["url"] == "https://soundcloud.com/artist-1/song-1"
+    assert "BPM 124.0" in item["annotation"] and "F#m (11A)" in item["annotation"] and "-9.1 LUFS" in item["annotation"]
+    assert {"House", "F#m", "11A", "120-129 BPM", "Warmup", "Peak", "soundcloud"} <= set(item["tags"])
+    assert set(app.folder_names()) == {"Warmup", "Peak"} and len(item["folders"]) == 1
+    assert library.catalog.mirror(key, "eagle")["remote_id"] == item["id"]
+    writes = len(app.writes())
+    assert mirrors.sync_eagle(library, client(app), key).action == "unchanged"
+    assert len(app.writes()) == writes
+
+
+def test_a_change_updates_the_item_and_keeps_tags_added_in_eagle(app: FakeEagle, library: Library) -> None:
+    key = add_done(library, 2)
+    mirrors.sync_eagle(library, client(app), key)
+    (item,) = app.live()
+    item["tags"].append("my favourite")  # a person tags it in Eagle
+    library.catalog.update(key, bpm=131.0)
+    assert mirrors.sync_eagle(library, client(app), key).action == "updated"
+    (item,) = app.live()
+    assert "BPM 131.0" in item["annotation"] and "130-139 BPM" in item["tags"] and "my favourite" in item["tags"]
+    assert len(app.items) == 1  # not imported again
+
+
+def test_a_lost_item_id_is_found_again_not_imported_twice(app: FakeEagle, library: Library) -> None:
+    key = add_done(library, 3)
+    mirrors.sync_eagle(library, client(app), key)
+    library.catalog.forget_mirror(key, "eagle")  # e.g. a catalog restored from an old backup
+    result = mirrors.sync_eagle(library, client(app), key)
+    assert result.action in ("adopted", "unchanged") and len(app.items) == 1
+
+
+def test_duplicates_items_go_to_the_trash_never_deleted(app: FakeEagle, library: Library) -> None:
+    keeper, copy = add_done(library, 4), add_done(library, 5)
+    for key in (keeper, copy):
+        mirrors.sync_eagle(library, client(app), key)
+    library.catalog.mark_duplicate(copy, keeper, "g-eagle")
+    result = mirrors.sync_eagle(library, client(app), keeper)
+    assert result.trashed == [copy]
+    copy_item = app.items[library.catalog.mirror(copy, "eagle")["remote_id"]]
+    assert copy_item["isDeleted"] and len(app.items) == 2 and len(app.live()) == 1
+    assert mirrors.trash_eagle_duplicates(library, client(app)) == []  # once
+
+
+def test_a_closed_eagle_is_no_failure_and_the_token_never_shows(app: FakeEagle, library: Library,
+                                                                library_root: Path) -> None:
+    key = add_done(library, 6)
+    wrong = eagle.EagleClient(app.url, token="wrong-token-value")
+    with pytest.raises(eagle.EagleAccessError) as refused:
+        mirrors.sync_eagle(library, wrong, key)
+    assert "EAGLE_TOKEN" in str(refused.value)
+    assert "wrong-token-value" not in str(refused.value) and "wrong-token-value" not in repr(wrong)
+    app.stop()
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(tracks.name, [key])
+        result = materialize([eagle_records], partition_key=key, instance=instance,
+                             resources={"library": LibraryResource(root=str(library_root)),
+                                        "eagle": EagleResource(api_base=app.url, token=app.token)})
+        assert result.success and not result.get_asset_materialization_events()
+        (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+        why = observed.event_specific_data.asset_observation.metadata["skipped"].value
+        assert why.startswith(f"Eagle not reachable at {app.url}") and app.token not in why
+    assert library.catalog.get(key)["status"] == "done"
+
+
+def test_a_missing_file_says_so(app: FakeEagle, library: Library) -> None:
+    key = add_done(library, 7)
+    Path(library.catalog.file(key, "ALAC")["path"]).unlink()
+    with pytest.raises(Exception, match="is missing"):
+        mirrors.sync_eagle(library, client(app), key)
+    assert not app.items
