@@ -99,9 +99,8 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
 def _mirror_checks() -> list[tuple[bool, str, str]]:
     """Notion (token valid, database shared, schema compatible) and Eagle (reachable)."""
     from .core.domain.errors import TrackError as Problem
-    from .resources import build_resources
 
-    resources = build_resources()
+    resources = _resources()
     notion, eagle = resources["notion"], resources["eagle"]
     results: list[tuple[bool, str, str]] = []
     if not notion.configured:
@@ -468,9 +467,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _resources() -> dict:
+    """The resources for use here, outside a run: their ``EnvVar``s resolved (a run resolves
+    its own, and keeps them out of its config)."""
     from .resources import build_resources
 
-    return build_resources()
+    return {name: resource.process_config_and_initialize() for name, resource in build_resources().items()}
 
 
 def cmd_spotify_login(args: argparse.Namespace) -> int:

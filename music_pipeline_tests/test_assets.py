@@ -198,7 +198,8 @@ def test_registering_again_adds_url_forms(library) -> None:
 
 
 SOURCE_KEYS = [f"sources/{name}" for name in ("inbox", "spotify_likes", "spotify_playlists",
-                                                  "spotify_now_playing", "soundcloud_likes", "soundcloud_sets")]
+                                                  "spotify_now_playing", "soundcloud_likes", "soundcloud_sets",
+                                                  "notion_queue")]
 
 
 def test_definitions_load() -> None:
@@ -209,7 +210,11 @@ def test_definitions_load() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog",
-                    "library_index", "dedup_groups", "playlist_exports", *SOURCE_KEYS}
+                    "notion_records", "eagle_records", "library_index", "dedup_groups", "playlist_exports",
+                    *SOURCE_KEYS}
+    for mirror in ("notion_records", "eagle_records"):  # mirrors of the catalog, per track
+        assert {k.to_user_string() for k in graph.get(AssetKey(mirror)).parent_keys} == {"catalog"}
+    assert defs.resolve_sensor_def("notion_queue") is not None
     raw_audio = graph.get(AssetKey("raw_audio"))
     assert {k.to_user_string() for k in raw_audio.parent_keys} == set(SOURCE_KEYS)  # lineage starts at the sources
     assert defs.resolve_job_def("process_track") is not None

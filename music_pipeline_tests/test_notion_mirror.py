@@ -322,3 +322,27 @@ def test_concurrent_mirror_runs_stay_under_three_requests_a_second(fake, db, lib
         for j in range(i + burst, len(times)):
             # any n requests span at least (n - burst) / 3 seconds: 3 a second on average
             assert times[j] - times[i] >= (j - i + 1 - burst) / 3.0 - 0.05, (i, j, times[j] - times[i])
+
+
+def test_doctor_checks_the_token_the_sharing_and_the_schema(fake, db, tmp_path: Path) -> None:
+    env = {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home"),
+           "NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+
+    def doctor(**extra: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "music_pipeline", "doctor"], env={**env, **extra}, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert fake.token not in done.stdout + done.stderr
+        return done.stdout
+
+    shown = doctor()
+    assert "Notion: token valid, tracks database shared; 23 of 23 fields mapped" in shown
+    assert "Eagle: off" in shown
+    fake.set_access(db.id, "not_shared")
+    shown = doctor()
+    assert "FIX  Notion: cannot use the tracks database" in shown and "Connections" in shown
+    fake.set_access(db.id, None)
+    odd = fake.create_database("Odd", {"Title": "title", "BPM": "checkbox"})
+    shown = doctor(TRACKS_DB_ID=odd.id)
+    assert "Notion schema: property 'BPM' is checkbox" in shown
+    shown = doctor(NOTION_TOKEN="ntn_not_the_right_one")
+    assert "401" in shown and "NOTION_TOKEN" in shown

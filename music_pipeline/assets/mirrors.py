@@ -44,6 +44,7 @@ def notion_records(context: AssetExecutionContext, library: LibraryResource,
     key = context.partition_key
     try:
         mirror = notion.mirror()
+        sent = mirror.api.requests
         problems = tuple(mirror.schema.problems)
         if problems and (notion.tracks_db_id, problems) not in _reported:
             _reported.add((notion.tracks_db_id, problems))
@@ -66,7 +67,7 @@ def notion_records(context: AssetExecutionContext, library: LibraryResource,
         "kept_hand_edits": ", ".join(outcome.kept),
         "merged_pages": ", ".join(page for page, _ in outcome.merged),
         "schema_problems": MetadataValue.md("\n".join(f"- {p}" for p in mirror.schema.problems) or "none"),
-        "requests": mirror.api.requests,
+        "notion_requests": mirror.api.requests - sent,
     })
 
 

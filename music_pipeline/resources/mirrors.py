@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -23,7 +24,10 @@ DEFAULT_EAGLE = "http://localhost:41595"
 #: Notion allows an integration about 3 requests a second on average.
 NOTION_RATE = 3.0
 
-_mirrors: dict[tuple, NotionMirror] = {}  # per process: the schema is read once per run, not per track
+#: Per process: the schema is read once per run (a bulk run is one process), not per track;
+#: a long-lived process (the sensors' code server) reads it again after SCHEMA_TTL_S.
+_mirrors: dict[tuple, tuple[float, NotionMirror]] = {}
+SCHEMA_TTL_S = 600.0
 
 
 def limiter_path(token: str) -> Path:
@@ -68,7 +72,8 @@ class NotionResource(ConfigurableResource):
         """The tracks database, its schema read once in this process."""
         cache_key = (self.token, self.tracks_db_id, self.playlists_db_id, self.artists_db_id, self.api_base_url,
                      tuple(sorted(self.properties.items())))
-        if cache_key not in _mirrors:
+        cached = _mirrors.get(cache_key)
+        if cached is None or time.monotonic() - cached[0] > SCHEMA_TTL_S:
             api = self.api()
             source = api.data_source(self.tracks_db_id, setting="TRACKS_DB_ID")
             related_ids = {"ARTISTS_DB_ID": self.artists_db_id, "PLAYLISTS_DB_ID": self.playlists_db_id}
@@ -82,8 +87,8 @@ class NotionResource(ConfigurableResource):
                     other = api.data_source(related_ids[setting], setting=setting)
                     title = next(n for n, p in other.properties.items() if p.get("type") == "title")
                     related[field] = Related(api, other.id, title)
-            _mirrors[cache_key] = NotionMirror(api, schema, related=related)
-        return _mirrors[cache_key]
+            _mirrors[cache_key] = (time.monotonic(), NotionMirror(api, schema, related=related))
+        return _mirrors[cache_key][1]
 
 
 class EagleResource(ConfigurableResource):

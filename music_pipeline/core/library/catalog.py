@@ -621,6 +621,14 @@ class Catalog:
                 key = row[0]
                 seen.add(key)
 
+    def duplicates_of(self, key: str) -> list[str]:
+        """Tracks set aside as copies of ``key``, following chains (a copy of a copy)."""
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute(
+                "WITH RECURSIVE d(key) AS (SELECT key FROM tracks WHERE duplicate_of = ? AND status = 'duplicate'"
+                " UNION SELECT t.key FROM tracks t JOIN d ON t.duplicate_of = d.key WHERE t.status = 'duplicate')"
+                " SELECT key FROM d WHERE key <> ?", (key, key))]
+
     def repoint_duplicates(self, old: str, new: str) -> list[str]:
         """Duplicates of ``old`` become duplicates of ``new`` (``old`` was replaced by a better copy)."""
         with self._connect() as conn:
@@ -826,8 +834,12 @@ class Catalog:
         return _mirror(row) if row else None
 
     def mirrors(self, sink: str) -> list[dict]:
+        """Every record of ``sink``, with its track's ``track_status`` and ``track_error`` (one
+        query: the sensors look at all of them each tick)."""
         with self._connect() as conn:
-            return [_mirror(r) for r in conn.execute("SELECT * FROM mirrors WHERE sink = ? ORDER BY rowid", (sink,))]
+            return [_mirror(r) for r in conn.execute(
+                "SELECT m.*, t.status AS track_status, t.error AS track_error FROM mirrors m"
+                " JOIN tracks t ON t.key = m.track_key WHERE m.sink = ? ORDER BY m.rowid", (sink,))]
 
     def mirror_owner(self, sink: str, remote_id: str) -> str | None:
         """The track whose record ``remote_id`` is."""

@@ -45,7 +45,7 @@ def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None =
 
 def aliases(lib: Library, key: str) -> list[str]:
     """Tracks set aside as duplicates of ``key`` (their pages are ``key``'s to merge)."""
-    return [r["key"] for r in lib.catalog.tracks(Status.DUPLICATE) if lib.catalog.keeper_of(r["key"]) == key]
+    return lib.catalog.duplicates_of(key)
 
 
 # -- Notion ------------------------------------------------------------------------------------
@@ -82,16 +82,14 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40) -> Fol
     labels = mapping.STATUS_LABELS
     pending = []
     for state in lib.catalog.mirrors(NOTION):
-        row = lib.catalog.get(state["track_key"])
-        if row is None:
-            continue
-        label = labels.get(str(row["status"]), str(row["status"]))
-        if state["status"] != label or (row["status"] == Status.FAILED and state["written"].get("__error")
-                                        != (row.get("error") or "")):
-            pending.append((state, row))
+        status = str(state["track_status"])
+        if state["status"] != labels.get(status, status) or (
+                status == Status.FAILED and state["written"].get("__error") != (state["track_error"] or "")):
+            pending.append(state)
     result.left = max(0, len(pending) - limit)
-    for state, row in pending[:limit]:
+    for state in pending[:limit]:
         key = state["track_key"]
+        row = lib.track(key)
         try:
             if row["status"] == Status.DUPLICATE:
                 keeper = lib.catalog.keeper_of(key)
@@ -234,11 +232,8 @@ def sync_eagle(lib: Library, client: eagle.EagleClient, key: str, fmt: str = "AL
 
 def trash_eagle_duplicates(lib: Library, client: eagle.EagleClient) -> list[str]:
     """Items of tracks set aside as duplicates go to Eagle's trash (never deleted); returns their keys."""
-    pending = {}
-    for state in lib.catalog.mirrors(EAGLE):
-        row = lib.catalog.get(state["track_key"])
-        if row is not None and row["status"] == Status.DUPLICATE and state["status"] != "trashed":
-            pending[state["track_key"]] = state["remote_id"]
+    pending = {s["track_key"]: s["remote_id"] for s in lib.catalog.mirrors(EAGLE)
+               if s["track_status"] == Status.DUPLICATE and s["status"] != "trashed"}
     if not pending:
         return []
     trashed = set(eagle.trash(client, list(pending.values())))
