@@ -315,3 +315,29 @@ def test_error_bodies_and_request_log(fake, db, client):
     assert write.body["parent"] == {"data_source_id": db.data_source_id}
     assert write.status == 200 and write.at >= fake.requests[0].at
     assert "nope" not in repr(fake.requests)  # tokens are not recorded
+
+
+def test_failure_after_the_write_was_applied(fake, db):
+    c = fake.client(retry=False)
+    fake.fail_next(1, 503, after_apply=True)
+    with pytest.raises(APIResponseError) as e:
+        c.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("Strobe"))
+    assert (e.value.status, e.value.code) == (503, "service_unavailable")
+    [page] = fake.pages_in(db.data_source_id)  # created although the answer was an error
+    assert FakeNotion.plain(page)["Name"] == "Strobe"
+    fake.fail_next(1, 504, after_apply=True)
+    with pytest.raises(APIResponseError) as e:
+        c.pages.update(page_id=page["id"], properties={"BPM": {"number": 128}})
+    assert (e.value.status, e.value.code) == (504, "gateway_timeout")
+    assert FakeNotion.plain(fake.page(page["id"]))["BPM"] == 128
+    # a request that is invalid fails as invalid and applies nothing; the failure is used up
+    fake.fail_next(1, 503, after_apply=True)
+    with pytest.raises(APIResponseError) as e:
+        c.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("X", BPM={"number": "1"}))
+    assert e.value.code == "validation_error"
+    # a plain failure still applies nothing
+    fake.fail_next(1, 503)
+    with pytest.raises(APIResponseError):
+        c.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("Ghosts"))
+    assert len(fake.pages_in(db.data_source_id)) == 1
+    assert [r.status for r in fake.requests] == [503, 504, 400, 503]

@@ -141,7 +141,7 @@ class FakeNotion:
         self._rate_limits: list[int] = []
         self._per_second: float | None = None
         self._accepted: list[float] = []  # monotonic times of requests let through by the limiter
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, bool]] = []  # (status, after_apply)
         self._clock = datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
         self._prop_seq = 0
 
@@ -205,11 +205,14 @@ class FakeNotion:
             self._per_second = per_second
             self._accepted.clear()
 
-    def fail_next(self, n: int, status: int = 503) -> None:
+    def fail_next(self, n: int, status: int = 503, *, after_apply: bool = False) -> None:
         """The next ``n`` requests fail with ``status`` (500 internal_server_error, 502, 503
-        service_unavailable, 504 gateway_timeout)."""
+        service_unavailable, 504 gateway_timeout). With ``after_apply`` each of them is carried
+        out first (a create creates the page, an update changes it) and only the answer is the
+        error, as when Notion times out after the write, so a client that retries a create
+        blindly makes a duplicate."""
         with self._lock:
-            self._failures.extend([status] * n)
+            self._failures.extend([(status, after_apply)] * n)
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:
@@ -789,9 +792,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if bad_json:
                 raise _ApiError(400, "invalid_json", "Error parsing JSON body.")
-            self._gate()
+            late_failure = self._gate()
             with fake._lock:
                 result = self._route(method, parts.path, body if isinstance(body, dict) else {})
+            if late_failure is not None:  # applied, but the answer is an error
+                raise self._failure(late_failure)
             status, payload, headers = 200, {**result, "request_id": str(uuid.uuid4())}, {}
         except _ApiError as e:
             status, headers = e.status, e.headers
@@ -800,13 +805,18 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = status
         self._json(status, payload, headers)
 
-    def _gate(self) -> None:
-        """Outages, rate limits, auth and the version header, in that order."""
+    def _gate(self) -> int | None:
+        """Outages, rate limits, auth and the version header, in that order. Returns the status
+        of a failure to answer after carrying the request out (``fail_next(after_apply=True)``)."""
         fake = self.owner
+        late_failure = None
         with fake._lock:
-            failure = fake._failures.pop(0) if fake._failures else None
-            retry_after = fake._rate_limits.pop(0) if failure is None and fake._rate_limits else None
-            if failure is None and retry_after is None and fake._per_second is not None:
+            failure, after_apply = fake._failures.pop(0) if fake._failures else (None, False)
+            if after_apply:
+                failure, late_failure = None, failure
+            retry_after = (fake._rate_limits.pop(0) if failure is None and late_failure is None
+                           and fake._rate_limits else None)
+            if failure is None and late_failure is None and retry_after is None and fake._per_second is not None:
                 now = time.monotonic()
                 fake._accepted = [t for t in fake._accepted if now - t < 1.0]
                 if len(fake._accepted) >= fake._per_second:
@@ -814,9 +824,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     fake._accepted.append(now)
         if failure is not None:
-            code = {500: "internal_server_error", 503: "service_unavailable",
-                    504: "gateway_timeout"}.get(failure, "internal_server_error")
-            raise _ApiError(failure, code, "Notion is unavailable. Please try again later.")
+            raise self._failure(failure)
         if retry_after is not None:
             raise _ApiError(429, "rate_limited", "You have been rate limited. Please try again in a few minutes.",
                             {"Retry-After": str(retry_after)})
@@ -825,6 +833,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.headers.get("Notion-Version"):
             raise _ApiError(400, "missing_version", "Notion-Version header failed validation: Notion-Version "
                                                     "header should be defined, instead was `undefined`.")
+        return late_failure
+
+    @staticmethod
+    def _failure(status: int) -> _ApiError:
+        code = {500: "internal_server_error", 503: "service_unavailable",
+                504: "gateway_timeout"}.get(status, "internal_server_error")
+        return _ApiError(status, code, "Notion is unavailable. Please try again later.")
 
     def _check_access(self, *ids: str, kind: str, shown: str) -> None:
         for oid in ids:

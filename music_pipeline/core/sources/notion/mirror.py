@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from ...domain.identity import canonical_url, normalise_isrc
 from ...domain.records import TrackRecord
 from . import mapping
+from .api import NotionPageNotFound
 from .mapping import FIELDS, SET_TYPES, URL_FIELDS, Schema
 
 _MISSING = object()
@@ -168,7 +169,7 @@ class NotionMirror:
         if page_id and page_id not in self.snapshot.pages:
             try:
                 page = self.api.retrieve(page_id)
-            except LookupError:
+            except NotionPageNotFound:  # deleted, or no longer shared: found again or made anew
                 page = None
             if page is not None and not (page.get("in_trash") or page.get("archived")):
                 self.snapshot.put(page)
