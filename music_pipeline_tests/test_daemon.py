@@ -204,13 +204,15 @@ def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(w
             wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
             page = FakeNotion.plain(fake.page(good["id"]))
             key = page["Track ID"]
-            assert page["BPM"] and page["Key"] and page["Camelot"] and page["ALAC File"].endswith(".m4a")
+            catalog = Catalog(dagster.library / "catalog.sqlite")
+            row = catalog.get(key)
+            assert row["status"] == "done"
+            assert page["Key"] == row["key_short"] and page["Camelot"] == row["camelot"] and page["BPM"] == row["bpm"]
+            assert page["ALAC File"] == catalog.file(key, "ALAC")["path"]
             assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
             failed = FakeNotion.plain(fake.page(gone["id"]))
             assert "404" in failed["Error"]
             assert len(fake.pages_in(db.data_source_id)) == 2  # nothing created twice
-            catalog = Catalog(dagster.library / "catalog.sqlite")
-            assert catalog.get(key)["status"] == "done"
             nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
             assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
             assert fake.token not in dagster.log.read_text()

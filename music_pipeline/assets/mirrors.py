@@ -85,16 +85,20 @@ def eagle_records(context: AssetExecutionContext, library: LibraryResource,
     key = context.partition_key
     try:
         result = mirrors.sync_eagle(lib, eagle.client(), key, eagle.format)
-    except (eagle_api.EagleNotReachable, eagle_api.EagleAccessError) as err:
-        if getattr(err, "misconfigured", False):
+    except (eagle_api.EagleNotReachable, eagle_api.EagleTokenRejected) as err:
+        if isinstance(err, eagle_api.EagleTokenRejected):  # misconfigured: said loudly, not the track's failure
             context.log.error(f"{key}: {err}")
         yield from _skip(context, str(err))
         return
     except TrackError as err:
         raise Failure(description=f"Eagle sync of {key} failed: {err}", metadata={"track": key},
                       allow_retries=err.reason.retryable) from err
+    if result.stale:
+        context.log.info(f"{key}: Eagle's API cannot change the item's {' and '.join(result.stale)}; "
+                         "change them in Eagle if you want")
     yield MaterializeResult(metadata={"item_id": result.item_id, "action": result.action,
-                                      "trashed_duplicates": ", ".join(result.trashed)})
+                                      "trashed_duplicates": ", ".join(result.trashed),
+                                      "not_changeable": ", ".join(result.stale)})
 
 
 MIRROR_ASSETS = [notion_records, eagle_records]

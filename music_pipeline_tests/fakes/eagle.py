@@ -1,62 +1,136 @@
-"""A stateful fake of the Eagle app's local API on 127.0.0.1 (api.eagle.cool): items,
-folders, a library folder it copies imported files into, a token, a trash, a request log.
+"""A stateful fake of Eagle's local HTTP API (the V1 API, https://api.eagle.cool) on 127.0.0.1.
 
-It answers as Eagle does: ``{"status": "success", "data": ...}``; ``addFromPath`` copies
-the file to ``<library>/images/<id>.info/<name>.<ext>`` and returns no id; ``item/list``
-leaves out trashed items and pages with ``offset`` counted in pages; a wrong token gets
-``{"status": "error"}``. ``stop()`` makes it unreachable, like the app closed.
+The real client (``music_pipeline.core.sources.eagle.EagleClient(fake.url, token=...)``) talks to
+it over HTTP exactly as to ``http://localhost:41595``. Responses have Eagle's envelope,
+``{"status": "success", "data": ...}`` or ``{"status": "error", "message": ...}``::
+
+    with FakeEagle(tmp_path / "Music.library", token="secret") as fake:
+        fake.create_folder("Warmup")
+        fake.fail_next(1, status=500)
+        fake.stop()                                  # Eagle quit: connections are refused
+
+What it models, following the V1 documentation:
+
+* ``POST /api/item/addFromPath {path, name, website, annotation, tags, folderId}`` answers
+  ``{"status": "success"}`` **without the new item's id** (as the real API does), and COPIES the
+  file into ``<library>/images/<id>.info/<name>.<ext>`` (plus a ``metadata.json``), so a checksum
+  of the stored file is possible. A path that does not exist is an error. ``import_delay_s``
+  makes a new item appear in ``item/list`` only after a while (Eagle imports asynchronously).
+* ``GET /api/item/info?id=``, ``GET /api/item/list?limit&offset&orderBy&keyword&ext&tags&folders``
+  (a plain array; trashed items excluded; ``offset`` counts items; ``keyword`` matches name,
+  annotation, tags and url case-insensitively; ``tags``: all given tags; ``folders``: any).
+* ``POST /api/item/update {id, tags, annotation, url, star}`` (name and folders cannot be
+  changed through V1 and are ignored), ``POST /api/item/moveToTrash {itemIds}`` (sets
+  ``isDeleted``; nothing is ever deleted).
+* ``GET /api/folder/list`` (top-level folders with nested ``children``),
+  ``POST /api/folder/create {folderName, parent}``, ``GET /api/library/info``
+  (``data.library.path``), ``GET /api/application/info``.
+* A token, when configured: every request must carry it (``?token=`` or a ``token`` body field);
+  missing or wrong → HTTP 401 ``{"status": "error", "message": "..."}``. The exact status and
+  wording of the real app were not verifiable; the client must not depend on them.
+
+Not modelled: addFromURL(s), addFromPaths, addBookmark, thumbnails, palettes, folder
+rename/update, listRecent, library history/switch, smart folders, the V2 API (``/api/v2``),
+``orderBy`` (creation order is always used).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import string
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
 
 @dataclass
-class Call:
-    at: float
+class Request:
+    """One request the fake received. The token is never recorded, only whether one came."""
+
+    at: float  # time.time() when it arrived
     method: str
     path: str
-    body: Any
+    query: dict[str, str]  # without the token
+    body: Any  # parsed JSON body without the token, or None
+    token_given: bool
+    status: int = 0  # the HTTP status the fake answered with
+
+    @property
+    def is_write(self) -> bool:
+        return self.method == "POST"
+
+
+@dataclass
+class _Folder:
+    id: str
+    name: str
+    parent: str | None
+    modificationTime: int
+    children: list[str] = field(default_factory=list)
 
 
 class FakeEagle:
-    def __init__(self, library: Path, token: str | None = None) -> None:
-        self.library, self.token = library, token
-        (library / "images").mkdir(parents=True, exist_ok=True)
-        self.items: dict[str, dict] = {}
-        self.folders: list[dict] = []
-        self.calls: list[Call] = []
-        self._seq = 0
-        self._lock = threading.Lock()
+    """Eagle's local API on 127.0.0.1, with one library folder on disk."""
+
+    def __init__(self, library: Path | str | None = None, *, token: str | None = None) -> None:
+        self.library = Path(library) if library else Path(tempfile.mkdtemp(prefix="fake-eagle-")) / "Fake.library"
+        (self.library / "images").mkdir(parents=True, exist_ok=True)
+        self.token = token
+        #: what ``/api/library/info`` says the library path is (tests may point it elsewhere to
+        #: play an Eagle whose library this machine cannot read)
+        self.reported_library_path: str = str(self.library)
+        self.import_delay_s: float = 0.0
+        # --- state
+        self._items: dict[str, dict] = {}  # id -> item in Eagle's shape (insertion = creation order)
+        self._visible_at: dict[str, float] = {}  # id -> monotonic time from which item/list shows it
+        self._folders: dict[str, _Folder] = {}
+        self._top: list[str] = []  # top-level folder ids in creation order
+        # --- observations
+        self.requests: list[Request] = []
+        # --- internals
+        self._lock = threading.RLock()
+        self._failures: list[tuple[int, str | None]] = []
+        self._clock_ms = 1_700_000_000_000
+
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
+        class Handler(_Handler):
+            owner = fake
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+        self._stopped = False
+
+    # ---- lifecycle
 
     def stop(self) -> None:
+        """Eagle is not running any more: from now on connections are refused."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    close = stop
 
     def __enter__(self) -> FakeEagle:
         return self
@@ -64,104 +138,264 @@ class FakeEagle:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- helpers for tests ------------------------------------------------------------------
+    # ---- behaviour switches
 
-    def live(self) -> list[dict]:
-        return [i for i in self.items.values() if not i["isDeleted"]]
+    def fail_next(self, n: int, status: int = 500, *, path: str | None = None) -> None:
+        """The next ``n`` requests (to ``path`` only, when given) fail with HTTP ``status`` and an
+        error envelope; nothing is changed by a failed request."""
+        with self._lock:
+            self._failures.extend([(status, path)] * n)
+
+    # ---- state helpers (no request recorded)
+
+    def create_folder(self, name: str, parent: str | None = None) -> str:
+        with self._lock:
+            return self._create_folder(name, parent)["id"]
+
+    def add_item(self, path: Path | str, name: str, **fields: Any) -> str:
+        """Import a file directly, as a user dragging it into Eagle would (visible at once)."""
+        with self._lock:
+            item_id = self._import(Path(path), name, fields.get("website") or "", fields.get("annotation") or "",
+                                   list(fields.get("tags") or []), list(fields.get("folders") or []))
+            self._visible_at[item_id] = 0.0
+            return item_id
+
+    def edit_item(self, item_id: str, **changes: Any) -> None:
+        """Change an item the way a user would in Eagle (any field, name and folders included)."""
+        with self._lock:
+            self._items[item_id].update(changes)
+            self._items[item_id]["modificationTime"] = self._tick()
+
+    def items(self, *, include_deleted: bool = True) -> list[dict]:
+        """Copies of every item, trashed ones included unless asked otherwise."""
+        with self._lock:
+            return [json.loads(json.dumps(i)) for i in self._items.values()
+                    if include_deleted or not i["isDeleted"]]
+
+    def item(self, item_id: str) -> dict:
+        with self._lock:
+            return json.loads(json.dumps(self._items[item_id]))
+
+    def stored_file(self, item_id: str) -> Path:
+        item = self.item(item_id)
+        return self.library / "images" / f"{item_id}.info" / f"{item['name']}.{item['ext']}"
 
     def folder_names(self) -> list[str]:
-        return [f["name"] for f in self.folders]
-
-    def writes(self) -> list[Call]:
-        return [c for c in self.calls if c.method == "POST"]
-
-    def _id(self) -> str:
-        self._seq += 1
-        alphabet = string.ascii_uppercase + string.digits
-        n, out = self._seq * 7919, ""
-        for _ in range(13):
-            out += alphabet[n % len(alphabet)]
-            n //= len(alphabet)
-        return out
-
-    # -- the API --------------------------------------------------------------------------------
-
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        body = {}
-        if method == "POST":
-            length = int(handler.headers.get("Content-Length") or 0)
-            body = json.loads(handler.rfile.read(length) or b"{}")
+        """Every folder's name, nested ones included, in creation order."""
         with self._lock:
-            self.calls.append(Call(time.time(), method, parts.path, body))
-            if self.token and (query.get("token") or body.get("token")) != self.token:
-                answer = {"status": "error", "data": "Invalid token"}
-            else:
-                try:
-                    answer = {"status": "success", "data": self._route(method, parts.path, query, body)}
-                except _Refused as err:
-                    answer = {"status": "error", "message": str(err)}
-        data = json.dumps(answer).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+            return [f.name for f in self._folders.values()]
 
-    def _route(self, method: str, path: str, query: dict, body: dict) -> Any:
-        if path == "/api/application/info":
-            return {"version": "4.0.0", "platform": "linux"}
-        if path == "/api/library/info":
-            return {"library": {"path": str(self.library), "name": self.library.name}}
-        if path == "/api/folder/list":
-            return self.folders
-        if path == "/api/folder/create" and method == "POST":
-            folder = {"id": self._id(), "name": body["folderName"], "children": []}
-            self.folders.append(folder)
-            return folder
-        if path == "/api/item/addFromPath" and method == "POST":
-            source = Path(body.get("path") or "")
-            if not source.is_file():
-                raise _Refused(f"File not found: {source}")
-            item_id = self._id()
-            ext = source.suffix.lstrip(".").lower()
-            stored = self.library / "images" / f"{item_id}.info" / f"{body['name']}.{ext}"
-            stored.parent.mkdir(parents=True)
-            shutil.copyfile(source, stored)
-            self.items[item_id] = {
-                "id": item_id, "name": body["name"], "ext": ext, "size": stored.stat().st_size,
-                "tags": list(body.get("tags") or []), "folders": [body["folderId"]] if body.get("folderId") else [],
-                "url": body.get("website") or "", "annotation": body.get("annotation") or "", "isDeleted": False,
-                "modificationTime": int(time.time() * 1000)}
-            return None  # Eagle answers addFromPath without the new item's id
-        if path == "/api/item/info":
-            item = self.items.get(query.get("id", ""))
+    def folder_id(self, name: str) -> str | None:
+        with self._lock:
+            return next((f.id for f in self._folders.values() if f.name == name), None)
+
+    def writes(self, since: int = 0) -> list[Request]:
+        """The write requests (POSTs) received from index ``since`` of ``requests`` on."""
+        with self._lock:
+            return [r for r in self.requests[since:] if r.is_write]
+
+    # ---- internals (called with the lock held)
+
+    def _tick(self) -> int:
+        self._clock_ms += 1000
+        return self._clock_ms
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = "L" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+            if candidate not in self._items and candidate not in self._folders:
+                return candidate
+
+    def _create_folder(self, name: str, parent: str | None) -> dict:
+        if parent is not None and parent not in self._folders:
+            raise _ApiError(200, "Parent folder does not exist.")
+        folder = _Folder(self._new_id(), name, parent, self._tick())
+        self._folders[folder.id] = folder
+        if parent is None:
+            self._top.append(folder.id)
+        else:
+            self._folders[parent].children.append(folder.id)
+        return {"id": folder.id, "name": name, "images": [], "folders": [], "modificationTime": folder.modificationTime,
+                "imagesMappings": {}, "tags": [], "children": [], "isExpand": True}
+
+    def _folder_view(self, folder_id: str) -> dict:
+        f = self._folders[folder_id]
+        own = sum(1 for i in self._items.values() if folder_id in i["folders"] and not i["isDeleted"])
+        children = [self._folder_view(c) for c in f.children]
+        return {"id": f.id, "name": f.name, "description": "", "children": children,
+                "modificationTime": f.modificationTime, "tags": [], "imageCount": own,
+                "descendantImageCount": own + sum(c["descendantImageCount"] for c in children),
+                "pinyin": f.name, "extendTags": []}
+
+    def _import(self, src: Path, name: str, website: str, annotation: str, tags: list[str],
+                folders: list[str]) -> str:
+        if not src.is_file():
+            raise _ApiError(200, f"File does not exist: {src}")
+        for folder_id in folders:
+            if folder_id not in self._folders:
+                raise _ApiError(200, "Folder does not exist.")
+        item_id = self._new_id()
+        ext = src.suffix.lstrip(".").lower()
+        info_dir = self.library / "images" / f"{item_id}.info"
+        info_dir.mkdir(parents=True)
+        shutil.copyfile(src, info_dir / f"{name}.{ext}")
+        now = self._tick()
+        item = {"id": item_id, "name": name, "size": src.stat().st_size, "btime": now, "mtime": now, "ext": ext,
+                "tags": list(dict.fromkeys(tags)), "folders": folders, "isDeleted": False, "url": website,
+                "annotation": annotation, "modificationTime": now, "lastModified": now, "width": 0, "height": 0,
+                "palettes": []}
+        (info_dir / "metadata.json").write_text(json.dumps(item))
+        self._items[item_id] = item
+        self._visible_at[item_id] = time.monotonic() + self.import_delay_s
+        return item_id
+
+    # ---- routes
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: dict) -> tuple[bool, Any]:
+        """``(has_data, data)`` of a success envelope."""
+        route = (method, path)
+        if route == ("GET", "/api/application/info"):
+            return True, {"version": "4.0.0", "prereleaseVersion": None, "buildVersion": "20250101",
+                          "execPath": "/Applications/Eagle.app", "platform": "darwin"}
+        if route == ("GET", "/api/library/info"):
+            name = Path(self.reported_library_path).stem
+            return True, {"folders": [self._folder_view(f) for f in self._top], "smartFolders": [],
+                          "quickAccess": [], "tagsGroups": [], "modificationTime": self._clock_ms,
+                          "applicationVersion": "4.0.0", "library": {"path": self.reported_library_path, "name": name}}
+        if route == ("GET", "/api/folder/list"):
+            return True, [self._folder_view(f) for f in self._top]
+        if route == ("POST", "/api/folder/create"):
+            name = body.get("folderName")
+            if not isinstance(name, str) or not name:
+                raise _ApiError(200, "folderName is required.")
+            return True, self._create_folder(name, body.get("parent") or None)
+        if route == ("GET", "/api/item/info"):
+            item = self._items.get(query.get("id", ""))
             if item is None:
-                raise _Refused("Item does not exist")
-            return item
-        if path == "/api/item/list":
-            limit, offset = int(query.get("limit", 200)), int(query.get("offset", 0))
-            found = [i for i in self.items.values() if not i["isDeleted"]
-                     and (not query.get("keyword") or query["keyword"].lower() in i["name"].lower())
-                     and (not query.get("ext") or query["ext"] == i["ext"])]
-            return found[offset * limit:(offset + 1) * limit]
-        if path == "/api/item/update" and method == "POST":
-            item = self.items.get(body.get("id", ""))
+                raise _ApiError(200, "Item does not exist.")
+            return True, item
+        if route == ("GET", "/api/item/list"):
+            return True, self._list(query)
+        if route == ("POST", "/api/item/addFromPath"):
+            path, name = body.get("path"), body.get("name")
+            if not isinstance(path, str) or not path or not isinstance(name, str) or not name:
+                raise _ApiError(200, "path and name are required.")
+            folder_id = body.get("folderId")
+            self._import(Path(path), name, body.get("website") or "", body.get("annotation") or "",
+                         [str(t) for t in body.get("tags") or []], [folder_id] if folder_id else [])
+            return False, None  # the real API returns no id
+        if route == ("POST", "/api/item/update"):
+            item = self._items.get(body.get("id") or "")
             if item is None:
-                raise _Refused("Item does not exist")
-            for name in ("tags", "annotation", "url", "star"):
-                if name in body:
-                    item[name] = body[name]
-            item["modificationTime"] = int(time.time() * 1000)
-            return item
-        if path == "/api/item/moveToTrash" and method == "POST":
-            for item_id in body.get("itemIds") or []:
-                if item_id in self.items:
-                    self.items[item_id]["isDeleted"] = True
-            return None
-        raise _Refused(f"Unknown endpoint {method} {path}")
+                raise _ApiError(200, "Item does not exist.")
+            if "tags" in body:
+                item["tags"] = list(dict.fromkeys(str(t) for t in body["tags"] or []))
+            if "annotation" in body:
+                item["annotation"] = body["annotation"] or ""
+            if "url" in body:
+                item["url"] = body["url"] or ""
+            if "star" in body:
+                item["star"] = body["star"]
+            item["modificationTime"] = self._tick()
+            return True, item
+        if route == ("POST", "/api/item/moveToTrash"):
+            ids = body.get("itemIds")
+            if not isinstance(ids, list) or not ids:
+                raise _ApiError(200, "itemIds is required.")
+            missing = [i for i in ids if i not in self._items]
+            if missing:
+                raise _ApiError(200, "Item does not exist.")
+            for item_id in ids:
+                self._items[item_id]["isDeleted"] = True
+                self._items[item_id]["modificationTime"] = self._tick()
+            return False, None
+        raise _ApiError(404, "Not Found")
+
+    def _list(self, query: dict[str, str]) -> list[dict]:
+        try:
+            limit = int(query.get("limit") or 200)
+            offset = int(query.get("offset") or 0)
+        except ValueError as e:
+            raise _ApiError(200, "limit and offset must be numbers.") from e
+        keyword = (query.get("keyword") or "").lower()
+        ext = (query.get("ext") or "").lower()
+        tags = [t for t in (query.get("tags") or "").split(",") if t]
+        folders = {f for f in (query.get("folders") or "").split(",") if f}
+        now = time.monotonic()
+        out = []
+        for item in self._items.values():
+            if item["isDeleted"] or self._visible_at.get(item["id"], 0.0) > now:
+                continue
+            if ext and item["ext"] != ext:
+                continue
+            if tags and not all(t in item["tags"] for t in tags):
+                continue
+            if folders and not folders & set(item["folders"]):
+                continue
+            if keyword and not any(keyword in s.lower() for s in
+                                   (item["name"], item["annotation"], item["url"], *item["tags"])):
+                continue
+            out.append(item)
+        return out[offset:offset + limit]
 
 
-class _Refused(Exception):
-    pass
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeEagle
+    protocol_version = "HTTP/1.0"  # one request per connection: stop() really cuts clients off
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        fake = self.owner
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        given = query.pop("token", None)
+        if isinstance(body, dict) and "token" in body:
+            given = body.pop("token")
+        record = Request(time.time(), method, parts.path, query, body, given is not None)
+        with fake._lock:
+            fake.requests.append(record)
+        try:
+            with fake._lock:
+                at = next((i for i, (_, p) in enumerate(fake._failures) if p in (None, parts.path)), None)
+                failure = fake._failures.pop(at)[0] if at is not None else None
+            if failure is not None:
+                raise _ApiError(failure, "Internal Server Error")
+            if fake.token is not None and not (isinstance(given, str) and secrets.compare_digest(given, fake.token)):
+                raise _ApiError(401, "Unauthorized: the API token is missing or invalid.")
+            if bad_json:
+                raise _ApiError(400, "Invalid JSON body.")
+            with fake._lock:
+                has_data, data = fake._route(method, parts.path, query, body if isinstance(body, dict) else {})
+            status = 200
+            payload: dict = {"status": "success", "data": json.loads(json.dumps(data))} if has_data else {"status": "success"}
+        except _ApiError as e:
+            status, payload = e.status, {"status": "error", "message": e.message}
+        except Exception as e:  # a bug in the fake, or a name the file system refuses: 500 like a crashed route
+            status, payload = 500, {"status": "error", "message": f"{type(e).__name__}: {e}"}
+        record.status = status
+        self._json(status, payload)

@@ -194,6 +194,7 @@ class EagleOutcome:
     item_id: str
     action: str
     trashed: list[str] = field(default_factory=list)  # items of duplicates moved to Eagle's trash
+    stale: tuple[str, ...] = ()  # what Eagle's API cannot change on an existing item (name, folders)
 
 
 def bpm_range(bpm: float | None) -> str:
@@ -227,7 +228,7 @@ def sync_eagle(lib: Library, client: eagle.EagleClient, key: str, fmt: str = "AL
     state = lib.catalog.mirror(key, EAGLE)
     result = eagle.sync(client, eagle_record(record, fmt), state["remote_id"] if state else None)
     lib.catalog.set_mirror(key, EAGLE, result.item_id, status=record.status)
-    return EagleOutcome(result.item_id, result.action, trash_eagle_duplicates(lib, client))
+    return EagleOutcome(result.item_id, result.action, trash_eagle_duplicates(lib, client), result.stale)
 
 
 def trash_eagle_duplicates(lib: Library, client: eagle.EagleClient) -> list[str]:
