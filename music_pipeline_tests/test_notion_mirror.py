@@ -346,3 +346,27 @@ def test_doctor_checks_the_token_the_sharing_and_the_schema(fake, db, tmp_path: 
     assert "Notion schema: property 'BPM' is checkbox" in shown
     shown = doctor(NOTION_TOKEN="ntn_not_the_right_one")
     assert "401" in shown and "NOTION_TOKEN" in shown
+
+
+def test_a_better_copy_gets_its_own_page_and_the_old_copys_page_is_merged_into_it(fake, db, library: Library) -> None:
+    old = add_done(library, 20, playlists=("Old Set",))
+    resource = notion(fake, db)
+    mirrors.sync_notion(library, resource.mirror(), old)
+    old_page = library.catalog.mirror(old, "notion")["remote_id"]
+    fake.edit_by_hand(old_page, {"Notes": "the intro is cut", "Tags": ["keep"]})
+    better = add_done(library, 21)
+    library.catalog.mark_duplicate(old, better, "g-better")  # the better copy superseded it
+    outcome = mirrors.sync_notion(library, resource.mirror(), better)
+    assert outcome.action == "created" and outcome.page_id != old_page
+    live = by_key(fake, db)
+    assert set(live) == {better}
+    page = live[better]
+    assert page["Notes"] == "the intro is cut" and page["Tags"] == ["keep"] and page["Playlists"] == ["Old Set"]
+    assert fake.page(old_page)["in_trash"]
+    writes = len(fake.writes())
+    assert mirrors.follow_notion(library, resource.mirror()).merged == []  # merged once, not again
+    assert len(fake.writes()) == writes
+    library.catalog.restore_status(old, "done")
+    assert mirrors.undo_notion(library, resource.mirror(), [old]) == [old_page]
+    assert set(by_key(fake, db)) == {old, better}
+    assert "Notes" not in {k for k, v in by_key(fake, db)[better].items() if v}

@@ -43,7 +43,7 @@ class Field:
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("title", "Name", ("title", "rich_text")),
-    Field("track_id", "Track ID", ("rich_text", "title")),
+    Field("track_id", "Track ID", ("rich_text", "title"), always=True),  # identity: the pipeline's
     Field("artists", "Artist", _LIST, relation="ARTISTS_DB_ID"),
     Field("album", "Album", _TEXT),
     Field("bpm", "BPM", ("number", "rich_text")),

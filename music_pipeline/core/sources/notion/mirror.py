@@ -181,8 +181,8 @@ class NotionMirror:
                 rank = 1
             elif key and key not in ours:
                 continue
-            elif key in ours and key:
-                rank = 2
+            elif key:  # a duplicate's page: merged into this track's, never taken over by it
+                rank = 5
             elif identities & {canonical_url(u) for u in self.page_urls(page)}:
                 rank = 3
             elif isrc and normalise_isrc(self._value(page, "isrc") or "") == isrc:
@@ -212,27 +212,37 @@ class NotionMirror:
         state = state or {}
         pages = self.find(record, state.get("remote_id"), aliases=aliases)
         desired = self.desired(record)
-        if not pages:
-            return self._create(record, desired)
-        primary, others = pages[0], pages[1:]
-        written = _tuples(state.get("written") or {}) if state.get("remote_id") == primary["id"] else {}
+        if not pages or (pages[0]["id"] != state.get("remote_id") and self.page_key(pages[0]) not in ("", record.key)):
+            # no page, or only its duplicates' pages: a page of its own, theirs merged into it
+            primary, created = self._create(record, desired)
+            if not pages:
+                return created
+            others, written = pages, created.written
+        else:
+            primary, others = pages[0], pages[1:]
+            written = _tuples(state.get("written") or {}) if state.get("remote_id") == primary["id"] else {}
+            created = None
         updates, outcome = self._diff(primary, desired, written)
-        if updates or others:  # read it again just before writing: a person's edit of the last seconds wins
+        if created is None and (updates or others):  # read it again before writing: a person's last edit wins
             primary = self.api.retrieve(primary["id"])
             updates, outcome = self._diff(primary, desired, written)
-        for other in others:  # merged values are not the pipeline's: a later sync keeps them
+        if created is not None:
+            outcome.action, outcome.changed = "created", created.changed
+        for other in others:  # read again (a merge must lose nothing); merged values are not the pipeline's
+            other = self.api.retrieve(other["id"])
             outcome.merged.append((other["id"], self._fold(other, primary, updates)))
         if updates:
             page = self.api.update(primary["id"], properties={n: mapping.request(t, v) for n, (t, v) in updates.items()})
             self.snapshot.put(page)
-            outcome.action = "updated"
-            outcome.changed = sorted(updates)
+            if created is None:
+                outcome.action = "updated"
+            outcome.changed = sorted(set(outcome.changed) | set(updates))
         for other, _ in outcome.merged:
             self.trash(other, note=f"merged into {primary.get('url') or primary['id']}")
         outcome.url = primary.get("url", "")
         return outcome
 
-    def _create(self, record: TrackRecord, desired: dict[str, Any]) -> Outcome:
+    def _create(self, record: TrackRecord, desired: dict[str, Any]) -> tuple[dict, Outcome]:
         props = {n: v for n, v in desired.items() if not mapping.empty(v)}
         types = {p.name: p.type for p in self.schema.props.values()}
         key_prop = self.schema.prop("track_id")
@@ -246,7 +256,7 @@ class NotionMirror:
         page = self.api.create(self.schema.data_source_id,
                                {n: mapping.request(types[n], v) for n, v in props.items()}, dedupe=already)
         self.snapshot.put(page)
-        return Outcome(page["id"], "created", changed=sorted(props), written=props, url=page.get("url", ""))
+        return page, Outcome(page["id"], "created", changed=sorted(props), written=props, url=page.get("url", ""))
 
     def _diff(self, page: dict, desired: dict[str, Any], written: dict[str, Any]) -> tuple[dict, Outcome]:
         updates: dict[str, tuple[str, Any]] = {}
