@@ -39,8 +39,20 @@ def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None =
         camelot=row.get("camelot") or "", lufs=row.get("lufs"), duration_s=row.get("duration_s"),
         source_url=row.get("source_url"), urls=urls, isrc=row.get("isrc") or "", files=files,
         playlists=tuple(sorted({playlist_names[p] for p, _, _ in lib.catalog.memberships(key) if p in playlist_names})),
-        genres=tuple(row.get("genres") or ()), error=row.get("error") or "", processed_at=row.get("processed_at"),
+        genres=tuple(row.get("genres") or ()), error=_error(row), processed_at=row.get("processed_at"),
         lossless=bool(row["raw_lossless"]) if row.get("raw_lossless") is not None else None)
+
+
+def _error(row: dict) -> str:
+    """The track's error; for a match that needs review, with the candidates to choose from."""
+    text = row.get("error") or ""
+    match = row.get("match") if isinstance(row.get("match"), dict) else {}
+    if row.get("status") == Status.NEEDS_REVIEW and match:
+        candidates = [c for c in [match.get("best"), *(match.get("runners_up") or [])] if c]
+        lines = [f"{c.get('score', 0):.2f} {c.get('title', '')} {redact_url(c.get('url', ''))}" for c in candidates[:5]]
+        if lines:
+            text += "\nCandidates (`music-pipeline pin TRACK URL` picks one):\n" + "\n".join(lines)
+    return text
 
 
 def aliases(lib: Library, key: str) -> list[str]:
