@@ -205,6 +205,8 @@ def test_status_follows_the_track_with_its_error(fake, db, library: Library) -> 
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), key)
     library.catalog.mark_failed(key, "raw_audio", "The source was removed (HTTP 404).", Reason.REMOVED)
+    late = mirrors.follow_notion(library, resource.mirror(), budget_s=0.0)  # a tick out of time leaves it
+    assert (late.statuses, late.left) == (0, 1)
     assert mirrors.follow_notion(library, resource.mirror()).statuses == 1
     page = by_key(fake, db)[key]
     assert page["Status"] == "Failed" and page["Error"] == "The source was removed (HTTP 404)."

@@ -16,6 +16,7 @@ from .bulk import bulk_request, in_flight, process_tracks
 #: second this keeps a tick near 30 s at most, inside Dagster's 60 s limit.
 QUEUE_PER_TICK = 30
 FOLLOW_PER_TICK = 40
+TICK_BUDGET_S = 20.0  # for each half: no page begun after this (Dagster's limit is 60 s)
 
 
 @sensor(job=process_tracks, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
@@ -31,8 +32,9 @@ def notion_queue(context: SensorEvaluationContext, library: LibraryResource, not
     try:
         mirror = notion.mirror()
         busy = in_flight(context.instance, lib)
-        taken = mirrors.take_queue(lib, mirror, lambda url: resolve_id(url, options), limit=QUEUE_PER_TICK)
-        followed = mirrors.follow_notion(lib, mirror, limit=FOLLOW_PER_TICK)
+        taken = mirrors.take_queue(lib, mirror, lambda url: resolve_id(url, options), limit=QUEUE_PER_TICK,
+                                   budget_s=TICK_BUDGET_S)
+        followed = mirrors.follow_notion(lib, mirror, limit=FOLLOW_PER_TICK, budget_s=TICK_BUDGET_S)
     except TrackError as err:  # not shared, token revoked, Notion down: say so, try again next tick
         context.log.warning(f"Notion: {err}")
         return SensorResult(skip_reason=f"Notion: {err}",

@@ -7,6 +7,7 @@ this module decides which tracks, in which state, and keeps the catalog's notes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,11 +87,13 @@ class FollowUp:
     left: int = 0  # changes left for the next pass (the pass is bounded)
 
 
-def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40) -> FollowUp:
+def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40, budget_s: float | None = None) -> FollowUp:
     """Pages follow their track: the status (and the error of a failed track) shown, and a
     page of a track set aside as a duplicate merged into its keeper's page and put in the
-    trash. At most ``limit`` pages per pass (each is a request or three)."""
+    trash. At most ``limit`` pages per pass (each is a request or three), and none begun after
+    ``budget_s`` seconds (a sensor tick has a time limit); the rest is left for the next pass."""
     result = FollowUp()
+    started = time.monotonic()
     labels = mapping.STATUS_LABELS
     pending = []
     for state in lib.catalog.mirrors(NOTION):
@@ -99,7 +102,10 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40) -> Fol
                 status == Status.FAILED and state["written"].get("__error") != (state["track_error"] or "")):
             pending.append(state)
     result.left = max(0, len(pending) - limit)
-    for state in pending[:limit]:
+    for number, state in enumerate(pending[:limit]):
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            result.left += min(limit, len(pending)) - number
+            break
         key = state["track_key"]
         row = lib.track(key)
         try:
@@ -137,12 +143,15 @@ class Taken:
 
 
 def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str] | None = None, *,
-               limit: int = 50) -> Taken:
+               limit: int = 50, budget_s: float | None = None) -> Taken:
     """Pages queued in Notion (a source URL, no status of ours) become tracks: each is
     registered, the page marked with its key and "Queued", and noted as the track's page. A
     page for a track the library already has is merged into that track's page."""
     taken = Taken()
+    started = time.monotonic()
     for item in mirror.queued()[:limit]:
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            break  # the rest next pass: they are still queued
         where = f"Notion page {item.title or item.page_id}"
         try:
             source = source_for(item.url, resolve)
