@@ -712,7 +712,8 @@ def _undo_mirrors(library, members: list[str]) -> int:
     try:
         restored = mirrors.undo_notion(library, notion.mirror(), members)
     except Problem as err:
-        print(f"{_mark(False)} Notion pages not restored: {err}\n     run the same command again later")
+        print(f"{_mark(False)} Notion pages not restored yet: {err}\n     the notion_queue sensor restores them "
+              "once Notion answers")
         return 1
     print(f"{_mark(True)} {len(restored)} Notion page(s) restored from the trash")
     return 0

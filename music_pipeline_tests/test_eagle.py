@@ -68,11 +68,14 @@ def test_a_change_updates_the_item_and_keeps_tags_added_in_eagle(app: FakeEagle,
     key = add_done(library, 2)
     mirrors.sync_eagle(library, client(app), key)
     (item,) = app.items(include_deleted=False)
-    app.edit_item(item["id"], tags=[*item["tags"], "my favourite"])  # a person tags it in Eagle
+    # a person tags it in Eagle and writes a note below the pipeline's lines
+    app.edit_item(item["id"], tags=[*item["tags"], "my favourite"], annotation=item["annotation"] + "\nplay it late")
     library.catalog.update(key, bpm=131.0)
     assert mirrors.sync_eagle(library, client(app), key).action == "updated"
     (item,) = app.items(include_deleted=False)
     assert "BPM 131.0" in item["annotation"] and "130-139 BPM" in item["tags"] and "my favourite" in item["tags"]
+    assert item["annotation"].endswith("\nplay it late")
+    assert mirrors.sync_eagle(library, client(app), key).action == "unchanged"
     assert len(app.items()) == 1  # not imported again
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dagster import AssetExecutionContext, AssetObservation, Failure, MaterializeResult, MetadataValue, asset
 
 from ..core.domain.errors import TrackError
+from ..core.domain.paths import FORMATS
 from ..core.library import mirrors
 from ..core.sources import eagle as eagle_api
 from ..resources import EagleResource, LibraryResource, NotionResource
@@ -80,6 +81,11 @@ def eagle_records(context: AssetExecutionContext, library: LibraryResource,
     track's duplicates go to Eagle's trash."""
     if not eagle.enabled:
         yield from _skip(context, "skipped: Eagle is turned off (EAGLE_API_BASE=off)")
+        return
+    if eagle.format not in FORMATS:  # misconfigured: said loudly, not the track's failure
+        why = f"EAGLE_FORMAT {eagle.format!r} is not one of {', '.join(FORMATS)}; nothing imported into Eagle"
+        context.log.error(why)
+        yield from _skip(context, why)
         return
     lib = library.get()
     key = context.partition_key

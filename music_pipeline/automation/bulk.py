@@ -64,6 +64,7 @@ from ..resources import (
     NotionResource,
     SoundCloudResource,
     SpotifyResource,
+    unresolved,
 )
 from .jobs import TRACK_JOBS, bind
 
@@ -423,8 +424,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     if missing := [k for k in keys if k not in known]:
         instance.add_dynamic_partitions(tracks.name, missing)
 
-    resources = {"library": library, "downloader": downloader, "analysis": analysis, "spotify": spotify,
-                 "soundcloud": soundcloud, "notion": notion, "eagle": eagle}
+    resources = unresolved({"library": library, "downloader": downloader, "analysis": analysis,
+                            "spotify": spotify, "soundcloud": soundcloud, "notion": notion, "eagle": eagle})
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
         if config.job == "process_track" else quiet

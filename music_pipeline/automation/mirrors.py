@@ -2,11 +2,14 @@
 page follows its track (status, error, duplicates merged into their keeper's page)."""
 
 
+import time
+
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, sensor
 
 from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import TrackError
+from ..core.domain.status import Status
 from ..core.library import mirrors
 from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource, NotionResource
@@ -44,10 +47,12 @@ def notion_queue(context: SensorEvaluationContext, library: LibraryResource, not
     errors = taken.errors + followed.errors
     for error in errors:
         context.log.warning(error)
-    keys = [k for k in taken.keys if k not in busy]
+    # and tracks taken from the queue earlier whose run never came (a tick cut off after taking them)
+    waiting = [s["track_key"] for s in lib.catalog.mirrors(mirrors.NOTION) if s["track_status"] == Status.QUEUED]
+    keys = [k for k in dict.fromkeys([*taken.keys, *waiting]) if k not in busy]
     known = set(context.instance.get_dynamic_partitions(tracks.name))
     new = [k for k in keys if k not in known]
-    request = bulk_request(keys, "notion_queue")
+    request = bulk_request(keys, "notion_queue", run_key=f"notion_queue:{time.time():.0f}")  # a page queued again runs again
     notes = [*taken.notes, f"{followed.statuses} page status(es) brought up to date",
              *(f"{key}: page merged into its keeper's" for key in followed.merged)]
     if followed.left:

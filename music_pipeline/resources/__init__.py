@@ -6,6 +6,28 @@ from .library import LibraryResource
 from .mirrors import EagleResource, NotionResource
 from .sources import SoundCloudResource, SpotifyResource
 
+#: Secret fields and the variables they come from: a run re-binds the per-track job with its
+#: resources, and a value given as itself would be kept in the job's snapshot in the instance.
+SECRETS = {("notion", "token"): "NOTION_TOKEN", ("eagle", "token"): "EAGLE_TOKEN",
+           ("spotify", "client_id"): "SPOTIFY_CLIENT_ID", ("spotify", "client_secret"): "SPOTIFY_CLIENT_SECRET"}
+
+
+def unresolved(resources: dict) -> dict:
+    """``resources`` with each secret that came from its environment variable given back as
+    that ``EnvVar`` (Dagster resolves it when the run starts, and stores only its name)."""
+    import os
+
+    from dagster import EnvVar
+
+    out = dict(resources)
+    for (name, field), variable in SECRETS.items():
+        resource = out.get(name)
+        value = getattr(resource, field, None) if resource is not None else None
+        if value and isinstance(value, str) and not isinstance(value, EnvVar) and value == os.environ.get(variable):
+            fields = {f: getattr(resource, f) for f in type(resource).model_fields}
+            out[name] = type(resource)(**{**fields, field: EnvVar(variable)})
+    return out
+
 
 def build_resources(**overrides) -> dict:
     """The resources for this environment, built in one place for the code location, the
@@ -26,4 +48,4 @@ def build_resources(**overrides) -> dict:
 
 
 __all__ = ["AnalysisResource", "DownloaderResource", "EagleResource", "LibraryResource", "NotionResource", "SoundCloudResource", "SpotifyResource",
-           "build_resources"]
+           "build_resources", "unresolved"]

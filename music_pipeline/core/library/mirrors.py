@@ -82,6 +82,7 @@ def sync_notion(lib: Library, mirror: NotionMirror, key: str) -> Outcome:
 @dataclass
 class FollowUp:
     statuses: int = 0  # pages whose status was brought up to date
+    restored: list[str] = field(default_factory=list)  # pages taken out of the trash (an undone merge)
     merged: list[str] = field(default_factory=list)  # duplicates' pages merged into their keeper's
     errors: list[str] = field(default_factory=list)
     left: int = 0  # changes left for the next pass (the pass is bounded)
@@ -94,6 +95,10 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40, budget
     ``budget_s`` seconds (a sensor tick has a time limit); the rest is left for the next pass."""
     result = FollowUp()
     started = time.monotonic()
+    try:  # pages merged away for tracks no longer duplicates (`dedup --undo` while Notion was away)
+        result.restored = _restore_undone(lib, mirror)
+    except TrackError as err:
+        result.errors.append(f"pages to restore: {err}")
     labels = mapping.STATUS_LABELS
     pending = []
     for state in lib.catalog.mirrors(NOTION):
@@ -112,9 +117,7 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40, budget
             if row["status"] == Status.DUPLICATE:
                 keeper = lib.catalog.keeper_of(key)
                 keeper_state = lib.catalog.mirror(keeper, NOTION)
-                if keeper_state is None:  # the keeper has no page yet: this one becomes its page
-                    lib.catalog.forget_mirror(key, NOTION)
-                    lib.catalog.set_mirror(keeper, NOTION, state["remote_id"])
+                if keeper_state is None:  # the keeper gets a page of its own, this one merged into it
                     sync_notion(lib, mirror, keeper)
                 else:
                     added = mirror.merge(keeper_state["remote_id"], state["remote_id"])
@@ -193,6 +196,18 @@ def _refuse(mirror: NotionMirror, page_id: str, message: str) -> None:
             props[p.name] = mapping.request(p.type, mapping.canonical(p.type, value))
     if props:
         mirror.snapshot.put(mirror.api.update(page_id, properties=props))
+
+
+def _restore_undone(lib: Library, mirror: NotionMirror) -> list[str]:
+    """Restore the pages of tracks whose own page was merged away as a duplicate's and that
+    are duplicates no more (pages made by hand and merged stay merged)."""
+    keys = []
+    for merge in lib.catalog.merges(NOTION):
+        row, own = lib.catalog.get(merge["track_key"]), lib.catalog.mirror(merge["track_key"], NOTION)
+        if row is not None and row["status"] != Status.DUPLICATE and own is not None \
+                and own["remote_id"] == merge["remote_id"]:
+            keys.append(merge["track_key"])
+    return undo_notion(lib, mirror, keys) if keys else []
 
 
 def undo_notion(lib: Library, mirror: NotionMirror, keys: list[str]) -> list[str]:

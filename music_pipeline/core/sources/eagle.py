@@ -425,7 +425,7 @@ def _reconcile(client: EagleClient, item: dict, record: EagleRecord, *, adopted:
     want_tags = list(dict.fromkeys([*have_tags, *record.tags]))
     if want_tags != have_tags:
         changes["tags"] = want_tags
-    annotation = annotation_for(record)
+    annotation = annotation_for(record) + _after_marker(item.get("annotation") or "")
     if (item.get("annotation") or "") != annotation:
         changes["annotation"] = annotation
     if record.website and (item.get("url") or "") != record.website:
@@ -441,6 +441,16 @@ def _reconcile(client: EagleClient, item: dict, record: EagleRecord, *, adopted:
         client.update(item["id"], **changes)
     action = "adopted" if adopted else ("updated" if changes else "unchanged")
     return EagleSync(item["id"], action, tuple(stale))
+
+
+def _after_marker(annotation: str) -> str:
+    """What a person wrote below our marker line: kept when the pipeline rewrites its part."""
+    lines = annotation.splitlines()
+    for index in range(len(lines) - 1, -1, -1):
+        if _MARKER_RE.match(lines[index]):
+            rest = "\n".join(lines[index + 1:])
+            return f"\n{rest}" if rest.strip() else ""
+    return ""
 
 
 def _find_existing(client: EagleClient, record: EagleRecord) -> dict | None:

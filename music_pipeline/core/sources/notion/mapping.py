@@ -261,12 +261,15 @@ def decide(kind: str, desired: Any, current: Any, last: Any, *, always: bool = F
 
     ``last`` is what the pipeline wrote there before (``missing`` when it never did). A
     value that differs from it was typed by a person and is kept. Name sets merge instead:
-    the names the pipeline put there and no longer has go, the person's stay, ours join.
+    the names the pipeline put there and no longer has go, names new to the library join, and
+    the rest is as the person left it (a name of ours they took away stays away).
     """
     if kind in SET_TYPES:
         ours = set(desired)
         before = set() if last is missing else set(last)
-        result = tuple(sorted((set(current) - (before - ours)) | ours))
+        # ours that left the library go, names new to the library come; the rest is the person's
+        # (a name of ours they removed stays removed)
+        result = tuple(sorted((set(current) - (before - ours)) | (ours - before)))
         return missing if result == tuple(current) else result
     if desired == current:
         return missing

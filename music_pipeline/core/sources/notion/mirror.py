@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ...domain.identity import canonical_url, normalise_isrc
 from ...domain.records import TrackRecord
 from . import mapping
-from .api import NotionPageNotFound
+from .api import NotionPageNotFound, NotionValidationError
 from .mapping import FIELDS, SET_TYPES, URL_FIELDS, Schema
 
 _MISSING = object()
@@ -206,9 +206,11 @@ class NotionMirror:
             out[p.name] = mapping.canonical(p.type, value)
         return out
 
-    def sync(self, record: TrackRecord, state: dict | None = None, *, aliases: Iterable[str] = ()) -> Outcome:
+    def sync(self, record: TrackRecord, state: dict | None = None, *, aliases: Iterable[str] = (),
+             again: bool = True) -> Outcome:
         """Create or update the track's page; ``state`` is the catalog's mirror row (page id
-        and what was written there last)."""
+        and what was written there last). A page put in the trash since the snapshot was read
+        no longer counts (the track gets a live page: the mirror shows what the library holds)."""
         state = state or {}
         pages = self.find(record, state.get("remote_id"), aliases=aliases)
         desired = self.desired(record)
@@ -225,6 +227,10 @@ class NotionMirror:
         updates, outcome = self._diff(primary, desired, written)
         if created is None and (updates or others):  # read it again before writing: a person's last edit wins
             primary = self.api.retrieve(primary["id"])
+            if primary.get("in_trash") or primary.get("archived"):
+                self.snapshot.put(primary)  # gone from the snapshot
+                if again:
+                    return self.sync(record, state, aliases=aliases, again=False)
             updates, outcome = self._diff(primary, desired, written)
         if created is not None:
             outcome.action, outcome.changed = "created", created.changed
@@ -368,7 +374,14 @@ class NotionMirror:
             props[p.name] = mapping.request(p.type, record.key)
         if not props:
             return False
-        self.snapshot.put(self.api.update(page_id, properties=props))
+        try:
+            self.snapshot.put(self.api.update(page_id, properties=props))
+        except NotionValidationError:
+            page = self.api.retrieve(page_id)
+            if not (page.get("in_trash") or page.get("archived")):
+                raise
+            self.snapshot.put(page)  # a person put it in the trash: nothing to show there
+            return False
         return True
 
     # -- the queue ---------------------------------------------------------------------------
@@ -381,8 +394,11 @@ class NotionMirror:
                 conditions.append({"property": p.name, p.type: {"is_not_empty": True}})
         if not conditions:
             return []
+        filters: list[dict] = [{"or": conditions}]
+        if (p := self.schema.prop("track_id")) is not None:  # not taken yet
+            filters.append({"property": p.name, p.type: {"is_empty": True}})
         out = []
-        for page in self.api.query(self.schema.data_source_id, filter={"or": conditions}):
+        for page in self.api.query(self.schema.data_source_id, filter={"and": filters}):
             self.snapshot.put(page)
             if self.page_key(page):
                 continue  # already taken
