@@ -421,3 +421,34 @@ def test_a_page_trashed_by_a_person_is_not_written_to_and_the_track_gets_a_live_
     outcome = mirrors.sync_notion(library, mirror, key)
     assert outcome.action == "created" and outcome.page_id != page_id
     assert by_key(fake, db)[key]["BPM"] == 99.0
+
+
+def test_playlists_and_artists_as_relations_to_their_databases(fake, library: Library) -> None:
+    playlists = fake.create_database("Playlists", {"Name": "title"})
+    artists = fake.create_database("Artists", {"Artist name": "title"})
+    tracks_db = fake.create_database("Tracks", {
+        "Name": "title", "Track ID": "rich_text",
+        "Playlists": {"relation": {"data_source_id": playlists.data_source_id}},
+        "Artist": {"relation": {"data_source_id": artists.data_source_id}}})
+    fake.seed_page(playlists.data_source_id, {"Name": "Warmup"})  # made by hand before: used, not doubled
+    keys = [add_done(library, n, playlists=("Warmup", "Peak")) for n in (50, 51)]
+    resource = notion(fake, tracks_db, playlists_db_id=playlists.id, artists_db_id=artists.id)
+    for key in keys:
+        mirrors.sync_notion(library, resource.mirror(), key)
+    names = {p["id"]: FakeNotion.plain(p)["Name"] for p in fake.pages_in(playlists.data_source_id)}
+    assert sorted(names.values()) == ["Peak", "Warmup"]
+    artist_names = {p["id"]: FakeNotion.plain(p)["Artist name"] for p in fake.pages_in(artists.data_source_id)}
+    for n, key in zip((50, 51), keys, strict=True):
+        page = by_key(fake, tracks_db)[key]
+        assert sorted(names[i] for i in page["Playlists"]) == ["Peak", "Warmup"]
+        assert [artist_names[i] for i in page["Artist"]] == [f"Artist {n}"]
+    writes = len(fake.writes())
+    restart()
+    for key in keys:
+        assert mirrors.sync_notion(library, notion(fake, tracks_db, playlists_db_id=playlists.id,
+                                                   artists_db_id=artists.id).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes
+    # without PLAYLISTS_DB_ID the relation cannot be filled: said, and left out
+    restart()
+    problems = notion(fake, tracks_db).mirror().schema.problems
+    assert any("PLAYLISTS_DB_ID" in p for p in problems) and any("ARTISTS_DB_ID" in p for p in problems)

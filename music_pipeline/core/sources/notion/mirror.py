@@ -118,8 +118,12 @@ class Related:
             if not name:
                 continue
             if name.casefold() not in by_title:
+                title = name[:2000]
                 page = self.api.create(self.snapshot.data_source_id,
-                                       {self.title_property: mapping.request("title", name[:2000])})
+                                       {self.title_property: mapping.request("title", title)},
+                                       dedupe=lambda title=title: self.api.query_one(  # a create that went through
+                                           self.snapshot.data_source_id,
+                                           filter={"property": self.title_property, "title": {"equals": title}}))
                 self.snapshot.put(page)
                 by_title[name.casefold()] = page["id"]
             out.append(by_title[name.casefold()])
