@@ -452,3 +452,14 @@ def test_playlists_and_artists_as_relations_to_their_databases(fake, library: Li
     restart()
     problems = notion(fake, tracks_db).mirror().schema.problems
     assert any("PLAYLISTS_DB_ID" in p for p in problems) and any("ARTISTS_DB_ID" in p for p in problems)
+
+
+def test_a_page_both_tracks_point_at_is_never_trashed_as_the_copys(fake, db, library: Library) -> None:
+    keeper, copy = add_done(library, 60), add_done(library, 61)
+    resource = notion(fake, db)
+    mirrors.sync_notion(library, resource.mirror(), keeper)
+    page_id = library.catalog.mirror(keeper, "notion")["remote_id"]
+    library.catalog.set_mirror(copy, "notion", page_id, status="Done")  # e.g. left by an older version
+    library.catalog.mark_duplicate(copy, keeper, "g-shared")
+    mirrors.follow_notion(library, resource.mirror())
+    assert not fake.page(page_id)["in_trash"] and library.catalog.mirror(copy, "notion") is None

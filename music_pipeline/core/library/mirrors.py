@@ -119,6 +119,8 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40, budget
                 keeper_state = lib.catalog.mirror(keeper, NOTION)
                 if keeper_state is None:  # the keeper gets a page of its own, this one merged into it
                     sync_notion(lib, mirror, keeper)
+                elif keeper_state["remote_id"] == state["remote_id"]:  # already the keeper's page: never trashed
+                    lib.catalog.forget_mirror(key, NOTION)
                 else:
                     added = mirror.merge(keeper_state["remote_id"], state["remote_id"])
                     lib.catalog.record_merge(NOTION, state["remote_id"], key, keeper_state["remote_id"], added)
