@@ -25,7 +25,9 @@ from .core.domain.status import Status
 
 DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
 DEBIAN_LIBS = ["libchromaprint1"]
-TEST_PACKAGES = {"chromium": "chromium"}  # the UI tests drive Debian's browser (nothing downloaded)
+# What the tests need besides: Debian's browser for the UI tests (nothing downloaded), and the
+# PostgreSQL and Redis servers the service tests start themselves on 127.0.0.1.
+TEST_PACKAGES = {"chromium": "chromium", "postgres": "postgresql", "redis-server": "redis-server"}
 DEFAULT_WEBSERVER = os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000")
 
 
@@ -192,14 +194,55 @@ def _dagster_yaml_checks(config: Path) -> list[tuple[bool, str, str]]:
              "`music-pipeline up` to get the new one")]
 
 
+def postgres_bindir() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl, postgres): on the PATH, or
+    Debian's /usr/lib/postgresql/<version>/bin (the newest), which is not on the PATH."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        folder = Path(on_path).resolve().parent  # a symlink on the PATH points into the real folder
+        if (folder / "pg_ctl").exists():
+            return folder
+    found = [d for d in Path("/usr/lib/postgresql").glob("*/bin") if (d / "initdb").exists() and (d / "pg_ctl").exists()]
+
+    def version(folder: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in folder.parent.name.split(".") if part.isdigit())
+
+    return max(found, key=version) if found else None
+
+
+def tool_for_tests(tool: str) -> str | None:
+    """Where a tool the tests need is (``postgres`` is found in PostgreSQL's own folder)."""
+    if tool == "postgres":
+        folder = postgres_bindir()
+        return str(folder / "postgres") if folder and (folder / "postgres").exists() else None
+    return shutil.which(tool)
+
+
+def checks_for_tests() -> list[tuple[bool, str, str]]:
+    """(ok, what, how to fix) for what the tests need besides the pipeline's own tools."""
+    results: list[tuple[bool, str, str]] = []
+    for tool, package in TEST_PACKAGES.items():
+        path = tool_for_tests(tool)
+        what = {"chromium": "chromium (for the UI tests)", "postgres": "PostgreSQL (for the service tests)",
+                "redis-server": "redis-server (for the service tests)"}[tool]
+        version = ""
+        if path and tool != "chromium":
+            proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+            version = (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr) else ""
+        results.append((bool(path), f"{what}: {version or path or 'not found'}",
+                        f"install it: apt-get install {package} (or `music-pipeline doctor --install --tests`)"))
+    return results
+
+
 def install_debian_packages(for_tests: bool = False) -> bool:
     """apt-get install whatever Debian package is missing (with ``for_tests``, also the
-    browser the UI tests drive); True when nothing is missing after."""
+    browser the UI tests drive and the PostgreSQL and Redis servers the service tests start);
+    True when nothing is missing after."""
     missing = sorted({pkg for tool, pkg in DEBIAN_PACKAGES.items() if not shutil.which(tool)})
     if not chromaprint_loads():
         missing += DEBIAN_LIBS
     if for_tests:
-        missing += [pkg for tool, pkg in TEST_PACKAGES.items() if not shutil.which(tool)]
+        missing += sorted({pkg for tool, pkg in TEST_PACKAGES.items() if not tool_for_tests(tool)})
     if not missing:
         return True
     if shutil.which("apt-get") is None:
@@ -221,9 +264,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         install_debian_packages(for_tests=args.tests)
     checks = doctor_checks()
     if args.tests:
-        browser = shutil.which("chromium")
-        checks.append((bool(browser), f"chromium (for the UI tests): {browser or 'not found'}",
-                       "install it: apt-get install chromium (or `music-pipeline doctor --install --tests`)"))
+        checks += checks_for_tests()
     for ok, what, fix in checks:
         print(f"{_mark(ok, 'FIX ')} {what}")
         if not ok:
@@ -805,7 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")
-    doctor.add_argument("--tests", action="store_true", help="also what the tests need (Debian's chromium)")
+    doctor.add_argument("--tests", action="store_true", help="also what the tests need (Debian's chromium, postgresql and redis-server)")
     doctor.set_defaults(func=cmd_doctor)
     return parser
 
