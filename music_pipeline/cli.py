@@ -142,29 +142,34 @@ def mapping_fields() -> list[str]:
 
 
 def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
-    """The catalog file: readable, sound (SQLite's own check), at this version's schema, and
-    its paths found under the library folder (a drive mounted elsewhere keeps them)."""
+    """The catalog: reachable (the file, or the PostgreSQL server of MUSIC_CATALOG_URL), sound
+    (SQLite's own check), at this version's schema, and its paths found under the library
+    folder (a drive mounted elsewhere keeps them)."""
     from .core.domain.errors import TrackError
     from .core.library.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog
 
     path = root / CATALOG_FILE
-    if not path.exists():
+    url = settings.catalog_url()
+    if not url and not path.exists():
         return [(True, f"catalog {path}: not created yet (the first track creates it)", "")]
     try:
-        catalog = Catalog(path)
+        catalog = Catalog(path, url=url)
         problems = catalog.check()
         missing, checked = catalog.missing_files() if not problems else (0, 0)
-    except TrackError as err:
-        return [(False, f"catalog: {err.message}", err.hint or "")]
+    except (TrackError, ValueError) as err:
+        hint = getattr(err, "hint", "") or "MUSIC_CATALOG_URL is a SQLAlchemy URL: postgresql+psycopg2://user:password@host:5432/db"
+        return [(False, f"catalog: {getattr(err, 'message', err)}", hint)]
+    where = f"catalog on PostgreSQL {catalog.where}" if catalog.shared else f"catalog {path}"
     if problems:
-        return [(False, f"catalog {path}: " + "; ".join(problems[:3]),
+        return [(False, f"{where}: " + "; ".join(problems[:3]),
+                 "upgrade music_pipeline on every machine" if catalog.shared else
                  "restore it from a backup, or move it aside to start an empty one (the library's files stay)")]
-    results = [(True, f"catalog {path}: sound, schema version {SCHEMA_VERSION}, "
-                      f"{catalog.count()} track(s)", "")]
+    results = [(True, f"{where}: {'reachable' if catalog.shared else 'sound'}, schema version {SCHEMA_VERSION} "
+                      f"(migrated), {catalog.count()} track(s)", "")]
     if missing:
         results.append((False, f"catalog: {missing} of {checked} catalogued files checked are not under {root}",
                         "was the library moved or its drive mounted elsewhere? Point MUSIC_LIBRARY at the folder "
-                        "that holds catalog.sqlite and ALAC/ AIFF/ WAV/"))
+                        "that holds ALAC/ AIFF/ WAV/ (the same folder on every machine)"))
     return results
 
 
@@ -361,7 +366,6 @@ def cmd_add(args: argparse.Namespace) -> int:
     runs from; the run carries each URL or file, and registers what its catalog lacks."""
     from .automation.bulk import ORIGIN_TAG, run_config
     from .core.domain.identity import looks_like_url, redact_url, source_for
-    from .core.library.catalog import CATALOG_FILE
     from .core.library.steps import register_target
     from .core.sources.download import resolve_id
     from .remote import DagsterRemote, RemoteError
@@ -382,7 +386,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 # A signed link or a password: never in the run's config or tags (the UI shows both).
                 # Registered here, in the library this machine shares with the daemon.
                 library = _library()
-                if not (library.root / CATALOG_FILE).exists():
+                if not library.has_catalog():
                     raise TrackError(f"{redact_url(target)} carries a secret, so it is not sent to Dagster; "
                                      f"it is registered in this machine's library, but {library.root} has none.",
                                      hint="Set MUSIC_LIBRARY to the library Dagster uses, or drop the URL in a "

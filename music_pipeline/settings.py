@@ -100,6 +100,14 @@ def inbox_per_tick() -> int:
     return value if value > 0 else DEFAULT_INBOX_PER_TICK
 
 
+def catalog_url() -> str | None:
+    """$MUSIC_CATALOG_URL: the catalog on PostgreSQL, shared by several machines (a SQLAlchemy
+    URL, ``postgresql+psycopg2://user:password@host:5432/music``); unset, catalog.sqlite in the
+    library folder. It holds a password: it is passed to runs as an environment variable,
+    never written into their config."""
+    return os.environ.get("MUSIC_CATALOG_URL") or None
+
+
 def wav_backup_dir() -> str | None:
     return os.environ.get(WAV_BACKUP_DIR) or None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from music_pipeline.core.domain.errors import DiskFull
-from music_pipeline.core.library.catalog import Catalog, CatalogError, _sqlite_errors
+from music_pipeline.core.library.catalog import Catalog, CatalogError, _errors
 from music_pipeline.core.library.steps import Library, register_target
 
 from .audio import make_track
@@ -78,7 +78,7 @@ def test_a_full_disk_inside_sqlite_is_a_full_disk(tmp_path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x BLOB)")
     conn.execute("PRAGMA max_page_count = 3")  # SQLite's own SQLITE_FULL, as on a full volume
-    with pytest.raises(DiskFull, match="full"), _sqlite_errors(path):
+    with pytest.raises(DiskFull, match="full"), _errors(str(path)):
         conn.execute("INSERT INTO t VALUES (?)", (os.urandom(1 << 16),))
     conn.close()
 

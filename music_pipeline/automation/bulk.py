@@ -393,7 +393,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         raise Failure(f"Unknown per-track job {config.job!r}: choose one of {', '.join(TRACK_JOBS)}.")
     lib = library.get()
     instance = context.instance
-    if config.job == "verify_track" and not (lib.root / "catalog.sqlite").is_file():
+    if config.job == "verify_track" and not lib.has_catalog():
         raise Failure(f"The library folder {lib.root} has no catalog (an unmounted volume?); nothing was checked.")
     if config.sync_sources:
         new = discovery.sync_everything(lib, spotify.client if spotify.configured else None,

@@ -8,7 +8,7 @@ from .sources import SoundCloudResource, SpotifyResource
 
 #: Secret fields and the variables they come from: a run re-binds the per-track job with its
 #: resources, and a value given as itself would be kept in the job's snapshot in the instance.
-SECRETS = {("notion", "token"): "NOTION_TOKEN", ("eagle", "token"): "EAGLE_TOKEN",
+SECRETS = {("library", "catalog_url"): "MUSIC_CATALOG_URL", ("notion", "token"): "NOTION_TOKEN", ("eagle", "token"): "EAGLE_TOKEN",
            ("spotify", "client_id"): "SPOTIFY_CLIENT_ID", ("spotify", "client_secret"): "SPOTIFY_CLIENT_SECRET"}
 
 
@@ -36,7 +36,8 @@ def build_resources(**overrides) -> dict:
     from .. import settings
 
     resources = {
-        "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir()),
+        "library": LibraryResource(root=str(settings.library_root()), wav_backup_dir=settings.wav_backup_dir(),
+                                   catalog_url=settings.catalog_url()),
         "downloader": DownloaderResource(),
         "analysis": AnalysisResource(),
         "spotify": SpotifyResource(**settings.spotify_resource_config()),

@@ -27,6 +27,11 @@ class LibraryResource(ConfigurableResource):
     key_notation: str = Field(default="classic",
                               description="Key tag notation: classic (F#m), canonical (F# minor), "
                                           "camelot (11A) or open_key (4m).")
+    catalog_url: str | None = Field(default=None,
+                                    description="The catalog on PostgreSQL (MUSIC_CATALOG_URL, a SQLAlchemy URL "
+                                                "such as postgresql+psycopg2://user:password@host/db) when several "
+                                                "machines share the library; unset: catalog.sqlite in the library "
+                                                "folder.")
     wav_backup_dir: str | None = Field(default=None,
                                        description="When set (WAV_BACKUP_DIR), every WAV is copied there too.")
 
@@ -41,5 +46,5 @@ class LibraryResource(ConfigurableResource):
         overrides = {fmt: text for fmt, text in (("ALAC", self.alac_template), ("AIFF", self.aiff_template),
                                                  ("WAV", self.wav_template)) if text}
         layout = Layout(root, default=self.path_template, templates=overrides)
-        return Library(root, layout, key_notation=self.key_notation,
+        return Library(root, layout, key_notation=self.key_notation, catalog_url=self.catalog_url,
                        wav_backup_dir=Path(self.wav_backup_dir) if self.wav_backup_dir else None)

@@ -1,12 +1,14 @@
-"""The catalog: the library's embedded source of truth, one SQLite file in the library folder.
+"""The catalog: the library's source of truth, one SQLite file in the library folder, or a
+PostgreSQL database when several machines share the library (``MUSIC_CATALOG_URL``).
 
 One row per track (its sources, metadata, features, fingerprint, status and last error)
 and one row per output file (path, size, checksum, codec). Notion and Eagle mirror it
 later; they are never the only place something is known.
 
-Schema changes are numbered migrations applied in order on open; ``PRAGMA user_version``
-holds the version reached, so an older library is upgraded in place and a newer one is
-refused instead of being damaged.
+A new catalog is created whole from ``schema.py``; an older SQLite catalog is upgraded in
+place by the numbered migrations below, and one newer than this code is refused instead of
+being damaged. Queries are written once for both databases (``database.py`` holds the few
+things that differ: opening, the write lock, the version, the errors).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,14 +24,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
+import sqlalchemy as sa
+
 from ..domain.errors import DiskFull, Reason, TrackError
 from ..domain.identity import TrackSource, normalise_isrc
 from ..domain.status import Status
+from . import database, schema
+from .database import Connection
 from .store import DUPLICATES_DIR, exclusive
 
 CATALOG_FILE = "catalog.sqlite"
 
-MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
+#: Migrations 1-9 upgrade SQLite catalogs made before the schema moved to ``schema.py`` (a
+#: PostgreSQL catalog is always created at 9 or later). From 10 on, a migration runs on
+#: both databases: write it in SQL both accept, and change ``schema.py`` to match.
+MIGRATIONS: list[str | Callable[[Connection, Path], None]] = [
     # 1: tracks and their files
     """
     CREATE TABLE tracks (
@@ -183,25 +191,18 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
         PRIMARY KEY (sink, remote_id)
     );
     """,
+    # 9: one schema for SQLite and PostgreSQL: tracks numbered in the order they came (SQLite's
+    # rowid, which PostgreSQL lacks), file names compared case-insensitively with lower()
+    """
+    ALTER TABLE tracks ADD COLUMN seq INTEGER;
+    UPDATE tracks SET seq = rowid;
+    CREATE INDEX tracks_seq ON tracks(seq);
+    DROP INDEX IF EXISTS files_path_nocase;
+    CREATE INDEX files_path_lower ON files(lower(path));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """WAL, so readers never wait for a writer. The mode is stored in the file; switching a
-    new file that other processes are opening at the same moment answers "locked" at once
-    (SQLite does not wait there), so wait a little and look again."""
-    for attempt in range(100):
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-            return
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or attempt == 99:
-                raise
-            time.sleep(0.05)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -217,7 +218,7 @@ def _statements(script: str) -> Iterator[str]:
         yield pending
 
 
-def _relative_paths(conn: sqlite3.Connection, root: Path) -> None:
+def _relative_paths(conn: Connection, root: Path) -> None:
     """Migration 6: absolute paths inside the library become relative to it. A library
     already moved before this version has paths under its old folder: that folder is read
     from the raw files' paths (``<old root>/_raw/<key>.<ext>``) and converted the same way."""
@@ -325,52 +326,85 @@ def _damaged(path: Path, why: str) -> CatalogError:
 
 
 @contextlib.contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """SQLite's failures as sentences: a damaged file, a full disk, a read-only folder."""
+def _errors(where: str) -> Iterator[None]:
+    """The database's failures as sentences: a damaged file, a full disk, a read-only folder,
+    a server that does not answer. ``where`` names the catalog (its URL without password)."""
     try:
         yield
-    except sqlite3.DatabaseError as err:
+    except sa.exc.DBAPIError as err:
+        _explain(where, err.orig if err.orig is not None else err, err)
+        raise err.orig if isinstance(err.orig, sqlite3.IntegrityError) else err from None
+    except sqlite3.DatabaseError as err:  # a file opened without SQLAlchemy (a new catalog being built)
+        _explain(where, err, err)
+        raise
+
+
+def _explain(path: str, err: BaseException, cause: BaseException) -> None:
+    """Raise the sentence for ``err`` when there is one; return when it is none of these."""
+    if isinstance(err, sqlite3.DatabaseError):
         code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF  # the primary code of an extended one
         text = str(err)
         if code == sqlite3.SQLITE_FULL:
             raise DiskFull(f"The disk holding the catalog {path} is full ({text}); nothing was recorded.",
-                           hint="Free some space on the library's volume and run again.") from err
+                           hint="Free some space on the library's volume and run again.") from cause
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            raise _damaged(path, text) from err
+            raise _damaged(path, text) from cause
         if code == sqlite3.SQLITE_IOERR:
             raise CatalogError(f"The catalog {path} could not be read or written ({text}).",
-                               hint="Is the library's drive still connected and its volume mounted?") from err
+                               hint="Is the library's drive still connected and its volume mounted?") from cause
         if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
             raise CatalogError(f"The catalog {path} cannot be written ({text}).",
-                               hint="Check that the library folder is writable and its volume mounted.") from err
-        raise
+                               hint="Check that the library folder is writable and its volume mounted.") from cause
+        return
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    name = type(err).__name__
+    if name == "OperationalError" and ("connect" in text or "server" in text or "timeout" in text):
+        raise CatalogError(f"The catalog database {path} cannot be reached ({text}).",
+                           hint="Is the PostgreSQL server running and MUSIC_CATALOG_URL right (host, port, "
+                                "user, password, database)? `music-pipeline doctor` checks it.") from cause
+    if name == "DiskFull" or "No space left" in text or "could not extend file" in text:
+        raise DiskFull(f"The disk holding the catalog database {path} is full ({text}); nothing was recorded.",
+                       hint="Free some space on the database server and run again.") from cause
 
 
 class Catalog:
-    """Access to ``<library>/catalog.sqlite``. Connections are short-lived: Dagster runs,
-    sensors and the CLI each open their own, and WAL lets them read while one writes."""
+    """Access to the catalog: ``<library>/catalog.sqlite``, or the PostgreSQL database at
+    ``url``. Transactions are short: Dagster runs, sensors and the CLI each open their own
+    (SQLite's WAL, PostgreSQL's MVCC let them read while one writes)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path, *, url: str | None = None) -> None:
+        self.path = Path(path)  # the SQLite file, and the library folder paths are relative to
         self.root = self.path.parent
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            self._create()
-        with self._connect() as conn:
-            self._migrate(conn)
+        self.url = url or database.sqlite_url(self.path)
+        self.shared = sa.make_url(self.url).get_backend_name() != "sqlite"
+        self.where = database.redact(self.url) if self.shared else str(self.path)
+        if not self.shared:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create()
+        self._migrate()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return database.engine_for(self.url)
+
+    def exists(self) -> bool:
+        """Whether there is a catalog to read (a library folder whose volume is not mounted has
+        none; a database server is asked)."""
+        return bool(self.check() == []) if self.shared else self.path.is_file()
 
     def _create(self) -> None:
-        """A new catalog appears whole: built under a temporary name, then linked into place
-        only if nothing is there yet. So an empty catalog file always means damage (see
+        """A new SQLite catalog appears whole: built under a temporary name, then linked into
+        place only if nothing is there yet. So an empty catalog file always means damage (see
         :func:`damage`), and two processes creating one at once both end up using one."""
         tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
         try:
-            with _sqlite_errors(self.path):
-                conn = sqlite3.connect(tmp)
-                try:
-                    self._migrate(conn)
-                finally:
-                    conn.close()
+            engine = database._create_engine(database.sqlite_url(tmp))
+            try:
+                with _errors(str(self.path)), database.transaction(engine, write=True) as conn:
+                    self._create_schema(conn)
+            finally:
+                engine.dispose()
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -380,32 +414,41 @@ class Catalog:
                     if not self.path.exists():
                         os.replace(tmp, self.path)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+
+    @staticmethod
+    def _create_schema(conn: Connection) -> None:
+        schema.metadata.create_all(conn.raw)
+        database.set_schema_version(conn, SCHEMA_VERSION)
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        why = damage(self.path)
-        if why:
-            raise _damaged(self.path, why)
-        with _sqlite_errors(self.path):
-            conn = sqlite3.connect(self.path, timeout=30)
-            conn.row_factory = sqlite3.Row
-            try:
-                _use_wal(conn)
-                conn.execute("PRAGMA foreign_keys=ON")
-                with conn:
-                    yield conn
-            finally:
-                conn.close()
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        if not self.shared:
+            why = damage(self.path)
+            if why:
+                raise _damaged(self.path, why)
+        with _errors(self.where), database.transaction(self.engine, write=write) as conn:
+            yield conn
+
+    def _connect(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction: it holds the catalog's write lock from its first statement,
+        so what it reads stays true until it commits (one writer at a time)."""
+        return self._transaction(write=True)
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        """A read transaction: never waits for a writer."""
+        return self._transaction(write=False)
 
     def check(self) -> list[str]:
-        """What is wrong with the catalog (empty when nothing): the file, SQLite's own
-        integrity check, the schema version. For `music-pipeline doctor`."""
+        """What is wrong with the catalog (empty when nothing): the file or the server,
+        SQLite's own integrity check, the schema version. For `music-pipeline doctor`."""
         try:
-            with self._connect() as conn:
-                problems = [row[0] for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            with self._read() as conn:
+                problems = [] if self.shared else [
+                    row[0] for row in conn.raw.exec_driver_sql("PRAGMA quick_check") if row[0] != "ok"]
+                version = database.schema_version(conn)
         except TrackError as err:
             return [str(err)]
         if version != SCHEMA_VERSION:
@@ -434,38 +477,35 @@ class Catalog:
     def _abs(self, text: str) -> Path:
         return Path(text) if os.path.isabs(text) else self.root / text
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        # Several processes may open a new (or older) library at once (a sensor, lanes of a
-        # bulk run): the version is read again under the write lock, so one migrates and the
-        # others find it done.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+    def _migrate(self) -> None:
+        with self._read() as conn:
+            if database.schema_version(conn) == SCHEMA_VERSION:
+                return
+        # Several processes may open a new (or older) catalog at once (a sensor, lanes of a
+        # bulk run, workers on other machines): the version is read again under the write
+        # lock, so one migrates and the others find it done.
+        with self._connect() as conn:
+            version = database.schema_version(conn)
             if version > SCHEMA_VERSION:
                 raise CatalogError(
-                    f"{self.path} has schema version {version}, newer than this music_pipeline "
+                    f"{self.where} has schema version {version}, newer than this music_pipeline "
                     f"understands ({SCHEMA_VERSION}); upgrade music_pipeline instead of downgrading the catalog."
                 )
+            if version == 0 and not database.has_tables(conn):
+                self._create_schema(conn)
+                return
             for number in range(version, SCHEMA_VERSION):
                 migration = MIGRATIONS[number]
                 if callable(migration):  # a data migration that needs Python (and the library's folder)
                     migration(conn, self.root)
                 else:
-                    for statement in _statements(migration):
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                    conn.script(_statements(migration))
+                database.set_schema_version(conn, number + 1)
 
     @property
     def schema_version(self) -> int:
-        with self._connect() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+        with self._read() as conn:
+            return database.schema_version(conn)
 
     # -- tracks -------------------------------------------------------------------------
 
@@ -482,7 +522,8 @@ class Catalog:
             if row is None:
                 conn.execute(
                     "INSERT INTO tracks (key, status, source_kind, source_url, source_path, source_urls,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, updated_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                    " (SELECT COALESCE(MAX(seq), 0) + 1 FROM tracks))",
                     (source.key, Status.QUEUED, source.kind, source.url, self._rel(source.path),
                      _encode(sorted({seen, original} - {None})), stamp, stamp),
                 )
@@ -498,8 +539,8 @@ class Catalog:
             return False
 
     @staticmethod
-    def _index_urls(conn: sqlite3.Connection, key: str, urls: Iterable[str]) -> None:
-        conn.executemany("INSERT OR IGNORE INTO track_urls (url, track_key) VALUES (?, ?)",
+    def _index_urls(conn: Connection, key: str, urls: Iterable[str]) -> None:
+        conn.executemany("INSERT INTO track_urls (url, track_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(url, key) for url in urls])
 
     def add_source_urls(self, key: str, urls: Iterable[str]) -> None:
@@ -544,14 +585,14 @@ class Catalog:
             row = conn.execute("SELECT * FROM tracks WHERE key = ?", (key,)).fetchone()
         return self._track(row) if row else None
 
-    def _track(self, row: sqlite3.Row) -> TrackRow:
+    def _track(self, row: database.Row) -> TrackRow:
         data = _track(row)
         for name in _TRACK_PATH_COLUMNS:
             if data.get(name):
                 data[name] = str(self._abs(data[name]))
         return data
 
-    def _file(self, row: sqlite3.Row) -> dict:
+    def _file(self, row: database.Row) -> dict:
         data = dict(row)
         data["path"] = str(self._abs(data["path"]))
         return data
@@ -652,7 +693,7 @@ class Catalog:
         if status:
             query, args = query + " WHERE status = ?", (status,)
         with self._connect() as conn:
-            return [self._track(row) for row in conn.execute(query + " ORDER BY created_at, rowid", args)]
+            return [self._track(row) for row in conn.execute(query + " ORDER BY created_at, seq", args)]
 
     # -- files --------------------------------------------------------------------------
 
@@ -681,13 +722,12 @@ class Catalog:
         with the same name at the same moment get two names.
         """
         with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
             for path in candidates:
                 stored = self._rel(path)
                 # A reservation counts while its track is being worked on; one left by a run
                 # killed before it could record or fail (its track no longer running) does not.
                 owners = {r[0] for r in conn.execute(
-                    "SELECT track_key FROM files WHERE path = ? COLLATE NOCASE"
+                    "SELECT track_key FROM files WHERE lower(path) = lower(?)"
                     " UNION SELECT r.track_key FROM path_reservations r JOIN tracks t ON t.key = r.track_key"
                     " WHERE r.fold = ? AND (t.status = 'running' OR r.track_key = ?)", (stored, _fold(stored), key))}
                 if owners == {key} or (not owners and free(path)):
@@ -736,7 +776,7 @@ class Catalog:
     def path_owner(self, path: Path) -> str | None:
         """Which track's file is at ``path`` (to tell two songs with the same name apart)."""
         with self._connect() as conn:
-            row = conn.execute("SELECT track_key FROM files WHERE path = ? COLLATE NOCASE",
+            row = conn.execute("SELECT track_key FROM files WHERE lower(path) = lower(?)",
                                (self._rel(path),)).fetchone()
         return row[0] if row else None
 
@@ -814,8 +854,8 @@ class Catalog:
 
     def add_membership(self, playlist_id: str, key: str, position: int, added_at: str | None = None) -> bool:
         with self._connect() as conn:
-            cur = conn.execute("INSERT OR IGNORE INTO playlist_tracks (playlist_id, track_key, position, added_at)"
-                               " VALUES (?, ?, ?, ?)", (playlist_id, key, position, added_at))
+            cur = conn.execute("INSERT INTO playlist_tracks (playlist_id, track_key, position, added_at)"
+                               " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (playlist_id, key, position, added_at))
             return cur.rowcount > 0
 
     def remove_membership(self, playlist_id: str, key: str) -> None:
@@ -839,7 +879,7 @@ class Catalog:
         with self._connect() as conn:
             return [_mirror(r) for r in conn.execute(
                 "SELECT m.*, t.status AS track_status, t.error AS track_error FROM mirrors m"
-                " JOIN tracks t ON t.key = m.track_key WHERE m.sink = ? ORDER BY m.rowid", (sink,))]
+                " JOIN tracks t ON t.key = m.track_key WHERE m.sink = ? ORDER BY t.seq", (sink,))]
 
     def mirror_owner(self, sink: str, remote_id: str) -> str | None:
         """The track whose record ``remote_id`` is."""
@@ -868,8 +908,10 @@ class Catalog:
     def record_merge(self, sink: str, remote_id: str, key: str, keeper_remote_id: str, added: dict) -> None:
         """A duplicate's remote record was merged into the keeper's and put in the trash."""
         with self._connect() as conn:
-            conn.execute("INSERT OR REPLACE INTO mirror_merges (sink, remote_id, track_key, keeper_remote_id,"
-                         " added, merged_at) VALUES (?, ?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO mirror_merges (sink, remote_id, track_key, keeper_remote_id,"
+                         " added, merged_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sink, remote_id) DO UPDATE SET"
+                         " track_key = excluded.track_key, keeper_remote_id = excluded.keeper_remote_id,"
+                         " added = excluded.added, merged_at = excluded.merged_at",
                          (sink, remote_id, key, keeper_remote_id, json.dumps(added), now()))
 
     def merges(self, sink: str, keys: Iterable[str] | None = None) -> list[dict]:
@@ -892,7 +934,7 @@ class Catalog:
     def index_fingerprint(self, key: str, terms: Iterable[int]) -> None:
         with self._connect() as conn:
             conn.execute("DELETE FROM fingerprint_terms WHERE track_key = ?", (key,))
-            conn.executemany("INSERT OR IGNORE INTO fingerprint_terms (term, track_key) VALUES (?, ?)",
+            conn.executemany("INSERT INTO fingerprint_terms (term, track_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                              [(int(term), key) for term in terms])
             conn.execute("UPDATE tracks SET fingerprint_indexed = 1 WHERE key = ?", (key,))
 
@@ -937,7 +979,7 @@ class Catalog:
         stamp = now()
         guard = "" if replace_applied else " WHERE dedup_groups.state <> 'applied'"
         with self._connect() as conn:
-            conn.execute(
+            cur = conn.execute(
                 "INSERT INTO dedup_groups (id, keeper, members, state, rule, reason, evidence, previous, moves,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET keeper = excluded.keeper, members = excluded.members,"
@@ -948,14 +990,14 @@ class Catalog:
                  group["reason"], _encode(group["evidence"]), _encode(group.get("previous", {})),
                  _encode([[self._rel(a), self._rel(b)] for a, b in group.get("moves", [])]), stamp, stamp),
             )
-            return conn.total_changes > 0
+            return cur.rowcount > 0
 
     def group(self, group_id: str) -> dict | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM dedup_groups WHERE id = ?", (group_id,)).fetchone()
         return self._group(row) if row else None
 
-    def _group(self, row: sqlite3.Row) -> dict:
+    def _group(self, row: database.Row) -> dict:
         data = _group(row)
         data["moves"] = [[str(self._abs(a)), str(self._abs(b))] for a, b in data["moves"] or []]
         return data
@@ -991,7 +1033,7 @@ def _fold(path: str | None) -> str:
     return unicodedata.normalize("NFC", path or "").casefold()
 
 
-def _mirror(row: sqlite3.Row) -> dict:
+def _mirror(row: database.Row) -> dict:
     data = dict(row)
     data["written"] = json.loads(data["written"] or "{}")
     return data
@@ -1005,7 +1047,7 @@ def _decode(text: str | None) -> object:
     return json.loads(text) if text else None
 
 
-def _track(row: sqlite3.Row) -> dict:
+def _track(row: database.Row) -> dict:
     data = dict(row)
     for name in _JSON_COLUMNS:
         data[name] = _decode(data.get(name))
@@ -1013,7 +1055,7 @@ def _track(row: sqlite3.Row) -> dict:
     return data
 
 
-def _group(row: sqlite3.Row) -> dict:
+def _group(row: database.Row) -> dict:
     data = dict(row)
     for name in _GROUP_JSON_COLUMNS:
         data[name] = _decode(data[name])

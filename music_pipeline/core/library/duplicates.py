@@ -463,7 +463,7 @@ def _prune_empty(folder: Path) -> None:
 def collapse_library_files(library: Library | None, items: Sequence[dedup.Item]) -> list[dedup.Item]:
     """One item per catalogued track: the ALAC, AIFF and WAV of one track (and its original)
     are one song in several formats, not duplicates; loose files stay items of their own."""
-    if library is None or not (library.root / "catalog.sqlite").exists():
+    if library is None or not library.has_catalog():
         return list(items)
     def norm(path: str) -> str:
         return os.path.normcase(str(Path(path).resolve()))

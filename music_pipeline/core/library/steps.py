@@ -72,8 +72,9 @@ class Library:
     """A library folder: its layout, its catalog and the steps that write into it."""
 
     def __init__(self, root: Path, layout: Layout | None = None, key_notation: str = "classic",
-                 wav_backup_dir: Path | None = None) -> None:
+                 wav_backup_dir: Path | None = None, catalog_url: str | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.catalog_url = catalog_url or None  # PostgreSQL when several machines share the library
         self.layout = layout or Layout(self.root)
         if key_notation not in KEY_NOTATIONS:
             raise ValueError(f"key_notation must be one of {', '.join(KEY_NOTATIONS)}")
@@ -86,8 +87,13 @@ class Library:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog(self.root / CATALOG_FILE)
+            self._catalog = Catalog(self.root / CATALOG_FILE, url=self.catalog_url)
         return self._catalog
+
+    def has_catalog(self) -> bool:
+        """Whether this library has a catalog yet, without creating one (a library folder on an
+        unmounted volume has none; a catalog on PostgreSQL is always there to ask)."""
+        return bool(self.catalog_url) or (self.root / CATALOG_FILE).is_file()
 
     @property
     def raw_dir(self) -> Path:

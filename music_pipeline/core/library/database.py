@@ -1,0 +1,230 @@
+"""The catalog's database connections: SQLite in the library folder, or PostgreSQL when the
+library is shared by several machines (``MUSIC_CATALOG_URL``).
+
+The catalog writes its queries once, in SQL both understand (``ON CONFLICT``, ``WITH
+RECURSIVE``, ``lower()``); this module holds what differs between the two and nothing else:
+
+- opening: SQLite in WAL mode with a busy timeout; PostgreSQL through a small pool, each
+  process its own (pools are dropped in a forked child, never shared across a fork);
+- write transactions: SQLite has one writer at a time (``BEGIN IMMEDIATE`` takes the write
+  lock before the first read, so a read-then-write never loses to another writer). PostgreSQL
+  lets writers run together, so a write transaction first takes one transaction-scoped
+  advisory lock: the catalog's read-modify-write methods (a track's URL list, a name's
+  reservation, a track's number) keep exactly the guarantees they were written for, and
+  reads never wait;
+- the schema version: ``PRAGMA user_version`` in SQLite (so an older music_pipeline still
+  refuses a newer file), a one-row table in PostgreSQL;
+- errors, as sentences (a full disk, a damaged file, a server that does not answer), with
+  the password never shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+#: The advisory lock every PostgreSQL write transaction takes (any constant: ours alone).
+WRITE_LOCK = 0x6D75_7369_63  # "music"
+
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _forget_engines() -> None:
+    """In a forked child: the parent's pooled connections are the parent's (a socket two
+    processes write to corrupts both); drop them without closing, and open new ones."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines)
+
+
+def redact(url: str | sa.URL) -> str:
+    """A database URL fit to show: no password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not even a URL: show nothing of it
+        return "(an unreadable database URL)"
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One engine (and pool) per database per process."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create_engine(url)
+        return engine
+
+
+def _create_engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi, _record) -> None:
+            dbapi.isolation_level = None  # transactions are begun here, not by the driver
+            _use_wal(dbapi)
+            dbapi.execute("PRAGMA foreign_keys=ON")
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"the catalog lives in SQLite or PostgreSQL, not {parsed.get_backend_name()}")
+    # a small pool: a process runs one track at a time; pre-ping survives a restarted server
+    return sa.create_engine(parsed, pool_size=2, max_overflow=4, pool_pre_ping=True, pool_recycle=1800,
+                            connect_args={"connect_timeout": 10, "application_name": "music_pipeline"})
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL, so readers never wait for a writer. The mode is stored in the file; switching a
+    new file that other processes are opening at the same moment answers "locked" at once
+    (SQLite does not wait there), so wait a little and look again."""
+    for attempt in range(100):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
+class Row(tuple):
+    """A result row read by position (``row[0]``) or by name (``row["key"]``, ``dict(row)``),
+    as the catalog's code has always read them, whichever the database."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, values: Sequence, names: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, item):  # type: ignore[override]
+        if isinstance(item, str):
+            return tuple.__getitem__(self, self._names[item])
+        return tuple.__getitem__(self, item)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def get(self, name: str, default=None):
+        return self[name] if name in self._names else default
+
+
+class Result:
+    """What ``Connection.execute`` returns: iterate it, ``fetchone()``, ``fetchall()``, ``rowcount``."""
+
+    def __init__(self, cursor: sa.CursorResult) -> None:
+        self.rowcount = cursor.rowcount
+        if cursor.returns_rows:
+            names = {name: i for i, name in enumerate(cursor.keys())}
+            self._rows = [Row(tuple(r), names) for r in cursor.fetchall()]
+        else:
+            self._rows = []
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def fetchone(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Row]:
+        return list(self._rows)
+
+
+def _bind(sql: str, params: Sequence) -> tuple[sa.TextClause, dict]:
+    """``?`` placeholders (the catalog's queries) as named binds, values adapted: a bool is
+    stored as 0/1 in both databases (PostgreSQL refuses a boolean in an integer column)."""
+    pieces = sql.split("?")
+    if len(pieces) - 1 != len(params):
+        raise ValueError(f"{len(pieces) - 1} placeholders, {len(params)} values: {sql}")
+    text = pieces[0] + "".join(f":p{i}{piece}" for i, piece in enumerate(pieces[1:]))
+    values = {f"p{i}": int(v) if isinstance(v, bool) else v for i, v in enumerate(params)}
+    return sa.text(text), values
+
+
+class Connection:
+    """One transaction on the catalog's database, used like a ``sqlite3`` connection
+    (``execute``, ``executemany`` with ``?`` placeholders)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect.name
+
+    def execute(self, sql: str, params: Sequence = ()) -> Result:
+        text, values = _bind(sql, params)
+        return Result(self._conn.execute(text, values))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        text = _bind(sql, rows[0])[0]
+        self._conn.execute(text, [_bind(sql, row)[1] for row in rows])
+
+    def script(self, statements: Iterable[str]) -> None:
+        """Statements without parameters, as written (a migration)."""
+        for statement in statements:
+            self._conn.exec_driver_sql(statement)
+
+    @property
+    def raw(self) -> sa.Connection:
+        return self._conn
+
+
+@contextlib.contextmanager
+def transaction(engine: sa.Engine, *, write: bool) -> Iterator[Connection]:
+    """A transaction, committed when the block ends (rolled back on an exception). A write
+    transaction holds the catalog's write lock from its first statement."""
+    with engine.connect() as conn:
+        conn.info["write"] = write
+        with conn.begin():
+            if write and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            yield Connection(conn)
+
+
+# -- the schema version ---------------------------------------------------------------------
+
+VERSION_TABLE = "catalog_schema"
+
+
+def schema_version(conn: Connection) -> int:
+    if conn.dialect == "sqlite":
+        return conn.raw.exec_driver_sql("PRAGMA user_version").scalar_one()
+    if not sa.inspect(conn.raw).has_table(VERSION_TABLE):
+        return 0
+    return conn.raw.execute(sa.text(f"SELECT version FROM {VERSION_TABLE}")).scalar() or 0
+
+
+def set_schema_version(conn: Connection, version: int) -> None:
+    if conn.dialect == "sqlite":
+        conn.raw.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+        return
+    conn.raw.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
+    conn.raw.exec_driver_sql(f"DELETE FROM {VERSION_TABLE}")
+    conn.raw.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version) VALUES (:v)"), {"v": int(version)})
+
+
+def has_tables(conn: Connection) -> bool:
+    return bool(sa.inspect(conn.raw).get_table_names())
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{Path(path)}"
