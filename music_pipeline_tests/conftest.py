@@ -26,6 +26,7 @@ from music_pipeline.resources import (
 )
 
 from .audio import make_track
+from .services import postgres_server, redis_server  # noqa: F401 - one server each for the whole session
 
 # The tests never touch the developer's own Notion workspace or Eagle library: the sinks are
 # off unless a test points them at its local fake (the commands and daemons they start inherit this).

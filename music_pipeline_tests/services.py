@@ -333,3 +333,17 @@ def psql(server: Postgres, sql: str) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"psql failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout.strip()
+
+
+def fresh_database(server: Postgres, prefix: str = "t") -> Postgres:
+    """A new, empty database on ``server`` owned by its user (one per test: nothing leaks
+    between tests sharing the session's server)."""
+    import dataclasses
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _run([str(_pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(server.socket_dir), "-p",
+          str(server.port), "-U", "postgres", "-d", "postgres", "-c",
+          f"CREATE DATABASE \"{name}\" OWNER \"{server.user}\""], "creating a test database")
+    return dataclasses.replace(server, database=name, url=server.url.rsplit("/", 1)[0] + f"/{name}",
+                               env={**server.env, "DAGSTER_PG_DB": name})

@@ -83,6 +83,8 @@ def _create_engine(url: str) -> sa.Engine:
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"the catalog lives in SQLite or PostgreSQL, not {parsed.get_backend_name()}")
+    if parsed.drivername == "postgresql":  # a plain postgresql:// URL: the driver installed with us
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     # a small pool: a process runs one track at a time; pre-ping survives a restarted server
     return sa.create_engine(parsed, pool_size=2, max_overflow=4, pool_pre_ping=True, pool_recycle=1800,
                             connect_args={"connect_timeout": 10, "application_name": "music_pipeline"})
@@ -180,8 +182,8 @@ class Connection:
 
     def script(self, statements: Iterable[str]) -> None:
         """Statements without parameters, as written (a migration)."""
-        for statement in statements:
-            self._conn.exec_driver_sql(statement)
+        for statement in statements:  # psycopg2 reads % as its own placeholder mark
+            self._conn.exec_driver_sql(statement if self.dialect == "sqlite" else statement.replace("%", "%%"))
 
     @property
     def raw(self) -> sa.Connection:
