@@ -24,9 +24,10 @@ def settle(*paths: Path) -> None:
         os.utime(path, (old, old))
 
 
-def tick(instance, library_root: Path, cursor: str | None) -> SensorResult:
+def tick(instance, library_root: Path, cursor: str | None, catalog_url: str | None = None) -> SensorResult:
     context = build_sensor_context(instance=instance, cursor=cursor,
-                                   resources={"library": LibraryResource(root=str(library_root)),
+                                   resources={"library": LibraryResource(root=str(library_root),
+                                                                          catalog_url=catalog_url),
                                               "downloader": DownloaderResource(socket_timeout=2, retries=0)})
     result = inbox_sensor(context)
     assert isinstance(result, SensorResult)
