@@ -475,6 +475,7 @@ def _instance():
     from dagster import DagsterInstance
 
     from .core.library.store import exclusive
+    from .instance import init_pools
 
     home = settings.ensure_dagster_home()
     with exclusive(home):
@@ -482,6 +483,7 @@ def _instance():
         instance.get_runs_count()  # run storage
         instance.event_log_storage.get_asset_records([])  # event log (and its index) storage
         instance.all_instigator_state()  # schedule storage
+        init_pools(instance)  # before two runs race to create them
     return instance
 
 

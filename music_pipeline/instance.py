@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, DefaultRunLauncher
@@ -164,6 +165,23 @@ class DistributedRunLauncher(CeleryRunLauncher):
             return self._local.terminate(run_id)
         return super().terminate(run_id)
 
+    def _launch_celery_task_run(self, run: DagsterRun, task_signature, routing_key: str) -> None:
+        """As dagster-celery launches, but the task id tagged on the run before the task is sent:
+        tagging it after races the worker's own tags on the run (one update lost)."""
+        from dagster._core.events import EngineEventData
+        from dagster_celery.launcher import _get_run_priority
+        from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+
+        task_id = str(uuid.uuid4())
+        queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
+        self._instance.add_run_tags(run.run_id, {DAGSTER_CELERY_TASK_ID_TAG: task_id})
+        task_signature.apply_async(priority=_get_run_priority(run), queue=queue, routing_key=f"{queue}.{routing_key}",
+                                   task_id=task_id)
+        self._instance.report_engine_event(
+            "Celery task has been forwarded to the broker.", run,
+            EngineEventData({"Run ID": run.run_id, "Celery Task ID": task_id, "Celery Queue": queue}),
+            cls=self.__class__)
+
     @property
     def supports_resume_run(self) -> bool:
         return False  # a crashed run is retried whole by run_retries, never resumed half-way
@@ -254,6 +272,28 @@ run_retries:
 telemetry:
   enabled: false
 """
+
+
+#: The pools the per-track steps take slots from (assets/tracks.py).
+POOLS = ("download", "analysis", "ffmpeg")
+
+
+def init_pools(instance) -> None:
+    """Create each pool's limit row before any run needs it. Dagster creates it on a step's
+    first claim, and on PostgreSQL two runs doing that at once (two workers, a fresh database)
+    fail one step with a duplicate key; so `up` and every worker create them first."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    known = set(storage.get_concurrency_keys())
+    for pool in POOLS:
+        if pool in known:
+            continue
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except Exception:  # noqa: BLE001 - another machine made it meanwhile
+            if pool not in set(storage.get_concurrency_keys()):
+                raise
 
 
 #: What `up --production` and a worker need in the environment (the dagster.yaml names them).

@@ -81,7 +81,14 @@ def worker_info_command(state) -> dict:
 def _preload(**_kwargs) -> None:
     """The code location imported in the worker's main process, so each pool process (forked
     from it) starts every run warm."""
+    from dagster import DagsterInstance
+
     import music_pipeline.definitions  # noqa: F401
+
+    from .instance import init_pools
+
+    with DagsterInstance.get() as instance:  # closed before the pool processes are forked
+        init_pools(instance)
 
 
 _instance = None

@@ -71,7 +71,8 @@ class Cluster:
                                  str(concurrency)], **env)
 
     def daemon(self) -> subprocess.Popen:
-        return self.start("daemon", [PY, "-m", "dagster", "daemon", "run", "-w", str(REPO / "workspace.yaml")])
+        return self.start("daemon", [str(Path(PY).with_name("dagster-daemon")), "run", "-w",
+                                     str(REPO / "workspace.yaml")])
 
     def cli(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(argv, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
@@ -142,6 +143,21 @@ def cluster(tmp_path: Path, postgres_server: Postgres, redis_server: Redis,
 def track_runs(instance: DagsterInstance) -> list:
     return list(instance.get_runs(filters=RunsFilter(job_name="process_track")))
 
+def why(instance: DagsterInstance, runs: list) -> str:
+    """The failures of ``runs``, for an assertion's message."""
+    lines = []
+    for run in runs:
+        if run.status == DagsterRunStatus.SUCCESS:
+            continue
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event and (event.is_step_failure or event.is_run_failure or event.event_type_value == "ENGINE_EVENT"):
+                error = getattr(event.event_specific_data, "error", None)
+                lines.append(f"{run.run_id[:8]} {run.tags.get('dagster/partition')} {event.event_type_value}: "
+                             f"{entry.message} {error.to_string() if error else ''}")
+    return "\n".join(lines)
+
+
 def outputs(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and p.relative_to(root).parts[0] in FORMATS)
@@ -161,9 +177,8 @@ def assert_done_once(cluster: Cluster, keys: list[str]) -> None:
     rows = [row for row in cluster.library.catalog.tracks() if row["key"] in keys]
     assert sorted(r["key"] for r in rows) == sorted(keys)
     assert {r["key"]: r["status"] for r in rows} == {k: Status.DONE for k in keys}
-    files = cluster.library.catalog.files(keys)
     for key in keys:
-        formats = sorted(f["format"].upper() for f in files if f["key"] == key)
+        formats = sorted(f["format"].upper() for f in cluster.library.catalog.files([key]))
         assert len(formats) == len(set(formats)) == 3, (key, formats)
     on_disk = outputs(cluster.library_root)
     assert len(on_disk) == 3 * len(keys), on_disk
@@ -224,7 +239,7 @@ def test_backfill_runs_on_two_workers(cluster: Cluster, tmp_path: Path) -> None:
             runs = wait(finished, 240, "four track runs", interval=1)
         except AssertionError:
             raise AssertionError(cluster.tail()) from None
-        assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, cluster.tail()
+        assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, why(instance, runs)
         assert {r.tags["dagster/partition"] for r in runs} == set(keys)
         workers = {r.tags[CELERY_WORKER_TAG].split("@")[0] for r in runs}
         assert workers == {"w1", "w2"}, workers  # both machines took tracks
