@@ -199,10 +199,12 @@ class DistributedRunLauncher(CeleryRunLauncher):
             return CheckRunHealthResult(WorkerStatus.FAILED, orphan)
         if self.local(run) or DAGSTER_CELERY_TASK_ID_TAG not in run.tags:
             return pid_health(self._instance, run)
-        if worker_alive(run.tags.get(WORKER_TAG), run.run_id) is False:  # on this machine, and gone
+        health = self.task_health(run.tags[DAGSTER_CELERY_TASK_ID_TAG])
+        if health.status == WorkerStatus.RUNNING and worker_alive(run.tags.get(WORKER_TAG), run.run_id) is False:
+            # on this machine, and gone before its worker stored the task's failure
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the worker process running it "
                                                              f"({run.tags[WORKER_TAG]}) is gone: killed, or out of memory")
-        return self.task_health(run.tags[DAGSTER_CELERY_TASK_ID_TAG])
+        return health
 
     def task_health(self, task_id: str) -> CheckRunHealthResult:
         result = self.celery.AsyncResult(task_id)
