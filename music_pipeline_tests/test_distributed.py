@@ -369,3 +369,37 @@ def test_doctor_says_when_no_worker_answers_and_postgres_is_down(cluster: Cluste
     line = next(line for line in down.stdout.splitlines() if "PostgreSQL" in line)
     assert line.startswith("FIX") and "not reachable" in line and env["DAGSTER_PG_PORT"] in line
     assert cluster.env["DAGSTER_PG_PASSWORD"] not in down.stdout
+
+
+# -- the cross-machine rule --------------------------------------------------------------------
+
+
+def test_a_bulk_runs_own_track_run_left_started_after_it_ended_is_dead_on_any_machine() -> None:
+    """The bulk run ran on another machine (its worker tag names another host, so no pid can be
+    checked here): once the bulk run has ended, its track run still STARTED is dead for run
+    monitoring and for in_flight; a track run it sent to a Celery worker is judged by its task."""
+    from dagster._core.launcher import WorkerStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from music_pipeline.automation.bulk import BULK_TAG, PARTITION_TAG, in_flight
+    from music_pipeline.instance import MonitoredRunLauncher, orphaned_by_bulk
+
+    with DagsterInstance.ephemeral() as instance:
+        bulk = create_run_for_test(instance, job_name="process_tracks", status=DagsterRunStatus.STARTED)
+        tags = {BULK_TAG: bulk.run_id, PARTITION_TAG: "file-a", WORKER_TAG: "elsewhere:123:x"}
+        track = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED, tags=tags)
+        sent = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
+                                   tags={**tags, PARTITION_TAG: "file-b", "dagster-celery/task_id": "t"})
+        launcher = MonitoredRunLauncher()
+        launcher.register_instance(instance)
+        assert orphaned_by_bulk(instance, track) is None  # its bulk run still runs
+        assert launcher.check_run_worker_health(track).status == WorkerStatus.RUNNING
+        assert in_flight(instance, waiting=False) == {"file-a", "file-b"}
+
+        instance.report_run_failed(instance.get_run_by_id(bulk.run_id), "killed")
+        track = instance.get_run_by_id(track.run_id)
+        health = launcher.check_run_worker_health(track)
+        assert health.status == WorkerStatus.FAILED and bulk.run_id in health.msg
+        assert orphaned_by_bulk(instance, instance.get_run_by_id(sent.run_id)) is None
+        assert in_flight(instance, waiting=False) == {"file-b"}  # file-a's run reported failed on the way
+        assert instance.get_run_by_id(track.run_id).status == DagsterRunStatus.FAILURE
