@@ -6,7 +6,9 @@
 - ``run``: process tracks right here, now, and print where every file went;
 - ``analyze``: BPM, key and loudness of local files;
 - ``dedup``: duplicate recordings among local files or the library, moved aside on request;
-- ``doctor``: check the set-up and say what to fix.
+- ``doctor``: check the set-up and say what to fix;
+- ``worker``: a Celery worker executing runs for an instance on several machines
+  (``up --production``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
         results.append((writable, f"DAGSTER_HOME: {home}" + (" (under /tmp: lost on reboot)" if temporary else ""),
                         "make DAGSTER_HOME a writable, lasting folder: runs and partitions live there"))
         results += _dagster_yaml_checks(Path(home) / "dagster.yaml")
+        results += production_checks(Path(home) / "dagster.yaml")
     else:
         results.append((True, f"DAGSTER_HOME: not set; music-pipeline up/add/run use "
                               f"{Path(settings.DEFAULT_DAGSTER_HOME).resolve()}",
@@ -199,6 +202,98 @@ def _dagster_yaml_checks(config: Path) -> list[tuple[bool, str, str]]:
              "`music-pipeline up` to get the new one")]
 
 
+def production_checks(config: Path) -> list[tuple[bool, str, str]]:
+    """Several machines: PostgreSQL reachable when the dagster.yaml keeps the instance there;
+    with the DistributedRunLauncher, Redis reachable, workers answering, and each worker seeing
+    the same library folder as this machine, with ffmpeg and fpcalc."""
+    from .instance import missing_production_env, uses_celery, uses_postgres
+
+    results: list[tuple[bool, str, str]] = []
+    postgres, celery = uses_postgres(config), uses_celery(config)
+    if not (postgres or celery):
+        return results
+    missing = missing_production_env()
+    if missing:
+        results.append((False, f"{config} reads settings from the environment; unset: {', '.join(missing)}",
+                        "set them as on every other machine (README: Several machines)"))
+        return results
+    if postgres:
+        results.append(_postgres_check())
+    # the catalog on PostgreSQL (MUSIC_CATALOG_URL) is checked by _catalog_checks once it exists there
+    if celery:
+        results += _celery_checks()
+    return results
+
+
+def _postgres_check() -> tuple[bool, str, str]:
+    import psycopg2
+
+    env = os.environ
+    where = f"{env['DAGSTER_PG_HOST']}:{env['DAGSTER_PG_PORT']}/{env['DAGSTER_PG_DB']} as {env['DAGSTER_PG_USERNAME']}"
+    try:
+        conn = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"],
+                                dbname=env["DAGSTER_PG_DB"], user=env["DAGSTER_PG_USERNAME"],
+                                password=env["DAGSTER_PG_PASSWORD"], connect_timeout=3)
+    except psycopg2.Error as err:
+        message = " ".join(str(err).replace(env["DAGSTER_PG_PASSWORD"], "***").split())
+        return (False, f"PostgreSQL {where}: not reachable ({message})",
+                "start PostgreSQL, or fix DAGSTER_PG_HOST/PORT/DB/USERNAME/PASSWORD")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            version = cursor.fetchone()[0]
+    finally:
+        conn.close()
+    return (True, f"PostgreSQL {where}: reachable (server {version})", "")
+
+
+def _redacted(url: str) -> str:
+    from .core.domain.identity import redact_url
+
+    return redact_url(url)
+
+
+def _celery_checks() -> list[tuple[bool, str, str]]:
+    import redis
+
+    broker = os.environ["CELERY_BROKER_URL"]
+    results: list[tuple[bool, str, str]] = []
+    for name, url in (("broker", broker), ("result backend", os.environ["CELERY_RESULT_BACKEND"])):
+        if not url.startswith(("redis://", "rediss://")):
+            results.append((True, f"Celery {name} {_redacted(url)}: not Redis, not checked", ""))
+            continue
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+        except redis.RedisError as err:
+            results.append((False, f"Redis ({name}) {_redacted(url)}: not reachable ({err})",
+                            "start Redis, or fix CELERY_BROKER_URL / CELERY_RESULT_BACKEND"))
+            return results
+        results.append((True, f"Redis ({name}) {_redacted(url)}: reachable", ""))
+    from .workers import app
+
+    try:
+        infos = app.control.inspect(timeout=2.5)._request("worker_info") or {}
+    except Exception as err:  # noqa: BLE001 - the broker refusing: say so
+        return [*results, (False, f"Celery workers: cannot ask ({type(err).__name__}: {err})",
+                           "check CELERY_BROKER_URL")]
+    if not infos:
+        return [*results, (False, "Celery workers: no worker answered",
+                           "start one with `music-pipeline worker` (on this or another machine)")]
+    results.append((True, f"Celery workers: {len(infos)} answered ({', '.join(sorted(infos))})", ""))
+    here = str(settings.library_root())
+    for name, info in sorted(infos.items()):
+        root = info.get("library_root")
+        results.append((root == here, f"worker {name}: library {root}" + ("" if root == here else
+                        f", but this machine's is {here}"),
+                        f"mount the library at the same path on {name} and this machine, and set MUSIC_LIBRARY "
+                        f"to it on both (worker {name}: {root}; here: {here})"))
+        tools = [tool for tool in ("ffmpeg", "fpcalc") if not info.get(tool)]
+        results.append((not tools, f"worker {name}: " + ("ffmpeg and fpcalc found" if not tools else
+                                                          f"{' and '.join(tools)} not found"),
+                        f"on {info.get('hostname', name)}: `music-pipeline doctor --install`"))
+    return results
+
+
 def postgres_bindir() -> Path | None:
     """The folder of PostgreSQL's server programs (initdb, pg_ctl, postgres): on the PATH, or
     Debian's /usr/lib/postgresql/<version>/bin (the newest), which is not on the PATH."""
@@ -283,9 +378,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.production:
+        from .instance import missing_production_env
+
+        missing = missing_production_env()
+        if missing:
+            print(f"{_mark(False)} `up --production` keeps runs in PostgreSQL and runs tracks on Celery workers; "
+                  f"set these first: {', '.join(missing)}\n"
+                  "     DAGSTER_PG_USERNAME, DAGSTER_PG_PASSWORD, DAGSTER_PG_HOST, DAGSTER_PG_PORT, DAGSTER_PG_DB: "
+                  "the PostgreSQL database\n"
+                  "     CELERY_BROKER_URL, CELERY_RESULT_BACKEND: Redis, e.g. redis://host:6379/0\n"
+                  "     (README: Several machines)", file=sys.stderr)
+            return 2
     if not args.no_install and not install_debian_packages():
         print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
-    home = settings.ensure_dagster_home()
+    home = settings.ensure_dagster_home(production=args.production)
     _instance().dispose()  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library = _library()
     library.inbox.mkdir(parents=True, exist_ok=True)
@@ -304,6 +411,29 @@ music_pipeline is starting.
 Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
 """, flush=True)
     os.execv(dagster, [dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """exec `celery -A music_pipeline.workers worker`: prefork pool processes forked from a main
+    process that has the code location imported, so every run starts warm."""
+    from .instance import missing_production_env
+
+    missing = missing_production_env()
+    home = os.environ.get(settings.DAGSTER_HOME)
+    if missing or not home or not (Path(home) / "dagster.yaml").is_file():
+        print(f"{_mark(False)} a worker needs the same environment as the machine that ran `up --production`: "
+              + (f"unset: {', '.join(missing)}; " if missing else "")
+              + ("DAGSTER_HOME with that dagster.yaml" if not home or not (Path(home) / "dagster.yaml").is_file()
+                 else "") + "\n     (README: Several machines)", file=sys.stderr)
+        return 2
+    celery = shutil.which("celery") or str(Path(sys.executable).with_name("celery"))
+    argv = [celery, "-A", "music_pipeline.workers", "worker", "-Q", "dagster", "-n", f"{args.name}@%h",
+            "--pool", "prefork", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    print(f"worker {args.name}: library {settings.library_root()}, DAGSTER_HOME={home}", flush=True)
+    os.execv(celery, argv)
     return 0  # pragma: no cover - execv does not return
 
 
@@ -350,6 +480,7 @@ def _instance():
     from dagster import DagsterInstance
 
     from .core.library.store import exclusive
+    from .instance import init_pools
 
     home = settings.ensure_dagster_home()
     with exclusive(home):
@@ -357,6 +488,7 @@ def _instance():
         instance.get_runs_count()  # run storage
         instance.event_log_storage.get_asset_records([])  # event log (and its index) storage
         instance.all_instigator_state()  # schedule storage
+        init_pools(instance)  # before two runs race to create them
     return instance
 
 
@@ -780,7 +912,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
     up.add_argument("--no-install", action="store_true", help="do not apt-get missing packages")
+    up.add_argument("--production", action="store_true",
+                    help="several machines: a new dagster.yaml keeps runs in PostgreSQL and sends track runs to "
+                         "Celery workers (`music-pipeline worker`); needs DAGSTER_PG_* and CELERY_* set")
     up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser("worker", help="a Celery worker executing track runs (several machines: "
+                                           "`up --production` on one, this on any)")
+    worker.add_argument("--name", default="music", help="worker name; the node is NAME@host (%(default)s)")
+    worker.add_argument("--concurrency", "-c", type=int, default=0,
+                        help="runs at once in this worker (default: one per core)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
 
     add = sub.add_parser("add", help="register URLs/files and request their runs from the running Dagster")
     add.add_argument("targets", nargs="+", metavar="URL_OR_FILE")

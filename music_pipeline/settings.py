@@ -112,20 +112,21 @@ def wav_backup_dir() -> str | None:
     return os.environ.get(WAV_BACKUP_DIR) or None
 
 
-def ensure_dagster_home() -> Path:
+def ensure_dagster_home(production: bool = False) -> Path:
     """Make DAGSTER_HOME persistent: without it `dagster dev` keeps runs and partitions in
     a temporary folder it deletes on exit. Sets the variable for this process and its
-    children when it was unset."""
+    children when it was unset. A dagster.yaml is written only when there is none: the
+    SQLite one, or with ``production`` the PostgreSQL + Celery one (``up --production``)."""
     home = Path(os.environ.get(DAGSTER_HOME) or DEFAULT_DAGSTER_HOME).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ[DAGSTER_HOME] = str(home)
     config = home / "dagster.yaml"
     if not config.exists():  # an existing one is the user's: doctor says what it lacks
-        from .instance import dagster_yaml
+        from .instance import dagster_yaml, production_yaml
 
         # Whole or not at all, and never over one another process wrote meanwhile.
         tmp = config.with_name(f".dagster.yaml.{os.getpid()}")
-        tmp.write_text(dagster_yaml())
+        tmp.write_text(production_yaml() if production else dagster_yaml())
         try:
             os.link(tmp, config)
         except FileExistsError:

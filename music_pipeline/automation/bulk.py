@@ -15,6 +15,11 @@ analysis slots, so a bulk run never waits for a slot it holds. A track run recor
 process executing it (``music_pipeline/worker``): if the bulk run's process dies, run
 monitoring marks the track runs it left STARTED as failed, and ``in_flight`` does so at once
 when it finds one, so the tracks can run again.
+
+On several machines (the instance's launcher is ``instance.DistributedRunLauncher``) a bulk
+run executes nothing itself: it submits one ``process_track`` run per track to the run queue,
+the daemon hands them to the Celery workers (warm processes there), and the bulk run follows
+them as they finish, following run_retries' retry of a crashed one.
 """
 
 
@@ -55,7 +60,7 @@ from ..core.domain.errors import Reason
 from ..core.domain.status import Status
 from ..core.library.steps import Library
 from ..core.sources import discovery
-from ..instance import WORKER_TAG, worker_alive, worker_tag
+from ..instance import WORKER_TAG, orphaned_by_bulk, worker_alive, worker_tag
 from ..resources import (
     AnalysisResource,
     DownloaderResource,
@@ -75,6 +80,8 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
               DagsterRunStatus.STARTED]
 
 MIN_TRACKS_FOR_LANES = 4  # fewer run one after another in the bulk run's own process
+SUBMITTED_POLL_S = 1.0  # how often a bulk run on several machines looks at its track runs
+RETRY_APPEARS_S = 300.0  # how long it waits for run_retries' retry of a crashed track run
 
 #: Per-track outcomes, as the bulk run counts them.
 OUTCOMES = ("done", "set aside", "failed", "skipped")
@@ -128,7 +135,7 @@ def in_flight(instance: DagsterInstance, library: Library | None = None, *, wait
     interval, but only under the daemon) and does not count."""
     keys: set[str] = set()
     for run in instance.get_runs(filters=RunsFilter(job_name="process_track", statuses=UNFINISHED)):
-        if _dead(run):
+        if _dead(run, instance):
             fail_orphan(instance, run, library)
             continue
         if run.tags.get(PARTITION_TAG):
@@ -144,14 +151,21 @@ def in_flight(instance: DagsterInstance, library: Library | None = None, *, wait
     return keys
 
 
-def _dead(run) -> bool:
-    return run.status == DagsterRunStatus.STARTED and worker_alive(run.tags.get(WORKER_TAG), run.run_id) is False
+def _dead(run, instance: DagsterInstance | None = None) -> bool:
+    """Its process is gone: by its pid on this machine, or (any machine) it is a track run its
+    bulk run executed, and that bulk run has ended."""
+    if run.status != DagsterRunStatus.STARTED:
+        return False
+    if worker_alive(run.tags.get(WORKER_TAG), run.run_id) is False:
+        return True
+    return instance is not None and orphaned_by_bulk(instance, run) is not None
 
 
 def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None:
     """Mark a run whose process is gone failed, free its pool slots, and fail its track."""
+    orphan = orphaned_by_bulk(instance, run)
     message = (f"The process running this ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of memory); "
-               "its tracks can run again.")
+               "its tracks can run again.") if not orphan else f"This run is dead: {orphan}; its track can run again."
     instance.report_run_failed(run, message)
     if instance.event_log_storage.supports_global_concurrency_limits:  # its pool slots, or they leak
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -166,7 +180,7 @@ def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
     """The last guard before a track run starts: another run of this track is unfinished."""
     runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key},
                                                 statuses=UNFINISHED), limit=1)
-    return bool(runs) and not _dead(runs[0])
+    return bool(runs) and not _dead(runs[0], instance)
 
 
 # -- progress -------------------------------------------------------------------------------
@@ -228,9 +242,12 @@ class TrackRunner:
     so several tracks run at once on several cores)."""
 
     def __init__(self, job_name: str, resources: dict, run_config: dict, tags: dict[str, str],
-                 again: bool = False) -> None:
+                 again: bool = False, submit_from=None) -> None:
         self.job_name, self.resources, self.run_config, self.tags = job_name, resources, run_config, tags
         self.again = again  # finished tracks run again (--force, reprocess)
+        #: (the bulk run, its repository): track runs are submitted to the run queue, for the
+        #: Celery workers, instead of executed here
+        self.submit_from = submit_from
 
     @functools.cached_property
     def job(self):
@@ -282,6 +299,9 @@ class TrackRunner:
     def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
         """(key, outcome, run id, seconds) per track, as each finishes."""
+        if self.submit_from is not None:
+            yield from self._submitted(keys, targets, instance, attempt)
+            return
         if lanes <= 1:
             with _without_capture(instance) as quiet:
                 for key in keys:
@@ -290,6 +310,80 @@ class TrackRunner:
                     yield key, outcome, run_id, time.monotonic() - started
             return
         yield from self._in_lanes(keys, targets, lanes, instance, attempt)
+
+    # -- on several machines: runs submitted to the queue, executed by the Celery workers --------
+
+    def _skip(self, instance: DagsterInstance, key: str) -> bool:
+        if _busy_elsewhere(instance, key):
+            return True
+        row = self.library.catalog.get(key)
+        return self.job_name == "process_track" and bool(row) and Status(row["status"]).finished and not self.again
+
+    def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
+        """Create one track run, as the UI would (job and execution plan snapshots, the origins
+        of the bulk run's code location), and put it in the run queue."""
+        from dagster._record import copy
+
+        bulk_run, repository = self.submit_from
+        tags = {**self.tags, PARTITION_TAG: key}
+        if target:
+            tags[TARGET_TAG] = target
+        if attempt > 1:
+            tags["music_pipeline/attempt"] = str(attempt)
+        run = instance.create_run_for_job(
+            repository.get_job(self.job_name), run_id=make_new_run_id(), run_config=self.run_config, tags=tags,
+            status=DagsterRunStatus.NOT_STARTED,
+            remote_job_origin=copy(bulk_run.remote_job_origin, job_name=self.job_name),
+            job_code_origin=bulk_run.job_code_origin._replace(job_name=self.job_name))
+        return instance.submit_run(run.run_id, workspace=None)
+
+    def _submitted(self, keys, targets, instance, attempt) -> Iterator[tuple[str, str, str, float]]:
+        from dagster._core.storage.tags import PARENT_RUN_ID_TAG, WILL_RETRY_TAG
+
+        following: dict[str, tuple[str, float]] = {}  # run id -> (key, started)
+        ended_at: dict[str, float] = {}  # failed runs waiting for their retry to appear
+        for key in keys:
+            if self._skip(instance, key):
+                yield key, "skipped", "", 0.0
+                continue
+            following[self.submit(instance, key, targets.get(key), attempt).run_id] = (key, time.monotonic())
+        try:
+            while following:
+                time.sleep(SUBMITTED_POLL_S)
+                for run in instance.get_runs(filters=RunsFilter(run_ids=list(following))):
+                    if not run.is_finished:
+                        continue
+                    if run.status == DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) != "false":
+                        retries = instance.get_runs(filters=RunsFilter(tags={PARENT_RUN_ID_TAG: run.run_id}),
+                                                    limit=1)
+                        waited = time.monotonic() - ended_at.setdefault(run.run_id, time.monotonic())
+                        if retries:  # run_retries took it: follow the retry, never retry it here too
+                            following[retries[0].run_id] = following.pop(run.run_id)
+                            continue
+                        if waited < (RETRY_APPEARS_S if run.tags.get(WILL_RETRY_TAG) == "true" else 10):
+                            continue
+                    key, started = following.pop(run.run_id)
+                    yield key, self._submitted_outcome(instance, run, key), run.run_id, time.monotonic() - started
+        except BaseException:  # interrupted: the track runs not started yet are not started at all
+            for run in instance.get_runs(filters=RunsFilter(run_ids=list(following),
+                                                            statuses=[DagsterRunStatus.QUEUED,
+                                                                      DagsterRunStatus.NOT_STARTED])):
+                with contextlib.suppress(Exception):
+                    instance.report_run_canceled(run, "its bulk run was interrupted")
+            raise
+
+    def _submitted_outcome(self, instance: DagsterInstance, run, key: str) -> str:
+        if self.job_name == "verify_track":
+            from dagster import DagsterEventType
+
+            checks = [entry.dagster_event.event_specific_data.passed for entry in
+                      instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
+            return "done" if run.status == DagsterRunStatus.SUCCESS and all(checks) else "failed"
+        status = (self.library.catalog.get(key) or {}).get("status")
+        if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
+            return "set aside"
+        ok = run.status == DagsterRunStatus.SUCCESS and (status == Status.DONE or self.job_name != "process_track")
+        return "done" if ok else "failed"
 
     def _in_lanes(self, keys, targets, lanes, instance, attempt) -> Iterator[tuple[str, str, str, float]]:
         ref = _ref_without_capture(instance)  # lanes need an instance they can reopen
@@ -373,6 +467,27 @@ def _die_with_parent() -> None:
 # -- the job --------------------------------------------------------------------------------
 
 
+def _submit_from(context: OpExecutionContext):
+    """(the bulk run, its repository) when its track runs go to the Celery workers: the
+    instance launches runs with the DistributedRunLauncher and this bulk run came from the code
+    location (a command's bulk run executed in its own process has no origin to give them, and
+    executes its tracks itself)."""
+    from ..instance import DistributedRunLauncher
+
+    run = context.dagster_run
+    try:
+        distributed = isinstance(context.instance.run_launcher, DistributedRunLauncher)
+    except Exception:  # noqa: BLE001 - a launcher that cannot be built here launches nothing from here
+        distributed = False
+    if not distributed:
+        return None
+    if run.remote_job_origin is None or run.job_code_origin is None:
+        context.log.info("track runs executed in this process: it was not launched from the code location, so it "
+                         "has no origin to give runs for the workers")
+        return None
+    return run, context.repository_def
+
+
 def _outcome(result, row: dict | None, job_name: str) -> str:
     """done, set aside or failed, from the track run's result and the catalog."""
     if job_name == "verify_track":  # count what the checks found
@@ -415,7 +530,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
     else:
         raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
-    lanes = _lanes(config.parallel, len(keys), instance)
+    submit_from = _submit_from(context)
+    lanes = 1 if submit_from else _lanes(config.parallel, len(keys), instance)
     if lanes > 1:  # the fork server imports the code location while this process gets ready
         _forkserver()
         multiprocessing.forkserver.ensure_running()
@@ -429,12 +545,14 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
         if config.job == "process_track" else quiet
-    runner = TrackRunner(config.job, resources, track_config, {
-        BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}"),
-        "dagster/max_retries": "0"},  # a crash is retried by retrying the bulk run
-        again=config.force_download or config.select == "reprocess")
+    tags = {BULK_TAG: context.run_id, ORIGIN_TAG: context.run.tags.get(ORIGIN_TAG, f"bulk {context.run_id[:8]}")}
+    if not submit_from:  # a crash is retried by retrying the bulk run; a submitted run by run_retries
+        tags["dagster/max_retries"] = "0"
+    runner = TrackRunner(config.job, resources, track_config, tags,
+                         again=config.force_download or config.select == "reprocess", submit_from=submit_from)
     context.log.info(f"{len(keys)} track(s) to {config.job.replace('_', ' ')}"
-                     + (f", {lanes} at a time" if lanes > 1 else ""))
+                     + (f", {lanes} at a time" if lanes > 1 else "")
+                     + (", each a run queued for the Celery workers" if submit_from else ""))
     results: dict[str, list[str]] = {name: [] for name in OUTCOMES}
     lines = ["| # | track | outcome | s | run |", "|---|---|---|---|---|"]
     todo, attempt, done = keys, 1, 0
