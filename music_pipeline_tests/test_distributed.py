@@ -27,22 +27,10 @@ from . import services
 from .audio import make_track
 from .conftest import SlowHandler
 from .daemon import REPO, wait
-from .services import Postgres, Redis, psql, redis_command
-
-postgres_server = services.postgres_server
-redis_server = services.redis_server
+from .services import Postgres, Redis, redis_command
 
 FORMATS = {"ALAC", "AIFF", "WAV"}
 PY = sys.executable
-
-def fresh_database(server: Postgres, name: str) -> dict[str, str]:
-    """A new, empty database owned by the test user; the DAGSTER_PG_* variables pointing at it."""
-    subprocess.run([str(services._pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(server.socket_dir),
-                    "-p", str(server.port), "-U", "postgres", "-d", "postgres",
-                    "-c", f'CREATE DATABASE "{name}" OWNER "{server.user}"'],
-                   check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL, cwd="/")
-    assert psql(Postgres(**{**server.__dict__, "database": name}), "SELECT 1") == "1"
-    return {**server.env, "DAGSTER_PG_DB": name}
 
 @dataclass
 class Cluster:
@@ -55,7 +43,7 @@ class Cluster:
 
     @functools.cached_property
     def library(self) -> Library:
-        return LibraryResource(root=str(self.library_root)).get()
+        return LibraryResource(root=str(self.library_root), catalog_url=self.env["MUSIC_CATALOG_URL"]).get()
 
     def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         log = self.tmp / f"{name}.log"
@@ -129,7 +117,9 @@ def cluster(tmp_path: Path, postgres_server: Postgres, redis_server: Redis,
     (home / "dagster.yaml").write_text(production_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 2")
                                        .replace("free_slots_after_run_end_seconds: 15",
                                                 "free_slots_after_run_end_seconds: 2"))
-    env = {**fresh_database(postgres_server, tmp_path.name.lower()[:40].replace("-", "_")), **redis_server.env,
+    # Dagster's storage and the catalog each on a database of their own on the same server
+    env = {**services.fresh_database(postgres_server, "dagster").env, **redis_server.env,
+           "MUSIC_CATALOG_URL": services.fresh_database(postgres_server, "catalog").url,
            "DAGSTER_HOME": str(home), "MUSIC_LIBRARY": str(root), "EAGLE_API_BASE": "off",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     for name, value in env.items():
@@ -184,6 +174,7 @@ def assert_done_once(cluster: Cluster, keys: list[str]) -> None:
     assert len(on_disk) == 3 * len(keys), on_disk
     assert {Path(p).parts[0] for p in on_disk} == FORMATS
     assert leftovers(cluster.library_root) == []
+    assert not (cluster.library_root / "catalog.sqlite").exists()  # every machine wrote to the shared catalog
 
 # -- a) the dagster.yaml -----------------------------------------------------------------------
 

@@ -255,7 +255,9 @@ class TrackRunner:
 
     @functools.cached_property
     def library(self) -> Library:
-        return self.resources["library"].get()
+        # the resources hold their secrets as EnvVars (kept out of the track runs' config):
+        # resolved here, where this process reads the catalog itself
+        return self.resources["library"].process_config_and_initialize().get()
 
     def __getstate__(self) -> dict:
         """What a lane needs: the resources as their settings (a bound resource carries Dagster
