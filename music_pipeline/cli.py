@@ -219,7 +219,7 @@ def production_checks(config: Path) -> list[tuple[bool, str, str]]:
         return results
     if postgres:
         results.append(_postgres_check())
-    # the catalog on PostgreSQL (MUSIC_CATALOG_URL) is checked by _catalog_checks once it exists there
+    # the catalog (on PostgreSQL when MUSIC_CATALOG_URL is set) is checked by _catalog_checks
     if celery:
         results += _celery_checks()
     return results
@@ -236,7 +236,7 @@ def _postgres_check() -> tuple[bool, str, str]:
                                 password=env["DAGSTER_PG_PASSWORD"], connect_timeout=3)
     except psycopg2.Error as err:
         message = " ".join(str(err).replace(env["DAGSTER_PG_PASSWORD"], "***").split())
-        return (False, f"PostgreSQL {where}: not reachable ({message})",
+        return (False, f"Dagster storage on PostgreSQL {where}: not reachable ({message})",
                 "start PostgreSQL, or fix DAGSTER_PG_HOST/PORT/DB/USERNAME/PASSWORD")
     try:
         with conn.cursor() as cursor:
@@ -244,7 +244,7 @@ def _postgres_check() -> tuple[bool, str, str]:
             version = cursor.fetchone()[0]
     finally:
         conn.close()
-    return (True, f"PostgreSQL {where}: reachable (server {version})", "")
+    return (True, f"Dagster storage on PostgreSQL {where}: reachable (server {version})", "")
 
 
 def _redacted(url: str) -> str:

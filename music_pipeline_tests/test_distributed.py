@@ -339,6 +339,8 @@ def test_doctor_checks_postgres_redis_and_the_workers(cluster: Cluster, tmp_path
         proc.stdout
     assert any(line.startswith("ok") and "worker w1@" in line and f"library {cluster.library_root}" in line
                for line in lines), proc.stdout
+    assert any(line.startswith("ok") and "catalog on PostgreSQL" in line and "schema version" in line
+               for line in lines), proc.stdout
     assert os.environ["DAGSTER_PG_PASSWORD"] not in proc.stdout
 
     elsewhere = tmp_path / "elsewhere"
@@ -357,7 +359,7 @@ def test_doctor_says_when_no_worker_answers_and_postgres_is_down(cluster: Cluste
     env = {**cluster.env, "DAGSTER_PG_PORT": str(services.free_port())}
     down = subprocess.run([PY, "-m", "music_pipeline", "doctor"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
-    line = next(line for line in down.stdout.splitlines() if "PostgreSQL" in line)
+    line = next(line for line in down.stdout.splitlines() if "Dagster storage on PostgreSQL" in line)
     assert line.startswith("FIX") and "not reachable" in line and env["DAGSTER_PG_PORT"] in line
     assert cluster.env["DAGSTER_PG_PASSWORD"] not in down.stdout
 
