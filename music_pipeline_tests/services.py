@@ -78,17 +78,10 @@ def port_open(port: int, host: str = HOST) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as gone
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
+    """Whether ``pid`` runs (a zombie counts as gone): the product's own rule."""
+    from music_pipeline.instance import _pid_alive
+
+    return _pid_alive(pid)
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------

@@ -317,7 +317,9 @@ def test_killed_worker_process_is_failed_by_monitoring_and_retried(cluster: Clus
         assert retry.status == DagsterRunStatus.SUCCESS, why(instance, runs)
         assert retry.tags.get("dagster/parent_run_id") == first.run_id
         messages = " ".join(e.message or "" for e in instance.all_logs(first.run_id))
-        assert "the worker process was killed" in messages and "WorkerLostError" in messages
+        # from the Celery task's WorkerLostError, or (when monitoring looks first) from the pid being gone
+        assert ("the worker process was killed" in messages and "WorkerLostError" in messages) or (
+            "is gone: killed" in messages), messages[-800:]
         (bulk,) = bulk_runs(instance)
         assert bulk.status == DagsterRunStatus.SUCCESS, why(instance, [bulk])
         assert {r.tags.get("music_pipeline/bulk") for r in runs} == {bulk.run_id}
