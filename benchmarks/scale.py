@@ -80,6 +80,24 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
   }
 }
 """
+# The query's two halves alone, to tell their costs apart.
+KEYS_ONLY_QUERY = """
+query KeysOnly($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) { ... on AssetNode { id partitionKeysByDimension { name partitionKeys } } }
+}
+"""
+STATUSES_ONLY_QUERY = """
+query StatusesOnly($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      id
+      assetPartitionStatuses {
+        ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions }
+      }
+    }
+  }
+}
+"""
 LOADED_QUERY = '{ assetNodeOrError(assetKey: {path: ["raw_audio"]}) { __typename } }'
 RAW_AUDIO = ["raw_audio"]
 
@@ -240,15 +258,25 @@ class Webserver:
 
 
 def partition_health(home: Path, root: Path, work: Path) -> dict:
+    """The query cold, then warm (median of 3); then each half of it alone, warm (median of 3):
+    the partition keys only, the statuses only."""
     server = Webserver(home, root, work / "webserver.log")
     try:
         cold = server.partition_health()
         warm = [server.partition_health() for _ in range(3)]
+        halves = {}
+        for half, query in (("keys_only", KEYS_ONLY_QUERY), ("statuses_only", STATUSES_ONLY_QUERY)):
+            sizes, seconds = [], []
+            for _ in range(3):
+                body, took = server.post(query, {"assetKey": {"path": RAW_AUDIO}})
+                sizes.append(len(body))
+                seconds.append(took)
+            halves[f"{half}_s"], halves[f"{half}_bytes"] = statistics.median(seconds), sizes[-1]
     finally:
         server.stop()
     return {"cold": cold, "warm_s": statistics.median(w["s"] for w in warm),
             "warm_cpu_s": statistics.median(w["cpu_s"] for w in warm), "bytes": warm[-1]["bytes"],
-            "keys": cold["keys"], "materialized": cold["materialized"]}
+            "keys": cold["keys"], "materialized": cold["materialized"], **halves}
 
 
 # -- where the time goes -------------------------------------------------------------------------
@@ -265,16 +293,13 @@ def breakdown(instance, work: Path) -> dict:
 
     key = AssetKey(RAW_AUDIO)
     out: dict = {}
-    started = time.perf_counter()
+    get_and_update_asset_status_cache_value(instance, key, tracks)  # lazy imports out of the timings
+    out["partition_keys_s"] = _median(lambda: instance.get_dynamic_partitions(tracks.name))
     partition_keys = instance.get_dynamic_partitions(tracks.name)
-    out["partition_keys_s"] = time.perf_counter() - started
-    out["keys_json_s"] = _timed(lambda: json.dumps(partition_keys))
-    for state in ("cold", "warm"):
-        if state == "cold":
-            instance.event_log_storage.wipe_asset_cached_status(key)
-        started = time.perf_counter()
-        get_and_update_asset_status_cache_value(instance, key, tracks)
-        out[f"status_cache_{state}_s"] = time.perf_counter() - started
+    out["keys_json_s"] = _median(lambda: json.dumps(partition_keys))
+    out["status_cache_cold_s"] = _median(lambda: get_and_update_asset_status_cache_value(instance, key, tracks),
+                                         before=lambda: instance.event_log_storage.wipe_asset_cached_status(key))
+    out["status_cache_warm_s"] = _median(lambda: get_and_update_asset_status_cache_value(instance, key, tracks))
     workspace = work / "workspace.yaml"
     workspace.write_text(f"load_from:\n  - python_module:\n      module_name: music_pipeline.definitions\n"
                          f"      working_directory: {REPO}\n")
@@ -290,14 +315,20 @@ def breakdown(instance, work: Path) -> dict:
             out[f"query_{state}_s"] = time.perf_counter() - started
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+            pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(12)
             out[f"profile_{state}"] = text.getvalue()
     return out
 
 
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+def _median(fn, before=None, times: int = 3) -> float:
+    seconds = []
+    for _ in range(times):
+        if before:
+            before()
+        started = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
 
 
 # -- one storage, one size -----------------------------------------------------------------------
@@ -326,7 +357,9 @@ def measure(storage: str, size: int, work: Path, samples: list[Path], share: flo
         health = row["health"]
         log(f"{storage} N={size:,}: partition health cold {health['cold']['s']:.2f} s "
             f"({health['cold']['cpu_s']:.2f} CPU-s), warm {health['warm_s']:.2f} s ({health['warm_cpu_s']:.2f} CPU-s), "
-            f"{health['bytes']:,} bytes, {health['keys']:,} keys, {health['materialized']:,} materialised")
+            f"{health['bytes']:,} bytes, {health['keys']:,} keys, {health['materialized']:,} materialised; alone, warm: "
+            f"the keys {health['keys_only_s']:.2f} s ({health['keys_only_bytes']:,} bytes), the statuses "
+            f"{health['statuses_only_s']:.2f} s ({health['statuses_only_bytes']:,} bytes)")
         assert health["keys"] == size and health["materialized"] == row["events"], health
         if profile:
             row["breakdown"] = breakdown(instance, folder)
@@ -336,7 +369,7 @@ def measure(storage: str, size: int, work: Path, samples: list[Path], share: flo
                 f"warm {parts['status_cache_warm_s']:.3f} s, whole query cold {parts['query_cold_s']:.2f} s / "
                 f"warm {parts['query_warm_s']:.2f} s")
             for state in ("cold", "warm"):
-                print(f"--- cProfile, {storage} N={size:,}, {state} query (top 25 cumulative) ---\n"
+                print(f"--- cProfile, {storage} N={size:,}, {state} query (top 25 cumulative, top 12 own time) ---\n"
                       f"{parts[f'profile_{state}']}", flush=True)
     return row
 
