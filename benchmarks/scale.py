@@ -404,7 +404,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     storages = [s for s in args.storages.split(",") if s]
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGINT too: a shell starts background jobs with it ignored, and Python then leaves it so
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _terminate)
     work = Path(tempfile.mkdtemp(prefix="music_pipeline_scale-", dir=args.work))
     rows: list[dict] = []
     try:
