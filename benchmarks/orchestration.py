@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PYTHON = sys.executable
 
+from benchmarks._common import add_partitions, inbox_tick, instance_ref, seed_catalog, track_keys  # noqa: E402
 from music_pipeline_tests.daemon import drop  # noqa: E402 - after the path is set
 
 # -- CPU of a process tree -------------------------------------------------------------------
@@ -266,12 +267,7 @@ def startup_cpu() -> float:
 
 def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
     """The inbox sensor's tick with one new file, over K known tracks (partitions and catalog rows)."""
-    from dagster import DagsterInstance, build_sensor_context
-
-    from music_pipeline.assets import tracks
-    from music_pipeline.automation.sensors import inbox_sensor
-    from music_pipeline.core.library.catalog import Catalog, now
-    from music_pipeline.resources import DownloaderResource, LibraryResource
+    from dagster import DagsterInstance
 
     results = {}
     for size in sizes:
@@ -279,23 +275,12 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
         for folder in (home, root):
             shutil.rmtree(folder, ignore_errors=True)
         home.mkdir(parents=True)
-        catalog = Catalog(root / "catalog.sqlite")
-        stamp = now()
-        keys = [f"url-{n:016x}" for n in range(size)]
-        with contextlib.closing(sqlite3.connect(catalog.path)) as conn, conn:
-            conn.executemany("INSERT INTO tracks (key, status, source_kind, source_url, source_urls, created_at,"
-                             " updated_at) VALUES (?, 'done', 'url', ?, ?, ?, ?)",
-                             [(k, f"https://example.org/{k}.mp3", json.dumps([f"https://example.org/{k}.mp3"]),
-                               stamp, stamp) for k in keys])
-        with DagsterInstance.from_ref(_ref(home)) as instance:
-            for start in range(0, size, 5000):
-                instance.add_dynamic_partitions(tracks.name, keys[start:start + 5000])
+        keys = track_keys(size)
+        seed_catalog(root, keys)
+        with DagsterInstance.from_ref(instance_ref(home)) as instance:
+            add_partitions(instance, keys)
             drop(root / "inbox", sample)
-            resources = {"library": LibraryResource(root=str(root)), "downloader": DownloaderResource()}
-            with build_sensor_context(instance=instance, resources=resources) as context:
-                started = time.perf_counter()
-                result = inbox_sensor(context)
-                results[size] = time.perf_counter() - started
+            results[size], result = inbox_tick(instance, root)
             assert result.run_requests, "the tick requested nothing"
     return results
 
@@ -322,12 +307,6 @@ def playlist_read_time(size: int, work: Path) -> float:
     started = time.perf_counter()
     library.playlists()
     return time.perf_counter() - started
-
-
-def _ref(home: Path):
-    from dagster._core.instance.ref import InstanceRef
-
-    return InstanceRef.from_dir(str(home))
 
 
 # -- report ------------------------------------------------------------------------------------
