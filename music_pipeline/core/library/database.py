@@ -4,7 +4,8 @@ library is shared by several machines (``MUSIC_CATALOG_URL``).
 The catalog writes its queries once, in SQL both understand (``ON CONFLICT``, ``WITH
 RECURSIVE``, ``lower()``); this module holds what differs between the two and nothing else:
 
-- opening: SQLite in WAL mode with a busy timeout; PostgreSQL through a small pool, each
+- opening: SQLite in WAL mode with a busy timeout, a connection per transaction; PostgreSQL
+  through a small pool, each
   process its own (pools are dropped in a forked child, never shared across a fork);
 - write transactions: SQLite has one writer at a time (``BEGIN IMMEDIATE`` takes the write
   lock before the first read, so a read-then-write never loses to another writer). PostgreSQL
@@ -68,7 +69,9 @@ def engine_for(url: str) -> sa.Engine:
 def _create_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+        # a connection per transaction, as sqlite3 is used everywhere: opening a file is cheap, and
+        # a process touching many libraries (tests, doctor) keeps no file handles open
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi, _record) -> None:
