@@ -5,8 +5,7 @@ The catalog writes its queries once, in SQL both understand (``ON CONFLICT``, ``
 RECURSIVE``, ``lower()``); this module holds what differs between the two and nothing else:
 
 - opening: SQLite in WAL mode with a busy timeout, a connection per transaction; PostgreSQL
-  through a small pool, each
-  process its own (pools are dropped in a forked child, never shared across a fork);
+  through a small pool, each process its own (dropped in a forked child, never shared);
 - write transactions: SQLite has one writer at a time (``BEGIN IMMEDIATE`` takes the write
   lock before the first read, so a read-then-write never loses to another writer). PostgreSQL
   lets writers run together, so a write transaction first takes one transaction-scoped
