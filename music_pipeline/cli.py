@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -648,7 +650,15 @@ def _resources() -> dict:
     its own, and keeps them out of its config)."""
     from .resources import build_resources
 
-    return {name: resource.process_config_and_initialize() for name, resource in build_resources().items()}
+    # each initialised in a context kept open until the command ends, then closed: Dagster's
+    # init context holds an in-memory instance, which, left to the garbage collector, printed
+    # SQLAlchemy "Cannot operate on a closed database" tracebacks under doctor's output
+    return {name: _OPEN.enter_context(resource.process_config_and_initialize_cm())
+            for name, resource in build_resources().items()}
+
+
+_OPEN = contextlib.ExitStack()
+atexit.register(_OPEN.close)
 
 
 def cmd_spotify_login(args: argparse.Namespace) -> int:

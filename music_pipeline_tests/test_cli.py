@@ -88,6 +88,16 @@ def test_doctor_reports_the_setup(env) -> None:
         assert name in proc.stdout
 
 
+def test_doctor_with_eagle_closed_prints_no_traceback(env) -> None:
+    """Eagle looked for at a closed port, as on a machine without it: one calm line, and none of
+    the SQLAlchemy tracebacks Dagster's leftover in-memory instances printed at exit before."""
+    from .services import free_port
+
+    proc = cli({**env, "EAGLE_API_BASE": f"http://127.0.0.1:{free_port()}"}, "doctor")
+    assert "Eagle: Eagle not reachable" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+
+
 def test_doctor_tells_a_configured_spotify_to_log_in(env, tmp_path) -> None:
     env = {**env, "SPOTIFY_CLIENT_ID": "abc", "SPOTIFY_CLIENT_SECRET": "secret-value",
            "SPOTIFY_TOKEN_CACHE": str(tmp_path / "token.json")}
