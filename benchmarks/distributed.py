@@ -284,12 +284,15 @@ def run_cluster(files: list[Path], args, work: Path, env: dict[str, str], pg, re
             e.event_log_entry.timestamp for r in track_records[:: max(1, len(track_records) // 40)]
             for e in instance.get_records_for_run(r.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING).records)
         creates = sorted(r.create_timestamp.timestamp() for r in track_records)
+        catalog = {}
+        for row in library.catalog.tracks():
+            catalog[str(row["status"])] = catalog.get(str(row["status"]), 0) + 1
         instance.dispose()
         return {
             "register_s": register_s, "launch_cli_s": launch_s,
             "wall_s": last_end - submitted_wall, "seen_done_s": seen_done - submitted,
             "cpu": {k: after[k] - before[k] for k in after}, "idle_cpu_per_s": idle_rate,
-            "peak_mib": sampler.peak, "statuses": statuses,
+            "peak_mib": sampler.peak, "statuses": statuses, "catalog": catalog,
             "runs_per_worker": {k: len(v) for k, v in sorted(per_worker.items())},
             "events": events_after - events_before,
             "run_s_median": statistics.median(durations) if durations else None,
@@ -343,6 +346,7 @@ def main() -> None:
         files = generate(args.work / f"tracks-{args.seconds:g}s", args.tracks, args.seconds)
         jobs = args.workers * args.concurrency
         print(f"plain loop, {jobs} processes ...", flush=True)
+        os.environ["BENCH_PLAIN_ACCEPT"] = "duplicate"  # see orchestration.plain_main
         plain = run_plain(files, run_dir, jobs)
         print(json.dumps({"plain": plain}), flush=True)
         print(f"cluster: {args.workers} workers x {args.concurrency}, daemon, PostgreSQL, Redis ...", flush=True)
@@ -374,7 +378,8 @@ def report(args, plain: dict, dist: dict) -> None:
               f"| {peak[part][0]:.0f} | {peak[part][1]:.0f} |")
     slots = args.workers * args.concurrency
     overhead_wall = dist["wall_s"] / n * slots - plain["wall_s"] / n * slots
-    print(f"\nruns per worker: {dist['runs_per_worker']}; statuses: {dist['statuses']}")
+    print(f"\nruns per worker: {dist['runs_per_worker']}; run statuses: {dist['statuses']}; "
+          f"catalog: {dist['catalog']}")
     print(f"per-track overhead against the plain loop: {(tree + servers - plain['cpu_s']) / n:.2f} CPU-s "
           f"({(tree - plain['cpu_s']) / n:.2f} without the servers), {overhead_wall:.2f} slot-s of wall")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
