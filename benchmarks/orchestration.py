@@ -130,7 +130,11 @@ def plain_main(root: str, jobs: int, files: list[str]) -> None:
 
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
         statuses = list(pool.map(_plain_one, [(root, f) for f in files]))
-    assert statuses.count("done") == len(files), statuses
+    # BENCH_PLAIN_ACCEPT: the statuses a caller accepts besides done (short generated tracks can
+    # fingerprint as duplicates of one another, which both paths then set aside alike)
+    accepted = {"done", *filter(None, os.environ.get("BENCH_PLAIN_ACCEPT", "").split(","))}
+    assert set(statuses) <= accepted, statuses
+    print(json.dumps({s: statuses.count(s) for s in sorted(set(statuses))}), flush=True)
 
 
 def run_plain(files: list[Path], work: Path, jobs: int) -> dict:
