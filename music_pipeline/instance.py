@@ -234,6 +234,16 @@ def task_failure(result) -> str:
     return f"its Celery task failed ({name}: {err})"
 
 
+def pooled(instance):
+    """``instance`` holding its storage connections in a small pool, as Dagster's webserver does,
+    for a process that executes runs one after another (a worker's run, a bulk run's track
+    runs). Without it dagster-postgres opens a connection, a server process and a password
+    login, for every storage call: about 500 per track run (benchmarks/distributed.py).
+    SQLite storage is unchanged."""
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
+    return instance
+
+
 def default_concurrency() -> tuple[int, int]:
     """(runs at once, slots per pool) for this machine: each pool (downloads, ffmpeg,
     analysis) as wide as the cores, and room for the library-wide runs beside the bulk ones."""

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from celery import signals
 from celery.worker.control import inspect_command
+from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
 from dagster_celery.make_app import make_app
-from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
+from dagster_celery.tasks import create_task
 
 from . import settings
 
@@ -46,8 +47,37 @@ def build_app():
 
 app = build_app()
 execute_plan = create_task(app)
-execute_job = create_execute_job_task(app)
-resume_job = create_resume_job_task(app)
+
+def _run_body(args_packed, as_type, body) -> int:
+    """dagster-celery's execute_job/resume_job, with one change: the run's instance holds its
+    PostgreSQL connections in a small pool (as Dagster's webserver does) for the run's length."""
+    from dagster import DagsterInstance
+    from dagster._serdes import unpack_value
+
+    from .instance import pooled
+
+    args = unpack_value(args_packed, as_type=as_type)
+    with DagsterInstance.get() as instance:
+        pooled(instance)
+        return body(instance=instance, run_id=args.run_id, write_stream_fn=lambda _event: None,
+                    set_exit_code_on_failure=(args.set_exit_code_on_failure
+                                              if args.set_exit_code_on_failure is not None else True))
+
+
+@app.task(bind=True, name=TASK_EXECUTE_JOB_NAME, track_started=True)
+def execute_job(_self, execute_job_args_packed) -> int:
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._grpc.types import ExecuteRunArgs
+
+    return _run_body(execute_job_args_packed, ExecuteRunArgs, _execute_run_command_body)
+
+
+@app.task(bind=True, name=TASK_RESUME_JOB_NAME, track_started=True)
+def resume_job(_self, execute_job_args_packed) -> int:  # the name CeleryRunLauncher.resume_run sends
+    from dagster._cli.api import _resume_run_command_body
+    from dagster._grpc.types import ResumeRunArgs
+
+    return _run_body(execute_job_args_packed, ResumeRunArgs, _resume_run_command_body)
 
 
 def worker_info_now(worker: str = "") -> dict:

@@ -60,7 +60,7 @@ from ..core.domain.errors import Reason
 from ..core.domain.status import Status
 from ..core.library.steps import Library
 from ..core.sources import discovery
-from ..instance import WORKER_TAG, orphaned_by_bulk, worker_alive, worker_tag
+from ..instance import WORKER_TAG, orphaned_by_bulk, pooled, worker_alive, worker_tag
 from ..resources import (
     AnalysisResource,
     DownloaderResource,
@@ -229,7 +229,7 @@ def _without_capture(instance: DagsterInstance):
     process; capturing per track run starts four helper processes each time)."""
     if instance.is_ephemeral:  # in memory: nothing to reopen (tests)
         return contextlib.nullcontext(instance)
-    return DagsterInstance.from_ref(_ref_without_capture(instance))
+    return pooled(DagsterInstance.from_ref(_ref_without_capture(instance)))
 
 
 def _ref_without_capture(instance: DagsterInstance):
@@ -449,7 +449,7 @@ class TrackRunner:
         """A lane: track runs one after another until told to stop; dies with the fork server,
         which exits when the bulk run's process does."""
         _die_with_parent()
-        instance = DagsterInstance.from_ref(ref)
+        instance = pooled(DagsterInstance.from_ref(ref))
         while (key := conn.recv()) is not None:
             try:
                 conn.send(self.run_one(instance, key, targets.get(key), attempt))
