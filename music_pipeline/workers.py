@@ -51,17 +51,29 @@ execute_plan = create_task(app)
 def _run_body(args_packed, as_type, body) -> int:
     """dagster-celery's execute_job/resume_job, with one change: the run's instance holds its
     PostgreSQL connections in a small pool (as Dagster's webserver does) for the run's length."""
-    from dagster import DagsterInstance
     from dagster._serdes import unpack_value
 
-    from .instance import pooled
-
     args = unpack_value(args_packed, as_type=as_type)
-    with DagsterInstance.get() as instance:
-        pooled(instance)
-        return body(instance=instance, run_id=args.run_id, write_stream_fn=lambda _event: None,
-                    set_exit_code_on_failure=(args.set_exit_code_on_failure
-                                              if args.set_exit_code_on_failure is not None else True))
+    return body(instance=_runs_instance(), run_id=args.run_id, write_stream_fn=lambda _event: None,
+                set_exit_code_on_failure=(args.set_exit_code_on_failure
+                                          if args.set_exit_code_on_failure is not None else True))
+
+
+_instance = None
+
+
+def _runs_instance():
+    """This pool process's instance, opened once and kept (as the daemon keeps its own) with its
+    connections pooled: opening one per run cost about a second of the worker's time between
+    runs (its storages inspect the database's tables as they open)."""
+    global _instance
+    if _instance is None:
+        from dagster import DagsterInstance
+
+        from .instance import pooled
+
+        _instance = pooled(DagsterInstance.get())
+    return _instance
 
 
 @app.task(bind=True, name=TASK_EXECUTE_JOB_NAME, track_started=True)
@@ -121,17 +133,12 @@ def _preload(**_kwargs) -> None:
         init_pools(instance)
 
 
-_instance = None
-
-
 @signals.task_prerun.connect
 def _tag_run(sender=None, task=None, kwargs=None, **_rest) -> None:
     """Which worker (and process) executes a run, as tags on the run: the UI shows it, and run
     monitoring on this machine can tell from the pid whether it is alive."""
-    global _instance  # one instance per pool process, not one per run
     if task is None or task.name not in ("execute_job", "resume_job"):
         return
-    from dagster import DagsterInstance
     from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
     from dagster._serdes import unpack_value
 
@@ -141,7 +148,5 @@ def _tag_run(sender=None, task=None, kwargs=None, **_rest) -> None:
     if packed is None:
         return
     args = unpack_value(packed, as_type=(ExecuteRunArgs, ResumeRunArgs))
-    if _instance is None:
-        _instance = DagsterInstance.get()
-    _instance.add_run_tags(args.run_id, {CELERY_WORKER_TAG: task.request.hostname or socket.gethostname(),
-                                         WORKER_TAG: worker_tag(args.run_id)})
+    _runs_instance().add_run_tags(args.run_id, {CELERY_WORKER_TAG: task.request.hostname or socket.gethostname(),
+                                                WORKER_TAG: worker_tag(args.run_id)})

@@ -69,6 +69,7 @@ from ..resources import (
     NotionResource,
     SoundCloudResource,
     SpotifyResource,
+    resolved,
     unresolved,
 )
 from .jobs import TRACK_JOBS, bind
@@ -257,7 +258,7 @@ class TrackRunner:
     def library(self) -> Library:
         # the resources hold their secrets as EnvVars (kept out of the track runs' config):
         # resolved here, where this process reads the catalog itself
-        return self.resources["library"].process_config_and_initialize().get()
+        return resolved(self.resources["library"]).get()
 
     def __getstate__(self) -> dict:
         """What a lane needs: the resources as their settings (a bound resource carries Dagster

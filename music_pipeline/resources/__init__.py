@@ -29,6 +29,15 @@ def unresolved(resources: dict) -> dict:
     return out
 
 
+def resolved(resource):
+    """``resource`` with its ``EnvVar`` fields read from this process's environment (what a run
+    does when it starts), for code that uses a resource outside one."""
+    from dagster import EnvVar
+
+    fields = {f: getattr(resource, f) for f in type(resource).model_fields}
+    return type(resource)(**{f: v.get_value() if isinstance(v, EnvVar) else v for f, v in fields.items()})
+
+
 def build_resources(**overrides) -> dict:
     """The resources for this environment, built in one place for the code location, the
     command line and the tests (the library root from MUSIC_LIBRARY, WAV_BACKUP_DIR when
@@ -49,4 +58,4 @@ def build_resources(**overrides) -> dict:
 
 
 __all__ = ["AnalysisResource", "DownloaderResource", "EagleResource", "LibraryResource", "NotionResource", "SoundCloudResource", "SpotifyResource",
-           "build_resources", "unresolved"]
+           "build_resources", "resolved", "unresolved"]
