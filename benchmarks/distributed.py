@@ -157,18 +157,7 @@ class Cluster:
         raise RuntimeError(f"workers {names} did not answer within {timeout} s")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        services.stop_groups(self.procs.values(), grace=30)
         for log in self.logs:
             log.close()
         for cpu in self.cpus.values():

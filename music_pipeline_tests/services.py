@@ -340,3 +340,24 @@ def fresh_database(server: Postgres, prefix: str = "t") -> Postgres:
           f"CREATE DATABASE \"{name}\" OWNER \"{server.user}\""], "creating a test database")
     return dataclasses.replace(server, database=name, url=server.url.rsplit("/", 1)[0] + f"/{name}",
                                env={**server.env, "DAGSTER_PG_DB": name})
+
+
+def stop_groups(procs, grace: float = 20.0) -> None:
+    """Stop processes started in sessions of their own (``start_new_session=True``) with their
+    children: SIGTERM to each group, SIGKILL to any still there after ``grace`` seconds."""
+    import signal
+    import time
+
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

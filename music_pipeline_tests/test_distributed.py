@@ -2,7 +2,6 @@
 real Redis to `music-pipeline worker` processes (Celery, prefork), the real daemon dequeuing,
 monitoring and retrying runs. Each test gets a database of its own and an empty Redis."""
 
-import contextlib
 import functools
 import http.server
 import os
@@ -93,18 +92,7 @@ class Cluster:
         return "\n".join(f"--- {name}\n{log.read_text(errors='replace')[-4000:]}" for name, log in self.logs.items())
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        services.stop_groups(self.procs.values(), grace=20)
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_server: Postgres, redis_server: Redis,

@@ -388,11 +388,6 @@ class Catalog:
     def engine(self) -> sa.Engine:
         return database.engine_for(self.url)
 
-    def exists(self) -> bool:
-        """Whether there is a catalog to read (a library folder whose volume is not mounted has
-        none; a database server is asked)."""
-        return bool(self.check() == []) if self.shared else self.path.is_file()
-
     def _create(self) -> None:
         """A new SQLite catalog appears whole: built under a temporary name, then linked into
         place only if nothing is there yet. So an empty catalog file always means damage (see
