@@ -127,9 +127,6 @@ class Row(tuple):
     def keys(self) -> list[str]:
         return list(self._names)
 
-    def get(self, name: str, default=None):
-        return self[name] if name in self._names else default
-
 
 class Result:
     """What ``Connection.execute`` returns: iterate it, ``fetchone()``, ``fetchall()``, ``rowcount``."""
