@@ -114,11 +114,11 @@ def write_home(home: Path, pg: dict | None) -> None:
     from music_pipeline.instance import dagster_yaml
 
     home.mkdir(parents=True, exist_ok=True)
-    text = dagster_yaml()
+    storage = None
     if pg:
-        text += ("storage:\n  postgres:\n    postgres_db:\n"
-                 + "".join(f"      {k}: {json.dumps(v)}\n" for k, v in pg.items()))
-    (home / "dagster.yaml").write_text(text)
+        storage = ("storage:\n  postgres:\n    postgres_db:\n"
+                   + "".join(f"      {k}: {json.dumps(v)}\n" for k, v in pg.items()))
+    (home / "dagster.yaml").write_text(dagster_yaml(home, storage))
 
 
 @contextlib.contextmanager

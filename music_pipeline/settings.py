@@ -126,7 +126,7 @@ def ensure_dagster_home(production: bool = False) -> Path:
 
         # Whole or not at all, and never over one another process wrote meanwhile.
         tmp = config.with_name(f".dagster.yaml.{os.getpid()}")
-        tmp.write_text(production_yaml() if production else dagster_yaml())
+        tmp.write_text(production_yaml() if production else dagster_yaml(home))
         try:
             os.link(tmp, config)
         except FileExistsError:
