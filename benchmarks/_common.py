@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
+
+#: Set by ``--keep``: leave the libraries and homes a benchmark made (each is gigabytes at
+#: N=100 three-minute tracks: three formats and the original per track).
+KEEP = {"outputs": False}
+
+
+def discard(*folders: Path) -> None:
+    """Remove what a measurement wrote, once it is measured (unless ``--keep``)."""
+    if KEEP["outputs"]:
+        return
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def track_keys(count: int) -> list[str]:

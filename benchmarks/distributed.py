@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -313,12 +314,22 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measured before the submit")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "music_pipeline_distributed")
+    parser.add_argument("--keep", action="store_true", help="keep this run's folder (libraries, home, servers' "
+                                                            "data); the generated tracks are always kept")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=args.work))
     # Ctrl-C and SIGTERM both unwind through the finally blocks (servers and workers stopped)
     signal.signal(signal.SIGTERM, _interrupt)
 
+    try:
+        measure(args, run_dir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def measure(args, run_dir: Path) -> None:
     with services.postgres(run_dir / "pg") as pg, services.redis(run_dir) as redis:
         dagster_db = services.fresh_database(pg, "dagster")
         catalog_db = services.fresh_database(pg, "catalog")

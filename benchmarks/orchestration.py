@@ -49,7 +49,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PYTHON = sys.executable
 
-from benchmarks._common import add_partitions, inbox_tick, instance_ref, seed_catalog, track_keys  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    KEEP,
+    add_partitions,
+    discard,
+    inbox_tick,
+    instance_ref,
+    seed_catalog,
+    track_keys,
+)
 from music_pipeline_tests.daemon import drop  # noqa: E402 - after the path is set
 
 # -- CPU of a process tree -------------------------------------------------------------------
@@ -146,6 +154,7 @@ def run_plain(files: list[Path], work: Path, jobs: int) -> dict:
     assert proc.wait() == 0, "the plain loop failed"
     result = {"wall_s": time.monotonic() - started, "cpu_s": cpu.seconds() - before}
     cpu.close()
+    discard(root)
     return result
 
 
@@ -216,6 +225,7 @@ class Daemon:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
         self.cpu.close()
+        discard(self.home, self.library)
 
 
 def run_inbox(files: list[Path], work: Path, single: Path | None) -> dict:
@@ -286,6 +296,7 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
             drop(root / "inbox", sample)
             results[size], result = inbox_tick(instance, root)
             assert result.run_requests, "the tick requested nothing"
+        discard(home, root)
     return results
 
 
@@ -310,7 +321,9 @@ def playlist_read_time(size: int, work: Path) -> float:
     library = LibraryResource(root=str(root)).get()
     started = time.perf_counter()
     library.playlists()
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    discard(root)
+    return elapsed
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -323,7 +336,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "music_pipeline_orchestration")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ticks", default="1000,10000,50000")
+    parser.add_argument("--keep", action="store_true", help="keep the libraries and homes (the generated "
+                                                            "tracks in WORK/tracks are always kept, for the next run)")
     args = parser.parse_args()
+    KEEP["outputs"] = args.keep
     args.work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     largest = max(sizes)
