@@ -1,5 +1,6 @@
 """The Dagster instance this code location expects: the dagster.yaml that `up` writes, and
-a run launcher whose runs are watched by run monitoring.
+a run launcher whose runs are watched by run monitoring. (Its storage, Dagster's SQLite files
+with the event log's connections kept open, is ``storage.py``.)
 
 Dagster's default launcher cannot tell whether a run's process is alive, so a run worker
 killed with SIGKILL (or by the kernel's out-of-memory killer) stays STARTED forever and its
