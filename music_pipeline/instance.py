@@ -414,8 +414,8 @@ def missing_settings(config: Path) -> list[str]:
                if not any(alternative in text for alternative in name.split("|"))]
     base_dir = _storage_base_dir(text)
     if base_dir and Path(base_dir).expanduser().resolve() != config.parent.resolve():
-        lacking.append(f"storage base_dir pointing at this home: it names {base_dir} (was the home moved?), "
-                       "so runs are kept there, not here")
+        lacking.append(f"storage base_dir set to this home: it names {base_dir}, so runs are kept there "
+                       f"(was the home moved? set base_dir to {config.parent})")
     return lacking
 
 
