@@ -23,6 +23,7 @@ pooling them measured no difference.
 
 import atexit
 import os
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -102,7 +103,9 @@ class WarmSqliteEventLogStorage(SqliteEventLogStorage):
             self._db_lock.release()
 
     def forget_connections(self) -> None:
-        """In a forked child: the parent's connections are the parent's."""
+        """In a forked child: the parent's connections are the parent's, and so is its lock (a
+        parent thread may have held it at the fork, and no thread here will release it)."""
+        self._db_lock = threading.Lock()
         for engine in self._engines.values():
             engine.dispose(close=False)
         self._engines.clear()

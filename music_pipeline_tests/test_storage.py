@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -124,17 +125,20 @@ def test_a_forked_child_opens_connections_of_its_own(tmp_path: Path) -> None:
         storage = instance.event_log_storage
         storage.store_event(_entry("parent before"))
         assert storage._engines  # the parent keeps its connections
+        storage._db_lock.acquire()  # as another of the parent's threads might hold it at the fork
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
             try:
+                signal.alarm(20)  # a lock inherited held would hang it for good
                 if not storage._engines:
                     storage.store_event(_entry("child"))
                     code = 0
             finally:
                 os._exit(code)
+        storage._db_lock.release()
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, "the child inherited its parent's connections"
+        assert os.waitstatus_to_exitcode(status) == 0, "the child used its parent's connections or lock"
         storage.store_event(_entry("parent after"))
         messages = [r.event_log_entry.user_message for r in storage.get_records_for_run(RUN_ID).records]
         assert messages == ["parent before", "child", "parent after"]
