@@ -263,7 +263,7 @@ storage:
     module: music_pipeline.storage
     class: WarmSqliteStorage
     config:
-      base_dir: {json.dumps(str(home))}
+      base_dir: {json.dumps(str(home), ensure_ascii=False)}
 """
 
 
@@ -413,7 +413,7 @@ def missing_settings(config: Path) -> list[str]:
     lacking = [f"{name.replace('|', ' or ')}: {why}" for name, why in REQUIRED_SETTINGS.items()
                if not any(alternative in text for alternative in name.split("|"))]
     base_dir = _storage_base_dir(text)
-    if base_dir and Path(base_dir).expanduser().resolve() != config.parent.resolve():
+    if base_dir and Path(base_dir).resolve() != config.parent.resolve():  # Dagster does not expand ~
         lacking.append(f"storage base_dir set to this home: it names {base_dir}, so runs are kept there "
                        f"(was the home moved? set base_dir to {config.parent})")
     return lacking

@@ -14,15 +14,17 @@ and the few run files in use. Two things stay as they were:
 - the UI follows a live run by watching its run file for changes (watchdog), and in WAL mode
   a commit changes only the ``-wal`` file; so a transaction that wrote to a run file is
   followed by a passive checkpoint, which copies it into the file the UI watches;
-- a forked child never uses its parent's connections (dropped without closing them), and
-  the connections are closed when the instance is disposed or the process exits.
+- no connection crosses a fork (they are closed before it, and reopened when next needed),
+  and they are closed when the instance is disposed or the process exits.
 
 The run and schedule storages are Dagster's own: they are touched a few times a run, and
 pooling them measured no difference.
 """
 
 import atexit
+import contextlib
 import os
+import sqlite3
 import threading
 import weakref
 from collections import OrderedDict
@@ -71,8 +73,10 @@ class WarmSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
                 if shard != INDEX_SHARD_NAME and sqlite.total_changes != changes:
-                    # into the run file itself, where the UI's watcher sees it (see the module)
-                    sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    # into the run file itself, where the UI's watcher sees it (see the module);
+                    # the write is committed already, so a checkpoint that fails is only skipped
+                    with contextlib.suppress(sqlite3.Error):
+                        sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _engine(self, shard: str) -> sa.Engine:
         engine = self._engines.get(shard)
@@ -93,8 +97,9 @@ class WarmSqliteEventLogStorage(SqliteEventLogStorage):
 
     def close_connections(self, wait_s: float = -1) -> None:
         """Close this process's connections (each checkpoints its file); ``wait_s``: how long to
-        wait for one in use (at exit a daemon thread may hold one for good)."""
-        if not self._db_lock.acquire(timeout=wait_s):
+        wait for one in use (-1: as long as it takes; at exit a daemon thread may hold one for
+        good, and before a fork nothing may wait)."""
+        if not self._db_lock.acquire(blocking=wait_s != 0, timeout=wait_s if wait_s > 0 else -1):
             return
         try:
             while self._engines:
@@ -103,8 +108,8 @@ class WarmSqliteEventLogStorage(SqliteEventLogStorage):
             self._db_lock.release()
 
     def forget_connections(self) -> None:
-        """In a forked child: the parent's connections are the parent's, and so is its lock (a
-        parent thread may have held it at the fork, and no thread here will release it)."""
+        """In a forked child: what is left of the parent's connections (one another thread was
+        using at the fork) is the parent's, and so is its lock (no thread here will release it)."""
         self._db_lock = threading.Lock()
         for engine in self._engines.values():
             engine.dispose(close=False)
@@ -136,6 +141,15 @@ class WarmSqliteStorage(DagsterSqliteStorage):
         return cls(config_value["base_dir"], inst_data=inst_data)
 
 
+def _close_before_fork() -> None:
+    """No SQLite connection may cross a fork (sqlite.org/howtocorrupt.html, 2.6): SQLite keeps
+    a process's file locks in memory, so a child's new connections would trust the parent's
+    locks, and the parent closing its last connection would delete a WAL the child still
+    writes to. Idle connections are closed here (the parent reopens them when next needed)."""
+    for storage in list(_storages):
+        storage.close_connections(wait_s=0)
+
+
 def _forget_in_child() -> None:
     for storage in list(_storages):
         storage.forget_connections()
@@ -146,5 +160,5 @@ def _close_all() -> None:
         storage.close_connections(wait_s=1.0)
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+os.register_at_fork(before=_close_before_fork, after_in_child=_forget_in_child)
 atexit.register(_close_all)
