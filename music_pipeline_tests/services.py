@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from music_pipeline.cli import postgres_bindir
+from music_pipeline.cli.doctor import postgres_bindir
 
 PG_OS_USER = "musicpg"  # who owns and runs the clusters when the tests run as root
 HOST = "127.0.0.1"

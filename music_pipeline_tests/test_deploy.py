@@ -28,7 +28,7 @@ import referencing
 import referencing.jsonschema
 import yaml
 
-from music_pipeline import cli
+from music_pipeline.cli import doctor as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "music_pipeline" / "deploy"

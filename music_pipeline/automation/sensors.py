@@ -16,8 +16,9 @@ from .. import settings
 from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import SourceUnavailable, TrackError
-from ..core.domain.identity import is_collection, redact_url, source_for
+from ..core.domain.identity import is_collection, redact_url
 from ..core.domain.status import Status
+from ..core.library.steps import register_target
 from ..core.sources import inbox
 from ..core.sources.discovery import expand_collection
 from ..core.sources.download import resolve_id
@@ -64,13 +65,10 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
                 context.log.info(f"{where}: {redact_url(item.target)}: {len(registration.keys)} track(s), "
                                  f"{len(fresh)} new")
                 continue
-            source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
-            owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
-            if owner not in (None, source.key):  # known under another key (a merged duplicate's URL)
-                context.log.info(f"{where}: {redact_url(source.url)} is already catalogued as {owner}; skipped")
+            source, row = register_target(lib, item.target, resolve=lambda url: resolve_id(url, options))
+            if row["key"] != source.key:  # known under another key (a merged duplicate's URL)
+                context.log.info(f"{where}: {redact_url(item.target)} is already catalogued as {row['key']}; skipped")
                 continue
-            lib.register(source, original=item.target if source.kind == "url" else None)
-            row = lib.track(source.key)
         except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
             message = f"{where}: {_redacted(err, item)} (will retry)"
             context.log.warning(message)

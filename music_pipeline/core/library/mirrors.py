@@ -167,7 +167,7 @@ def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str]
             taken.errors.append(message)
             _refuse(mirror, item.page_id, str(err))
             continue
-        owner = lib.catalog.find_source(urls=[source.url]) or (source.key if lib.catalog.get(source.key) else None)
+        owner = lib.known_as(source) or (source.key if lib.catalog.get(source.key) else None)
         if owner is not None and (state := lib.catalog.mirror(owner, NOTION)) is not None \
                 and state["remote_id"] != item.page_id:
             added = mirror.merge(state["remote_id"], item.page_id)

@@ -113,15 +113,33 @@ class Library:
         return row
 
     def register(self, source: TrackSource, original: str | None = None) -> bool:
+        """Record ``source`` in the catalog (True when new). Callers that take tracks from
+        outside ask :meth:`known_as` first: the one rule for a URL the library already has."""
         return self.catalog.register(source, original=original)
+
+    def known_as(self, source: TrackSource, isrc: str | None = None) -> str | None:
+        """The catalogued track ``source`` already is under another key, or None. A track the
+        catalog has under its own key is itself (its status says what happens to it); else a
+        URL (any form it was seen in) or an ISRC the library holds names the owner, followed
+        from a duplicate to its keeper. Every way in (``add``, ``run``, the inbox, the sensors,
+        the Notion queue) applies this rule, so one recording never becomes two tracks."""
+        if self.catalog.get(source.key) is not None:
+            return None
+        owner = self.catalog.find_source(urls=[source.url] if source.url else [], isrc=isrc)
+        return owner if owner != source.key else None
 
     def ensure_registered(self, key: str, target: str | None = None, resolve: Resolver | None = None) -> dict:
         """The track's row; registers ``target`` first when the catalog does not know ``key``
         (a run sent by `music-pipeline add` from another machine or folder carries it)."""
         if self.catalog.get(key) is None and target:
-            source, _ = register_target(self, target, resolve)
+            source, row = register_target(self, target, resolve)
             if source.key != key:
                 raise NotRegistered(f"{target} is track {source.key}, not {key}.")
+            if row["key"] != key:
+                raise NotRegistered(f"{redact_url(target)} is already in the library as {row['key']}; "
+                                    f"{key} was not registered.",
+                                    hint=f"Its files are those of {row['key']}: `music-pipeline process` it, or "
+                                         f"pin a different source.")
         return self.track(key)
 
     # -- step 1: raw audio --------------------------------------------------------------
@@ -531,11 +549,17 @@ def is_writable(path: Path) -> bool:
 
 
 def register_target(library: Library, target: str, resolve: Resolver | None = None) -> tuple[TrackSource, dict]:
-    """Register a URL or file (from the CLI or the inbox) in the catalog; returns its source and row.
+    """Register a URL or file (``add``, ``run``, ``sync``, the inbox, a run carrying its
+    target) in the catalog; returns its source and the catalogued track's row: the track the
+    library already has it as (:meth:`Library.known_as`: its ``key`` then differs from the
+    source's), or the one registered now.
 
     Registering is cheap and offline for everything but SoundCloud permalinks; it is what
     makes a track appear as a partition before any download starts.
     """
     source = source_for(target, resolve)
+    owner = library.known_as(source)
+    if owner is not None:
+        return source, library.track(owner)
     library.register(source, original=target if looks_like_url(target) else None)
     return source, library.track(source.key)

@@ -89,7 +89,7 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
             continue
         existing = catalog.get(source.key)
         if existing is None:
-            owner = catalog.find_source(urls=[canonical_url(item.url)], isrc=item.isrc)
+            owner = library.known_as(source, isrc=item.isrc)
             if owner is not None:  # the library has this recording already, from another source
                 result.keys.append(owner)
                 result.skipped.append(f"{item.url}: already in the library as {owner}")

@@ -1,0 +1,152 @@
+"""The library commands: `analyze` (BPM, key, loudness of files, no pipeline) and `dedup`
+(duplicate recordings among files or the library; moved aside and put back on request)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..core.domain.status import Status
+from .common import Progress, mark, open_library, open_resources
+
+PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",
+                 "lufs", "loudness_range_lu", "true_peak_db", "replaygain_track_gain_db",
+                 "replaygain_track_peak", "duration_s", "cutoff_hz", "lossy_origin", "elapsed_s")
+
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from ..core.audio import analysis, parallel, tonality
+
+    if args.key_profile not in tonality.PROFILES:
+        print(f"unknown key profile {args.key_profile}; choose from {', '.join(tonality.PROFILES)}",
+              file=sys.stderr)
+        return 2
+    settings = analysis.Settings(bpm_range=(args.min_bpm, args.max_bpm), key_profile=args.key_profile)
+    files = parallel.expand(args.targets)
+    if not files:
+        print("no audio files found", file=sys.stderr)
+        return 1
+    jobs = args.jobs or os.cpu_count() or 1
+    progress = Progress("analysing")
+    failures = 0
+    for record in parallel.run(files, jobs, settings, on_done=progress):
+        failures += "error" in record
+        if args.json:
+            shown = record if "error" in record else {k: record[k] for k in PUBLIC_FIELDS}
+            if args.fingerprint and "error" not in record:
+                shown["fingerprint"] = record["fingerprint"]
+            line = json.dumps(shown, ensure_ascii=False)
+        elif "error" in record:
+            line = f"{mark(False)} {record['path']}: {record['error']}"
+        else:
+            lufs = f"{record['lufs']:.1f} LUFS" if record["lufs"] is not None else "-- LUFS"
+            line = (f"{record['bpm']:6.1f} BPM  {record['key']:<9} {record['camelot']:>3} {record['open_key']:>3}  "
+                    f"{lufs}  {record['duration_s']:.0f} s  {record['path']}")
+        if progress.enabled:
+            sys.stderr.write("\r\033[K")
+        print(line, flush=True)
+    progress.close()
+    if failures:
+        print(f"{failures} of {len(files)} file(s) could not be analysed", file=sys.stderr)
+    return 0 if not failures else 1
+
+
+# -- sources: login, pin, process, sync --------------------------------------------------------
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    """Report duplicate groups among files (or the library's tracks); move them only with --move."""
+    import json
+
+    from ..core.audio import parallel
+    from ..core.domain import dedup
+    from ..core.library import duplicates
+
+    library = open_library()
+    if args.undo:
+        record = duplicates.undo(library, args.undo)
+        members = [m for m in record["members"] if m != record["keeper"]]
+        print(f"{mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
+        return _undo_mirrors(library, members)
+    failures = 0
+    if args.targets:
+        skip = [library.root / duplicates.DUPLICATES_DIR, library.root / "_trash"]
+        files = [f for f in parallel.expand(args.targets)
+                 if not any(Path(f).resolve().is_relative_to(folder) for folder in skip)]
+        if not files:
+            print("no audio files found", file=sys.stderr)
+            return 1
+        progress = Progress("fingerprinting")
+        items = []
+        for record in parallel.map_files(duplicates.file_record, files, args.jobs or os.cpu_count() or 1, progress):
+            if "error" in record:
+                failures += 1
+                if progress.enabled:
+                    sys.stderr.write("\r\033[K")
+                print(f"{mark(False)} {record['path']}: {record['error']}", file=sys.stderr)
+            else:
+                items.append(record["item"])
+        progress.close()
+        items = duplicates.collapse_library_files(library, items)
+    else:
+        duplicates.index_backlog(library)
+        items = [duplicates.track_item(row) for row in library.catalog.tracks(Status.DONE)]
+        for item in items:
+            item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
+    by_id = {item.id: item for item in items}
+    groups = dedup.find_groups(items, threshold=args.threshold)
+    moved = 0
+    for group in groups:
+        if args.move:
+            moved += len(duplicates.apply(library, group)["moves"])
+        paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
+        keeper = duplicates.paths_of(by_id, group.keeper)[0]
+        if args.json:
+            notes = {path: group.notes[member] for member in group.members if member in group.notes
+                     for path in duplicates.paths_of(by_id, member)}
+            print(json.dumps({"group": paths, "keeper": keeper, "reason": group.reason, "id": group.id,
+                              "matched_by": group.matched_by, "evidence": [e.as_dict() for e in group.evidence],
+                              "notes": notes}, ensure_ascii=False), flush=True)
+            continue
+        print(f"{group.id} ({', '.join(group.matched_by)}): keep {keeper}{_note(group, group.keeper)}")
+        print(f"    {group.reason}")
+        for member in group.others:
+            for path in duplicates.paths_of(by_id, member):
+                print(f"    duplicate: {path}{_note(group, member)}")
+    if not args.json:
+        extra = f"; {moved} file(s) moved to {library.root / duplicates.DUPLICATES_DIR}" if args.move else \
+            ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
+        print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _undo_mirrors(library, members: list[str]) -> int:
+    """The members' Notion pages back out of the trash (what their merge added taken off the
+    keeper's page); a Notion that cannot be reached is said, and `dedup --undo` still counts."""
+    from ..core.domain.errors import TrackError as Problem
+    from ..core.library import mirrors
+
+    notion = open_resources()["notion"]
+    if not notion.configured or not library.catalog.merges(mirrors.NOTION, members):
+        return 0
+    try:
+        restored = mirrors.undo_notion(library, notion.mirror(), members)
+    except Problem as err:
+        print(f"{mark(False)} Notion pages not restored yet: {err}\n     the notion_queue sensor restores them "
+              "once Notion answers")
+        return 1
+    print(f"{mark(True)} {len(restored)} Notion page(s) restored from the trash")
+    return 0
+
+
+def _note(group, member: str) -> str:
+    """What a member's audio lacks (a lossy origin, seconds cut off), shown beside its path."""
+    return f" ({group.notes[member]})" if member in group.notes else ""
+
+
+# -- entry point ----------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""`music-pipeline up` (the Dagster UI, daemon and code server on a persistent DAGSTER_HOME)
+and `music-pipeline worker` (a Celery worker for an instance on several machines)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .. import settings
+from .common import mark, open_instance, open_library
+from .doctor import doctor_checks, install_debian_packages
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.production:
+        from ..instance import missing_production_env
+
+        missing = missing_production_env()
+        if missing:
+            print(f"{mark(False)} `up --production` keeps runs in PostgreSQL and runs tracks on Celery workers; "
+                  f"set these first: {', '.join(missing)}\n"
+                  "     DAGSTER_PG_USERNAME, DAGSTER_PG_PASSWORD, DAGSTER_PG_HOST, DAGSTER_PG_PORT, DAGSTER_PG_DB: "
+                  "the PostgreSQL database\n"
+                  "     CELERY_BROKER_URL, CELERY_RESULT_BACKEND: Redis, e.g. redis://host:6379/0\n"
+                  "     (README: Several machines)", file=sys.stderr)
+            return 2
+    if not args.no_install and not install_debian_packages():
+        print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
+    home = settings.ensure_dagster_home(production=args.production)
+    open_instance().dispose()  # its storages created now, under the lock, not raced by a `run` started meanwhile
+    library = open_library()
+    library.inbox.mkdir(parents=True, exist_ok=True)
+    for ok, what, fix in doctor_checks():
+        if not ok:
+            print(f"{mark(ok)} {what}\n     → {fix}")
+    workspace = Path.cwd() / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "music_pipeline.definitions"]
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    print(f"""
+music_pipeline is starting.
+  UI:         http://{args.host}:{args.port}   (assets, runs, the inbox sensor)
+  Library:    {library.root}
+  Inbox:      {library.inbox}   ← drop audio files or a .txt of URLs here
+  Dagster:    DAGSTER_HOME={home}
+Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
+""", flush=True)
+    os.execv(dagster, [dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """exec `celery -A music_pipeline.workers worker`: prefork pool processes forked from a main
+    process that has the code location imported, so every run starts warm."""
+    from ..instance import missing_production_env
+
+    missing = missing_production_env()
+    home = os.environ.get(settings.DAGSTER_HOME)
+    if missing or not home or not (Path(home) / "dagster.yaml").is_file():
+        print(f"{mark(False)} a worker needs the same environment as the machine that ran `up --production`: "
+              + (f"unset: {', '.join(missing)}; " if missing else "")
+              + ("DAGSTER_HOME with that dagster.yaml" if not home or not (Path(home) / "dagster.yaml").is_file()
+                 else "") + "\n     (README: Several machines)", file=sys.stderr)
+        return 2
+    celery = shutil.which("celery") or str(Path(sys.executable).with_name("celery"))
+    argv = [celery, "-A", "music_pipeline.workers", "worker", "-Q", "dagster", "-n", f"{args.name}@%h",
+            "--pool", "prefork", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    print(f"worker {args.name}: library {settings.library_root()}, DAGSTER_HOME={home}", flush=True)
+    os.execv(celery, argv)
+    return 0  # pragma: no cover - execv does not return
+
+
+# -- add and run ----------------------------------------------------------------------------

@@ -1,0 +1,289 @@
+"""The track commands: `add` (ask the running Dagster), `run` (process here), `process`,
+`sync`, `mirror`, `pin` and `spotify-login`. Every one ends in `process_track` runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core.domain.errors import TrackError
+from ..core.domain.status import Status
+from .common import mark, open_instance, open_library, open_resources
+
+
+def _register(targets: list[str]) -> tuple[list[str], int]:
+    """Register every target; returns the partition keys and how many could not be."""
+    from ..core.domain.identity import is_collection, redact_url
+    from ..core.library.steps import register_target
+    from ..core.sources.discovery import expand_collection
+    from ..core.sources.download import resolve_id
+
+    library = open_library()
+    keys: list[str] = []
+    failures = 0
+    for target in targets:
+        try:
+            if is_collection(target):  # a playlist: its tracks, and the playlist itself
+                registration = expand_collection(library, target)
+                print(f"{target}: {len(registration.keys)} track(s), {len(registration.new)} new")
+                keys += [k for k in registration.new if k not in keys]
+                continue
+            source, row = register_target(library, target, resolve=resolve_id)
+        except TrackError as err:
+            print(f"{mark(False)} {redact_url(target)}: {err}")
+            failures += 1
+            continue
+        if row["key"] != source.key:
+            print(f"{redact_url(target)}: already in the library as {row['key']}")
+        if row["key"] not in keys:
+            keys.append(row["key"])
+    return keys, failures
+
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Ask the running Dagster itself (GraphQL) for one bulk run of the targets, so the
+    partitions and runs land in the instance the UI shows, whatever folder this command
+    runs from; the run carries each URL or file, and registers what its catalog lacks."""
+    from ..automation.bulk import ORIGIN_TAG, run_config
+    from ..core.domain.identity import looks_like_url, redact_url, source_for
+    from ..core.library.steps import register_target
+    from ..core.sources.download import resolve_id
+    from ..remote import DagsterRemote, RemoteError
+
+    remote = DagsterRemote(args.webserver)
+    if not remote.reachable():
+        print(f"{mark(False)} the Dagster webserver at {args.webserver} is not reachable; nothing was added."
+              "\n     → start it with `music-pipeline up` (or pass --webserver), or process the tracks here "
+              "with `music-pipeline run`.")
+        return 1
+    failures = 0
+    targets: dict[str, str] = {}
+    keys: list[str] = []
+    library = open_library()
+    for target in args.targets:
+        try:
+            source = source_for(target, resolve_id)
+            owner = library.known_as(source) if library.has_catalog() else None
+            if owner is not None:  # the same rule as every way in: the track the library has it as
+                print(f"{redact_url(target)}: already in the library as {owner}")
+                if owner not in keys:
+                    remote.add_partition("tracks", owner)
+                    keys.append(owner)
+                continue
+            if source.url and redact_url(source.url) != source.url:
+                # A signed link or a password: never in the run's config or tags (the UI shows both).
+                # Registered here, in the library this machine shares with the daemon.
+                if not library.has_catalog():
+                    raise TrackError(f"{redact_url(target)} carries a secret, so it is not sent to Dagster; "
+                                     f"it is registered in this machine's library, but {library.root} has none.",
+                                     hint="Set MUSIC_LIBRARY to the library Dagster uses, or drop the URL in a "
+                                          ".txt in its inbox.")
+                register_target(library, target, resolve_id)
+            else:
+                targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
+            remote.add_partition("tracks", source.key)
+            keys.append(source.key)
+        except (TrackError, RemoteError) as err:
+            print(f"{mark(False)} {redact_url(target)}: {err}")
+            failures += 1
+    if keys:
+        try:
+            run_id = remote.launch("process_tracks", tags={ORIGIN_TAG: "cli add"},
+                                   run_config=run_config(keys, targets=targets))
+        except RemoteError as err:
+            print(f"{mark(False)} {err}")
+            return 1
+        for key in keys:
+            print(f"{mark(True)} {key}: requested")
+        print(f"     one run for {len(keys)} track(s) — {args.webserver.rstrip('/')}/runs/{run_id}")
+    return 0 if not failures else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    keys, failures = _register(args.targets)
+    code = _bulk(keys=keys, force=args.force, verbose=args.verbose, origin="cli run", parallel=1)
+    return max(code, 1 if failures else 0)
+
+
+def _first_failure(result) -> str | None:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            return event.step_failure_data.error.message.strip()
+    return None
+
+
+def _print_track(row: dict, files: list[dict], seconds: float) -> None:
+    """A finished track in two lines plus its files; what is unknown says so, never "None"."""
+    from ..core.library.steps import display_name
+
+    print(f"{mark(True)} {display_name(row)}  ({row['key']}, {seconds:.1f} s)")
+    bpm = f"{row['bpm']} BPM" if row.get("bpm") is not None else "BPM n/a"
+    key = f"{row['key_name']} ({row.get('camelot')})" if row.get("key_name") else "key n/a"
+    lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
+    print(f"     {bpm}, {key}, {lufs}, {row.get('duration_s') or 0:.1f} s")
+    for record in files:
+        print(f"     {record['format']:<5} {record['path']}")
+
+
+
+
+def cmd_spotify_login(args: argparse.Namespace) -> int:
+    from ..core.sources.spotify.auth import login
+
+    resource = open_resources()["spotify"]
+    config = resource.config()
+    login(config, timeout_s=args.timeout)
+    print(f"{mark(True)} logged in; the token is in {config.token_cache} (the Dagster processes read it there)")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from ..core.sources import discovery
+
+    row = discovery.pin(open_library(), args.track, args.url)
+    print(f"{mark(True)} {row['key']} will be downloaded from {row['match_url']}")
+    if args.later:
+        print("     it is picked up by `music-pipeline process all` or the nightly sync")
+        return 0
+    return _bulk(keys=[row["key"]], origin="cli pin")
+
+
+def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
+          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0) -> int:
+    """Run the bulk job (each track a run of the per-track job) here, printing each track as
+    it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
+    they show in the UI too."""
+    from dagster._core.utils import make_new_run_id
+
+    from ..automation.bulk import ORIGIN_TAG, process_tracks, progress, run_config
+    from ..automation.jobs import bind, library_index_job
+    from ..instance import WORKER_TAG, worker_tag
+    from ..resources import build_resources
+
+    resources = build_resources()  # from the environment now, not when the code location was imported
+    library = resources["library"].get()
+    library.catalog  # noqa: B018 - a catalog this version cannot use stops here, with its message
+    if keys is not None and not keys:
+        print("nothing to process")
+        return 0
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not verbose else "INFO"}}}}
+    failed: list[str] = []
+
+    def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
+        row = library.catalog.get(key) or {}
+        print(f"[{number}/{total}] ", end="")
+        if job_name == "mirror_track":
+            _print_mirrors(library, key, outcome)
+        elif outcome == "done" and row.get("status") == Status.DONE:
+            _print_track(row, library.catalog.files([key]), seconds)
+        elif row.get("status") == Status.DUPLICATE:
+            print(f"{mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
+                  f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
+        elif row.get("status") == Status.NEEDS_REVIEW:
+            print(f"{mark(False, 'REVIEW')} {key}: {row.get('error')}")
+        elif outcome == "skipped":
+            print(f"{mark(True, 'SKIP')} {key}: another run is processing it")
+        elif outcome == "done":
+            print(f"{mark(True)} {key}")
+        else:
+            failed.append(key)
+            step = f" [{row['error_step']}]" if row.get("error_step") else ""
+            print(f"{mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
+        sys.stdout.flush()
+
+    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
+    run_id = make_new_run_id()
+    with open_instance() as instance, progress(report):
+        result = process_tracks.execute_in_process(
+            run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
+            tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
+        metadata = _bulk_metadata(result)
+        index_missing = not (library.root / "library_index.csv").exists()  # e.g. a killed index write
+        if job_name == "process_track" and (metadata.get("done") or index_missing):
+            bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,
+                                                                  raise_on_error=False)
+    total = metadata.get("tracks", 0)
+    if not total:
+        message = _first_failure(result)
+        print(message or "nothing to process")
+        return 1 if message else 0
+    print(f"{total - len(failed)} of {total} processed; library: {library.root}")
+    return 1 if failed else 0
+
+
+def _print_mirrors(library, key: str, outcome: str) -> None:
+    from ..core.library import mirrors
+
+    where = [f"{name} {state['remote_id']}" for name, sink in (("Notion page", mirrors.NOTION),
+                                                                ("Eagle item", mirrors.EAGLE))
+             if (state := library.catalog.mirror(key, sink)) is not None]
+    print(f"{mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
+          + ("" if outcome == "done" else " (failed: see its run in the Dagster UI)"))
+
+
+def _bulk_metadata(result) -> dict:
+    """The bulk op's counts (done, failed, ...), from its output or its failure."""
+    for event in result.all_events:
+        if event.is_successful_output and event.step_output_data.metadata:
+            return {k: v.value for k, v in event.step_output_data.metadata.items()}
+        if event.is_step_failure and event.step_failure_data.user_failure_data:
+            return {k: v.value for k, v in event.step_failure_data.user_failure_data.metadata.items()}
+    return {}
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    if args.mode == "batch" and not args.n:
+        args.n = 10
+    return _bulk(select=args.mode, limit=args.n, force=args.force, verbose=args.verbose,
+                 origin=f"cli process {args.mode}")
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    return _bulk(keys=args.tracks or None, select="" if args.tracks else "done", limit=args.n, verbose=args.verbose,
+                 origin="cli mirror", job_name="mirror_track")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """The original system's fallback chain: a target if given; else the track playing on
+    Spotify; else new SoundCloud likes; else new Spotify likes; else the newest queued track."""
+    from ..core.domain.errors import TrackError as Problem
+    from ..core.sources import discovery
+
+    if args.targets:
+        keys, failures = _register(args.targets)
+        return max(_bulk(keys=keys, origin="cli sync"), 1 if failures else 0)
+    resources = open_resources()
+    library, spotify, soundcloud = resources["library"].get(), resources["spotify"], resources["soundcloud"]
+    steps = []
+    if spotify.configured:
+        steps.append(("the track playing on Spotify", lambda: discovery.spotify_now_playing(library, spotify.client())))
+    if soundcloud.configured:
+        steps.append(("new SoundCloud likes", lambda: discovery.soundcloud_likes(
+            library, soundcloud.user, resources["downloader"].options(), {"complete": True}, 50)))
+    if spotify.configured:
+        steps.append(("new Spotify likes", lambda: discovery.spotify_likes(library, spotify.client(), {"complete": True,
+                      "newest": _newest_like(library)}, 50)))
+    for what, step in steps:
+        try:
+            found = step()
+        except Problem as err:
+            print(f"{mark(False, 'SKIP')} {what}: {err}")
+            continue
+        if found.new:
+            print(f"{what}: {len(found.new)} track(s)")
+            return _bulk(keys=found.new, origin="cli sync")
+        print(f"{what}: nothing new")
+    print("the newest queued track:")
+    return _bulk(select="single", origin="cli sync")
+
+
+def _newest_like(library) -> str:
+    dates = [added for key in library.catalog.playlist_tracks("spotify-liked")
+             for playlist_id, _pos, added in library.catalog.memberships(key)
+             if playlist_id == "spotify-liked" and added]
+    return max(dates) if dates else ""
+
+
+# -- dedup ----------------------------------------------------------------------------------
