@@ -104,6 +104,8 @@ _INSTANCE = ("music_pipeline/instance.py",)
 _STORAGE = ("music_pipeline/storage.py",)
 _BULK = ("music_pipeline/automation/bulk.py",)
 _WORKERS = ("music_pipeline/workers.py",)
+#: without_compute_logs below (for automation/bulk.py's track runs)
+_DOOR = ("music_pipeline/platform/_dagster_internal.py",)
 
 #: Every private symbol we use: our name for it -> where it lives and why we use it.
 SYMBOLS: dict[str, Private] = {
@@ -174,18 +176,18 @@ SYMBOLS: dict[str, Private] = {
         "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage", "SqliteScheduleStorage", _STORAGE,
         "the schedule storage WarmSqliteStorage opens, as DagsterSqliteStorage opens it"),
     "ConfigurableClassData": Private(
-        "dagster._serdes", "ConfigurableClassData", (*_STORAGE, "music_pipeline/platform/_dagster_internal.py"),
+        "dagster._serdes", "ConfigurableClassData", (*_STORAGE, *_DOOR),
         "a class named by module and config as dagster.yaml names one: what our storage's "
         "from_config_value receives, and the compute log manager without_compute_logs puts in an "
         "InstanceRef; not exported"),
     # -- bulk runs -----------------------------------------------------------------------------
     "InstanceRef": Private(
-        "dagster._core.instance.ref", "InstanceRef", _BULK,
+        "dagster._core.instance.ref", "InstanceRef", _DOOR,
         "what DagsterInstance.get_ref returns and from_ref takes: a bulk run reopens its instance in "
         "lanes, and without capturing compute logs again (without_compute_logs); the public API opens "
         "an instance only from a dagster.yaml as it is"),
     "NoOpComputeLogManager": Private(
-        "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", _BULK,
+        "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", _DOOR,
         "the compute log manager that captures nothing, for track runs inside a bulk run (whose own "
         "step captures the whole process); dagster.yaml can name it, Python cannot import it publicly"),
     "PARENT_RUN_ID_TAG": Private(
