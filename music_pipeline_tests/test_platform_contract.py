@@ -374,3 +374,20 @@ def test_installed_dagster_is_the_pinned_one():
     installed = {name: importlib.metadata.version(name) for name in pins}
     assert installed == pins, f"installed {installed}, pyproject.toml pins {pins}: install the pinned release, " \
                               "or move the pin as pyproject.toml says (run this file on the new release first)"
+
+
+def test_the_dagster_yaml_up_writes_names_classes_that_load(tmp_path):
+    """dagster.yaml names Dagster's classes by their documented paths (``dagster.core.…``, which
+    Dagster maps onto its private modules) and ours; all still load."""
+    from dagster import QueuedRunCoordinator
+
+    from music_pipeline.instance import MonitoredRunLauncher, dagster_yaml
+    from music_pipeline.storage import WarmSqliteEventLogStorage
+
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator), \
+            f"{door.installed()}: run_coordinator dagster.core.run_coordinator.QueuedRunCoordinator no longer " \
+            "loads; fix music_pipeline/instance.py (dagster_yaml, production_yaml)"
+        assert isinstance(instance.run_launcher, MonitoredRunLauncher)
+        assert isinstance(instance.event_log_storage, WarmSqliteEventLogStorage)
