@@ -24,9 +24,15 @@ import uuid
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRun, DagsterRunStatus, DefaultRunLauncher
-from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, ResumeRunContext, WorkerStatus
-from dagster_celery.launcher import CeleryRunLauncher
-from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
+
+from .platform._dagster_internal import (
+    DAGSTER_CELERY_TASK_ID_TAG,
+    CeleryRunLauncher,
+    CheckRunHealthResult,
+    LaunchRunContext,
+    ResumeRunContext,
+    WorkerStatus,
+)
 
 #: "<host>:<pid>:<run id>" of the process executing a run (set on the runs a bulk run or a
 #: command executes in its own process). The run id ties it to its run: a re-execution from
@@ -170,14 +176,12 @@ class DistributedRunLauncher(CeleryRunLauncher):
     def _launch_celery_task_run(self, run: DagsterRun, task_signature, routing_key: str) -> None:
         """As dagster-celery launches, but the task id tagged on the run before the task is sent:
         tagging it after races the worker's own tags on the run (one update lost)."""
-        from dagster._core.events import EngineEventData
-        from dagster_celery.launcher import _get_run_priority
-        from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+        from .platform._dagster_internal import DAGSTER_CELERY_QUEUE_TAG, EngineEventData, get_run_priority
 
         task_id = str(uuid.uuid4())
         queue = run.tags.get(DAGSTER_CELERY_QUEUE_TAG, self.default_queue)
         self._instance.add_run_tags(run.run_id, {DAGSTER_CELERY_TASK_ID_TAG: task_id})
-        task_signature.apply_async(priority=_get_run_priority(run), queue=queue, routing_key=f"{queue}.{routing_key}",
+        task_signature.apply_async(priority=get_run_priority(run), queue=queue, routing_key=f"{queue}.{routing_key}",
                                    task_id=task_id)
         self._instance.report_engine_event(
             "Celery task has been forwarded to the broker.", run,

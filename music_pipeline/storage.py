@@ -32,21 +32,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+
+from .platform._dagster_internal import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
-    SqliteEventLogStorage,
-)
-from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
-from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlite_storage import (
+    ConfigurableClassData,
     DagsterSqliteStorage,
-    _event_logs_directory,
-    _runs_directory,
-    _schedule_directory,
+    SqliteEventLogStorage,
+    SqliteRunStorage,
+    SqliteScheduleStorage,
+    event_logs_directory,
+    runs_directory,
+    schedule_directory,
 )
-from dagster._serdes import ConfigurableClassData
-from dagster._utils import mkdir_p
 
 #: Run files whose connection a process keeps (the runs it is executing or showing); the
 #: least recently used beyond these are closed.
@@ -129,15 +127,15 @@ class WarmSqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = WarmSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._run_storage = SqliteRunStorage.from_local(runs_directory(base_dir))
+        self._event_log_storage = WarmSqliteEventLogStorage(event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(schedule_directory(base_dir))
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict) -> "WarmSqliteStorage":
-        mkdir_p(config_value["base_dir"])
+        os.makedirs(config_value["base_dir"], exist_ok=True)
         return cls(config_value["base_dir"], inst_data=inst_data)
 
 

@@ -20,11 +20,9 @@ from pathlib import Path
 
 from celery import signals
 from celery.worker.control import inspect_command
-from dagster_celery.config import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
-from dagster_celery.make_app import make_app
-from dagster_celery.tasks import create_task
 
 from . import settings
+from .platform._dagster_internal import TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME, create_task, make_app
 
 QUEUE = "dagster"
 WORKER_INFO = "music_pipeline.worker_info"
@@ -51,7 +49,7 @@ execute_plan = create_task(app)
 def _run_body(args_packed, as_type, body) -> int:
     """dagster-celery's execute_job/resume_job, with one change: the run's instance holds its
     PostgreSQL connections in a small pool (as Dagster's webserver does) for the run's length."""
-    from dagster._serdes import unpack_value
+    from .platform._dagster_internal import unpack_value
 
     args = unpack_value(args_packed, as_type=as_type)
     return body(instance=_runs_instance(), run_id=args.run_id, write_stream_fn=lambda _event: None,
@@ -78,18 +76,16 @@ def _runs_instance():
 
 @app.task(bind=True, name=TASK_EXECUTE_JOB_NAME, track_started=True)
 def execute_job(_self, execute_job_args_packed) -> int:
-    from dagster._cli.api import _execute_run_command_body
-    from dagster._grpc.types import ExecuteRunArgs
+    from .platform._dagster_internal import ExecuteRunArgs, execute_run_command_body
 
-    return _run_body(execute_job_args_packed, ExecuteRunArgs, _execute_run_command_body)
+    return _run_body(execute_job_args_packed, ExecuteRunArgs, execute_run_command_body)
 
 
 @app.task(bind=True, name=TASK_RESUME_JOB_NAME, track_started=True)
 def resume_job(_self, execute_job_args_packed) -> int:  # the name CeleryRunLauncher.resume_run sends
-    from dagster._cli.api import _resume_run_command_body
-    from dagster._grpc.types import ResumeRunArgs
+    from .platform._dagster_internal import ResumeRunArgs, resume_run_command_body
 
-    return _run_body(execute_job_args_packed, ResumeRunArgs, _resume_run_command_body)
+    return _run_body(execute_job_args_packed, ResumeRunArgs, resume_run_command_body)
 
 
 def worker_info_now(worker: str = "") -> dict:
@@ -139,10 +135,8 @@ def _tag_run(sender=None, task=None, kwargs=None, **_rest) -> None:
     monitoring on this machine can tell from the pid whether it is alive."""
     if task is None or task.name not in ("execute_job", "resume_job"):
         return
-    from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
-    from dagster._serdes import unpack_value
-
     from .instance import CELERY_WORKER_TAG, WORKER_TAG, worker_tag
+    from .platform._dagster_internal import ExecuteRunArgs, ResumeRunArgs, unpack_value
 
     packed = (kwargs or {}).get("execute_job_args_packed") or (kwargs or {}).get("resume_job_args_packed")
     if packed is None:

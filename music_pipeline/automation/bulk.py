@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 
 from dagster import (
     Config,
+    DagsterExecutionInterruptedError,
     DagsterInstance,
     DagsterRunStatus,
     Failure,
@@ -49,9 +50,6 @@ from dagster import (
     job,
     op,
 )
-from dagster._core.errors import DagsterExecutionInterruptedError
-from dagster._core.utils import make_new_run_id
-from dagster._serdes import ConfigurableClassData
 from pydantic import Field
 
 from ..assets import TARGET_TAG, tracks
@@ -61,6 +59,13 @@ from ..core.domain.status import Status
 from ..core.library.steps import Library
 from ..core.sources import discovery
 from ..instance import WORKER_TAG, orphaned_by_bulk, pooled, worker_alive, worker_tag
+from ..platform._dagster_internal import (
+    PARENT_RUN_ID_TAG,
+    WILL_RETRY_TAG,
+    copy_record,
+    make_new_run_id,
+    without_compute_logs,
+)
 from ..resources import (
     AnalysisResource,
     DownloaderResource,
@@ -234,8 +239,7 @@ def _without_capture(instance: DagsterInstance):
 
 
 def _ref_without_capture(instance: DagsterInstance):
-    return instance.get_ref()._replace(compute_logs_data=ConfigurableClassData(
-        "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", "{}"))
+    return without_compute_logs(instance.get_ref())
 
 
 class TrackRunner:
@@ -325,8 +329,6 @@ class TrackRunner:
     def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
         """Create one track run, as the UI would (job and execution plan snapshots, the origins
         of the bulk run's code location), and put it in the run queue."""
-        from dagster._record import copy
-
         bulk_run, repository = self.submit_from
         tags = {**self.tags, PARTITION_TAG: key}
         if target:
@@ -336,13 +338,11 @@ class TrackRunner:
         run = instance.create_run_for_job(
             repository.get_job(self.job_name), run_id=make_new_run_id(), run_config=self.run_config, tags=tags,
             status=DagsterRunStatus.NOT_STARTED,
-            remote_job_origin=copy(bulk_run.remote_job_origin, job_name=self.job_name),
+            remote_job_origin=copy_record(bulk_run.remote_job_origin, job_name=self.job_name),
             job_code_origin=bulk_run.job_code_origin._replace(job_name=self.job_name))
         return instance.submit_run(run.run_id, workspace=None)
 
     def _submitted(self, keys, targets, instance, attempt) -> Iterator[tuple[str, str, str, float]]:
-        from dagster._core.storage.tags import PARENT_RUN_ID_TAG, WILL_RETRY_TAG
-
         following: dict[str, tuple[str, float]] = {}  # run id -> (key, started)
         ended_at: dict[str, float] = {}  # failed runs waiting for their retry to appear
         for key in keys:

@@ -8,9 +8,9 @@ from a warm fork server.
 
 
 from dagster import AssetSelection, Definitions, JobDefinition, define_asset_job, in_process_executor
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ..assets import ALL_ASSETS, CHECKS, MIRROR_ASSETS, TRACK_ASSETS, library_index, tracks
+from ..platform._dagster_internal import UnresolvedAssetJobDefinition
 
 #: One track through every per-track step and its checks. Runs in one process: the steps
 #: are short and mostly wait on ffmpeg, so a process per step would cost more start-up

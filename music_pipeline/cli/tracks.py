@@ -155,11 +155,10 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     """Run the bulk job (each track a run of the per-track job) here, printing each track as
     it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
     they show in the UI too."""
-    from dagster._core.utils import make_new_run_id
-
     from ..automation.bulk import ORIGIN_TAG, process_tracks, progress, run_config
     from ..automation.jobs import bind, library_index_job
     from ..instance import WORKER_TAG, worker_tag
+    from ..platform._dagster_internal import make_new_run_id
     from ..resources import build_resources
 
     resources = build_resources()  # from the environment now, not when the code location was imported
