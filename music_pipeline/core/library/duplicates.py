@@ -403,9 +403,8 @@ def undo(library: Library, group_id: str) -> dict:
         for column in ("raw_path", "cover_path"):
             catalog.repath(column, Path(dest), Path(source))
     previous = record.get("previous", {})
-    for member, status in previous.get("status", {}).items():
-        if catalog.get(member) is not None:
-            catalog.restore_status(member, status)
+    for member, status in previous.get("status", {}).items():  # only members still set aside
+        catalog.restore_status(member, status)
     for dup, keeper in previous.get("repointed", {}).items():
         if (row := catalog.get(dup)) is not None and row.get("duplicate_of") == record["keeper"]:
             catalog.update(dup, duplicate_of=keeper)
