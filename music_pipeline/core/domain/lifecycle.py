@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import Reason, TrackError
+
 
 class Status(StrEnum):
     QUEUED = "queued"  # registered, waiting for a run
@@ -62,15 +64,17 @@ class Event(StrEnum):
     UNDO = "undo duplicate"  # `dedup --undo`: back to the status it had before
 
 
-class TransitionRefused(Exception):
-    """A status change the lifecycle does not allow: a bug or a race the caller must hear of."""
+class TransitionRefused(TrackError):
+    """A status change the lifecycle does not allow: a bug, or a race another process won."""
+
+    reason = Reason.INTERNAL
 
     def __init__(self, event: Event, current: Status, target: Status | None, why: str,
                  key: str | None = None) -> None:
         self.event, self.current, self.target, self.key = event, current, target, key
         who = f"track {key}" if key else "a track"
         to = f" to {target}" if target else ""
-        super().__init__(f"Cannot {event}{to} {who} that is {current}: {why}")
+        super().__init__(f"Cannot {event} {who}{to}: it is {current}, and {why}.")
 
 
 _ANY = frozenset(Status)
@@ -149,16 +153,18 @@ def decide(current: Status | str, event: Event, target: Status | str | None = No
     to = rule.resolve(target)
     if to is None:
         raise TransitionRefused(rule.event, current, Status(target),
-                                f"it leads to {_listed(rule.targets)}, never to {Status(target)}", key)
+                                f"{rule.event} leads only to {_listed(rule.targets, 'or')}", key)
     if current in rule.sources:
         return to
     if current in rule.ignored:
         return None
-    raise TransitionRefused(rule.event, current, to, f"only a track that is {_listed(rule.sources)} can be", key)
+    raise TransitionRefused(rule.event, current, to if len(rule.targets) > 1 else None,
+                            f"only a {_listed(rule.sources, 'or')} track can be", key)
 
 
-def _listed(statuses: frozenset[Status]) -> str:
-    return ", ".join(s for s in Status if s in statuses)
+def _listed(statuses: frozenset[Status], last: str) -> str:
+    names = [str(s) for s in Status if s in statuses]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
 def transitions() -> dict[tuple[Status, Status], list[Event]]:
