@@ -18,6 +18,7 @@ from music_pipeline.core.domain.lifecycle import (
     Event,
     Status,
     TransitionRefused,
+    before_set_aside,
     decide,
     transitions,
 )
@@ -102,6 +103,9 @@ def test_the_map_of_moves_and_what_it_lets_a_track_do() -> None:
                 frontier.append(b)
     assert reach == set(Status)
     assert all((s, D) in moves for s in Status if s != X)
+    # whatever a track was when it was set aside, undo can give it back (a running one as queued)
+    assert {s: before_set_aside(s) for s in Status if s != X} == {Q: Q, R: Q, D: D, F: F, N: N}
+    assert all(decide(X, Event.UNDO, before_set_aside(s)) for s in Status if s != X)
 
 
 # -- on a real catalog -----------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from Dagster's UI ("re-execute from failure", one asset materialised again), so 
 of a run (start, fail, need review, finish) are allowed from every status a run can find a
 track in, and only the duplicate set-aside, which a person undoes, is sticky.
 
-    queued ──start──► running ──finish──► done
-      ▲                  │ fail, crash      │
-      │ requeue (pin)    ▼                  │ set aside (dedup)
-      └────────────── failed / needs_review ▼
-                     duplicate ──undo──► the status it had before
+    register ─► queued ──start──► running ──finish──► done
+                  ▲                  │ fail, crash (crash: only while running)
+          requeue │                  ▼
+                  └────────── failed, needs_review     reject: queued ─► failed, before any run
+
+    a run's events (start, fail, need review, finish) and requeue: from any status but duplicate
+    set aside: any status but duplicate ─► duplicate ──undo──► the status it had before
 """
 
 from __future__ import annotations
@@ -165,6 +167,13 @@ def decide(current: Status | str, event: Event, target: Status | str | None = No
 def _listed(statuses: frozenset[Status], last: str) -> str:
     names = [str(s) for s in Status if s in statuses]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+def before_set_aside(status: Status | str) -> Status:
+    """The status to record for undo when a track is set aside: its own, but a running one
+    as queued (no run will be working on it when it comes back)."""
+    status = Status(status)
+    return Status.QUEUED if status == Status.RUNNING else status
 
 
 def transitions() -> dict[tuple[Status, Status], list[Event]]:
