@@ -1,8 +1,9 @@
 """The per-track steps as the UI reports them: what each per-track asset calls.
 
-Each step calls the ``Library`` and returns a ``Done`` (the metadata of a materialisation)
-or a ``Stop`` (the track goes no further: a duplicate, a Spotify track whose match needs a
-human); a ``TrackError`` means the step failed for that track alone.
+Each step calls core (``core/library/usecases.py`` decides: which source, the duplicate
+stop, review, the checks, done) and turns its outcome into a ``Done`` (the metadata of a
+materialisation) or a ``Stop`` (the track goes no further: a duplicate, a Spotify track
+whose match needs a human); a ``TrackError`` means the step failed for that track alone.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from dataclasses import dataclass, field
 from dagster import MetadataValue
 
 from ..core.audio.analysis import Settings
-from ..core.domain.errors import TrackError
 from ..core.domain.identity import redact_url
-from ..core.domain.status import Status
-from ..core.library import duplicates
+from ..core.domain.lifecycle import Status
+from ..core.library import usecases
 from ..core.library.steps import FileResult, Library
-from ..core.sources import discovery, matching
-from ..core.sources.download import resolve_id
 from ..core.sources.spotify.client import SpotifyClient
 from ..core.sources.ytdlp import DownloadOptions
 
@@ -43,25 +41,12 @@ class Stop:
 def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str | None = None,
               force: bool = False, log: Log = print, spotify: Callable[[], SpotifyClient] | None = None,
               search: Callable[[str], list] | None = None) -> Done | Stop:
-    lib.ensure_registered(key, target, resolve=lambda url: resolve_id(url, options))
-    existing = lib.track(key)
-    if existing["status"] == Status.DUPLICATE:
-        return duplicate_stop(lib, key, lib.catalog.group(existing["dedup_group"] or ""), lib.catalog.keeper_of(key))
-    url = None
-    if existing.get("match_pinned") and existing["status"] == Status.QUEUED:  # pinned by hand: fetch from there
-        url, force = existing["match_url"], force or bool(existing.get("raw_path"))
-    elif key.startswith("spotify-") and not (existing.get("raw_path") and not force):
-        try:  # Spotify audio is DRM-protected: download the matched upload instead
-            url = discovery.download_url(lib, key, spotify,
-                                       search or (lambda q: matching.search(q, options)))
-        except discovery.NeedsReview as err:
-            lib.catalog.mark_needs_review(key, "raw_audio", str(err))
-            return review_stop(lib, key, str(err))
-        log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
-    if url and existing.get("match_pinned"):
-        log(f"{key}: downloading the pinned source {redact_url(url)}")
-    lib.catalog.mark_running(key)
-    row = lib.fetch_raw(key, options, log=log, force=force, url=url)
+    outcome = usecases.fetch(lib, key, options, target=target, force=force, log=log, spotify=spotify, search=search)
+    if isinstance(outcome, usecases.SetAside):
+        return duplicate_stop(outcome)
+    if isinstance(outcome, usecases.Review):
+        return review_stop(outcome)
+    row = outcome.row
     metadata = {}
     if row.get("match_url"):
         metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
@@ -85,34 +70,28 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
 
 
 def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> Done | Stop:
-    result = lib.fingerprint(key)
-    try:
-        verdict = duplicates.check_track(lib, key)
-    except Exception as err:  # the dedup check must never fail a good track: it only saves work
-        warn(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
-        verdict = None
-    if verdict is not None and verdict.duplicate_of:
-        return duplicate_stop(lib, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
+    outcome = usecases.fingerprint(lib, key, log=log, warn=warn)
+    if isinstance(outcome, usecases.SetAside):
+        return duplicate_stop(outcome)
+    result = outcome.result
     metadata = {
         "covers_s": result.duration_s,
         "fingerprint_chars": len(result.fingerprint),
         "fingerprint_start": result.fingerprint[:32],
     }
-    if verdict is not None:  # this copy beats the ones the library has: they go once it is done
-        metadata["supersedes"] = ", ".join(verdict.group.others)
-        metadata["dedup_group"] = verdict.group.id
-        metadata["keeper_reason"] = verdict.group.reason
-        log(f"{key} is a better copy of {', '.join(verdict.group.others)}: {verdict.group.reason}")
+    if outcome.supersedes is not None:  # this copy beats the ones the library has: they go once it is done
+        metadata["supersedes"] = ", ".join(outcome.supersedes.others)
+        metadata["dedup_group"] = outcome.supersedes.id
+        metadata["keeper_reason"] = outcome.supersedes.reason
     return Done(metadata)
 
 
-def review_stop(lib: Library, key: str, message: str) -> Stop:
-    row = lib.track(key)
-    metadata: dict = {"status": Status.NEEDS_REVIEW.value, "note": message}
-    if isinstance(row.get("match"), dict):
-        metadata["candidates"] = MetadataValue.md(_candidates_table(row["match"]))
-        metadata["review_reason"] = row["match"].get("review_reason") or ""
-    return Stop(f"{key} needs review: {message}", metadata)
+def review_stop(review: usecases.Review) -> Stop:
+    metadata: dict = {"status": Status.NEEDS_REVIEW.value, "note": review.message}
+    if review.match is not None:
+        metadata["candidates"] = MetadataValue.md(_candidates_table(review.match))
+        metadata["review_reason"] = review.match.get("review_reason") or ""
+    return Stop(review.note, metadata)
 
 
 def _candidates_table(match: dict) -> str:
@@ -125,12 +104,10 @@ def _candidates_table(match: dict) -> str:
     return "\n".join(rows)
 
 
-def duplicate_stop(lib: Library, key: str, group: dict | None, keeper: str) -> Stop:
+def duplicate_stop(aside: usecases.SetAside) -> Stop:
     """A duplicate is not a failure: its rule and evidence, for the log and an observation."""
-    group_id = group["id"] if group else ""
-    note = (f"{key} is a duplicate of {keeper} (group {group_id}); analysis and transcodes skipped. "
-            f"`music-pipeline dedup --undo {group_id}` separates them for good.")
-    metadata: dict = {"duplicate_of": keeper, "dedup_group": group_id, "note": note}
+    group = aside.group
+    metadata: dict = {"duplicate_of": aside.keeper, "dedup_group": group["id"] if group else "", "note": aside.note}
     if group:
         scores = [e["score"] for e in group["evidence"] if e.get("score") is not None]
         if scores:
@@ -138,7 +115,7 @@ def duplicate_stop(lib: Library, key: str, group: dict | None, keeper: str) -> S
         metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group["evidence"]}))
         metadata["reason"] = group["reason"]
         metadata["keeper_rule"] = group["rule"]
-    return Stop(note, metadata)
+    return Stop(aside.note, metadata)
 
 
 def audio_features(lib: Library, key: str, settings: Settings) -> Done:
@@ -185,28 +162,13 @@ def render(lib: Library, key: str, fmt: str) -> Done:
 
 
 def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str]:
-    """The output check; with ``record`` a bad file fails the track (the catalog is the
-    source of truth)."""
-    row = lib.catalog.get(key)
-    if row is not None and row["status"] == Status.DUPLICATE:  # moved aside on purpose, maybe before any output
-        return []
-    problems = lib.verify(key, fmt)
-    if problems and record:
-        lib.catalog.mark_failed(key, f"{ASSET_NAMES[fmt]} check",
-                                f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
-    return problems
+    """The output check; with ``record`` a bad file fails the track (``usecases.verify``)."""
+    return usecases.verify(lib, key, fmt, step=f"{ASSET_NAMES[fmt]} check", record=record)
 
 
 def catalog(lib: Library, key: str, warn: Log = print) -> Done:
-    missing = lib.missing_parts(key)
-    if missing:
-        raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
-                         hint="Materialise the missing assets for this track, then the catalog.")
-    lib.catalog.mark_done(key)
-    settled, problems = duplicates.settle(lib, key)
-    for problem in problems:  # the old copies stay where they are; the next pass retries
-        warn(f"could not set the older copies aside: {problem}")
-    row, files = lib.track(key), lib.catalog.files([key])  # a settled group may have renamed them
+    finished = usecases.finish(lib, key, warn=warn)
+    row, files = finished.row, finished.files
     return Done({
         "status": row["status"],
         "title": row.get("title") or "",
@@ -218,5 +180,5 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
             ["| format | path | MB |", "|---|---|---|"]
             + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
-        "superseded": ", ".join(m for g in settled for m in g["members"] if m != key),
+        "superseded": ", ".join(finished.superseded),
     })

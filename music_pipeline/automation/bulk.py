@@ -176,10 +176,8 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
     if instance.event_log_storage.supports_global_concurrency_limits:  # its pool slots, or they leak
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     key = run.tags.get(PARTITION_TAG)
-    if library is not None and key:
-        row = library.catalog.get(key)
-        if row is not None and row["status"] == Status.RUNNING:
-            library.catalog.mark_failed(key, "run", message, Reason.CRASHED)
+    if library is not None and key:  # failed only while still running (the lifecycle's "crash")
+        library.catalog.mark_crashed(key, message)
 
 
 def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:

@@ -26,9 +26,10 @@ from typing import TypedDict
 
 import sqlalchemy as sa
 
+from ..domain import lifecycle
 from ..domain.errors import DiskFull, Reason, TrackError
 from ..domain.identity import TrackSource, normalise_isrc
-from ..domain.status import Status
+from ..domain.lifecycle import Event, Status
 from . import database, schema
 from .database import Connection
 from .store import DUPLICATES_DIR, exclusive
@@ -612,39 +613,80 @@ class Catalog:
                 raise CatalogError(f"track {key} is not in the catalog")
             return cur.rowcount
 
-    # A duplicate stays one until `dedup --undo`: a run of its track must not flip it back.
+    # -- status: every change is an event of the track's lifecycle (core/domain/lifecycle.py) --
 
-    def _set_status(self, key: str, status: Status, **fields: object) -> bool:
-        return self._write(key, {"status": status, **fields},
-                           guard=f" AND status <> '{Status.DUPLICATE}'") > 0
+    def _set_status(self, key: str, event: Event, fields: dict[str, object], *, target: Status | str | None = None,
+                    then: Callable[[Connection], None] | None = None) -> bool:
+        """Apply ``event`` to ``key``'s status, with ``fields`` (plain columns) and ``then`` in
+        the same transaction; True when the status changed, False when the lifecycle leaves
+        the track alone on purpose (or it is not in the catalog). Raises ``TransitionRefused``.
 
-    def mark_running(self, key: str) -> None:
-        self._set_status(key, Status.RUNNING, error=None, error_step=None, error_reason=None)
+        One conditional UPDATE (``WHERE status IN`` the event's sources) and its row count
+        decide, so a concurrent change between a read and the write cannot be overwritten;
+        only when nothing matched is the status read (in the same transaction) to say why."""
+        rule = lifecycle.RULES[event]
+        to = rule.resolve(target)
+        sources = sorted(rule.sources) if to is not None else []
+        values = {"status": to, **fields, "updated_at": now()}
+        with self._connect() as conn:
+            if sources:
+                cur = conn.execute(
+                    f"UPDATE tracks SET {', '.join(f'{name} = ?' for name in values)}"
+                    f" WHERE key = ? AND status IN ({', '.join('?' for _ in sources)})",
+                    (*values.values(), key, *sources))
+                if cur.rowcount:
+                    if then is not None:
+                        then(conn)
+                    return True
+            row = conn.execute("SELECT status FROM tracks WHERE key = ?", (key,)).fetchone()
+        if row is None:  # e.g. a step that failed before its track was registered
+            return False
+        lifecycle.decide(row[0], event, target, key=key)  # raises, unless the event ignores that status
+        return False
 
-    def mark_failed(self, key: str, step: str, message: str, reason: Reason) -> None:
-        self._set_status(key, Status.FAILED, error=message, error_step=step, error_reason=Reason.of(reason))
-        with self._connect() as conn:  # names it had reserved are free for other songs again
-            conn.execute("DELETE FROM path_reservations WHERE track_key = ?", (key,))
+    @staticmethod
+    def _free_names(key: str) -> Callable[[Connection], None]:
+        """Names a failed track had reserved are free for other songs again."""
+        return lambda conn: conn.execute("DELETE FROM path_reservations WHERE track_key = ?", (key,))
 
-    def mark_done(self, key: str) -> None:
-        self._set_status(key, Status.DONE, processed_at=now(), error=None, error_step=None, error_reason=None)
+    _NO_ERROR = {"error": None, "error_step": None, "error_reason": None}
 
-    def mark_needs_review(self, key: str, step: str, message: str) -> None:
+    def mark_running(self, key: str) -> bool:
+        return self._set_status(key, Event.START, self._NO_ERROR)
+
+    def mark_failed(self, key: str, step: str, message: str, reason: Reason) -> bool:
+        return self._set_status(key, Event.FAIL, {"error": message, "error_step": step,
+                                                  "error_reason": Reason.of(reason)}, then=self._free_names(key))
+
+    def mark_crashed(self, key: str, message: str, step: str = "run") -> bool:
+        """The run working on ``key`` died: failed, only while it is still running."""
+        return self._set_status(key, Event.CRASH, {"error": message, "error_step": step,
+                                                   "error_reason": Reason.CRASHED}, then=self._free_names(key))
+
+    def mark_unavailable(self, key: str, step: str, message: str, reason: Reason) -> bool:
+        """A listing says the source cannot be downloaded: failed, only while no run has touched it."""
+        return self._set_status(key, Event.REJECT, {"error": message, "error_step": step,
+                                                    "error_reason": Reason.of(reason)}, then=self._free_names(key))
+
+    def mark_done(self, key: str) -> bool:
+        return self._set_status(key, Event.FINISH, {"processed_at": now(), **self._NO_ERROR})
+
+    def mark_needs_review(self, key: str, step: str, message: str) -> bool:
         """A doubtful match waits for a person (``pin``); not a failure, not retried."""
-        self._set_status(key, Status.NEEDS_REVIEW, error=message, error_step=step,
-                         error_reason=Reason.NEEDS_REVIEW)
+        return self._set_status(key, Event.NEED_REVIEW, {"error": message, "error_step": step,
+                                                         "error_reason": Reason.NEEDS_REVIEW})
 
-    def requeue(self, key: str) -> None:
-        """Back in the queue (a pinned match, a forced run), its last error forgotten."""
-        self._set_status(key, Status.QUEUED, error=None, error_step=None, error_reason=None)
+    def requeue(self, key: str) -> bool:
+        """Back in the queue (a pinned match), its last error forgotten."""
+        return self._set_status(key, Event.REQUEUE, self._NO_ERROR)
 
-    def mark_duplicate(self, key: str, keeper: str, group: str) -> None:
+    def mark_duplicate(self, key: str, keeper: str, group: str) -> bool:
         """Set aside as a copy of ``keeper`` by dedup group ``group`` (undone by `dedup --undo`)."""
-        self._write(key, {"status": Status.DUPLICATE, "duplicate_of": keeper, "dedup_group": group})
+        return self._set_status(key, Event.SET_ASIDE, {"duplicate_of": keeper, "dedup_group": group})
 
-    def restore_status(self, key: str, status: str) -> None:
+    def restore_status(self, key: str, status: str) -> bool:
         """`dedup --undo`: a set-aside track gets back the status it had before."""
-        self._write(key, {"status": Status(status), "duplicate_of": None, "dedup_group": None})
+        return self._set_status(key, Event.UNDO, {"duplicate_of": None, "dedup_group": None}, target=status)
 
     def keeper_of(self, key: str) -> str:
         """The track a duplicate finally belongs to (following chains), or ``key`` itself."""

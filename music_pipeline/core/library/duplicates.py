@@ -19,7 +19,7 @@ from pathlib import Path
 from ..audio import analysis, bandlimit, media
 from ..audio.fingerprint import fingerprint_float
 from ..audio.tagging import read_source_tags
-from ..domain import dedup, fpindex, normalize
+from ..domain import dedup, fpindex, lifecycle, normalize
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, looks_like_url, normalise_isrc
 from ..domain.status import Status
@@ -280,7 +280,7 @@ def apply_saved(library: Library, record: dict, running: str | None = None) -> d
             if keeper_row is not None and (keeper_row["status"] != Status.DONE and keeper != running):
                 waiting = True  # the keeper is not finished: nothing moves before it is
                 continue
-            previous["status"][member] = Status.QUEUED if row["status"] == Status.RUNNING else row["status"]
+            previous["status"][member] = lifecycle.before_set_aside(row["status"])
             if keeper_row is not None:
                 _merge(library, keeper_row, row, previous)
                 keeper_row = catalog.get(keeper)
@@ -403,9 +403,8 @@ def undo(library: Library, group_id: str) -> dict:
         for column in ("raw_path", "cover_path"):
             catalog.repath(column, Path(dest), Path(source))
     previous = record.get("previous", {})
-    for member, status in previous.get("status", {}).items():
-        if catalog.get(member) is not None:
-            catalog.restore_status(member, status)
+    for member, status in previous.get("status", {}).items():  # only members still set aside
+        catalog.restore_status(member, status)
     for dup, keeper in previous.get("repointed", {}).items():
         if (row := catalog.get(dup)) is not None and row.get("duplicate_of") == record["keeper"]:
             catalog.update(dup, duplicate_of=keeper)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, normalise_isrc, source_for
-from ..domain.status import Status
 from ..library.steps import Library, display_name, name_key
 from . import matching
 from .listings import Entry, Listing
@@ -108,10 +107,10 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
                                           fields.get("title") or row.get("title"))
         fields["discovered_from"] = row.get("discovered_from") or origin
         catalog.update(source.key, **fields)
-        if item.unavailable and (existing is None or existing["status"] == Status.QUEUED):
-            catalog.mark_failed(source.key, "discovery", f"{item.url} cannot be downloaded ({item.unavailable}).",
-                                Reason.of(item.unavailable.split(":", 1)[0]))
-            if source.key in result.new:
+        if item.unavailable:  # failed only while no run has touched it; then it is no new work
+            message = f"{item.url} cannot be downloaded ({item.unavailable})."
+            reason = Reason.of(item.unavailable.split(":", 1)[0])
+            if catalog.mark_unavailable(source.key, "discovery", message, reason) and source.key in result.new:
                 result.new.remove(source.key)
     return result
 
