@@ -395,8 +395,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_install and not install_debian_packages():
         print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
     home = settings.ensure_dagster_home(production=args.production)
-    _instance().dispose()  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library = _library()
+    _reap(library)  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library.inbox.mkdir(parents=True, exist_ok=True)
     for ok, what, fix in doctor_checks():
         if not ok:
@@ -494,6 +494,21 @@ def _instance():
     return instance
 
 
+def _reap(library, instance=None) -> None:
+    """Runs a killed command left STARTED on this home, marked failed now (no daemon may be
+    running to notice), before a command looks at what is in flight."""
+    from .automation.bulk import reap_dead_runs
+
+    if instance is not None:
+        reap_dead_runs(instance, library)
+        return
+    instance = _instance()
+    try:
+        reap_dead_runs(instance, library)
+    finally:
+        instance.dispose()
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     """Ask the running Dagster itself (GraphQL) for one bulk run of the targets, so the
     partitions and runs land in the instance the UI shows, whatever folder this command
@@ -510,6 +525,8 @@ def cmd_add(args: argparse.Namespace) -> int:
               "\n     → start it with `music-pipeline up` (or pass --webserver), or process the tracks here "
               "with `music-pipeline run`.")
         return 1
+    if os.environ.get(settings.DAGSTER_HOME) or Path(settings.DEFAULT_DAGSTER_HOME).is_dir():
+        _reap(_library())  # the home the webserver shows, on this machine
     failures = 0
     targets: dict[str, str] = {}
     keys: list[str] = []
@@ -672,18 +689,26 @@ def cmd_spotify_login(args: argparse.Namespace) -> int:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
+    """The pin is set in the bulk run that then processes the track (with --later, in a run
+    of its own): the UI shows who chose the source, and when."""
+    from .core.domain.identity import redact_url
     from .core.sources import discovery
 
-    row = discovery.pin(_library(), args.track, args.url)
-    print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']}")
+    library = _library()
+    url = discovery.pin_source(library, args.track, args.url)
+    pins = {args.track: args.url}
+    if redact_url(args.url) != args.url:  # a signed link: never in a run's config (the UI shows it)
+        discovery.pin(library, args.track, args.url)
+        pins = {}
+    print(f"{_mark(True)} {args.track} will be downloaded from {url}")
     if args.later:
         print("     it is picked up by `music-pipeline process all` or the nightly sync")
-        return 0
-    return _bulk(keys=[row["key"]], origin="cli pin")
+    return _bulk(keys=[] if args.later else [args.track], origin="cli pin", pins=pins)
 
 
 def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
-          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0) -> int:
+          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0,
+          pins: dict[str, str] | None = None) -> int:
     """Run the bulk job (each track a run of the per-track job) here, printing each track as
     it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
     they show in the UI too."""
@@ -697,8 +722,9 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     resources = build_resources()  # from the environment now, not when the code location was imported
     library = resources["library"].get()
     library.catalog  # noqa: B018 - a catalog this version cannot use stops here, with its message
-    if keys is not None and not keys:
-        print("nothing to process")
+    if keys is not None and not keys and not pins:
+        if pins is None:
+            print("nothing to process")
         return 0
     quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not verbose else "INFO"}}}}
     failed: list[str] = []
@@ -725,9 +751,11 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             print(f"{_mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
         sys.stdout.flush()
 
-    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
+    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel,
+                        pins=pins)
     run_id = make_new_run_id()
     with _instance() as instance, progress(report):
+        _reap(library, instance)
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
             tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
@@ -737,6 +765,8 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,
                                                                   raise_on_error=False)
     total = metadata.get("tracks", 0)
+    if pins and not keys and result.success:  # pinned for later: nothing processed, nothing to say
+        return 0
     if not total:
         message = _first_failure(result)
         print(message or "nothing to process")
@@ -826,12 +856,11 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     import json
 
     from .core.audio import parallel
-    from .core.domain import dedup
     from .core.library import duplicates
 
     library = _library()
     if args.undo:
-        record = duplicates.undo(library, args.undo)
+        record = _change("dedup_undo", {"group": args.undo}, library)
         members = [m for m in record["members"] if m != record["keeper"]]
         print(f"{_mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
         return _undo_mirrors(library, members)
@@ -861,11 +890,13 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         for item in items:
             item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
     by_id = {item.id: item for item in items}
-    groups = dedup.find_groups(items, threshold=args.threshold)
+    groups = duplicates.find_groups(library, items, threshold=args.threshold)  # what was undone stays apart
     moved = 0
+    if args.move and groups:  # the groups saved, then applied in a run that records every track it touched
+        for group in groups:
+            duplicates.save(library, group, state="pending")
+        moved = _change("dedup_move", {"groups": [g.id for g in groups]}, library)["files_moved"]
     for group in groups:
-        if args.move:
-            moved += len(duplicates.apply(library, group)["moves"])
         paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
         keeper = duplicates.paths_of(by_id, group.keeper)[0]
         if args.json:
@@ -885,6 +916,19 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
         print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _change(job_name: str, config: dict, library) -> dict:
+    """Execute a change job (``automation.changes``) here against DAGSTER_HOME's instance, as
+    `run` does its bulk run; returns its output metadata, or for an undo the group's record."""
+    from .automation import changes
+    from .resources import build_resources
+
+    job_def = {j.name: j for j in changes.CHANGE_JOBS}[job_name]
+    with _instance() as instance:
+        _reap(library, instance)
+        metadata = changes.execute(instance, job_def, config, build_resources()["library"], f"cli {job_name}")
+    return library.catalog.group(config["group"]) if job_name == "dedup_undo" else metadata
 
 
 def _undo_mirrors(library, members: list[str]) -> int:

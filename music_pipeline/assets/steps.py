@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import MetadataValue
 
@@ -30,6 +31,9 @@ ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> it
 @dataclass
 class Done:
     metadata: dict
+    #: other tracks whose files this step renamed or retagged (a dedup merge): their
+    #: partitions are recorded again, so their metadata in the UI matches the disk
+    touched: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Stop:
 
     note: str
     metadata: dict = field(default_factory=dict)
+    touched: list[str] = field(default_factory=list)  # as in Done
 
 
 def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str | None = None,
@@ -61,7 +66,11 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
     if url and existing.get("match_pinned"):
         log(f"{key}: downloading the pinned source {redact_url(url)}")
     lib.catalog.mark_running(key)
-    row = lib.fetch_raw(key, options, log=log, force=force, url=url)
+    return Done(raw_metadata(lib.fetch_raw(key, options, log=log, force=force, url=url)))
+
+
+def raw_metadata(row: dict) -> dict:
+    """The raw_audio asset's metadata for a track's row: its original, its source, its match."""
     metadata = {}
     if row.get("match_url"):
         metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
@@ -69,19 +78,18 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
         metadata["match_pinned"] = bool(row.get("match_pinned"))
         if isinstance(row.get("match"), dict):
             metadata["match_candidates"] = MetadataValue.md(_candidates_table(row["match"]))
-    return Done({**metadata,
-        "path": MetadataValue.path(row["raw_path"]),
-        "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
-        else row.get("source_path") or "",
-        "title": row.get("title") or "",
-        "artist": row.get("artist") or "",
-        "codec": row["raw_codec"],
-        "sample_rate": row["raw_sample_rate"],
-        "bit_depth": row["raw_bits"] or 0,
-        "lossless": bool(row["raw_lossless"]),
-        "duration_s": row["duration_s"],
-        "cover_art": bool(row.get("cover_path")),
-    })
+    return {**metadata,
+            "path": MetadataValue.path(row["raw_path"]),
+            "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
+            else row.get("source_path") or "",
+            "title": row.get("title") or "",
+            "artist": row.get("artist") or "",
+            "codec": row["raw_codec"],
+            "sample_rate": row["raw_sample_rate"],
+            "bit_depth": row["raw_bits"] or 0,
+            "lossless": bool(row["raw_lossless"]),
+            "duration_s": row["duration_s"],
+            "cover_art": bool(row.get("cover_path"))}
 
 
 def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> Done | Stop:
@@ -91,8 +99,10 @@ def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> 
     except Exception as err:  # the dedup check must never fail a good track: it only saves work
         warn(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
         verdict = None
-    if verdict is not None and verdict.duplicate_of:
-        return duplicate_stop(lib, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
+    if verdict is not None and verdict.duplicate_of:  # this track's original moved, the keeper retagged
+        stop = duplicate_stop(lib, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
+        stop.touched = list(verdict.group.members)
+        return stop
     metadata = {
         "covers_s": result.duration_s,
         "fingerprint_chars": len(result.fingerprint),
@@ -162,6 +172,14 @@ def audio_features(lib: Library, key: str, settings: Settings) -> Done:
     })
 
 
+def record_metadata(record: dict) -> dict:
+    """A format asset's metadata for a file as the catalog records it now."""
+    return file_metadata(FileResult(fmt=record["format"], path=Path(record["path"]), size=record["size"],
+                                    sha256=record["sha256"], codec=record["codec"],
+                                    sample_rate=record["sample_rate"], bits=record["bits"],
+                                    duration_s=record["duration_s"]))
+
+
 def file_metadata(result: FileResult) -> dict:
     metadata = {
         "path": MetadataValue.path(str(result.path)),
@@ -206,8 +224,15 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
     settled, problems = duplicates.settle(lib, key)
     for problem in problems:  # the old copies stay where they are; the next pass retries
         warn(f"could not set the older copies aside: {problem}")
-    row, files = lib.track(key), lib.catalog.files([key])  # a settled group may have renamed them
-    return Done({
+    superseded = [m for g in settled for m in g["members"] if m != key]
+    # the older copies moved, and this track's own files may have been renamed and retagged
+    return Done(catalog_metadata(lib, key, superseded), touched=[key, *superseded] if settled else [])
+
+
+def catalog_metadata(lib: Library, key: str, superseded: list[str] = ()) -> dict:
+    """The catalog asset's metadata: the track's row and its files as the catalog has them now."""
+    row, files = lib.track(key), lib.catalog.files([key])
+    return {
         "status": row["status"],
         "title": row.get("title") or "",
         "artist": row.get("artist") or "",
@@ -218,5 +243,5 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
             ["| format | path | MB |", "|---|---|---|"]
             + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
-        "superseded": ", ".join(m for g in settled for m in g["members"] if m != key),
-    })
+        "superseded": ", ".join(superseded),
+    }
