@@ -10,7 +10,6 @@ track's own run record what they touch the same way. (`pin` is a catalog decisio
 in the bulk run that then processes the track: ``BulkConfig.pins``.)
 """
 
-from __future__ import annotations
 
 import uuid
 
