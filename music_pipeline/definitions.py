@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor
 
 from .assets import ALL_ASSETS, CHECKS
 from .automation import (
+    CHANGE_JOBS,
     JOBS,
     SCHEDULES,
     SOURCE_SENSORS,
@@ -22,7 +23,7 @@ from .resources import build_resources
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=CHECKS,
-    jobs=[process_track_job, verify_track_job, mirror_track_job, library_index_job, *JOBS],
+    jobs=[process_track_job, verify_track_job, mirror_track_job, library_index_job, *JOBS, *CHANGE_JOBS],
     sensors=[inbox_sensor, library_automation_sensor, notion_queue, *SOURCE_SENSORS],
     schedules=SCHEDULES,
     resources=build_resources(),

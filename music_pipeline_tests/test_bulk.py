@@ -76,7 +76,10 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
         copied = create_run_for_test(instance, job_name="process_track", status=DagsterRunStatus.STARTED,
                                      run_id=ids["copied"], tags={WORKER_TAG: f"{host}:{dead.pid}:{ids['track']}",
                                                                  "dagster/partition": "re-executed"})
-        assert bulk.in_flight(instance, library) == {"busy-track", "re-executed"}  # the living ones count
+        assert bulk.in_flight(instance) == {"busy-track", "re-executed"}  # the living ones count
+        assert instance.get_run_by_id(killed_bulk.run_id).status == DagsterRunStatus.STARTED  # a query only
+        assert library.catalog.get(key)["status"] == "running"
+        assert set(bulk.reap_dead_runs(instance, library)) == {killed_bulk.run_id, killed_track.run_id}
         for run in (killed_bulk, killed_track):
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
         for run in (running, copied):

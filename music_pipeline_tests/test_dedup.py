@@ -30,6 +30,12 @@ from .conftest import output_files
 from .dedup_audio import bright, rerender, stem, transform, tune
 
 
+@pytest.fixture(autouse=True)
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dedup --move` and `--undo` are runs: in a DAGSTER_HOME of the test's own."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One song, its real transformations, and three things that are not it."""
@@ -262,7 +268,11 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
         library.catalog.update(key, isrc="USRC17607839")
     result = materialize([dedup_groups], instance=instance, resources=resources)
     assert result.success
-    metadata = result.asset_materializations_for_node("dedup_groups")[0].metadata
+    own, *recorded = sorted(result.asset_materializations_for_node("dedup_groups"),
+                            key=lambda m: m.asset_key.path != ["dedup_groups"])
+    metadata = own.metadata
+    # the moved copy's files and the keeper's retagged ones, recorded again in this run
+    assert {(m.asset_key.path[0], m.partition) for m in recorded} >= {("catalog", b), ("wav", b), ("wav", a)}
     assert metadata["groups"].value == 1 and metadata["duplicates"].value == 1
     assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
     assert "lossless over lossy" in metadata["keeper_rule"].value

@@ -364,7 +364,7 @@ def test_a_bulk_runs_own_track_run_left_started_after_it_ended_is_dead_on_any_ma
     from dagster._core.launcher import WorkerStatus
     from dagster._core.test_utils import create_run_for_test
 
-    from music_pipeline.automation.bulk import BULK_TAG, PARTITION_TAG, in_flight
+    from music_pipeline.automation.bulk import BULK_TAG, PARTITION_TAG, in_flight, reap_dead_runs
     from music_pipeline.instance import MonitoredRunLauncher, orphaned_by_bulk
 
     with DagsterInstance.ephemeral() as instance:
@@ -384,5 +384,6 @@ def test_a_bulk_runs_own_track_run_left_started_after_it_ended_is_dead_on_any_ma
         health = launcher.check_run_worker_health(track)
         assert health.status == WorkerStatus.FAILED and bulk.run_id in health.msg
         assert orphaned_by_bulk(instance, instance.get_run_by_id(sent.run_id)) is None
-        assert in_flight(instance, waiting=False) == {"file-b"}  # file-a's run reported failed on the way
+        assert in_flight(instance, waiting=False) == {"file-b"}  # file-a's run is dead: not counted
+        assert reap_dead_runs(instance) == [track.run_id]  # and marked failed by the reaper alone
         assert instance.get_run_by_id(track.run_id).status == DagsterRunStatus.FAILURE

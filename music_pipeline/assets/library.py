@@ -8,6 +8,7 @@ from ..core.domain.errors import TrackError
 from ..core.domain.paths import FORMATS
 from ..core.library import duplicates, mirrors, playlists
 from ..resources import EagleResource, LibraryResource
+from . import touched
 from .tracks import catalog
 
 
@@ -51,7 +52,8 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
     duplicate in the catalog and their files moved to ``<library>/duplicates/<group>/``.
     `music-pipeline dedup --undo GROUP` puts a group back. New tracks are already checked
     one by one right after their fingerprint; this pass catches the rest (tracks added
-    before the index existed, matches found through metadata that arrived later)."""
+    before the index existed, matches found through metadata that arrived later). Every
+    track whose files moved or were retagged is recorded again in this run, as it is now."""
     lib = library.get()
     indexed = duplicates.index_backlog(lib)
     if indexed:
@@ -61,11 +63,14 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
         context.log.warning(f"a pending group could not be applied yet: {problem}")
     groups = duplicates.library_groups(lib)
     moved = 0
+    changed = [m for record in settled for m in record["members"]]
     for group in groups:
         record = duplicates.apply(lib, group)
         moved += len(record["moves"])
+        changed += record["members"]
         context.log.info(f"{group.id}: {group.reason}; duplicates {', '.join(group.others)} "
                          f"({', '.join(group.matched_by)})")
+    recorded = touched.record(context, lib, changed)
     trashed = _eagle_trash(context, lib, eagle)
     rows = ["| group | keeper | duplicates | matched by | best score | reason |", "|---|---|---|---|---|---|"]
     for group in groups:
@@ -78,6 +83,7 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
         "groups": len(groups),
         "duplicates": sum(len(g.others) for g in groups),
         "files_moved": moved,
+        "track_assets_recorded": recorded,
         "keeper_rule": dedup.KEEPER_RULE,
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
         "pending_groups_settled": len(settled),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dagster import MetadataValue
 
@@ -28,6 +29,9 @@ ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> it
 @dataclass
 class Done:
     metadata: dict
+    #: other tracks whose files this step renamed or retagged (a dedup merge): their
+    #: partitions are recorded again, so their metadata in the UI matches the disk
+    touched: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Stop:
 
     note: str
     metadata: dict = field(default_factory=dict)
+    touched: list[str] = field(default_factory=list)  # as in Done
 
 
 def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str | None = None,
@@ -46,7 +51,11 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
         return duplicate_stop(outcome)
     if isinstance(outcome, usecases.Review):
         return review_stop(outcome)
-    row = outcome.row
+    return Done(raw_metadata(outcome.row))
+
+
+def raw_metadata(row: dict) -> dict:
+    """The raw_audio asset's metadata for a track's row: its original, its source, its match."""
     metadata = {}
     if row.get("match_url"):
         metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
@@ -54,25 +63,26 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
         metadata["match_pinned"] = bool(row.get("match_pinned"))
         if isinstance(row.get("match"), dict):
             metadata["match_candidates"] = MetadataValue.md(_candidates_table(row["match"]))
-    return Done({**metadata,
-        "path": MetadataValue.path(row["raw_path"]),
-        "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
-        else row.get("source_path") or "",
-        "title": row.get("title") or "",
-        "artist": row.get("artist") or "",
-        "codec": row["raw_codec"],
-        "sample_rate": row["raw_sample_rate"],
-        "bit_depth": row["raw_bits"] or 0,
-        "lossless": bool(row["raw_lossless"]),
-        "duration_s": row["duration_s"],
-        "cover_art": bool(row.get("cover_path")),
-    })
+    return {**metadata,
+            "path": MetadataValue.path(row["raw_path"]),
+            "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
+            else row.get("source_path") or "",
+            "title": row.get("title") or "",
+            "artist": row.get("artist") or "",
+            "codec": row["raw_codec"],
+            "sample_rate": row["raw_sample_rate"],
+            "bit_depth": row["raw_bits"] or 0,
+            "lossless": bool(row["raw_lossless"]),
+            "duration_s": row["duration_s"],
+            "cover_art": bool(row.get("cover_path"))}
 
 
 def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> Done | Stop:
     outcome = usecases.fingerprint(lib, key, log=log, warn=warn)
-    if isinstance(outcome, usecases.SetAside):
-        return duplicate_stop(outcome)
+    if isinstance(outcome, usecases.SetAside):  # this track's original moved, the keeper retagged
+        stop = duplicate_stop(outcome)
+        stop.touched = list(outcome.group["members"]) if outcome.group else [key, outcome.keeper]
+        return stop
     result = outcome.result
     metadata = {
         "covers_s": result.duration_s,
@@ -139,6 +149,14 @@ def audio_features(lib: Library, key: str, settings: Settings) -> Done:
     })
 
 
+def record_metadata(record: dict) -> dict:
+    """A format asset's metadata for a file as the catalog records it now."""
+    return file_metadata(FileResult(fmt=record["format"], path=Path(record["path"]), size=record["size"],
+                                    sha256=record["sha256"], codec=record["codec"],
+                                    sample_rate=record["sample_rate"], bits=record["bits"],
+                                    duration_s=record["duration_s"]))
+
+
 def file_metadata(result: FileResult) -> dict:
     metadata = {
         "path": MetadataValue.path(str(result.path)),
@@ -168,8 +186,15 @@ def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str
 
 def catalog(lib: Library, key: str, warn: Log = print) -> Done:
     finished = usecases.finish(lib, key, warn=warn)
-    row, files = finished.row, finished.files
-    return Done({
+    # the older copies moved, and this track's own files may have been renamed and retagged
+    return Done(catalog_metadata(lib, key, finished.superseded),
+                touched=[key, *finished.superseded] if finished.settled else [])
+
+
+def catalog_metadata(lib: Library, key: str, superseded: list[str] = ()) -> dict:
+    """The catalog asset's metadata: the track's row and its files as the catalog has them now."""
+    row, files = lib.track(key), lib.catalog.files([key])
+    return {
         "status": row["status"],
         "title": row.get("title") or "",
         "artist": row.get("artist") or "",
@@ -180,5 +205,5 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
             ["| format | path | MB |", "|---|---|---|"]
             + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
-        "superseded": ", ".join(finished.superseded),
-    })
+        "superseded": ", ".join(superseded),
+    }

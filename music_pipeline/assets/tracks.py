@@ -23,7 +23,7 @@ from dagster import (
 from ..core.domain.errors import Reason, TrackError
 from ..core.library.steps import Library
 from ..resources import AnalysisResource, DownloaderResource, LibraryResource, SpotifyResource
-from . import steps
+from . import steps, touched
 from .sources import SOURCE_ASSETS
 
 tracks = DynamicPartitionsDefinition(name="tracks")
@@ -57,9 +57,13 @@ class RawAudioConfig(Config):
     """Download or import again even when the original is already in the library."""
 
 
-def _emit(context: AssetExecutionContext, outcome: steps.Done | steps.Stop) -> Iterator[MaterializeResult]:
+def _emit(context: AssetExecutionContext, outcome: steps.Done | steps.Stop,
+          library: Library | None = None) -> Iterator[MaterializeResult]:
     """A Done becomes the materialisation; a Stop is logged and observed, and the track's
-    later steps are skipped (these assets have ``output_required=False``)."""
+    later steps are skipped (these assets have ``output_required=False``). Partitions whose
+    files the step renamed or retagged (a dedup merge) are recorded as they are now."""
+    if outcome.touched and library is not None:
+        touched.record(context, library, outcome.touched)
     if isinstance(outcome, steps.Stop):
         context.log.info(outcome.note)
         context.log_event(AssetObservation(asset_key=context.asset_key, partition=context.partition_key,
@@ -97,7 +101,7 @@ def fingerprint(context: AssetExecutionContext, library: LibraryResource) -> Ite
     lib = library.get()
     with track_step(context, lib, "fingerprint") as key:
         outcome = steps.fingerprint(lib, key, log=context.log.info, warn=context.log.warning)
-    yield from _emit(context, outcome)
+    yield from _emit(context, outcome, lib)
 
 
 @asset(partitions_def=tracks, group_name=GROUP, deps=[fingerprint], kinds={"librosa"}, pool="analysis")
@@ -135,10 +139,15 @@ FORMAT_ASSETS = {"ALAC": m4a_alac, "AIFF": aiff, "WAV": wav}
 def catalog(context: AssetExecutionContext, library: LibraryResource) -> MaterializeResult:
     """The track's row in the catalog (``<library>/catalog.sqlite``), marked done once every
     output, the features and the fingerprint are in; older copies this track replaces are
-    set aside now."""
+    set aside now (their partitions, and this one's renamed or retagged outputs, recorded
+    again as they are now)."""
     lib = library.get()
     with track_step(context, lib, "catalog") as key:
-        return MaterializeResult(metadata=steps.catalog(lib, key, warn=context.log.warning).metadata)
+        outcome = steps.catalog(lib, key, warn=context.log.warning)
+        touched.record(context, lib, [k for k in outcome.touched if k != key])
+        if key in outcome.touched:  # its outputs, recorded earlier in this run; its row follows below
+            touched.record(context, lib, [key], assets=[a for a in touched.FILE_ASSETS if a != "catalog"])
+        return MaterializeResult(metadata=outcome.metadata)
 
 
 TRACK_ASSETS = [raw_audio, audio_features, fingerprint, m4a_alac, aiff, wav, catalog]

@@ -13,8 +13,9 @@ rules that choose the tracks are plain code (``core.selection``).
 The bulk op holds no pool slot itself: its track runs' steps take the download, ffmpeg and
 analysis slots, so a bulk run never waits for a slot it holds. A track run records the
 process executing it (``music_pipeline/worker``): if the bulk run's process dies, run
-monitoring marks the track runs it left STARTED as failed, and ``in_flight`` does so at once
-when it finds one, so the tracks can run again.
+monitoring marks the track runs it left STARTED as failed, and ``reap_dead_runs`` (called by
+the sensors before they look, by every bulk run and by the commands at their start) does so
+at once, the bulk run included, so the tracks can run again. ``in_flight`` only looks.
 
 On several machines (the instance's launcher is ``instance.DistributedRunLauncher``) a bulk
 run executes nothing itself: it submits one ``process_track`` run per track to the run queue,
@@ -55,6 +56,7 @@ from pydantic import Field
 from ..assets import TARGET_TAG, tracks
 from ..core.domain import selection
 from ..core.domain.errors import Reason
+from ..core.domain.identity import redact_url
 from ..core.domain.status import Status
 from ..core.library.steps import Library
 from ..core.sources import discovery
@@ -109,14 +111,16 @@ class BulkConfig(Config):
     retries: int = Field(default=1, description="New runs for a track whose failure may pass (network, disk "
                                                 "full, a crash); never DRM, geo, not audio or needs review.")
     retry_delay_s: float = Field(default=30.0, description="Seconds before those are tried again.")
+    pins: dict[str, str] = Field(default_factory=dict, description="Track key -> the URL to download it from "
+                                                                   "(`music-pipeline pin`), set before anything runs.")
 
 
 def run_config(keys: list[str] | None = None, *, targets: dict[str, str] | None = None, select: str = "",
                limit: int = 0, force: bool = False, sync: bool = False, job_name: str = "process_track",
-               parallel: int = 0) -> dict:
+               parallel: int = 0, pins: dict[str, str] | None = None) -> dict:
     return {"ops": {"run_tracks": {"config": {
         "keys": keys or [], "targets": targets or {}, "select": select, "limit": limit, "force_download": force,
-        "sync_sources": sync, "job": job_name, "parallel": parallel}}}}
+        "sync_sources": sync, "job": job_name, "parallel": parallel, "pins": pins or {}}}}}
 
 
 def bulk_request(keys: list[str], origin: str, *, run_key: str | None = None) -> RunRequest | None:
@@ -132,29 +136,40 @@ def bulk_request(keys: list[str], origin: str, *, run_key: str | None = None) ->
 # -- in flight ------------------------------------------------------------------------------
 
 
-def in_flight(instance: DagsterInstance, library: Library | None = None, *, waiting: bool = True) -> set[str]:
+def in_flight(instance: DagsterInstance, *, waiting: bool = True) -> set[str]:
     """Tracks a queued or running run is working on and, with ``waiting``, tracks waiting in
     an unfinished bulk run: the one rule every sensor and command applies before requesting
     a track. (A bulk run itself gives way only to track runs, checked again as each starts:
-    two bulk runs giving way to each other's waiting lists would both skip a track.) A run
-    whose process died is reported failed here (run monitoring would within its poll
-    interval, but only under the daemon) and does not count."""
+    two bulk runs giving way to each other's waiting lists would both skip a track.) A pure
+    query: a run whose process died does not count, and is marked failed only by
+    ``reap_dead_runs``, which callers run first."""
     keys: set[str] = set()
     for run in instance.get_runs(filters=RunsFilter(job_name="process_track", statuses=UNFINISHED)):
-        if _dead(run, instance):
-            fail_orphan(instance, run, library)
-            continue
-        if run.tags.get(PARTITION_TAG):
+        if run.tags.get(PARTITION_TAG) and not _dead(run, instance):
             keys.add(run.tags[PARTITION_TAG])
     if not waiting:
         return keys
     for run in instance.get_runs(filters=RunsFilter(job_name=process_tracks.name, statuses=UNFINISHED)):
-        if _dead(run):
-            fail_orphan(instance, run, None)  # a command's bulk run killed with no daemon to notice
-            continue
-        keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
-                    .get("keys") or [])
+        if not _dead(run):
+            keys.update((run.run_config or {}).get("ops", {}).get("run_tracks", {}).get("config", {})
+                        .get("keys") or [])
     return keys
+
+
+def reap_dead_runs(instance: DagsterInstance, library: Library | None = None) -> list[str]:
+    """Mark failed every started run whose process is gone (a command's bulk run killed with
+    no daemon to notice, the track runs it left, a dead lane's run), free their pool slots
+    and fail their tracks, so the tracks can run again; returns their run ids. Run monitoring
+    does the same under the daemon, within its poll interval; this does it at once, wherever
+    it is called: by the sensors before they query, by every bulk run, and by the commands at
+    their start. Bulk runs first: their track runs are then orphans on any machine."""
+    started = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    reaped = []
+    for run in sorted(started, key=lambda r: r.job_name != process_tracks.name):
+        if _dead(run, instance):
+            fail_orphan(instance, run, library)
+            reaped.append(run.run_id)
+    return reaped
 
 
 def _dead(run, instance: DagsterInstance | None = None) -> bool:
@@ -515,7 +530,13 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         new = discovery.sync_everything(lib, spotify.client if spotify.configured else None,
                                       soundcloud.user or None, downloader.options(), context.log.info)
         context.log.info(f"sources: {len(new)} new track(s)")
-    busy = in_flight(instance, lib, waiting=False)
+    for key, url in config.pins.items():  # the source chosen by hand, in this run; the track's run fetches it
+        row = discovery.pin(lib, key, url)
+        context.log.info(f"{key}: pinned to {redact_url(row['match_url'])}")
+    if config.pins and not (config.keys or config.select):  # `pin --later`: processed at the next sync
+        return Output(None, metadata={"pinned": ", ".join(config.pins), "tracks": 0})
+    reap_dead_runs(instance, lib)  # a dead run's tracks are free again
+    busy = in_flight(instance, waiting=False)
     if config.keys:
         rows = {r["key"]: r for r in lib.catalog.tracks()} if len(config.keys) > 50 else \
             {k: r for k in config.keys if (r := lib.catalog.get(k)) is not None}

@@ -13,7 +13,7 @@ from ..core.domain.status import Status
 from ..core.library import mirrors
 from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource, NotionResource
-from .bulk import bulk_request, in_flight, process_tracks
+from .bulk import bulk_request, in_flight, process_tracks, reap_dead_runs
 
 #: Pages taken from the queue, and pages brought up to date, per tick: at 3 requests a
 #: second this keeps a tick near 30 s at most, inside Dagster's 60 s limit.
@@ -34,7 +34,8 @@ def notion_queue(context: SensorEvaluationContext, library: LibraryResource, not
     options = downloader.options()
     try:
         mirror = notion.mirror()
-        busy = in_flight(context.instance, lib)
+        reap_dead_runs(context.instance, lib)
+        busy = in_flight(context.instance)
         taken = mirrors.take_queue(lib, mirror, lambda url: resolve_id(url, options), limit=QUEUE_PER_TICK,
                                    budget_s=TICK_BUDGET_S)
         followed = mirrors.follow_notion(lib, mirror, limit=FOLLOW_PER_TICK, budget_s=TICK_BUDGET_S)

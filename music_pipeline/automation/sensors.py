@@ -23,7 +23,7 @@ from ..core.sources import inbox
 from ..core.sources.discovery import expand_collection
 from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource
-from .bulk import bulk_request, in_flight, process_tracks
+from .bulk import bulk_request, in_flight, process_tracks, reap_dead_runs
 
 
 @sensor(job=process_tracks, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
@@ -43,7 +43,9 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
     for refusal in scan.rejected:
         context.log.warning(refusal)
     known = set(context.instance.get_dynamic_partitions(tracks.name))
-    busy = in_flight(context.instance, lib) if scan.items else set()
+    if scan.items:
+        reap_dead_runs(context.instance, lib)
+    busy = in_flight(context.instance) if scan.items else set()
     new_keys: list[str] = []
     keys: list[str] = []
     signatures: list[str] = []  # what makes this request unique (a file dropped again is asked again)

@@ -33,7 +33,7 @@ from ..core.domain.errors import TrackError
 from ..core.sources import discovery
 from ..core.sources.spotify.models import RateLimited
 from ..resources import DownloaderResource, LibraryResource, SoundCloudResource, SpotifyResource
-from .bulk import bulk_request, in_flight, process_tracks, run_config
+from .bulk import bulk_request, in_flight, process_tracks, reap_dead_runs, run_config
 
 MAX_PER_TICK = 200  # tracks listed (first sync) or registered per tick
 TICK_BUDGET_S = 30.0  # stop listing playlists after this long; the rest next tick (Dagster's limit is 60 s)
@@ -42,7 +42,8 @@ TICK_BUDGET_S = 30.0  # stop listing playlists after this long; the rest next ti
 def _tick(context: SensorEvaluationContext, origin: str, source: str, library: LibraryResource,
           work: Callable[[dict], discovery.Pass]) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    busy = in_flight(context.instance, library.get())  # before the pass registers anything
+    reap_dead_runs(context.instance, library.get())
+    busy = in_flight(context.instance)  # before the pass registers anything
     try:
         result = work(cursor)
     except RateLimited as err:

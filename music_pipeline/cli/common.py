@@ -29,6 +29,21 @@ def open_library():
 
 
 
+def reap(library, instance=None) -> None:
+    """Runs a killed command left STARTED on this home, marked failed now (no daemon may be
+    running to notice), before a command looks at what is in flight."""
+    from ..automation.bulk import reap_dead_runs
+
+    if instance is not None:
+        reap_dead_runs(instance, library)
+        return
+    instance = open_instance()
+    try:
+        reap_dead_runs(instance, library)
+    finally:
+        instance.dispose()
+
+
 def open_instance():
     """DAGSTER_HOME's instance. Its SQLite storages create their tables on first use, and
     two processes doing that at once on a fresh home fail ("table secondary_indexes already

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.domain.status import Status
-from .common import Progress, mark, open_library, open_resources
+from .common import Progress, mark, open_instance, open_library, open_resources, reap
 
 PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",
                  "lufs", "loudness_range_lu", "true_peak_db", "replaygain_track_gain_db",
@@ -64,12 +64,11 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     import json
 
     from ..core.audio import parallel
-    from ..core.domain import dedup
     from ..core.library import duplicates
 
     library = open_library()
     if args.undo:
-        record = duplicates.undo(library, args.undo)
+        record = _change("dedup_undo", {"group": args.undo}, library)
         members = [m for m in record["members"] if m != record["keeper"]]
         print(f"{mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
         return _undo_mirrors(library, members)
@@ -99,11 +98,13 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         for item in items:
             item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
     by_id = {item.id: item for item in items}
-    groups = dedup.find_groups(items, threshold=args.threshold)
+    groups = duplicates.find_groups(library, items, threshold=args.threshold)  # what was undone stays apart
     moved = 0
+    if args.move and groups:  # the groups saved, then applied in a run that records every track it touched
+        for group in groups:
+            duplicates.save(library, group, state="pending")
+        moved = _change("dedup_move", {"groups": [g.id for g in groups]}, library)["files_moved"]
     for group in groups:
-        if args.move:
-            moved += len(duplicates.apply(library, group)["moves"])
         paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
         keeper = duplicates.paths_of(by_id, group.keeper)[0]
         if args.json:
@@ -123,6 +124,19 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             ("; nothing was moved (--move moves the duplicates, --undo GROUP puts them back)" if groups else "")
         print(f"{len(groups)} duplicate group(s) among {len(items)} track(s){extra}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _change(job_name: str, config: dict, library) -> dict:
+    """Execute a change job (``automation.changes``) here against DAGSTER_HOME's instance, as
+    `run` does its bulk run; returns its output metadata, or for an undo the group's record."""
+    from ..automation import changes
+    from ..resources import build_resources
+
+    job_def = {j.name: j for j in changes.CHANGE_JOBS}[job_name]
+    with open_instance() as instance:
+        reap(library, instance)
+        metadata = changes.execute(instance, job_def, config, build_resources()["library"], f"cli {job_name}")
+    return library.catalog.group(config["group"]) if job_name == "dedup_undo" else metadata
 
 
 def _undo_mirrors(library, members: list[str]) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import settings
-from .common import mark, open_instance, open_library
+from .common import mark, open_library, reap
 from .doctor import doctor_checks, install_debian_packages
 
 
@@ -30,8 +30,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_install and not install_debian_packages():
         print("Some system packages are missing; `music-pipeline doctor` says which.", file=sys.stderr)
     home = settings.ensure_dagster_home(production=args.production)
-    open_instance().dispose()  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library = open_library()
+    reap(library)  # its storages created now, under the lock, not raced by a `run` started meanwhile
     library.inbox.mkdir(parents=True, exist_ok=True)
     for ok, what, fix in doctor_checks():
         if not ok:

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from .. import settings
 from ..core.domain.errors import TrackError
 from ..core.domain.status import Status
-from .common import mark, open_instance, open_library, open_resources
+from .common import mark, open_instance, open_library, open_resources, reap
 
 
 def _register(targets: list[str]) -> tuple[list[str], int]:
@@ -58,10 +60,12 @@ def cmd_add(args: argparse.Namespace) -> int:
               "\n     → start it with `music-pipeline up` (or pass --webserver), or process the tracks here "
               "with `music-pipeline run`.")
         return 1
+    library = open_library()
+    if os.environ.get(settings.DAGSTER_HOME) or Path(settings.DEFAULT_DAGSTER_HOME).is_dir():
+        reap(library)  # the home the webserver shows, on this machine
     failures = 0
     targets: dict[str, str] = {}
     keys: list[str] = []
-    library = open_library()
     for target in args.targets:
         try:
             source = source_for(target, resolve_id)
@@ -140,18 +144,26 @@ def cmd_spotify_login(args: argparse.Namespace) -> int:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
+    """The pin is set in the bulk run that then processes the track (with --later, in a run
+    of its own): the UI shows who chose the source, and when."""
+    from ..core.domain.identity import redact_url
     from ..core.sources import discovery
 
-    row = discovery.pin(open_library(), args.track, args.url)
-    print(f"{mark(True)} {row['key']} will be downloaded from {row['match_url']}")
+    library = open_library()
+    url = discovery.pin_source(library, args.track, args.url)
+    pins = {args.track: args.url}
+    if redact_url(args.url) != args.url:  # a signed link: never in a run's config (the UI shows it)
+        discovery.pin(library, args.track, args.url)
+        pins = {}
+    print(f"{mark(True)} {args.track} will be downloaded from {url}")
     if args.later:
         print("     it is picked up by `music-pipeline process all` or the nightly sync")
-        return 0
-    return _bulk(keys=[row["key"]], origin="cli pin")
+    return _bulk(keys=[] if args.later else [args.track], origin="cli pin", pins=pins)
 
 
 def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
-          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0) -> int:
+          verbose: bool = False, origin: str = "cli", job_name: str = "process_track", parallel: int = 0,
+          pins: dict[str, str] | None = None) -> int:
     """Run the bulk job (each track a run of the per-track job) here, printing each track as
     it finishes; exit code 1 when any failed. The runs land in DAGSTER_HOME's instance, so
     they show in the UI too."""
@@ -164,8 +176,9 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     resources = build_resources()  # from the environment now, not when the code location was imported
     library = resources["library"].get()
     library.catalog  # noqa: B018 - a catalog this version cannot use stops here, with its message
-    if keys is not None and not keys:
-        print("nothing to process")
+    if keys is not None and not keys and not pins:
+        if pins is None:
+            print("nothing to process")
         return 0
     quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if not verbose else "INFO"}}}}
     failed: list[str] = []
@@ -192,9 +205,11 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             print(f"{mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
         sys.stdout.flush()
 
-    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
+    config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel,
+                        pins=pins)
     run_id = make_new_run_id()
     with open_instance() as instance, progress(report):
+        reap(library, instance)
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
             tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
@@ -204,6 +219,8 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             bind(library_index_job, resources).execute_in_process(instance=instance, run_config=quiet,
                                                                   raise_on_error=False)
     total = metadata.get("tracks", 0)
+    if pins and not keys and result.success:  # pinned for later: nothing processed, nothing to say
+        return 0
     if not total:
         message = _first_failure(result)
         print(message or "nothing to process")

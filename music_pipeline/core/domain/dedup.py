@@ -337,6 +337,7 @@ class _Links:
         self.evidence: list[Evidence] = []
         self.items = items
         self.separated = separated
+        self.members = {i: [i] for i in range(n)}  # root -> its component (kept only to honour separated)
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -345,9 +346,16 @@ class _Links:
         return i
 
     def add(self, i: int, j: int, evidence: Evidence) -> None:
-        if self.separated and frozenset((self.items[i].id, self.items[j].id)) in self.separated:
+        """Link i and j, unless that would put a separated pair in one group, directly or
+        through a third item (an undone group stays apart whatever joins it later)."""
+        ri, rj = self.find(i), self.find(j)
+        if self.separated and ri != rj and any(
+                frozenset((self.items[a].id, self.items[b].id)) in self.separated
+                for a in self.members[ri] for b in self.members[rj]):
             return
-        self.parent[self.find(i)] = self.find(j)
+        if ri != rj:
+            self.parent[ri] = rj
+            self.members[rj] += self.members.pop(ri)
         self.evidence.append(evidence)
 
     def components(self) -> list[list[int]]:

@@ -14,6 +14,7 @@ things that differ: opening, the write lock, the version, the errors).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -1040,10 +1041,11 @@ class Catalog:
         return data
 
     def undone_pairs(self) -> set[frozenset[str]]:
-        """Pairs a user separated with `dedup --undo`: never grouped again automatically."""
+        """Pairs a user separated with `dedup --undo` (every two members of an undone group):
+        never grouped again automatically."""
         pairs: set[frozenset[str]] = set()
         for group in self.groups(state="undone"):
-            pairs |= {frozenset((group["keeper"], m)) for m in group["members"] if m != group["keeper"]}
+            pairs |= {frozenset(pair) for pair in itertools.combinations(group["members"], 2)}
         return pairs
 
     def groups(self, state: str | None = None, keeper: str | None = None) -> list[dict]:

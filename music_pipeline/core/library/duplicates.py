@@ -182,7 +182,7 @@ def check_track(library: Library, key: str) -> Verdict | None:
             log.warning("dedup check: skipping %s: %s", final, err)
     if not keepers:
         return None
-    groups = dedup.find_groups([mine, *keepers.values()], separated=catalog.undone_pairs())
+    groups = find_groups(library, [mine, *keepers.values()])
     group = next((g for g in groups if key in g.members), None)
     if group is None:
         return None
@@ -224,8 +224,16 @@ def settle_all(library: Library) -> tuple[list[dict], list[str]]:
 
 def library_groups(library: Library) -> list[dedup.Group]:
     """Groups among the finished tracks (running ones are left alone until they finish)."""
-    items = [track_item(row) for row in library.catalog.tracks(Status.DONE)]
-    return dedup.find_groups(items, separated=library.catalog.undone_pairs())
+    return find_groups(library, [track_item(row) for row in library.catalog.tracks(Status.DONE)])
+
+
+def find_groups(library: Library, items: Sequence[dedup.Item],
+                threshold: float = fpindex.MATCH_THRESHOLD) -> list[dedup.Group]:
+    """Groups among ``items`` that every pass may act on: what a user separated with
+    `dedup --undo` is never grouped again (the command's pass, the library-wide one and the
+    check after the fingerprint alike)."""
+    separated = library.catalog.undone_pairs() if library.has_catalog() else frozenset()
+    return dedup.find_groups(items, threshold=threshold, separated=separated)
 
 
 # -- applying and undoing ---------------------------------------------------------------------
@@ -235,6 +243,12 @@ def library_groups(library: Library) -> list[dedup.Group]:
 
 
 def save(library: Library, group: dedup.Group, state: str) -> dict:
+    """The group's row, written unless it exists already: an applied group is history, and an
+    undone one is the user's decision, which a later pass finding the same members keeps
+    (``apply`` leaves a group that is not pending as it is)."""
+    existing = library.catalog.group(group.id)
+    if existing is not None and existing["state"] == "undone":
+        return existing
     record = {"id": group.id, "keeper": group.keeper, "members": group.members, "state": state,
               "rule": dedup.KEEPER_RULE, "reason": group.reason,
               "evidence": [e.as_dict() for e in group.evidence], "previous": {}, "moves": []}

@@ -186,18 +186,25 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
     return best.candidate.url
 
 
-def pin(library: Library, key: str, url: str) -> dict:
-    """Fix a track's source by hand (a Spotify match, or any track's download URL). The
-    track goes back to the queue; one already downloaded is downloaded again from there."""
+def pin_source(library: Library, key: str, url: str) -> str:
+    """The URL ``pin`` would record for ``key`` (canonical), or the reason it cannot: asked
+    before the run that pins it, so a bad URL is one sentence and nothing runs."""
     from ..domain.identity import is_collection, spotify_id
 
-    row = library.track(key)
+    library.track(key)  # an unknown track says so
     if spotify_id(url):
         raise TrackError(f"{url} is a Spotify link: its audio is DRM-protected, so it cannot be the source.",
                          hint="Pin a YouTube, SoundCloud or direct link to the same recording.")
     if is_collection(url):
         raise TrackError(f"{url} is a playlist, not one track.", hint="Pin the link of the one upload you want.")
-    chosen = canonical_url(url)
+    return canonical_url(url)
+
+
+def pin(library: Library, key: str, url: str) -> dict:
+    """Fix a track's source by hand (a Spotify match, or any track's download URL). The
+    track goes back to the queue; one already downloaded is downloaded again from there."""
+    chosen = pin_source(library, key, url)
+    row = library.track(key)
     match = row.get("match") if isinstance(row.get("match"), dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
     library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
