@@ -721,13 +721,13 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             print(f"{_mark(True)} {key}")
         else:
             failed.append(key)
-            step = f" [{row['error_step']}]" if row.get("error_step") else ""
-            print(f"{_mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
+            print(_failure_line(instance, key, row, log))
         sys.stdout.flush()
 
     config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
     run_id = make_new_run_id()
-    with _instance() as instance, progress(report):
+    log = None if verbose else settings.ensure_dagster_home() / "logs" / f"{run_id}.log"
+    with _instance() as instance, progress(report), _errors_to(log):
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
             tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)
@@ -739,10 +739,58 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     total = metadata.get("tracks", 0)
     if not total:
         message = _first_failure(result)
-        print(message or "nothing to process")
+        print(message + (f" (details: {log})" if log and log.exists() else "") if message else "nothing to process")
         return 1 if message else 0
-    print(f"{total - len(failed)} of {total} processed; library: {library.root}")
+    unmirrored = [key for key in failed if (library.catalog.get(key) or {}).get("status") == Status.DONE]
+    print(f"{total - len(failed) + len(unmirrored)} of {total} processed"
+          + (f" ({len(unmirrored)} not mirrored: `music-pipeline mirror` tries again)" if unmirrored else "")
+          + f"; library: {library.root}")
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _errors_to(log: Path | None):
+    """Send this process's stderr (Dagster's error events, whole stack traces, from every
+    track run) to ``log`` while the runs execute, so a failing track is one line here and its
+    traces are in the file that line names; with ``log`` None (``-v``) they are printed."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    if log.stat().st_size == 0:
+        log.unlink()
+
+
+def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
+    """One line for a failed track: the step and its message (the catalog's, or the failed
+    step's own when the track itself finished and a later step, a mirror, failed), then where
+    the traces are."""
+    from dagster import DagsterEventType, RunsFilter
+
+    step, message = row.get("error_step"), row.get("error")
+    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={"dagster/partition": key}), limit=1)
+    if runs and (row.get("status") == Status.DONE or not message):
+        for entry in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
+            data = entry.dagster_event.step_failure_data
+            step = entry.dagster_event.step_key
+            message = (data.user_failure_data and data.user_failure_data.description) or \
+                (data.error and data.error.message.strip())
+            break
+    where = f" [{step}]" if step else ""
+    if row.get("status") == Status.DONE:  # a mirror failed: `music-pipeline mirror KEY` tries it again
+        message = f"processed (its files are in the library), but {message}"
+    return (f"{_mark(False)} {key}{where}: {message or 'failed (see its run in the Dagster UI)'}"
+            + (f" (details: {log})" if log else ""))
 
 
 def _print_mirrors(library, key: str, outcome: str) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from .audio import make_track
+from .fakes.notion import FakeNotion
 from .test_bad_input import assert_failed_cleanly
 
 # -- a file cut short: no format is exempt from the truncation check -------------------------
@@ -26,3 +32,47 @@ def test_a_file_cut_in_half_is_refused_whatever_its_format(process, library, tmp
     if suffix == ".mp3":  # the new verdict never refuses the whole file (the others: test_bad_input)
         _, retry = process(str(whole))
         assert retry.success
+
+
+# -- the command line: what a failing track prints --------------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    return {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home")}
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "music_pipeline", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_track_whose_only_failure_is_notion_is_reported_as_such(env, tmp_path) -> None:
+    """The track is processed (its files are in the library); only its Notion page could not be
+    written: said as that, never as "another run is processing it"."""
+    song = make_track(tmp_path / "Mirror - Fails.flac", seconds=3, codec_args=["-c:a", "flac"])
+    with FakeNotion() as fake:
+        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url"})
+        fake.fail_next(10_000, 500)  # Notion answers, but fails every request
+        proc = cli({**env, "NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url},
+                   "run", str(song))
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "another run is processing it" not in out, out
+    line = next(line for line in out.splitlines() if line.startswith("[1/1]"))
+    assert "Notion" in line and "processed" in line, out
+    assert fake.token not in out + proc.stderr
+
+
+def test_a_failing_track_is_one_line_and_its_traces_are_in_the_log_it_names(env, tmp_path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    proc = cli(env, "run", str(broken))
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("[1/1]") and "broken.wav is not an audio file" in lines[0], proc.stdout
+    assert "Stack Trace" not in proc.stdout + proc.stderr and len(proc.stderr.splitlines()) < 5, proc.stderr
+    log = Path(lines[0].rsplit("(details: ", 1)[1].rstrip(")"))
+    assert log.is_relative_to(Path(env["DAGSTER_HOME"])) and "Stack Trace" in log.read_text()
+    verbose = cli(env, "run", "-v", "--force", str(broken))  # -v: the traces printed, as before
+    assert "Stack Trace" in verbose.stderr and "details:" not in verbose.stdout
