@@ -76,3 +76,17 @@ def test_a_failing_track_is_one_line_and_its_traces_are_in_the_log_it_names(env,
     assert log.is_relative_to(Path(env["DAGSTER_HOME"])) and "Stack Trace" in log.read_text()
     verbose = cli(env, "run", "-v", "--force", str(broken))  # -v: the traces printed, as before
     assert "Stack Trace" in verbose.stderr and "details:" not in verbose.stdout
+
+
+def test_a_wav_backup_folder_that_cannot_be_created_is_named(process, library, library_root, resources) -> None:
+    from music_pipeline.resources import LibraryResource
+
+    backup = "/proc/music-backup/volume"  # nothing can make a folder there: as an unmounted volume's path
+    song = make_track(library_root.parent / "Backup - Fails.flac", seconds=3, codec_args=["-c:a", "flac"])
+    key, result = process(str(song), resources_override={
+        **resources, "library": LibraryResource(root=str(library_root), wav_backup_dir=backup)})
+    assert not result.success
+    row = library.catalog.get(key)
+    assert row["status"] == "failed" and row["error_step"] == "wav", row
+    assert "Unexpected error" not in row["error"] and "FileNotFoundError" not in row["error"], row["error"]
+    assert f"The WAV backup folder {backup} (WAV_BACKUP_DIR) cannot be written" in row["error"], row["error"]
