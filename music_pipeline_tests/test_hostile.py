@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +93,38 @@ def test_a_wav_backup_folder_that_cannot_be_created_is_named(process, library, l
     assert row["status"] == "failed" and row["error_step"] == "wav", row
     assert "Unexpected error" not in row["error"] and "FileNotFoundError" not in row["error"], row["error"]
     assert f"The WAV backup folder {backup} (WAV_BACKUP_DIR) cannot be written" in row["error"], row["error"]
+
+
+def test_add_of_a_signed_url_on_a_library_without_a_catalog_says_nothing_was_registered(env, http_server) -> None:
+    (http_server.root / "server_info").write_text("{}")  # a webserver that answers, as Dagster's would
+    signed = "https://cdn.example.com/set.mp3?X-Amz-Signature=s3cr3tsignature&X-Amz-Expires=600"
+    proc = cli(env, "add", signed, "--webserver", http_server.url("").rstrip("/"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "is registered" not in proc.stdout and "nothing was registered or added" in proc.stdout, proc.stdout
+    assert "s3cr3tsignature" not in proc.stdout + proc.stderr
+    assert not (Path(env["MUSIC_LIBRARY"]) / "catalog.sqlite").exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real 4 MB filesystem (tmpfs), filled to the last byte."""
+    if os.geteuid() != 0:
+        pytest.fail("the full-disk test mounts a tmpfs and needs root (CI runs as root)")
+    mount = tmp_path / "full"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    (mount / "library").mkdir()
+    with open(mount / "filler", "wb") as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_doctor_does_not_call_a_full_library_disk_ok(env, full_disk) -> None:
+    assert shutil.disk_usage(full_disk).free == 0
+    proc = cli({**env, "MUSIC_LIBRARY": str(full_disk / "library"), "EAGLE_API_BASE": "off"}, "doctor")
+    assert proc.returncode == 1, proc.stdout
+    assert re.search(r"FIX .*library .*the disk is full", proc.stdout), proc.stdout
+    assert "free some space" in proc.stdout

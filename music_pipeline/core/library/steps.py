@@ -529,6 +529,11 @@ def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) ->
     return {k: v for k, v in merged.items() if v is not None}
 
 
+#: Free space a library needs for one more track: a five-minute 24-bit track is about 90 MB as
+#: WAV, as much as AIFF, two thirds of that as ALAC, besides its original.
+ROOM_FOR_A_TRACK = 200 * 1024 * 1024
+
+
 def free_bytes(path: Path) -> int:
     path = Path(path)
     while not path.exists():
