@@ -128,3 +128,96 @@ def test_doctor_does_not_call_a_full_library_disk_ok(env, full_disk) -> None:
     assert proc.returncode == 1, proc.stdout
     assert re.search(r"FIX .*library .*the disk is full", proc.stdout), proc.stdout
     assert "free some space" in proc.stdout
+
+
+# -- stopping `up` as docker, systemd and Kubernetes do -------------------------------------------
+
+
+def _processes_of(home: Path) -> set[int]:
+    """Processes whose environment names this DAGSTER_HOME: whatever `up` started, wherever it
+    was re-parented."""
+    marker = f"DAGSTER_HOME={home}\0".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes() and b"Z" not in \
+                        (entry / "stat").read_bytes().rsplit(b")", 1)[1][:3]:
+                    found.add(int(entry.name))
+    return found
+
+
+def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupted(tmp_path) -> None:
+    import functools
+    import http.server
+    import signal
+    import threading
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from music_pipeline.core.library.catalog import Catalog
+
+    from .conftest import SlowHandler
+    from .daemon import REPO, free_port, wait
+
+    www = tmp_path / "www"
+    www.mkdir()
+    # noise does not compress: a download of minutes from the slow server
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=d=30:a=0.3", "-ac", "2",
+                    "-c:a", "flac", str(www / "Long - Download.flac")], check=True)
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(www)))
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    library, home, port = tmp_path / "library", tmp_path / "home", free_port()
+    env = {**os.environ, "MUSIC_LIBRARY": str(library), "DAGSTER_HOME": str(home), "EAGLE_API_BASE": "off"}
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "up.log", "w") as log:
+        up = subprocess.Popen([sys.executable, "-m", "music_pipeline", "up", "--no-install", "--port", str(port)],
+                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        import requests
+
+        def serving() -> bool:
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            with contextlib.suppress(requests.RequestException):
+                return requests.get(f"{url}/server_info", timeout=2).ok
+            return False
+
+        wait(serving, 120, "the Dagster webserver")
+        song = f"http://127.0.0.1:{slow.server_address[1]}/Long%20-%20Download.flac"
+        added = subprocess.run([sys.executable, "-m", "music_pipeline", "add", song, "--webserver", url], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stdout + added.stderr
+        catalog = Catalog(library / "catalog.sqlite")
+
+        def downloading() -> str | None:
+            rows = [row for row in catalog.tracks() if row["status"] == "running"]
+            return rows[0]["key"] if rows else None
+
+        key = wait(downloading, 180, "the track's run to start downloading")
+        time.sleep(2)
+        assert _processes_of(home) - {up.pid}, "no code server or run worker to stop"
+
+        os.kill(up.pid, signal.SIGTERM)  # to `up` alone, as docker stop does
+        stopped = time.monotonic()
+        wait(lambda: up.poll() is not None and not _processes_of(home), 35, "everything `up` started to be gone",
+             interval=0.5)
+        assert time.monotonic() - stopped < 30, (tmp_path / "up.log").read_text()[-3000:]
+
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs()
+            assert runs and all(run.is_finished for run in runs), [(r.job_name, r.status) for r in runs]
+            for run in runs:
+                assert run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE), run.status
+                said = [entry.message for entry in instance.all_logs(run.run_id)]
+                assert any("music-pipeline up was stopped (SIGTERM)" in m for m in said), (run.job_name, said[-5:])
+        row = catalog.get(key)
+        assert row["status"] == "failed" and "music-pipeline up was stopped" in row["error"], row
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+        for pid in _processes_of(home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        slow.shutdown()
+        slow.server_close()
