@@ -568,9 +568,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _first_failure(result) -> str | None:
+    """The first failed step's sentence: a Failure's description, else the first error in its
+    chain that is not Dagster's wrapper (a CatalogError, not "Error occurred while executing
+    op"), without our class's dotted name."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip()
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            error = data.error
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            message = error.message.strip()
+            return message.split(": ", 1)[1] if message.startswith("music_pipeline.") else message
     return None
 
 
@@ -706,6 +716,7 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
 
     from .automation.bulk import ORIGIN_TAG, process_tracks, progress, run_config
     from .automation.jobs import bind, library_index_job
+    from .automation.settle import settle_running_tracks
     from .instance import WORKER_TAG, worker_tag
     from .resources import build_resources
 
@@ -743,6 +754,7 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     run_id = make_new_run_id()
     log = None if verbose else settings.ensure_dagster_home() / "logs" / f"{run_id}.log"
     with _instance() as instance, progress(report), _errors_to(log):
+        settle_running_tracks(instance, library)  # a track left `running` by a run that could not say how it ended
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
             tags={ORIGIN_TAG: origin, WORKER_TAG: worker_tag(run_id)}, run_id=run_id)

@@ -38,7 +38,8 @@ def supervise(argv: Sequence[str]) -> int:
         child = subprocess.Popen(list(argv))
         while child.poll() is None and not received:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=0.5)
+                child.wait(timeout=1.0)
+            _reap(keep=child.pid)
         if not received:  # dagster dev ended by itself: what it left is stopped all the same
             stop_tree(os.getpid(), interrupt=False)
             return child.returncode or 0
@@ -94,11 +95,17 @@ def _signal_all(pids: set[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _reap() -> None:
-    """Collect the adopted orphans that exited (zombies otherwise, until this process ends)."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+def _reap(keep: int | None = None) -> None:
+    """Collect the adopted orphans that exited (zombies otherwise, until this process ends);
+    ``keep`` (dagster dev) is left to its Popen, which wants its exit code."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == keep:
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            if ppid == me and state == "Z":
+                os.waitpid(int(entry.name), os.WNOHANG)
 
 
 def stop_tree(root: int, *, interrupt: bool = True) -> set[int]:

@@ -221,3 +221,61 @@ def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupte
                 os.kill(pid, signal.SIGKILL)
         slow.shutdown()
         slow.server_close()
+
+
+# -- the catalog's PostgreSQL server stopped mid-run ---------------------------------------------
+
+
+def test_a_catalog_server_stopped_mid_run_is_one_sentence_and_the_track_is_not_left_running(tmp_path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from music_pipeline.core.library.catalog import Catalog
+
+    from . import services
+    from .conftest import SlowHandler
+    from .daemon import wait
+
+    www = tmp_path / "www"
+    www.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anoisesrc=d=3:a=0.3", "-ac", "2",
+                    "-c:a", "flac", str(www / "Slow - Song.flac")], check=True)  # ~10 s from the slow server
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(www)))
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    local = make_track(tmp_path / "Next - Run.flac", seconds=2, codec_args=["-c:a", "flac"])
+    bindir, os_user = services._pg_bin(), services._pg_os_user()
+    try:
+        with services.postgres(tmp_path / "pg") as pg:
+            env = {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home"),
+                   "MUSIC_CATALOG_URL": pg.url, "EAGLE_API_BASE": "off"}
+            catalog = Catalog(tmp_path / "library" / "catalog.sqlite", url=pg.url)
+            with open(tmp_path / "run.out", "w") as out:
+                run = subprocess.Popen([sys.executable, "-m", "music_pipeline", "run",
+                                        f"http://127.0.0.1:{slow.server_address[1]}/Slow%20-%20Song.flac"],
+                                       env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+            def running() -> str | None:
+                with contextlib.suppress(Exception):
+                    return next((row["key"] for row in catalog.tracks() if row["status"] == "running"), None)
+                return None
+
+            key = wait(running, 180, "the track to start", interval=0.3)
+            services._stop_postgres(bindir, os_user, pg.data_dir)  # the server stops mid-download
+            assert run.wait(timeout=300) == 1
+            said = (tmp_path / "run.out").read_text()
+            assert "cannot be reached" in said and "PostgreSQL" in said, said
+            assert "DagsterExecutionStepExecutionError" not in said and "Error occurred while executing" not in said, said
+            assert len(said.strip().splitlines()) <= 3, said
+            assert pg.password not in said
+
+            # the server back: the next command tells the truth about the track
+            services._run(services._as(os_user, [str(bindir / "pg_ctl"), "start", "-D", str(pg.data_dir), "-l",
+                                                 str(pg.data_dir.parent / "postgres.log"), "-w"]), "restarting")
+            again = cli(env, "run", str(local))
+            assert again.returncode == 0, again.stdout + again.stderr
+            row = Catalog(tmp_path / "library" / "catalog.sqlite", url=pg.url).get(key)
+            assert row["status"] == "failed" and row["error_reason"] == "crashed", row
+    finally:
+        slow.shutdown()
+        slow.server_close()
