@@ -279,3 +279,34 @@ def test_a_catalog_server_stopped_mid_run_is_one_sentence_and_the_track_is_not_l
     finally:
         slow.shutdown()
         slow.server_close()
+
+
+def test_a_catalog_connection_cut_by_the_server_is_the_catalog_sentence(postgres_server) -> None:
+    """The server ends the session (pg_terminate_backend, as a shutdown does: psycopg2's
+    AdminShutdown), or the connection is closed under us: both are "cannot be reached"."""
+    import psycopg2
+    import sqlalchemy as sa
+
+    from music_pipeline.core.library.catalog import CatalogError, _errors
+
+    conn = psycopg2.connect(postgres_server.url)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    admin = psycopg2.connect(postgres_server.url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    errors = []
+    for _ in range(2):  # the first use meets the termination, the second a closed connection
+        with contextlib.suppress(psycopg2.Error):
+            try:
+                conn.cursor().execute("SELECT 1")
+            except psycopg2.Error as err:
+                errors.append(err)
+                raise
+    assert len(errors) == 2
+    for cut in errors:
+        with pytest.raises(CatalogError, match="cannot be reached"), _errors("postgresql://music:***@db/music"):
+            raise sa.exc.OperationalError("SELECT 1", {}, cut)
