@@ -562,11 +562,11 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     while todo:
         retry: list[str] = []
         for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
-            row = lib.catalog.get(key) or {}
-            # a track that finished (status done) and failed after, in a mirror, is not tried again
-            # here: its next run would skip it as finished; `mirror` retries the mirrors
+            # a track that finished (done) and failed after, in a mirror, is not tried again here:
+            # its next run would skip it as finished; `mirror` retries the mirrors
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and row.get("status") == Status.FAILED and Reason.of(row.get("error_reason")).retryable:
+                    and (row := lib.catalog.get(key) or {}).get("status") != Status.DONE \
+                    and Reason.of(row.get("error_reason")).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
                 context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
                                     f"will try again")
