@@ -41,7 +41,10 @@ def supervise(argv: Sequence[str]) -> int:
                 child.wait(timeout=1.0)
             _reap(keep=child.pid)
         if not received:  # dagster dev ended by itself: what it left is stopped all the same
+            unfinished = _unfinished_runs()
             stop_tree(os.getpid(), interrupt=False)
+            mark_interrupted(unfinished, f"dagster dev under music-pipeline up ended (exit code {child.returncode}) "
+                                         "while this run was going; its tracks can run again.")
             return child.returncode or 0
         why = signal.Signals(received[0]).name
         print(f"\n{why} received: stopping the Dagster UI, daemon, code server and run workers", flush=True)
@@ -66,19 +69,28 @@ def _become_subreaper() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 
 
-def descendants(pid: int) -> set[int]:
-    """Every living process under ``pid`` (from /proc; zombies are dead)."""
-    children: dict[int, list[int]] = {}
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, state) of every process: from /proc, or `ps` where there is none."""
+    if not Path("/proc/self/stat").exists():
+        out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "stat="], capture_output=True,
+                             text=True, check=False).stdout
+        return [(int(pid), int(ppid), state[:1]) for pid, ppid, state in
+                (line.split()[:3] for line in out.splitlines() if len(line.split()) >= 3)]
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                found.append((int(entry.name), int(ppid), state))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process under ``pid`` (zombies are dead)."""
+    children: dict[int, list[int]] = {}
+    for child, parent, state in _processes():
         if state not in ("Z", "X"):
-            children.setdefault(int(ppid), []).append(int(entry.name))
+            children.setdefault(parent, []).append(child)
     found: set[int] = set()
     todo = [pid]
     while todo:
@@ -98,14 +110,11 @@ def _signal_all(pids: set[int], sig: int) -> None:
 def _reap(keep: int | None = None) -> None:
     """Collect the adopted orphans that exited (zombies otherwise, until this process ends);
     ``keep`` (dagster dev) is left to its Popen, which wants its exit code."""
-    me = str(os.getpid())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == keep:
-            continue
-        with contextlib.suppress(OSError, IndexError):
-            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            if ppid == me and state == "Z":
-                os.waitpid(int(entry.name), os.WNOHANG)
+    me = os.getpid()
+    for pid, parent, state in _processes():
+        if parent == me and state == "Z" and pid != keep:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def stop_tree(root: int, *, interrupt: bool = True) -> set[int]:
