@@ -805,8 +805,9 @@ def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
     from dagster import DagsterEventType, RunsFilter
 
     step, message = row.get("error_step"), row.get("error")
-    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={"dagster/partition": key}), limit=1)
-    if runs and (row.get("status") == Status.DONE or not message):
+    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={"dagster/partition": key}), limit=1) \
+        if row.get("status") == Status.DONE or not message else []
+    if runs:
         for entry in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
             data = entry.dagster_event.step_failure_data
             step = entry.dagster_event.step_key
