@@ -144,14 +144,30 @@ def stop_tree(root: int, *, interrupt: bool = True) -> set[int]:
 
 
 def _unfinished_runs() -> list[str]:
-    """The ids of this instance's runs that are not finished, before the stop."""
+    """The ids of the runs under way in processes `up` started, before the stop: a run whose
+    worker tag names a process of this tree, or one with no worker tag when runs are launched
+    here (not to Celery workers: those runs go on, on their machines). Queued runs stay queued:
+    the daemon launches them when `up` starts again."""
+    import socket
+
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    from .instance import CELERY_WORKER_TAG, WORKER_TAG, DistributedRunLauncher
+
+    tree = descendants(os.getpid())
+    under_way = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+    def ours(run, launched_here: bool) -> bool:
+        host, pid, _run = (run.tags.get(WORKER_TAG, "").rsplit(":", 2) + ["", "", ""])[:3]
+        if run.tags.get(CELERY_WORKER_TAG) or (pid and host != socket.gethostname()):
+            return False
+        return int(pid) in tree if pid.isdigit() else launched_here
+
     try:
         with DagsterInstance.get() as instance:
-            return [run.run_id for run in instance.get_runs(filters=RunsFilter(statuses=unfinished))]
+            launched_here = not isinstance(instance.run_launcher, DistributedRunLauncher)
+            return [run.run_id for run in instance.get_runs(filters=RunsFilter(statuses=under_way))
+                    if ours(run, launched_here)]
     except Exception:  # noqa: BLE001 - a storage that cannot be read now: nothing to mark
         return []
 
