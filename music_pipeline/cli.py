@@ -804,8 +804,10 @@ def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
     the traces are."""
     from dagster import DagsterEventType, RunsFilter
 
+    from .automation.bulk import PARTITION_TAG
+
     step, message = row.get("error_step"), row.get("error")
-    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={"dagster/partition": key}), limit=1) \
+    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key}), limit=1) \
         if row.get("status") == Status.DONE or not message else []
     if runs:
         for entry in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):

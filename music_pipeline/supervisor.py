@@ -180,6 +180,7 @@ def mark_interrupted(run_ids: list[str], message: str) -> None:
         return
     from dagster import DagsterInstance, RunsFilter
 
+    from .automation.bulk import PARTITION_TAG
     from .core.domain.errors import Reason
     from .core.domain.status import Status
     from .resources import build_resources
@@ -193,7 +194,7 @@ def mark_interrupted(run_ids: list[str], message: str) -> None:
                 instance.report_run_canceled(run, message)
                 if instance.event_log_storage.supports_global_concurrency_limits:
                     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            key = run.tags.get("dagster/partition")
+            key = run.tags.get(PARTITION_TAG)
             if key and library.has_catalog():
                 row = library.catalog.get(key)
                 if row is not None and row["status"] == Status.RUNNING:

@@ -14,8 +14,7 @@ from dagster import DagsterInstance, RunsFilter
 from ..core.domain.errors import Reason
 from ..core.domain.status import Status
 from ..core.library.steps import Library
-
-PARTITION_TAG = "dagster/partition"
+from .bulk import PARTITION_TAG
 
 
 def settle_running_tracks(instance: DagsterInstance, library: Library) -> list[str]:
