@@ -162,13 +162,18 @@ def reap_dead_runs(instance: DagsterInstance, library: Library | None = None) ->
     and fail their tracks, so the tracks can run again; returns their run ids. Run monitoring
     does the same under the daemon, within its poll interval; this does it at once, wherever
     it is called: by the sensors before they query, by every bulk run, and by the commands at
-    their start. Bulk runs first: their track runs are then orphans on any machine."""
+    their start. Bulk runs first: their track runs are then orphans on any machine. Then the
+    tracks left `running` by a run that ended without recording it (automation/settle.py)."""
     started = instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED]))
     reaped = []
     for run in sorted(started, key=lambda r: r.job_name != process_tracks.name):
         if _dead(run, instance):
             fail_orphan(instance, run, library)
             reaped.append(run.run_id)
+    if library is not None:  # and tracks a finished run could not record the end of (a catalog outage)
+        from .settle import settle_running_tracks
+
+        settle_running_tracks(instance, library)
     return reaped
 
 
@@ -581,8 +586,11 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     while todo:
         retry: list[str] = []
         for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
+            # a track that finished (done) and failed after, in a mirror, is not tried again here:
+            # its next run would skip it as finished; `mirror` retries the mirrors
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and Reason.of((lib.catalog.get(key) or {}).get("error_reason")).retryable:
+                    and (row := lib.catalog.get(key) or {}).get("status") != Status.DONE \
+                    and Reason.of(row.get("error_reason")).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
                 context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
                                     f"will try again")

@@ -35,12 +35,9 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     results.append((chroma, f"libchromaprint: {'loaded' if chroma else 'not found'}",
                     "install it: apt-get install libchromaprint1"))
     root = settings.library_root()
-    from ..core.library.steps import free_bytes, is_writable
+    from ..core.library.steps import is_writable
 
-    writable = is_writable(root)
-    results.append((writable, f"library {root} ({os.environ.get(settings.MUSIC_LIBRARY) and 'MUSIC_LIBRARY' or 'default'}):"
-                    f" {'writable' if writable else 'not writable'}, {free_bytes(root) / 1e9:.1f} GB free",
-                    f"make {root} writable or set MUSIC_LIBRARY to a folder you can write"))
+    results += _library_checks(root)
     results += _catalog_checks(root)
     home = os.environ.get(settings.DAGSTER_HOME)
     if home:
@@ -74,6 +71,22 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
                     ""))
     return results + _mirror_checks()
+
+
+def _library_checks(root: Path) -> list[tuple[bool, str, str]]:
+    """The library folder: writable, and with room for one more track (a full disk is not ok)."""
+    from ..core.library.steps import ROOM_FOR_A_TRACK, free_bytes, is_writable
+
+    writable, free = is_writable(root), free_bytes(root)
+    where = f"library {root} ({os.environ.get(settings.MUSIC_LIBRARY) and 'MUSIC_LIBRARY' or 'default'})"
+    free_text = f"{free / 1e9:.1f} GB free" if free >= 1e8 else f"{free / 1e6:.1f} MB free"
+    results = [(writable, f"{where}: {'writable' if writable else 'not writable'}, {free_text}",
+                f"make {root} writable or set MUSIC_LIBRARY to a folder you can write")]
+    if writable and free < ROOM_FOR_A_TRACK:
+        results.append((False, f"{where}: the disk is full ({free_text}; a track needs about "
+                               f"{ROOM_FOR_A_TRACK // 1024**2} MB)",
+                        f"free some space on the disk holding {root}, or set MUSIC_LIBRARY to a larger one"))
+    return results
 
 
 def _mirror_checks() -> list[tuple[bool, str, str]]:

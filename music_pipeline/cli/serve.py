@@ -47,8 +47,9 @@ music_pipeline is starting.
   Dagster:    DAGSTER_HOME={home}
 Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
 """, flush=True)
-    os.execv(dagster, [dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
-    return 0  # pragma: no cover - execv does not return
+    from ..supervisor import supervise  # not exec'd: SIGTERM must reach the code server and run workers too
+
+    return supervise([dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -79,11 +80,12 @@ def cmd_add(args: argparse.Namespace) -> int:
             if source.url and redact_url(source.url) != source.url:
                 # A signed link or a password: never in the run's config or tags (the UI shows both).
                 # Registered here, in the library this machine shares with the daemon.
-                if not library.has_catalog():
-                    raise TrackError(f"{redact_url(target)} carries a secret, so it is not sent to Dagster; "
-                                     f"it is registered in this machine's library, but {library.root} has none.",
-                                     hint="Set MUSIC_LIBRARY to the library Dagster uses, or drop the URL in a "
-                                          ".txt in its inbox.")
+                if not library.has_catalog():  # not this machine's share of Dagster's library: never made here
+                    raise TrackError(f"it carries a secret (a signed link or a password), so it is not sent to "
+                                     f"Dagster but registered in the library here, and {library.root} has no "
+                                     "catalog yet: nothing was registered or added.",
+                                     hint="Set MUSIC_LIBRARY to the library Dagster uses, drop the URL in a .txt in "
+                                          "its inbox, or process it here with `music-pipeline run`.")
                 register_target(library, target, resolve_id)
             else:
                 targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
@@ -112,9 +114,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _first_failure(result) -> str | None:
+    """The first failed step's sentence: a Failure's description, else the first error in its
+    chain that is not Dagster's wrapper (a CatalogError, not "Error occurred while executing
+    op"), without our class's dotted name."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip()
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            error = data.error
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            message = error.message.strip()
+            return message.split(": ", 1)[1] if message.startswith("music_pipeline.") else message
     return None
 
 
@@ -201,14 +213,14 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
             print(f"{mark(True)} {key}")
         else:
             failed.append(key)
-            step = f" [{row['error_step']}]" if row.get("error_step") else ""
-            print(f"{mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
+            print(_failure_line(instance, key, row, log))
         sys.stdout.flush()
 
     config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel,
                         pins=pins)
     run_id = make_new_run_id()
-    with open_instance() as instance, progress(report):
+    log = None if verbose else settings.ensure_dagster_home() / "logs" / f"{run_id}.log"
+    with open_instance() as instance, progress(report), _errors_to(log):
         reap(library, instance)
         result = process_tracks.execute_in_process(
             run_config={**quiet, **config}, instance=instance, resources=resources, raise_on_error=False,
@@ -223,10 +235,61 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
         return 0
     if not total:
         message = _first_failure(result)
-        print(message or "nothing to process")
+        print(message + (f" (details: {log})" if log and log.exists() else "") if message else "nothing to process")
         return 1 if message else 0
-    print(f"{total - len(failed)} of {total} processed; library: {library.root}")
+    unmirrored = [key for key in failed if (library.catalog.get(key) or {}).get("status") == Status.DONE]
+    print(f"{total - len(failed) + len(unmirrored)} of {total} processed"
+          + (f" ({len(unmirrored)} not mirrored: `music-pipeline mirror` tries again)" if unmirrored else "")
+          + f"; library: {library.root}")
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _errors_to(log: Path | None):
+    """Send this process's stderr (Dagster's error events, whole stack traces, from every
+    track run) to ``log`` while the runs execute, so a failing track is one line here and its
+    traces are in the file that line names; with ``log`` None (``-v``) they are printed."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    if log.stat().st_size == 0:
+        log.unlink()
+
+
+def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
+    """One line for a failed track: the step and its message (the catalog's, or the failed
+    step's own when the track itself finished and a later step, a mirror, failed), then where
+    the traces are."""
+    from dagster import DagsterEventType, RunsFilter
+
+    from ..automation.bulk import PARTITION_TAG
+
+    step, message = row.get("error_step"), row.get("error")
+    runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key}), limit=1) \
+        if row.get("status") == Status.DONE or not message else []
+    if runs:
+        for entry in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
+            data = entry.dagster_event.step_failure_data
+            step = entry.dagster_event.step_key
+            message = (data.user_failure_data and data.user_failure_data.description) or \
+                (data.error and data.error.message.strip())
+            break
+    where = f" [{step}]" if step else ""
+    if row.get("status") == Status.DONE:  # a mirror failed: `music-pipeline mirror KEY` tries it again
+        message = f"processed (its files are in the library), but {message}"
+    return (f"{mark(False)} {key}{where}: {message or 'failed (see its run in the Dagster UI)'}"
+            + (f" (details: {log})" if log else ""))
 
 
 def _print_mirrors(library, key: str, outcome: str) -> None:

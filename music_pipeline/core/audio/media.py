@@ -226,6 +226,25 @@ def chunk_shortfall(path: Path) -> int:
     return 0
 
 
+def mp3_counts_its_frames(path: Path) -> bool:
+    """Whether an MP3's first frame is a Xing, Info (LAME's CBR twin) or VBRI header: these
+    state the frame count, so the length ffprobe reports is a promise a cut file breaks (and
+    not a guess from the bitrate)."""
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+        start = 0
+        if head[:3] == b"ID3" and len(head) == 10:  # skip the tag: its size is four 7-bit bytes
+            start = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+            start += 10 if head[5] & 0x10 else 0  # a footer
+        handle.seek(start)
+        data = handle.read(64 * 1024)
+    for offset in range(len(data) - 1):  # the first frame sync: eleven set bits
+        if data[offset] == 0xFF and data[offset + 1] & 0xE0 == 0xE0:
+            frame = data[offset: offset + 64]  # the side information is at most 32 bytes
+            return any(marker in frame for marker in (b"Xing", b"Info", b"VBRI"))
+    return False
+
+
 def validate_source(path: Path) -> AudioInfo:
     """Probe and fully decode an incoming file; reject empty, non-audio or truncated input."""
     info = probe(path)
@@ -241,8 +260,10 @@ def validate_source(path: Path) -> AudioInfo:
         raise NotAudio(f"{Path(path).name} holds less than half a second of audio.")
     # A header that promises more than the data holds means the file was cut short, for
     # containers whose header states the exact length (FLAC's STREAMINFO, MP4's moov, Ogg
-    # granules). An MP3 without a Xing header has only a bitrate guess: no verdict there.
-    exact = info.format_name.split(",")[0] in EXACT_LENGTH_FORMATS
+    # granules, an MP3's Xing/Info/VBRI frame count). An MP3 without one has only a bitrate
+    # guess: no verdict there.
+    container = info.format_name.split(",")[0]
+    exact = container in EXACT_LENGTH_FORMATS or (container == "mp3" and mp3_counts_its_frames(path))
     if exact and info.duration_s - played > max(1.0, 0.02 * info.duration_s):
         raise NotAudio(
             f"{Path(path).name} is truncated: its header says {info.duration_s:.1f} s "

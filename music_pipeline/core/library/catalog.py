@@ -360,7 +360,9 @@ def _explain(path: str, err: BaseException, cause: BaseException) -> None:
         return
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     name = type(err).__name__
-    if name == "OperationalError" and ("connect" in text or "server" in text or "timeout" in text):
+    kinds = {kind.__name__ for kind in type(err).__mro__}  # psycopg2's AdminShutdown is an OperationalError
+    if ("OperationalError" in kinds and ("connect" in text or "server" in text or "timeout" in text)) or \
+            ("InterfaceError" in kinds and "closed" in text):
         raise CatalogError(f"The catalog database {path} cannot be reached ({text}).",
                            hint="Is the PostgreSQL server running and MUSIC_CATALOG_URL right (host, port, "
                                 "user, password, database)? `music-pipeline doctor` checks it.") from cause

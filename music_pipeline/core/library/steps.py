@@ -28,7 +28,7 @@ from ..audio import analysis, bandlimit, media, tagging
 from ..audio import fingerprint as fp
 from ..audio.tagging import read_source_tags
 from ..domain import normalize
-from ..domain.errors import NotAudio, NotRegistered, TrackError
+from ..domain.errors import DiskFull, NotAudio, NotRegistered, TrackError
 from ..domain.identity import (
     Resolver,
     TrackSource,
@@ -389,8 +389,22 @@ class Library:
                                  duration_s=result.duration_s, codec=result.codec,
                                  sample_rate=result.sample_rate, bits=result.bits)
         if fmt == "WAV" and self.wav_backup_dir is not None:
-            result.backup = copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root), owner=key)
+            result.backup = self._back_up(key, path)
         return result
+
+    def _back_up(self, key: str, path: Path) -> Path:
+        """Copy a WAV to the backup volume; a folder that cannot be made or written (an
+        unmounted volume, a path through a file) is said as that, naming the setting."""
+        assert self.wav_backup_dir is not None
+        try:
+            return copy_atomic(path, self.wav_backup_dir / path.relative_to(self.root), owner=key)
+        except DiskFull:
+            raise
+        except (OSError, TrackError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else getattr(err, "message", str(err))
+            raise TrackError(f"The WAV backup folder {self.wav_backup_dir} (WAV_BACKUP_DIR) cannot be written: "
+                             f"{why.rstrip('.')}.", hint="Mount the backup volume or create the folder, or unset "
+                             "WAV_BACKUP_DIR; the WAV itself is in the library.") from err
 
     def after_merge(self, key: str) -> None:
         """Bring a finished keeper's files in line with its row after a dedup merge or undo:
@@ -531,6 +545,11 @@ def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) ->
     if not merged.get("artist") and extracted.get("artist"):
         merged["artist"] = extracted["artist"]
     return {k: v for k, v in merged.items() if v is not None}
+
+
+#: Free space a library needs for one more track: a five-minute 24-bit track is about 90 MB as
+#: WAV, as much as AIFF, two thirds of that as ALAC, besides its original.
+ROOM_FOR_A_TRACK = 200 * 1024 * 1024
 
 
 def free_bytes(path: Path) -> int:
