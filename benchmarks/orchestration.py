@@ -130,7 +130,7 @@ def _plain_one(args: tuple[str, str]) -> str:
         steps.render(lib, key, fmt)
         assert not steps.verify(lib, key, fmt)
     steps.catalog(lib, key, warn=quiet)
-    return lib.catalog.get(key)["status"]
+    return lib.catalog.tracks.get(key)["status"]
 
 
 def plain_main(root: str, jobs: int, files: list[str]) -> None:
@@ -316,8 +316,8 @@ def playlist_read_time(size: int, work: Path) -> float:
                          [(k, f"https://example.org/{k}", stamp, stamp, k) for k in keys])
     per = max(1, size // 20)
     for n in range(20):
-        catalog.save_playlist(f"playlist-{n}", "spotify", f"Playlist {n}")
-        catalog.set_playlist_tracks(f"playlist-{n}", keys[n * per:(n + 1) * per])
+        catalog.playlists.save(f"playlist-{n}", "spotify", f"Playlist {n}")
+        catalog.playlists.set_tracks(f"playlist-{n}", keys[n * per:(n + 1) * per])
     library = LibraryResource(root=str(root)).get()
     started = time.perf_counter()
     library.playlists()

@@ -160,7 +160,7 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
     try:
         catalog = Catalog(path, url=url)
         problems = catalog.check()
-        missing, checked = catalog.missing_files() if not problems else (0, 0)
+        missing, checked = catalog.files.missing() if not problems else (0, 0)
     except (TrackError, ValueError) as err:
         hint = getattr(err, "hint", "") or "MUSIC_CATALOG_URL is a SQLAlchemy URL: postgresql+psycopg2://user:password@host:5432/db"
         return [(False, f"catalog: {getattr(err, 'message', err)}", hint)]
@@ -170,7 +170,7 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
                  "upgrade music_pipeline on every machine" if catalog.shared else
                  "restore it from a backup, or move it aside to start an empty one (the library's files stay)")]
     results = [(True, f"{where}: {'reachable' if catalog.shared else 'sound'}, schema version {SCHEMA_VERSION} "
-                      f"(migrated), {catalog.count()} track(s)", "")]
+                      f"(migrated), {catalog.tracks.count()} track(s)", "")]
     if missing:
         results.append((False, f"catalog: {missing} of {checked} catalogued files checked are not under {root}",
                         "was the library moved or its drive mounted elsewhere? Point MUSIC_LIBRARY at the folder "
@@ -704,12 +704,12 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     failed: list[str] = []
 
     def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
-        row = library.catalog.get(key) or {}
+        row = library.catalog.tracks.get(key) or {}
         print(f"[{number}/{total}] ", end="")
         if job_name == "mirror_track":
             _print_mirrors(library, key, outcome)
         elif outcome == "done" and row.get("status") == Status.DONE:
-            _print_track(row, library.catalog.files([key]), seconds)
+            _print_track(row, library.catalog.files.all([key]), seconds)
         elif row.get("status") == Status.DUPLICATE:
             print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
                   f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
@@ -750,7 +750,7 @@ def _print_mirrors(library, key: str, outcome: str) -> None:
 
     where = [f"{name} {state['remote_id']}" for name, sink in (("Notion page", mirrors.NOTION),
                                                                 ("Eagle item", mirrors.EAGLE))
-             if (state := library.catalog.mirror(key, sink)) is not None]
+             if (state := library.catalog.mirrors.get(key, sink)) is not None]
     print(f"{_mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
           + ("" if outcome == "done" else " (failed: see its run in the Dagster UI)"))
 
@@ -812,8 +812,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _newest_like(library) -> str:
-    dates = [added for key in library.catalog.playlist_tracks("spotify-liked")
-             for playlist_id, _pos, added in library.catalog.memberships(key)
+    dates = [added for key in library.catalog.playlists.tracks("spotify-liked")
+             for playlist_id, _pos, added in library.catalog.playlists.memberships(key)
              if playlist_id == "spotify-liked" and added]
     return max(dates) if dates else ""
 
@@ -857,9 +857,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         items = duplicates.collapse_library_files(library, items)
     else:
         duplicates.index_backlog(library)
-        items = [duplicates.track_item(row) for row in library.catalog.tracks(Status.DONE)]
+        items = [duplicates.track_item(row) for row in library.catalog.tracks.all(Status.DONE)]
         for item in items:
-            item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
+            item.paths = tuple(f["path"] for f in library.catalog.files.all([item.id])) or item.paths
     by_id = {item.id: item for item in items}
     groups = dedup.find_groups(items, threshold=args.threshold)
     moved = 0
@@ -894,7 +894,7 @@ def _undo_mirrors(library, members: list[str]) -> int:
     from .core.library import mirrors
 
     notion = _resources()["notion"]
-    if not notion.configured or not library.catalog.merges(mirrors.NOTION, members):
+    if not notion.configured or not library.catalog.mirrors.merges(mirrors.NOTION, members):
         return 0
     try:
         restored = mirrors.undo_notion(library, notion.mirror(), members)

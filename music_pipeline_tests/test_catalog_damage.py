@@ -98,7 +98,7 @@ def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
     moved = Library(tmp_path / "mounted-elsewhere" / "Music")
     for fmt in ("ALAC", "AIFF", "WAV"):
         assert moved.verify(key, fmt) == []
-        assert Path(moved.catalog.file(key, fmt)["path"]).is_relative_to(moved.root)
+        assert Path(moved.catalog.files.get(key, fmt)["path"]).is_relative_to(moved.root)
     assert Path(moved.track(key)["raw_path"]).exists()
 
 
@@ -118,13 +118,13 @@ def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_mov
     new_root = tmp_path / "new" / "Music"
     shutil.move(old_root, new_root)  # moved before upgrading
     catalog = Catalog(new_root / "catalog.sqlite")
-    assert catalog.file("k", "ALAC")["path"] == str(new_root / "ALAC/A/A - S.m4a")
-    assert catalog.get("k")["raw_path"] == str(new_root / "_raw/k.flac")
+    assert catalog.files.get("k", "ALAC")["path"] == str(new_root / "ALAC/A/A - S.m4a")
+    assert catalog.tracks.get("k")["raw_path"] == str(new_root / "_raw/k.flac")
 
 
 def test_an_unknown_track_is_still_a_catalog_error(tmp_path) -> None:
     with pytest.raises(CatalogError):
-        Catalog(tmp_path / "c.sqlite").update("nope", title="x")
+        Catalog(tmp_path / "c.sqlite").tracks.update("nope", title="x")
 
 
 def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_time(tmp_path) -> None:
@@ -167,9 +167,9 @@ def test_a_constraint_error_is_not_called_damage(tmp_path) -> None:
     for url in ("https://www.youtube.com/watch?v=aaaaaaaaaaa", "https://www.youtube.com/watch?v=bbbbbbbbbbb"):
         register_target(library, url)
     path = library.root / "ALAC" / "x.m4a"
-    library.catalog.record_file("youtube-aaaaaaaaaaa", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+    library.catalog.files.record_file("youtube-aaaaaaaaaaa", "ALAC", path, size=1, sha256="x", duration_s=1.0,
                                 codec="alac", sample_rate=44_100, bits=16)
     with pytest.raises(sqlite3.IntegrityError):
-        library.catalog.record_file("youtube-bbbbbbbbbbb", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+        library.catalog.files.record_file("youtube-bbbbbbbbbbb", "ALAC", path, size=1, sha256="x", duration_s=1.0,
                                     codec="alac", sample_rate=44_100, bits=16)
     assert library.catalog.check() == []

@@ -64,7 +64,7 @@ def test_tracks_go_through_the_graph_with_dagster_and_the_catalog_on_postgres(
         runs = instance.get_runs(filters=RunsFilter(job_name="process_track"))
         assert sorted(r.tags["dagster/partition"] for r in runs) == sorted(keys)  # one run per track
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
-        rows = {row["key"]: row for row in library.catalog.tracks()}
+        rows = {row["key"]: row for row in library.catalog.tracks.all()}
         assert sorted(row["status"] for row in rows.values()) == ["done", "done", "duplicate"]
         (dup,) = [row for row in rows.values() if row["status"] == "duplicate"]
         keeper = rows[dup["duplicate_of"]]

@@ -86,7 +86,7 @@ def test_tags_are_written_into_every_format(tmp_path: Path, library: Library) ->
                     "-metadata", "ISRC=GBAYE0601498", "-metadata", "album=Night Album", str(source)], check=True)
     key = register_target(library, str(source))[0].key
     library.fetch_raw(key)
-    library.catalog.update(key, bpm=127.6, key_name="F# minor", key_short="F#m", camelot="11A", open_key="4m")
+    library.catalog.tracks.update(key, bpm=127.6, key_name="F# minor", key_short="F#m", camelot="11A", open_key="4m")
     for fmt in ("ALAC", "AIFF", "WAV"):
         path = library.render(key, fmt).path
         tags = tagging.read_tags(path, fmt)
@@ -133,7 +133,7 @@ def test_key_notation_is_configurable(tmp_path: Path, library_root: Path) -> Non
     source = make_track(tmp_path / "k.flac", seconds=3, codec_args=["-c:a", "flac"])
     key = register_target(lib, str(source))[0].key
     lib.fetch_raw(key)
-    lib.catalog.update(key, bpm=120.0, key_name="A minor", key_short="Am", camelot="8A", open_key="1m")
+    lib.catalog.tracks.update(key, bpm=120.0, key_name="A minor", key_short="Am", camelot="8A", open_key="1m")
     path = lib.render(key, "ALAC").path
     assert tagging.read_tags(path, "ALAC")["key"] == "8A"
 

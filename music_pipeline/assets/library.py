@@ -82,7 +82,7 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
         "pending_groups_settled": len(settled),
         "eagle_items_trashed": len(trashed),
-        "applied_groups_total": len(lib.catalog.groups(state="applied")),
+        "applied_groups_total": len(lib.catalog.groups.all(state="applied")),
     })
 
 

@@ -46,7 +46,7 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
     lib.ensure_registered(key, target, resolve=lambda url: resolve_id(url, options))
     existing = lib.track(key)
     if existing["status"] == Status.DUPLICATE:
-        return duplicate_stop(lib, key, lib.catalog.group(existing["dedup_group"] or ""), lib.catalog.keeper_of(key))
+        return duplicate_stop(lib, key, lib.catalog.groups.get(existing["dedup_group"] or ""), lib.catalog.tracks.keeper_of(key))
     url = None
     if existing.get("match_pinned") and existing["status"] == Status.QUEUED:  # pinned by hand: fetch from there
         url, force = existing["match_url"], force or bool(existing.get("raw_path"))
@@ -55,12 +55,12 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
             url = discovery.download_url(lib, key, spotify,
                                        search or (lambda q: matching.search(q, options)))
         except discovery.NeedsReview as err:
-            lib.catalog.mark_needs_review(key, "raw_audio", str(err))
+            lib.catalog.tracks.mark_needs_review(key, "raw_audio", str(err))
             return review_stop(lib, key, str(err))
         log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
     if url and existing.get("match_pinned"):
         log(f"{key}: downloading the pinned source {redact_url(url)}")
-    lib.catalog.mark_running(key)
+    lib.catalog.tracks.mark_running(key)
     row = lib.fetch_raw(key, options, log=log, force=force, url=url)
     metadata = {}
     if row.get("match_url"):
@@ -92,7 +92,7 @@ def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> 
         warn(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
         verdict = None
     if verdict is not None and verdict.duplicate_of:
-        return duplicate_stop(lib, key, lib.catalog.group(verdict.group.id), verdict.duplicate_of)
+        return duplicate_stop(lib, key, lib.catalog.groups.get(verdict.group.id), verdict.duplicate_of)
     metadata = {
         "covers_s": result.duration_s,
         "fingerprint_chars": len(result.fingerprint),
@@ -187,12 +187,12 @@ def render(lib: Library, key: str, fmt: str) -> Done:
 def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str]:
     """The output check; with ``record`` a bad file fails the track (the catalog is the
     source of truth)."""
-    row = lib.catalog.get(key)
+    row = lib.catalog.tracks.get(key)
     if row is not None and row["status"] == Status.DUPLICATE:  # moved aside on purpose, maybe before any output
         return []
     problems = lib.verify(key, fmt)
     if problems and record:
-        lib.catalog.mark_failed(key, f"{ASSET_NAMES[fmt]} check",
+        lib.catalog.tracks.mark_failed(key, f"{ASSET_NAMES[fmt]} check",
                                 f"{fmt} file failed verification: {'; '.join(problems)}", "check-failed")
     return problems
 
@@ -202,11 +202,11 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
     if missing:
         raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
                          hint="Materialise the missing assets for this track, then the catalog.")
-    lib.catalog.mark_done(key)
+    lib.catalog.tracks.mark_done(key)
     settled, problems = duplicates.settle(lib, key)
     for problem in problems:  # the old copies stay where they are; the next pass retries
         warn(f"could not set the older copies aside: {problem}")
-    row, files = lib.track(key), lib.catalog.files([key])  # a settled group may have renamed them
+    row, files = lib.track(key), lib.catalog.files.all([key])  # a settled group may have renamed them
     return Done({
         "status": row["status"],
         "title": row.get("title") or "",

@@ -172,9 +172,9 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     key = run.tags.get(PARTITION_TAG)
     if library is not None and key:
-        row = library.catalog.get(key)
+        row = library.catalog.tracks.get(key)
         if row is not None and row["status"] == Status.RUNNING:
-            library.catalog.mark_failed(key, "run", message, Reason.CRASHED)
+            library.catalog.tracks.mark_failed(key, "run", message, Reason.CRASHED)
 
 
 def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
@@ -278,7 +278,7 @@ class TrackRunner:
         it stops the bulk run, not just this track."""
         if _busy_elsewhere(instance, key):
             return "skipped", ""
-        row = self.library.catalog.get(key)
+        row = self.library.catalog.tracks.get(key)
         if self.job_name == "process_track" and row and Status(row["status"]).finished and not self.again:
             return "skipped", ""
         run_id = make_new_run_id()
@@ -297,7 +297,7 @@ class TrackRunner:
                 for event in result.all_events):
             # the track run took the interrupt for itself; pass it on, so the bulk run stops too
             raise DagsterExecutionInterruptedError(f"interrupted while {key} was being processed")
-        return _outcome(result, self.library.catalog.get(key), self.job_name), run_id
+        return _outcome(result, self.library.catalog.tracks.get(key), self.job_name), run_id
 
     def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
@@ -319,7 +319,7 @@ class TrackRunner:
     def _skip(self, instance: DagsterInstance, key: str) -> bool:
         if _busy_elsewhere(instance, key):
             return True
-        row = self.library.catalog.get(key)
+        row = self.library.catalog.tracks.get(key)
         return self.job_name == "process_track" and bool(row) and Status(row["status"]).finished and not self.again
 
     def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
@@ -382,7 +382,7 @@ class TrackRunner:
             checks = [entry.dagster_event.event_specific_data.passed for entry in
                       instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
             return "done" if run.status == DagsterRunStatus.SUCCESS and all(checks) else "failed"
-        status = (self.library.catalog.get(key) or {}).get("status")
+        status = (self.library.catalog.tracks.get(key) or {}).get("status")
         if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
             return "set aside"
         ok = run.status == DagsterRunStatus.SUCCESS and (status == Status.DONE or self.job_name != "process_track")
@@ -519,8 +519,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         context.log.info(f"sources: {len(new)} new track(s)")
     busy = in_flight(instance, lib, waiting=False)
     if config.keys:
-        rows = {r["key"]: r for r in lib.catalog.tracks()} if len(config.keys) > 50 else \
-            {k: r for k in config.keys if (r := lib.catalog.get(k)) is not None}
+        rows = {r["key"]: r for r in lib.catalog.tracks.all()} if len(config.keys) > 50 else \
+            {k: r for k in config.keys if (r := lib.catalog.tracks.get(k)) is not None}
         chosen = selection.pending(config.keys, rows, in_flight=busy, force=config.force_download,
                                    reprocess=config.job != "process_track")
         keys = chosen.keys[: config.limit] if config.limit else chosen.keys
@@ -530,7 +530,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         mode = "reprocess" if config.job != "process_track" and config.select == "done" else config.select
         if mode not in selection.MODES:
             raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
-        keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
+        keys = selection.choose(lib.catalog.tracks.all(), mode, limit=config.limit, in_flight=busy)
     else:
         raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
     submit_from = _submit_from(context)
@@ -563,9 +563,9 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         retry: list[str] = []
         for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and Reason.of((lib.catalog.get(key) or {}).get("error_reason")).retryable:
+                    and Reason.of((lib.catalog.tracks.get(key) or {}).get("error_reason")).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
-                context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
+                context.log.warning(f"{key}: failed ({(lib.catalog.tracks.get(key) or {}).get('error')}); "
                                     f"will try again")
                 continue
             done += 1
@@ -586,7 +586,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
                 "track_runs": MetadataValue.md("\n".join(lines[:502])),
                 "failed_tracks": ", ".join(results["failed"][:50])}
     if results["failed"]:
-        first = lib.catalog.get(results["failed"][0]) or {}
+        first = lib.catalog.tracks.get(results["failed"][0]) or {}
         raise Failure(f"{counts['failed']} of {len(keys)} track(s) failed; the first, {results['failed'][0]}: "
                       f"{first.get('error') or 'see its run'}", metadata=metadata)
     return Output(None, metadata=metadata)

@@ -65,7 +65,7 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
                                  f"{len(fresh)} new")
                 continue
             source = source_for(item.target, resolve=lambda url: resolve_id(url, options))
-            owner = lib.catalog.find_source(urls=[source.url]) if source.kind == "url" else None
+            owner = lib.catalog.tracks.find_source(urls=[source.url]) if source.kind == "url" else None
             if owner not in (None, source.key):  # known under another key (a merged duplicate's URL)
                 context.log.info(f"{where}: {redact_url(source.url)} is already catalogued as {owner}; skipped")
                 continue

@@ -26,8 +26,14 @@ from ..domain.errors import TrackError
 from . import database
 from .damage import errors
 from .migrations import SCHEMA_VERSION, create_schema, migrate
-from .repositories import (FileRepository, FingerprintRepository, GroupRepository, MirrorRepository,
-                           PlaylistRepository, TrackRepository)
+from .repositories import (
+    FileRepository,
+    FingerprintRepository,
+    GroupRepository,
+    MirrorRepository,
+    PlaylistRepository,
+    TrackRepository,
+)
 from .repositories.base import Database
 from .store import exclusive
 

@@ -30,9 +30,9 @@ URL_COLUMNS = ("source_url", "webpage_url")
 
 def build(catalog: Catalog) -> pd.DataFrame:
     tracks = {row["key"]: {**row, **{c: redact_url(row[c]) for c in URL_COLUMNS if row.get(c)}}
-              for row in catalog.tracks()}
+              for row in catalog.tracks.all()}
     rows = []
-    for record in catalog.files():
+    for record in catalog.files.all():
         track = tracks.get(record["track_key"], {})
         rows.append({**{name: record.get(name) for name in COLUMNS[:9]},
                      **{name: track.get(name) for name in TRACK_COLUMNS}})

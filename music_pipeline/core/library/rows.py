@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .database import Row
 
 #: Track columns holding paths, stored relative to the library folder.
 TRACK_PATH_COLUMNS = ("raw_path", "cover_path", "source_path")
@@ -58,11 +61,12 @@ class Paths:
         return Path(text) if os.path.isabs(text) else self.root / text
 
 
-def _from(cls, row: Mapping[str, Any], **decoded: Any):
+def _from(cls, row: Row, **decoded: Any):
     """``cls`` from a database row: its own columns (a joined query may carry more), then the
     decoded values given."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{**{k: row[k] for k in row.keys() if k in names}, **decoded})
+    columns = zip(row.keys(), row, strict=True)  # a database row iterates its values
+    return cls(**{**{k: v for k, v in columns if k in names}, **decoded})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +140,7 @@ class Track:
     seq: int | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], paths: Paths) -> Track:
+    def from_row(cls, row: Row, paths: Paths) -> Track:
         decoded = {name: decode(row[name]) for name in TRACK_JSON_COLUMNS}
         decoded["source_urls"] = decoded["source_urls"] or []
         decoded |= {name: str(paths.abs(row[name])) for name in TRACK_PATH_COLUMNS if row[name]}
@@ -172,7 +176,7 @@ class TrackFile:
     updated_at: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], paths: Paths) -> TrackFile:
+    def from_row(cls, row: Row, paths: Paths) -> TrackFile:
         return _from(cls, row, path=str(paths.abs(row["path"])))
 
 
@@ -187,7 +191,7 @@ class Playlist:
     updated_at: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Playlist:
+    def from_row(cls, row: Row) -> Playlist:
         return _from(cls, row)
 
 
@@ -216,7 +220,7 @@ class Mirror:
     track_error: str | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Mirror:
+    def from_row(cls, row: Row) -> Mirror:
         return _from(cls, row, written=decode(row["written"]) or {})
 
 
@@ -233,7 +237,7 @@ class Merge:
     merged_at: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Merge:
+    def from_row(cls, row: Row) -> Merge:
         return _from(cls, row, added=decode(row["added"]) or {})
 
 
@@ -260,7 +264,7 @@ class DedupGroup:
         return [m for m in self.members if m != self.keeper]
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], paths: Paths) -> DedupGroup:
+    def from_row(cls, row: Row, paths: Paths) -> DedupGroup:
         decoded = {name: decode(row[name]) for name in GROUP_JSON_COLUMNS}
         decoded["previous"] = decoded["previous"] or {}
         decoded["moves"] = [[str(paths.abs(a)), str(paths.abs(b))] for a, b in decoded["moves"] or []]

@@ -87,9 +87,9 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
         except TrackError as err:
             result.skipped.append(f"{item.url}: {err}")
             continue
-        existing = catalog.get(source.key)
+        existing = catalog.tracks.get(source.key)
         if existing is None:
-            owner = catalog.find_source(urls=[canonical_url(item.url)], isrc=item.isrc)
+            owner = catalog.tracks.find_source(urls=[canonical_url(item.url)], isrc=item.isrc)
             if owner is not None:  # the library has this recording already, from another source
                 result.keys.append(owner)
                 result.skipped.append(f"{item.url}: already in the library as {owner}")
@@ -101,15 +101,15 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
             result.new.append(source.key)
         result.keys.append(source.key)
         fields = {k: v for k, v in item.metadata.items() if v is not None}
-        row = existing or catalog.get(source.key) or {}
+        row = existing or catalog.tracks.get(source.key) or {}
         fields = {k: v for k, v in fields.items() if not row.get(k) or source.key.startswith("spotify-")}
         if fields.get("title") or fields.get("artist"):
             fields["name_key"] = name_key(fields.get("artist") or row.get("artist"),
                                           fields.get("title") or row.get("title"))
         fields["discovered_from"] = row.get("discovered_from") or origin
-        catalog.update(source.key, **fields)
+        catalog.tracks.update(source.key, **fields)
         if item.unavailable and (existing is None or existing["status"] == Status.QUEUED):
-            catalog.mark_failed(source.key, "discovery", f"{item.url} cannot be downloaded ({item.unavailable}).",
+            catalog.tracks.mark_failed(source.key, "discovery", f"{item.url} cannot be downloaded ({item.unavailable}).",
                                 Reason.of(item.unavailable.split(":", 1)[0]))
             if source.key in result.new:
                 result.new.remove(source.key)
@@ -121,8 +121,8 @@ def register_playlist(library: Library, playlist_id: str, source: str, name: str
                       added_at: dict[str, str] | None = None, start: int = 0,
                       prepend: bool = False) -> tuple[list[str], list[str]]:
     """Record a playlist and its members; only a complete listing removes members that left."""
-    library.catalog.save_playlist(playlist_id, source, name, url, snapshot)
-    return library.catalog.set_playlist_tracks(playlist_id, registration.keys, added_at, partial=not complete,
+    library.catalog.playlists.save(playlist_id, source, name, url, snapshot)
+    return library.catalog.playlists.set_tracks(playlist_id, registration.keys, added_at, partial=not complete,
                                                start=start, prepend=prepend)
 
 
@@ -172,11 +172,11 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
                                   f"give a source by hand: `music-pipeline pin {key} URL`.")
         track = client().track(key.removeprefix("spotify-"))
         meta = {k: v for k, v in spotify_metadata(track).items() if v is not None}
-        catalog.update(key, name_key=name_key(meta.get("artist"), meta.get("title")), **meta)
+        catalog.tracks.update(key, name_key=name_key(meta.get("artist"), meta.get("title")), **meta)
         row = library.track(key)
     result = matching.match(wanted(row), search)
     best = result.best
-    catalog.update(key, match=result.as_dict(), match_score=best.score if best else None,
+    catalog.tracks.update(key, match=result.as_dict(), match_score=best.score if best else None,
                    match_url=None if result.needs_review or best is None else best.candidate.url)
     if result.needs_review or best is None:
         options = "; ".join(f"{s.candidate.title} ({s.score:.2f}) {s.candidate.url}"
@@ -201,8 +201,8 @@ def pin(library: Library, key: str, url: str) -> dict:
     chosen = canonical_url(url)
     match = row.get("match") if isinstance(row.get("match"), dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
-    library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
-    library.catalog.requeue(key)
+    library.catalog.tracks.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
+    library.catalog.tracks.requeue(key)
     return library.track(key)
 
 
@@ -305,7 +305,7 @@ def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max
             result.notes.append(f"{playlist.name}: {registration.deferred} more track(s) next time")
             break
     for gone in set(snapshots) - {p.id for p in current}:  # deleted or unfollowed upstream
-        library.catalog.remove_playlist(f"spotify-playlist-{gone}")
+        library.catalog.playlists.remove(f"spotify-playlist-{gone}")
         del snapshots[gone]
         result.notes.append(f"playlist {gone} is gone from the account; its folder and M3U8 go too")
     return result
@@ -340,7 +340,7 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
             result.notes.append(f"{listing.title}: {registration.deferred} more track(s) next time")
     if prune and (seen or not before):  # an empty answer after a full one is a glitch, not a purge
         for gone in before - set(seen):
-            library.catalog.remove_playlist(gone)
+            library.catalog.playlists.remove(gone)
             result.notes.append(f"{gone} is gone upstream; its folder and M3U8 go too")
         result.cursor["listed"] = sorted(seen)
     else:
