@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, normalise_isrc, source_for
 from ..domain.status import Status
+from ..library.rows import Track
 from ..library.steps import Library, display_name, name_key
 from . import matching
 from .listings import Entry, Listing
@@ -101,14 +102,14 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
             result.new.append(source.key)
         result.keys.append(source.key)
         fields = {k: v for k, v in item.metadata.items() if v is not None}
-        row = existing or catalog.tracks.get(source.key) or {}
-        fields = {k: v for k, v in fields.items() if not row.get(k) or source.key.startswith("spotify-")}
+        row = existing or library.track(source.key)
+        fields = {k: v for k, v in fields.items() if not getattr(row, k, None) or source.key.startswith("spotify-")}
         if fields.get("title") or fields.get("artist"):
-            fields["name_key"] = name_key(fields.get("artist") or row.get("artist"),
-                                          fields.get("title") or row.get("title"))
-        fields["discovered_from"] = row.get("discovered_from") or origin
+            fields["name_key"] = name_key(fields.get("artist") or row.artist,
+                                          fields.get("title") or row.title)
+        fields["discovered_from"] = row.discovered_from or origin
         catalog.tracks.update(source.key, **fields)
-        if item.unavailable and (existing is None or existing["status"] == Status.QUEUED):
+        if item.unavailable and (existing is None or existing.status == Status.QUEUED):
             catalog.tracks.mark_failed(source.key, "discovery", f"{item.url} cannot be downloaded ({item.unavailable}).",
                                 Reason.of(item.unavailable.split(":", 1)[0]))
             if source.key in result.new:
@@ -149,12 +150,12 @@ def listing_found(listing: Listing) -> list[Found]:
 # -- what to download for a Spotify track ------------------------------------------------------
 
 
-def wanted(row: dict) -> matching.Wanted:
-    artists = tuple(row["artists"]) if isinstance(row.get("artists"), list) else \
-        tuple(a.strip() for a in (row.get("artist") or "").split(",") if a.strip())
-    return matching.Wanted(title=row.get("title") or "", artists=artists,
-                           duration_s=float(row.get("source_duration_s") or 0.0), isrc=row.get("isrc"),
-                           album=row.get("album"))
+def wanted(row: Track) -> matching.Wanted:
+    artists = tuple(row.artists) if isinstance(row.artists, list) else \
+        tuple(a.strip() for a in (row.artist or "").split(",") if a.strip())
+    return matching.Wanted(title=row.title or "", artists=artists,
+                           duration_s=float(row.source_duration_s or 0.0), isrc=row.isrc,
+                           album=row.album)
 
 
 def download_url(library: Library, key: str, client: Callable[[], SpotifyClient] | None,
@@ -162,9 +163,9 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
     """The URL to download for a Spotify track: pinned, matched before, or matched now."""
     catalog = library.catalog
     row = library.track(key)
-    if row.get("match_url"):
-        return row["match_url"]
-    if not row.get("title"):  # added by URL: ask Spotify what it is
+    if row.match_url:
+        return row.match_url
+    if not row.title:  # added by URL: ask Spotify what it is
         if client is None:
             raise TrackError(f"{key} is a Spotify track: its audio is DRM-protected and has to be matched to "
                              "another source, which needs its title and artist from Spotify.",
@@ -199,7 +200,7 @@ def pin(library: Library, key: str, url: str) -> dict:
     if is_collection(url):
         raise TrackError(f"{url} is a playlist, not one track.", hint="Pin the link of the one upload you want.")
     chosen = canonical_url(url)
-    match = row.get("match") if isinstance(row.get("match"), dict) else {}
+    match = row.match if isinstance(row.match, dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
     library.catalog.tracks.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
     library.catalog.tracks.requeue(key)
