@@ -63,7 +63,7 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
     moved = 0
     for group in groups:
         record = duplicates.apply(lib, group)
-        moved += len(record["moves"])
+        moved += len(record.moves)
         context.log.info(f"{group.id}: {group.reason}; duplicates {', '.join(group.others)} "
                          f"({', '.join(group.matched_by)})")
     trashed = _eagle_trash(context, lib, eagle)

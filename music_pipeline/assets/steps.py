@@ -17,6 +17,7 @@ from ..core.domain.errors import TrackError
 from ..core.domain.identity import redact_url
 from ..core.domain.status import Status
 from ..core.library import duplicates
+from ..core.library.rows import DedupGroup
 from ..core.library.steps import FileResult, Library
 from ..core.sources import discovery, matching
 from ..core.sources.download import resolve_id
@@ -45,12 +46,12 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
               search: Callable[[str], list] | None = None) -> Done | Stop:
     lib.ensure_registered(key, target, resolve=lambda url: resolve_id(url, options))
     existing = lib.track(key)
-    if existing["status"] == Status.DUPLICATE:
-        return duplicate_stop(lib, key, lib.catalog.groups.get(existing["dedup_group"] or ""), lib.catalog.tracks.keeper_of(key))
+    if existing.status == Status.DUPLICATE:
+        return duplicate_stop(lib, key, lib.catalog.groups.get(existing.dedup_group or ""), lib.catalog.tracks.keeper_of(key))
     url = None
-    if existing.get("match_pinned") and existing["status"] == Status.QUEUED:  # pinned by hand: fetch from there
-        url, force = existing["match_url"], force or bool(existing.get("raw_path"))
-    elif key.startswith("spotify-") and not (existing.get("raw_path") and not force):
+    if existing.match_pinned and existing.status == Status.QUEUED:  # pinned by hand: fetch from there
+        url, force = existing.match_url, force or bool(existing.raw_path)
+    elif key.startswith("spotify-") and not (existing.raw_path and not force):
         try:  # Spotify audio is DRM-protected: download the matched upload instead
             url = discovery.download_url(lib, key, spotify,
                                        search or (lambda q: matching.search(q, options)))
@@ -58,29 +59,29 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
             lib.catalog.tracks.mark_needs_review(key, "raw_audio", str(err))
             return review_stop(lib, key, str(err))
         log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
-    if url and existing.get("match_pinned"):
+    if url and existing.match_pinned:
         log(f"{key}: downloading the pinned source {redact_url(url)}")
     lib.catalog.tracks.mark_running(key)
     row = lib.fetch_raw(key, options, log=log, force=force, url=url)
     metadata = {}
-    if row.get("match_url"):
-        metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
-        metadata["match_score"] = row.get("match_score") or 0.0
-        metadata["match_pinned"] = bool(row.get("match_pinned"))
-        if isinstance(row.get("match"), dict):
-            metadata["match_candidates"] = MetadataValue.md(_candidates_table(row["match"]))
+    if row.match_url:
+        metadata["matched_source"] = MetadataValue.url(redact_url(row.match_url))
+        metadata["match_score"] = row.match_score or 0.0
+        metadata["match_pinned"] = bool(row.match_pinned)
+        if isinstance(row.match, dict):
+            metadata["match_candidates"] = MetadataValue.md(_candidates_table(row.match))
     return Done({**metadata,
-        "path": MetadataValue.path(row["raw_path"]),
-        "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
-        else row.get("source_path") or "",
-        "title": row.get("title") or "",
-        "artist": row.get("artist") or "",
-        "codec": row["raw_codec"],
-        "sample_rate": row["raw_sample_rate"],
-        "bit_depth": row["raw_bits"] or 0,
-        "lossless": bool(row["raw_lossless"]),
-        "duration_s": row["duration_s"],
-        "cover_art": bool(row.get("cover_path")),
+        "path": MetadataValue.path(row.raw_path),
+        "source": MetadataValue.url(redact_url(row.source_url)) if row.source_url
+        else row.source_path or "",
+        "title": row.title or "",
+        "artist": row.artist or "",
+        "codec": row.raw_codec,
+        "sample_rate": row.raw_sample_rate,
+        "bit_depth": row.raw_bits or 0,
+        "lossless": bool(row.raw_lossless),
+        "duration_s": row.duration_s,
+        "cover_art": bool(row.cover_path),
     })
 
 
@@ -109,9 +110,9 @@ def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> 
 def review_stop(lib: Library, key: str, message: str) -> Stop:
     row = lib.track(key)
     metadata: dict = {"status": Status.NEEDS_REVIEW.value, "note": message}
-    if isinstance(row.get("match"), dict):
-        metadata["candidates"] = MetadataValue.md(_candidates_table(row["match"]))
-        metadata["review_reason"] = row["match"].get("review_reason") or ""
+    if isinstance(row.match, dict):
+        metadata["candidates"] = MetadataValue.md(_candidates_table(row.match))
+        metadata["review_reason"] = row.match.get("review_reason") or ""
     return Stop(f"{key} needs review: {message}", metadata)
 
 
@@ -125,19 +126,19 @@ def _candidates_table(match: dict) -> str:
     return "\n".join(rows)
 
 
-def duplicate_stop(lib: Library, key: str, group: dict | None, keeper: str) -> Stop:
+def duplicate_stop(lib: Library, key: str, group: DedupGroup | None, keeper: str) -> Stop:
     """A duplicate is not a failure: its rule and evidence, for the log and an observation."""
-    group_id = group["id"] if group else ""
+    group_id = group.id if group else ""
     note = (f"{key} is a duplicate of {keeper} (group {group_id}); analysis and transcodes skipped. "
             f"`music-pipeline dedup --undo {group_id}` separates them for good.")
     metadata: dict = {"duplicate_of": keeper, "dedup_group": group_id, "note": note}
     if group:
-        scores = [e["score"] for e in group["evidence"] if e.get("score") is not None]
+        scores = [e["score"] for e in group.evidence if e.get("score") is not None]
         if scores:
             metadata["fingerprint_score"] = max(scores)
-        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group["evidence"]}))
-        metadata["reason"] = group["reason"]
-        metadata["keeper_rule"] = group["rule"]
+        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group.evidence}))
+        metadata["reason"] = group.reason
+        metadata["keeper_rule"] = group.rule
     return Stop(note, metadata)
 
 
@@ -188,7 +189,7 @@ def verify(lib: Library, key: str, fmt: str, *, record: bool = True) -> list[str
     """The output check; with ``record`` a bad file fails the track (the catalog is the
     source of truth)."""
     row = lib.catalog.tracks.get(key)
-    if row is not None and row["status"] == Status.DUPLICATE:  # moved aside on purpose, maybe before any output
+    if row is not None and row.status == Status.DUPLICATE:  # moved aside on purpose, maybe before any output
         return []
     problems = lib.verify(key, fmt)
     if problems and record:
@@ -208,15 +209,15 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
         warn(f"could not set the older copies aside: {problem}")
     row, files = lib.track(key), lib.catalog.files.all([key])  # a settled group may have renamed them
     return Done({
-        "status": row["status"],
-        "title": row.get("title") or "",
-        "artist": row.get("artist") or "",
-        "bpm": row.get("bpm") or 0.0,
-        "key": row.get("key_name") or "",
-        "camelot": row.get("camelot") or "",
+        "status": row.status,
+        "title": row.title or "",
+        "artist": row.artist or "",
+        "bpm": row.bpm or 0.0,
+        "key": row.key_name or "",
+        "camelot": row.camelot or "",
         "files": MetadataValue.md("\n".join(
             ["| format | path | MB |", "|---|---|---|"]
-            + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
+            + [f"| {f.format} | `{f.path}` | {f.size / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
-        "superseded": ", ".join(m for g in settled for m in g["members"] if m != key),
+        "superseded": ", ".join(m for g in settled for m in g.members if m != key),
     })

@@ -58,6 +58,7 @@ from ..assets import TARGET_TAG, tracks
 from ..core.domain import selection
 from ..core.domain.errors import Reason
 from ..core.domain.status import Status
+from ..core.library.rows import Track
 from ..core.library.steps import Library
 from ..core.sources import discovery
 from ..instance import WORKER_TAG, orphaned_by_bulk, pooled, worker_alive, worker_tag
@@ -173,7 +174,7 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
     key = run.tags.get(PARTITION_TAG)
     if library is not None and key:
         row = library.catalog.tracks.get(key)
-        if row is not None and row["status"] == Status.RUNNING:
+        if row is not None and row.status == Status.RUNNING:
             library.catalog.tracks.mark_failed(key, "run", message, Reason.CRASHED)
 
 
@@ -279,7 +280,7 @@ class TrackRunner:
         if _busy_elsewhere(instance, key):
             return "skipped", ""
         row = self.library.catalog.tracks.get(key)
-        if self.job_name == "process_track" and row and Status(row["status"]).finished and not self.again:
+        if self.job_name == "process_track" and row and Status(row.status).finished and not self.again:
             return "skipped", ""
         run_id = make_new_run_id()
         tags = {**self.tags, WORKER_TAG: worker_tag(run_id), PARTITION_TAG: key}
@@ -320,7 +321,7 @@ class TrackRunner:
         if _busy_elsewhere(instance, key):
             return True
         row = self.library.catalog.tracks.get(key)
-        return self.job_name == "process_track" and bool(row) and Status(row["status"]).finished and not self.again
+        return self.job_name == "process_track" and bool(row) and Status(row.status).finished and not self.again
 
     def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
         """Create one track run, as the UI would (job and execution plan snapshots, the origins
@@ -382,7 +383,7 @@ class TrackRunner:
             checks = [entry.dagster_event.event_specific_data.passed for entry in
                       instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
             return "done" if run.status == DagsterRunStatus.SUCCESS and all(checks) else "failed"
-        status = (self.library.catalog.tracks.get(key) or {}).get("status")
+        status = row.status if (row := self.library.catalog.tracks.get(key)) else None
         if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
             return "set aside"
         ok = run.status == DagsterRunStatus.SUCCESS and (status == Status.DONE or self.job_name != "process_track")
@@ -491,12 +492,12 @@ def _submit_from(context: OpExecutionContext):
     return run, context.repository_def
 
 
-def _outcome(result, row: dict | None, job_name: str) -> str:
+def _outcome(result, row: Track | None, job_name: str) -> str:
     """done, set aside or failed, from the track run's result and the catalog."""
     if job_name == "verify_track":  # count what the checks found
         passed = all(e.passed for e in result.get_asset_check_evaluations())
         return "done" if passed else "failed"
-    status = (row or {}).get("status")
+    status = row.status if row else None
     if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
         return "set aside"
     return "done" if result.success and status == Status.DONE else "failed"
@@ -519,7 +520,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         context.log.info(f"sources: {len(new)} new track(s)")
     busy = in_flight(instance, lib, waiting=False)
     if config.keys:
-        rows = {r["key"]: r for r in lib.catalog.tracks.all()} if len(config.keys) > 50 else \
+        rows = {r.key: r for r in lib.catalog.tracks.all()} if len(config.keys) > 50 else \
             {k: r for k in config.keys if (r := lib.catalog.tracks.get(k)) is not None}
         chosen = selection.pending(config.keys, rows, in_flight=busy, force=config.force_download,
                                    reprocess=config.job != "process_track")
@@ -563,9 +564,9 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         retry: list[str] = []
         for key, outcome, run_id, seconds in runner.run_all(todo, config.targets, lanes, instance, attempt):
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and Reason.of((lib.catalog.tracks.get(key) or {}).get("error_reason")).retryable:
+                    and Reason.of(row.error_reason if (row := lib.catalog.tracks.get(key)) else None).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
-                context.log.warning(f"{key}: failed ({(lib.catalog.tracks.get(key) or {}).get('error')}); "
+                context.log.warning(f"{key}: failed ({row.error if row else None}); "
                                     f"will try again")
                 continue
             done += 1
@@ -586,9 +587,9 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
                 "track_runs": MetadataValue.md("\n".join(lines[:502])),
                 "failed_tracks": ", ".join(results["failed"][:50])}
     if results["failed"]:
-        first = lib.catalog.tracks.get(results["failed"][0]) or {}
+        first = lib.catalog.tracks.get(results["failed"][0])
         raise Failure(f"{counts['failed']} of {len(keys)} track(s) failed; the first, {results['failed'][0]}: "
-                      f"{first.get('error') or 'see its run'}", metadata=metadata)
+                      f"{(first.error if first else None) or 'see its run'}", metadata=metadata)
     return Output(None, metadata=metadata)
 
 

@@ -82,9 +82,9 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
             context.log.warning(message)
             errors.append(message)
             continue
-        if row["status"] in (Status.DONE, Status.DUPLICATE):
-            what = "already in the library" if row["status"] == Status.DONE else \
-                f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
+        if row.status in (Status.DONE, Status.DUPLICATE):
+            what = "already in the library" if row.status == Status.DONE else \
+                f"a duplicate of {row.duplicate_of} (group {row.dedup_group})"
             context.log.info(f"{where}: {source.key} is {what}; not processed again")
             continue
         if source.key in requested or source.key in busy:
