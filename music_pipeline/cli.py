@@ -22,10 +22,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import settings
 from .core.domain.errors import TrackError
 from .core.domain.status import Status
+
+if TYPE_CHECKING:
+    from .core.library.rows import Track, TrackFile
 
 DEBIAN_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "fpcalc": "libchromaprint-tools"}
 DEBIAN_LIBS = ["libchromaprint1"]
@@ -151,7 +155,8 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
     (SQLite's own check), at this version's schema, and its paths found under the library
     folder (a drive mounted elsewhere keeps them)."""
     from .core.domain.errors import TrackError
-    from .core.library.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog
+    from .core.library.catalog import CATALOG_FILE, Catalog
+    from .core.library.migrations import SCHEMA_VERSION
 
     path = root / CATALOG_FILE
     url = settings.catalog_url()
@@ -559,17 +564,17 @@ def _first_failure(result) -> str | None:
     return None
 
 
-def _print_track(row: dict, files: list[dict], seconds: float) -> None:
+def _print_track(row: Track, files: list[TrackFile], seconds: float) -> None:
     """A finished track in two lines plus its files; what is unknown says so, never "None"."""
     from .core.library.steps import display_name
 
-    print(f"{_mark(True)} {display_name(row)}  ({row['key']}, {seconds:.1f} s)")
-    bpm = f"{row['bpm']} BPM" if row.get("bpm") is not None else "BPM n/a"
-    key = f"{row['key_name']} ({row.get('camelot')})" if row.get("key_name") else "key n/a"
-    lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
-    print(f"     {bpm}, {key}, {lufs}, {row.get('duration_s') or 0:.1f} s")
+    print(f"{_mark(True)} {display_name(row)}  ({row.key}, {seconds:.1f} s)")
+    bpm = f"{row.bpm} BPM" if row.bpm is not None else "BPM n/a"
+    key = f"{row.key_name} ({row.camelot})" if row.key_name else "key n/a"
+    lufs = f"{row.lufs:.1f} LUFS" if row.lufs is not None else "loudness n/a"
+    print(f"     {bpm}, {key}, {lufs}, {row.duration_s or 0:.1f} s")
     for record in files:
-        print(f"     {record['format']:<5} {record['path']}")
+        print(f"     {record.format:<5} {record.path}")
 
 
 # -- analyze --------------------------------------------------------------------------------
@@ -675,11 +680,11 @@ def cmd_pin(args: argparse.Namespace) -> int:
     from .core.sources import discovery
 
     row = discovery.pin(_library(), args.track, args.url)
-    print(f"{_mark(True)} {row['key']} will be downloaded from {row['match_url']}")
+    print(f"{_mark(True)} {row.key} will be downloaded from {row.match_url}")
     if args.later:
         print("     it is picked up by `music-pipeline process all` or the nightly sync")
         return 0
-    return _bulk(keys=[row["key"]], origin="cli pin")
+    return _bulk(keys=[row.key], origin="cli pin")
 
 
 def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force: bool = False,
@@ -704,25 +709,26 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     failed: list[str] = []
 
     def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
-        row = library.catalog.tracks.get(key) or {}
+        row = library.catalog.tracks.get(key)
+        status = row.status if row else None
         print(f"[{number}/{total}] ", end="")
         if job_name == "mirror_track":
             _print_mirrors(library, key, outcome)
-        elif outcome == "done" and row.get("status") == Status.DONE:
+        elif outcome == "done" and status == Status.DONE:
             _print_track(row, library.catalog.files.all([key]), seconds)
-        elif row.get("status") == Status.DUPLICATE:
-            print(f"{_mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
-                  f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
-        elif row.get("status") == Status.NEEDS_REVIEW:
-            print(f"{_mark(False, 'REVIEW')} {key}: {row.get('error')}")
+        elif status == Status.DUPLICATE:
+            print(f"{_mark(True)} {key} is a duplicate of {row.duplicate_of} (group {row.dedup_group}); "
+                  f"nothing transcoded\n     `music-pipeline dedup --undo {row.dedup_group}` processes it anyway")
+        elif status == Status.NEEDS_REVIEW:
+            print(f"{_mark(False, 'REVIEW')} {key}: {row.error}")
         elif outcome == "skipped":
             print(f"{_mark(True, 'SKIP')} {key}: another run is processing it")
         elif outcome == "done":
             print(f"{_mark(True)} {key}")
         else:
             failed.append(key)
-            step = f" [{row['error_step']}]" if row.get("error_step") else ""
-            print(f"{_mark(False)} {key}{step}: {row.get('error') or 'failed (see its run in the Dagster UI)'}")
+            step = f" [{row.error_step}]" if row and row.error_step else ""
+            print(f"{_mark(False)} {key}{step}: {(row and row.error) or 'failed (see its run in the Dagster UI)'}")
         sys.stdout.flush()
 
     config = run_config(keys, select=select, limit=limit, force=force, job_name=job_name, parallel=parallel)
@@ -748,7 +754,7 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
 def _print_mirrors(library, key: str, outcome: str) -> None:
     from .core.library import mirrors
 
-    where = [f"{name} {state['remote_id']}" for name, sink in (("Notion page", mirrors.NOTION),
+    where = [f"{name} {state.remote_id}" for name, sink in (("Notion page", mirrors.NOTION),
                                                                 ("Eagle item", mirrors.EAGLE))
              if (state := library.catalog.mirrors.get(key, sink)) is not None]
     print(f"{_mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
@@ -832,8 +838,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     library = _library()
     if args.undo:
         record = duplicates.undo(library, args.undo)
-        members = [m for m in record["members"] if m != record["keeper"]]
-        print(f"{_mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
+        members = record.others
+        print(f"{_mark(True)} {args.undo}: {len(record.moves)} file(s) put back; {', '.join(members)} restored")
         return _undo_mirrors(library, members)
     failures = 0
     if args.targets:
@@ -859,13 +865,13 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         duplicates.index_backlog(library)
         items = [duplicates.track_item(row) for row in library.catalog.tracks.all(Status.DONE)]
         for item in items:
-            item.paths = tuple(f["path"] for f in library.catalog.files.all([item.id])) or item.paths
+            item.paths = tuple(f.path for f in library.catalog.files.all([item.id])) or item.paths
     by_id = {item.id: item for item in items}
     groups = dedup.find_groups(items, threshold=args.threshold)
     moved = 0
     for group in groups:
         if args.move:
-            moved += len(duplicates.apply(library, group)["moves"])
+            moved += len(duplicates.apply(library, group).moves)
         paths = [p for member in group.members for p in duplicates.paths_of(by_id, member)]
         keeper = duplicates.paths_of(by_id, group.keeper)[0]
         if args.json:
