@@ -276,7 +276,7 @@ def run_cluster(files: list[Path], args, work: Path, env: dict[str, str], pg, re
         creates = sorted(r.create_timestamp.timestamp() for r in track_records)
         catalog = {}
         for row in library.catalog.tracks.all():
-            catalog[str(row["status"])] = catalog.get(str(row["status"]), 0) + 1
+            catalog[str(row.status)] = catalog.get(str(row.status), 0) + 1
         instance.dispose()
         return {
             "register_s": register_s, "launch_cli_s": launch_s,

@@ -130,7 +130,7 @@ def _plain_one(args: tuple[str, str]) -> str:
         steps.render(lib, key, fmt)
         assert not steps.verify(lib, key, fmt)
     steps.catalog(lib, key, warn=quiet)
-    return lib.catalog.tracks.get(key)["status"]
+    return lib.catalog.tracks.get(key).status
 
 
 def plain_main(root: str, jobs: int, files: list[str]) -> None:
@@ -303,7 +303,8 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
 def playlist_read_time(size: int, work: Path) -> float:
     """``Library.playlists()`` (what playlist_exports reads after every burst of finished
     tracks) over ``size`` finished tracks in 20 playlists."""
-    from music_pipeline.core.library.catalog import Catalog, now
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.rows import now
     from music_pipeline.resources import LibraryResource
 
     root = work / f"playlists-{size}"
