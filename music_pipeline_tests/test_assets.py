@@ -77,7 +77,7 @@ def test_url_download_keeps_source_metadata_and_thumbnail(process, library, http
     assert row["title"].startswith("Night Drive")
     assert Path(row["raw_path"]).read_bytes() == (http_server.root / "night-drive.flac").read_bytes()
     for fmt in ("ALAC", "AIFF", "WAV"):
-        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt)["path"]), fmt)
+        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["cover_bytes"] > 100  # the WebP thumbnail, converted to JPEG
         assert tags["source_url"] == http_server.url("night-drive.html")
 
@@ -96,18 +96,18 @@ def test_rematerialising_is_idempotent(process, library, library_root, song_file
     key, first = process(str(song_file))
     assert first.success
     before = {p: (library_root / p).stat().st_size for p in library_files(library_root)}
-    raw_mtime = Path(library.catalog.tracks.get(key)["raw_path"]).stat().st_mtime_ns
+    raw_mtime = Path(library.catalog.tracks.get(key).raw_path).stat().st_mtime_ns
     key_again, second = process(str(song_file))
     assert second.success and key_again == key
     after = {p: (library_root / p).stat().st_size for p in library_files(library_root)}
     assert after == before  # same files, same sizes, nothing extra, no .part leftovers
-    assert Path(library.catalog.tracks.get(key)["raw_path"]).stat().st_mtime_ns == raw_mtime  # not re-imported
+    assert Path(library.catalog.tracks.get(key).raw_path).stat().st_mtime_ns == raw_mtime  # not re-imported
     assert len(library.catalog.tracks.all()) == 1 and len(library.catalog.files.all()) == 3
 
 
 def test_retitled_track_moves_and_keeps_old_file_in_trash(process, library, library_root, song_file) -> None:
     key, _ = process(str(song_file))
-    old = Path(library.catalog.files.get(key, "WAV")["path"])
+    old = Path(library.catalog.files.get(key, "WAV").path)
     library.catalog.tracks.update(key, title="Renamed Song")
     result = library.render(key, "WAV")
     assert result.path.name == "Test Artist - Renamed Song.wav"
@@ -123,8 +123,8 @@ def test_two_songs_with_one_name_do_not_overwrite_each_other(process, library, t
     key_a, ra = process(str(a))
     key_b, rb = process(str(b))
     assert ra.success and rb.success and key_a != key_b
-    path_a = Path(library.catalog.files.get(key_a, "WAV")["path"])
-    path_b = Path(library.catalog.files.get(key_b, "WAV")["path"])
+    path_a = Path(library.catalog.files.get(key_a, "WAV").path)
+    path_b = Path(library.catalog.files.get(key_b, "WAV").path)
     assert path_a != path_b and path_a.exists() and path_b.exists()
     assert key_b in path_b.name
 
@@ -247,8 +247,8 @@ def test_long_identical_names_still_get_distinct_files(process, library, tmp_pat
     key_b, rb = process(str(b))
     assert ra.success and rb.success
     for fmt in ("ALAC", "AIFF", "WAV"):
-        path_a = Path(library.catalog.files.get(key_a, fmt)["path"])
-        path_b = Path(library.catalog.files.get(key_b, fmt)["path"])
+        path_a = Path(library.catalog.files.get(key_a, fmt).path)
+        path_b = Path(library.catalog.files.get(key_b, fmt).path)
         assert path_a != path_b and path_a.exists() and path_b.exists()
         assert len(path_b.name.encode()) <= 200 and key_b in path_b.name
         assert len(path_b.relative_to(library.root).as_posix()) <= 220
@@ -282,7 +282,7 @@ def test_long_artist_album_and_title_keep_every_library_path_within_220_characte
     assert materialize([playlist_exports], instance=instance, resources=res).success
 
     for fmt in ("ALAC", "AIFF", "WAV"):
-        path_a, path_b = (Path(lib.catalog.files.get(key, fmt)["path"]) for key in (key_a, key_b))
+        path_a, path_b = (Path(lib.catalog.files.get(key, fmt).path) for key in (key_a, key_b))
         assert path_a.parent == path_b.parent and f"[{key_b}]" in path_b.name
         assert tagging.read_tags(path_b, fmt)["artist"] == names["artist"].strip()
         links = [p for p in (library_root / fmt / "Playlists").rglob("*") if p.is_symlink()]
@@ -304,8 +304,8 @@ def test_names_differing_only_in_case_do_not_share_a_file(process, library, tmp_
     key_a, _ = process(str(a))
     key_b, rb = process(str(b))
     assert rb.success
-    name_a = Path(library.catalog.files.get(key_a, "WAV")["path"]).name
-    name_b = Path(library.catalog.files.get(key_b, "WAV")["path"]).name
+    name_a = Path(library.catalog.files.get(key_a, "WAV").path).name
+    name_b = Path(library.catalog.files.get(key_b, "WAV").path).name
     assert name_a.casefold() != name_b.casefold()
 
 
@@ -316,7 +316,7 @@ def test_a_users_own_file_at_the_target_path_is_not_overwritten(process, library
     key, result = process(str(song_file))
     assert result.success
     assert mine.read_bytes() == b"my own edit, not in the catalog"
-    assert key in Path(library.catalog.files.get(key, "WAV")["path"]).name
+    assert key in Path(library.catalog.files.get(key, "WAV").path).name
 
 
 def test_a_failed_check_keeps_the_track_from_being_done(process, library, instance, resources, song_file) -> None:
@@ -326,7 +326,7 @@ def test_a_failed_check_keeps_the_track_from_being_done(process, library, instan
     from music_pipeline.assets import CHECKS, TRACK_ASSETS
 
     key, _ = process(str(song_file))
-    damaged = Path(library.catalog.files.get(key, "AIFF")["path"])
+    damaged = Path(library.catalog.files.get(key, "AIFF").path)
     aiff.AIFF(damaged).delete()  # someone stripped the tags
     selection = AssetSelection.checks_for_assets(TRACK_ASSETS[4]) | AssetSelection.assets("catalog")
     result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
@@ -339,11 +339,11 @@ def test_a_failed_check_keeps_the_track_from_being_done(process, library, instan
     assert row["status"] == "failed" and row["error_step"] == "aiff check"
     assert "tag title is missing" in row["error"]
     # the catalog refuses to call the track done while a file is missing
-    Path(library.catalog.files.get(key, "WAV")["path"]).unlink()
+    Path(library.catalog.files.get(key, "WAV").path).unlink()
     again = materialize([*TRACK_ASSETS], partition_key=key, instance=instance, resources=resources,
                         selection=["catalog"], raise_on_error=False)
     assert not again.success
-    assert "incomplete: no WAV file" in library.catalog.tracks.get(key)["error"]
+    assert "incomplete: no WAV file" in library.catalog.tracks.get(key).error
 
 
 def test_library_index_refreshes_even_with_failed_tracks(process, library, instance, resources, song_file,
@@ -372,7 +372,7 @@ def test_run_tag_registers_a_track_the_catalog_does_not_know(instance, resources
     instance.add_dynamic_partitions(tracks.name, [key])
     result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
                          tags={TARGET_TAG: str(song_file)})
-    assert result.success and library.catalog.tracks.get(key)["status"] == "done"
+    assert result.success and library.catalog.tracks.get(key).status == "done"
 
 
 def test_an_unknown_partition_fails_with_a_clear_message(instance, resources, library) -> None:
@@ -419,7 +419,7 @@ def test_replaygain_tags_in_every_output(process, library, song_file) -> None:
     gain, peak = row["replaygain_track_gain_db"], row["replaygain_track_peak"]
     assert gain == pytest.approx(-18.0 - row["lufs"], abs=0.01) and 0 < peak <= 1.2
     for fmt in ("ALAC", "AIFF", "WAV"):
-        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt)["path"]), fmt)
+        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["replaygain_track_gain"] == f"{gain:+.2f} dB"
         assert tags["replaygain_track_peak"] == f"{peak:.6f}"
 

@@ -40,11 +40,11 @@ def assert_failed_cleanly(result, library: Library, key: str, step: str, *phrase
 def test_404_url_then_retry_when_it_exists(process, library, http_server) -> None:
     key, result = process(http_server.url("later.flac"))
     assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404 (not found)", http_server.url("later.flac"))
-    assert library.catalog.tracks.get(key)["error_reason"] == "removed"  # not retried by itself: it would fail again
+    assert library.catalog.tracks.get(key).error_reason == "removed"  # not retried by itself: it would fail again
     make_track(http_server.root / "later.flac", seconds=3, codec_args=["-c:a", "flac"])
     key_again, retry = process(http_server.url("later.flac"))
     assert key_again == key and retry.success
-    assert library.catalog.tracks.get(key)["status"] == "done" and library.catalog.tracks.get(key)["error"] is None
+    assert library.catalog.tracks.get(key).status == "done" and library.catalog.tracks.get(key).error is None
 
 
 def test_url_no_extractor_supports(process, library, http_server) -> None:
@@ -138,7 +138,7 @@ exec {real} "$@"
     assert not any(name.startswith("ALAC/") or ".part-" in name for name in library_files(library.root))
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
     _, retry = process(str(song_file))
-    assert retry.success and library.catalog.tracks.get(key)["status"] == "done"
+    assert retry.success and library.catalog.tracks.get(key).status == "done"
 
 
 @pytest.fixture
@@ -186,14 +186,14 @@ def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk
         assert record is None or lib.verify(key, fmt) == []
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     _, retry = process(str(source), library_override=lib, resources_override=resources)
-    assert retry.success and lib.catalog.tracks.get(key)["status"] == "done"
+    assert retry.success and lib.catalog.tracks.get(key).status == "done"
 
 
 def test_tokens_in_a_failing_url_stay_out_of_messages(process, library, http_server) -> None:
     url = http_server.url("private.flac?token=s3cr3t-value&id=1")
     key, result = process(url)
     message = assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404")
-    assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.tracks.get(key)["error"]
+    assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.tracks.get(key).error
     logs = " ".join(str(e.message) for e in result.all_events if e.message)
     assert "s3cr3t-value" not in logs
 
@@ -215,7 +215,7 @@ def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library,
     assert media.probe(mp3).duration_s > 60  # the header guess really is wrong
     key, result = process(str(mp3))
     assert result.success, failure_message(result)
-    assert abs(library.track(key)["duration_s"] - media.decoded_duration(mp3)) < 0.05
+    assert abs(library.track(key).duration_s - media.decoded_duration(mp3)) < 0.05
 
 
 def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(process, small_disk, small_disk_resources,

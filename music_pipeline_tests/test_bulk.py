@@ -39,8 +39,8 @@ def test_tracks_run_in_lanes_each_a_run_of_its_own(library, library_root, resour
         for key in keys[:4]:
             assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True,
                                                     "aiff:valid": True, "wav:valid": True}
-    assert [library.catalog.tracks.get(k)["status"] for k in keys] == ["done"] * 4 + ["failed"]
-    assert library.catalog.tracks.get(keys[4])["error_reason"] == "not-audio"  # not retried: it would fail again
+    assert [library.catalog.tracks.get(k).status for k in keys] == ["done"] * 4 + ["failed"]
+    assert library.catalog.tracks.get(keys[4]).error_reason == "not-audio"  # not retried: it would fail again
 
 
 def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(library, tmp_path: Path) -> None:

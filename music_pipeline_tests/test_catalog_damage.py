@@ -98,7 +98,7 @@ def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
     moved = Library(tmp_path / "mounted-elsewhere" / "Music")
     for fmt in ("ALAC", "AIFF", "WAV"):
         assert moved.verify(key, fmt) == []
-        assert Path(moved.catalog.files.get(key, fmt)["path"]).is_relative_to(moved.root)
+        assert Path(moved.catalog.files.get(key, fmt).path).is_relative_to(moved.root)
     assert Path(moved.track(key)["raw_path"]).exists()
 
 
@@ -118,8 +118,8 @@ def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_mov
     new_root = tmp_path / "new" / "Music"
     shutil.move(old_root, new_root)  # moved before upgrading
     catalog = Catalog(new_root / "catalog.sqlite")
-    assert catalog.files.get("k", "ALAC")["path"] == str(new_root / "ALAC/A/A - S.m4a")
-    assert catalog.tracks.get("k")["raw_path"] == str(new_root / "_raw/k.flac")
+    assert catalog.files.get("k", "ALAC").path == str(new_root / "ALAC/A/A - S.m4a")
+    assert catalog.tracks.get("k").raw_path == str(new_root / "_raw/k.flac")
 
 
 def test_an_unknown_track_is_still_a_catalog_error(tmp_path) -> None:

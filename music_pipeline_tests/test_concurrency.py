@@ -62,7 +62,7 @@ def test_two_different_songs_with_the_same_name_in_parallel_keep_their_own_audio
             path = Path(record["path"])
             paths.add(path)
             # each track's catalogued file holds that track's audio, not the other song's
-            assert abs(media.decoded_duration(path) - library.track(key)["duration_s"]) < 0.1, (fmt, key)
+            assert abs(media.decoded_duration(path) - library.track(key).duration_s) < 0.1, (fmt, key)
             assert library.verify(key, fmt) == []
         assert len(paths) == 2, f"both songs were written to one {fmt} path"
         stems = sorted(p.stem for p in paths)  # one keeps the plain name, the other is told apart by its key

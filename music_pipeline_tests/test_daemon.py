@@ -149,7 +149,7 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         expected = inbox_keys if tag(bulk, "music_pipeline/origin") == "inbox" else sync_keys
         assert members == {k: "SUCCESS" for k in expected[:2]} | {expected[2]: "FAILURE"}
     catalog = Catalog(dagster.library / "catalog.sqlite")
-    assert [catalog.tracks.get(k)["status"] for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
+    assert [catalog.tracks.get(k).status for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
 
     # `add` of a signed link with a password: processed, and its secrets in no run tag, config or log
     make_track(root / "Signed - Link.flac", seconds=3, seed=30, codec_args=["-c:a", "flac"])
@@ -208,7 +208,7 @@ def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(w
             row = catalog.tracks.get(key)
             assert row["status"] == "done"
             assert page["Key"] == row["key_short"] and page["Camelot"] == row["camelot"] and page["BPM"] == row["bpm"]
-            assert page["ALAC File"] == catalog.files.get(key, "ALAC")["path"]
+            assert page["ALAC File"] == catalog.files.get(key, "ALAC").path
             assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
             failed = FakeNotion.plain(fake.page(gone["id"]))
             assert "404" in failed["Error"]

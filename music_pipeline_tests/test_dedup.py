@@ -203,9 +203,9 @@ def test_a_copy_stops_before_analysis_and_transcodes_and_undo_puts_it_back(proce
     row = library.catalog.tracks.get(copy)
     assert row["status"] == "queued" and row["duplicate_of"] is None
     assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
-    assert library.catalog.tracks.get(keeper)["isrc"] is None
+    assert library.catalog.tracks.get(keeper).isrc is None
     assert not (library_root / "duplicates" / group).exists()
-    assert library.catalog.groups.get(group)["state"] == "undone"
+    assert library.catalog.groups.get(group).state == "undone"
 
 
 def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, library_root, copies,
@@ -219,7 +219,7 @@ def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, li
     old_files = [Path(f["path"]) for f in library.catalog.files.all([old])]
     new, result = process(str(flac))
     assert result.success
-    assert library.catalog.tracks.get(new)["status"] == "done"
+    assert library.catalog.tracks.get(new).status == "done"
     row = library.catalog.tracks.get(old)
     assert row["status"] == "duplicate" and row["duplicate_of"] == new
     group = row["dedup_group"]
@@ -232,8 +232,8 @@ def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, li
     assert sorted(Path(f["path"]) for f in library.catalog.files.all([old])) == sorted(old_files)
     assert all(p.exists() and library.catalog.files.path_owner(p) == old for p in old_files)
     assert all(Path(f["path"]).exists() and f"[{new}]" in f["path"] for f in library.catalog.files.all([new]))
-    assert library.catalog.tracks.get(old)["status"] == "done"
-    assert library.catalog.tracks.get(new)["status"] == "done"
+    assert library.catalog.tracks.get(old).status == "done"
+    assert library.catalog.tracks.get(new).status == "done"
 
 
 def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, copies, tmp_path) -> None:
@@ -247,7 +247,7 @@ def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, co
     assert result.success
     row = library.catalog.tracks.get(b)
     assert row["status"] == "duplicate" and row["duplicate_of"] == a
-    assert library.catalog.groups.get(row["dedup_group"])["evidence"][0]["by"] == "isrc"
+    assert library.catalog.groups.get(row["dedup_group"]).evidence[0]["by"] == "isrc"
 
 
 def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process, library, library_root, copies,
@@ -257,7 +257,7 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
                      "-c:a", "libmp3lame")
     a, _ = process(str(first))
     b, _ = process(str(second))
-    assert library.catalog.tracks.get(a)["status"] == library.catalog.tracks.get(b)["status"] == "done"
+    assert library.catalog.tracks.get(a).status == library.catalog.tracks.get(b).status == "done"
     for key in (a, b):  # say a Spotify sync told us both are this recording
         library.catalog.tracks.update(key, isrc="USRC17607839")
     result = materialize([dedup_groups], instance=instance, resources=resources)
@@ -266,7 +266,7 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
     assert metadata["groups"].value == 1 and metadata["duplicates"].value == 1
     assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
     assert "lossless over lossy" in metadata["keeper_rule"].value
-    assert library.catalog.tracks.get(b)["status"] == "duplicate" and library.catalog.tracks.get(b)["duplicate_of"] == a
+    assert library.catalog.tracks.get(b).status == "duplicate" and library.catalog.tracks.get(b).duplicate_of == a
     assert all(Path(f["path"]).is_relative_to(library_root / "duplicates") for f in library.catalog.files.all([b]))
     again = materialize([dedup_groups], instance=instance, resources=resources)
     assert again.asset_materializations_for_node("dedup_groups")[0].metadata["groups"].value == 0
@@ -377,13 +377,13 @@ def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, 
     copy, _ = process(str(mp3))
     row = library.catalog.tracks.get(copy)
     group = row["dedup_group"]
-    moves = library.catalog.groups.get(group)["moves"]
+    moves = library.catalog.groups.get(group).moves
     assert not (library_root / "_raw" / f"{copy}.decoded.npz").exists()  # no leftover decode
 
     again_key, result = process(str(mp3))  # the user (or a backfill) runs it again
     assert again_key == copy and result.success
-    assert library.catalog.tracks.get(copy)["status"] == "duplicate"
-    assert library.catalog.groups.get(group)["moves"] == moves  # nothing moved a second time
+    assert library.catalog.tracks.get(copy).status == "duplicate"
+    assert library.catalog.groups.get(group).moves == moves  # nothing moved a second time
     assert not (library_root / "duplicates" / group / "duplicates").exists()
 
     # the keeper took the cover and ISRC it lacked, in the catalog and in its files' tags
@@ -395,11 +395,11 @@ def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, 
         assert read_tags(Path(record["path"]), record["format"]).get("cover_bytes")
 
     assert main(["dedup", "--undo", group]) == 0
-    assert library.catalog.tracks.get(keeper)["isrc"] is None and library.catalog.tracks.get(keeper)["cover_path"] is None
+    assert library.catalog.tracks.get(keeper).isrc is None and library.catalog.tracks.get(keeper).cover_path is None
     assert all(library.verify(keeper, r["format"]) == [] for r in library.catalog.files.all([keeper]))
     _, result = process(str(mp3))  # separated for good: processed in full this time
-    assert result.success and library.catalog.tracks.get(copy)["status"] == "done"
-    assert library.catalog.tracks.get(keeper)["status"] == "done"
+    assert result.success and library.catalog.tracks.get(copy).status == "done"
+    assert library.catalog.tracks.get(keeper).status == "done"
 
 
 def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, library_root, copies,
@@ -413,13 +413,13 @@ def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, li
                    "-c:a", "aac", "-b:a", "128k")
     a, _ = process(str(mp3))
     b, _ = process(str(worse))
-    assert library.catalog.tracks.get(b)["duplicate_of"] == a
+    assert library.catalog.tracks.get(b).duplicate_of == a
     c, _ = process(str(flac))
-    assert library.catalog.tracks.get(a)["duplicate_of"] == c
-    assert library.catalog.tracks.get(b)["duplicate_of"] == c  # repointed, not left behind a duplicate
+    assert library.catalog.tracks.get(a).duplicate_of == c
+    assert library.catalog.tracks.get(b).duplicate_of == c  # repointed, not left behind a duplicate
     x, _ = process(str(late))
-    assert library.catalog.tracks.get(x)["duplicate_of"] == c
-    b_group = library.catalog.tracks.get(b)["dedup_group"]
+    assert library.catalog.tracks.get(x).duplicate_of == c
+    b_group = library.catalog.tracks.get(b).dedup_group
     assert main(["dedup", "--undo", b_group]) == 0  # an older group still undoes cleanly
     row = library.catalog.tracks.get(b)
     assert row["status"] == "queued" and row["duplicate_of"] is None  # it was caught before processing
@@ -563,12 +563,12 @@ def test_lossless_files_of_lossy_audio_do_not_replace_the_original_in_the_librar
     assert result.success
     row = library.catalog.tracks.get(remaster)
     assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "the runner-up lacks 3.0 s at the start" in library.catalog.groups.get(row["dedup_group"])["reason"]
+    assert "the runner-up lacks 3.0 s at the start" in library.catalog.groups.get(row["dedup_group"]).reason
     assert 14_000 < metadata["cutoff_hz"].value < 19_000 and metadata["lossy_origin"].value is None
     assert row["lossy_origin"] == 1 and row["cutoff_hz"] == pytest.approx(metadata["cutoff_hz"].value, abs=300)
     copy, result = process(str(lossy_set["copy"]))  # whole, but lossy audio in a FLAC
     assert result.success
     row = library.catalog.tracks.get(copy)
     assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.groups.get(row["dedup_group"])["reason"]
-    assert library.catalog.tracks.get(original)["status"] == "done"
+    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.groups.get(row["dedup_group"]).reason
+    assert library.catalog.tracks.get(original).status == "done"

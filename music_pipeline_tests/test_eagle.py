@@ -58,7 +58,7 @@ def test_imported_once_with_its_fields_and_a_resync_writes_nothing(app: FakeEagl
     assert "BPM 124.0" in item["annotation"] and "F#m (11A)" in item["annotation"] and "-9.1 LUFS" in item["annotation"]
     assert {"House", "F#m", "11A", "120-129 BPM", "Warmup", "Peak", "soundcloud"} <= set(item["tags"])
     assert set(app.folder_names()) == {"Warmup", "Peak"} and len(item["folders"]) == 1
-    assert library.catalog.mirrors.get(key, "eagle")["remote_id"] == item["id"]
+    assert library.catalog.mirrors.get(key, "eagle").remote_id == item["id"]
     writes = len(app.writes())
     assert mirrors.sync_eagle(library, client(app), key).action == "unchanged"
     assert len(app.writes()) == writes
@@ -94,7 +94,7 @@ def test_duplicates_items_go_to_the_trash_never_deleted(app: FakeEagle, library:
     library.catalog.tracks.mark_duplicate(copy, keeper, "g-eagle")
     result = mirrors.sync_eagle(library, client(app), keeper)
     assert result.trashed == [copy]
-    copy_item = app.item(library.catalog.mirrors.get(copy, "eagle")["remote_id"])
+    copy_item = app.item(library.catalog.mirrors.get(copy, "eagle").remote_id)
     assert copy_item["isDeleted"] and len(app.items()) == 2 and len(app.items(include_deleted=False)) == 1
     assert mirrors.trash_eagle_duplicates(library, client(app)) == []  # once
 
@@ -117,12 +117,12 @@ def test_a_closed_eagle_is_no_failure_and_the_token_never_shows(app: FakeEagle, 
         (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         why = observed.event_specific_data.asset_observation.metadata["skipped"].value
         assert why.startswith(f"Eagle not reachable at {app.url}") and app.token not in why
-    assert library.catalog.tracks.get(key)["status"] == "done"
+    assert library.catalog.tracks.get(key).status == "done"
 
 
 def test_a_missing_file_says_so(app: FakeEagle, library: Library) -> None:
     key = add_done(library, 7)
-    Path(library.catalog.files.get(key, "ALAC")["path"]).unlink()
+    Path(library.catalog.files.get(key, "ALAC").path).unlink()
     with pytest.raises(Exception, match="does not exist"):
         mirrors.sync_eagle(library, client(app), key)
     assert not app.items()

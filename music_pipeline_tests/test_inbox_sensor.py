@@ -58,7 +58,7 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     assert seen.asset_key.to_user_string() == "sources/inbox" and seen.metadata["new_tracks"].value == 4
     assert result.dynamic_partitions_requests[0].partition_keys  # added in the same tick
     # the catalog knows where each came from
-    assert library.catalog.tracks.get("youtube-dQw4w9WgXcQ")["source_url"] == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert library.catalog.tracks.get("youtube-dQw4w9WgXcQ").source_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
     assert {r["source_kind"] for r in library.catalog.tracks.all()} == {"file", "url"}
 
     # the next tick with the cursor finds nothing new
@@ -316,7 +316,7 @@ def test_an_audio_file_linked_from_outside_the_inbox_is_refused(instance, librar
     (key,) = requested(result)  # only the file inside the inbox, once for both names
     assert "song.flac: a link leading outside the inbox; refused" in shown
     assert [r["key"] for r in library.catalog.tracks.all()] == [key]
-    assert library.catalog.tracks.get(key)["source_path"] == str(inside.resolve())
+    assert library.catalog.tracks.get(key).source_path == str(inside.resolve())
 
 
 def test_a_linked_folder_is_not_followed(instance, library, library_root, tmp_path, capfd) -> None:

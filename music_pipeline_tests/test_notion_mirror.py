@@ -130,7 +130,7 @@ def test_a_value_typed_by_hand_is_kept_and_the_rest_follows_the_library(fake, db
     key = add_done(library, 1, playlists=("Peak",))
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), key)
-    page_id = library.catalog.mirrors.get(key, "notion")["remote_id"]
+    page_id = library.catalog.mirrors.get(key, "notion").remote_id
     # a person corrects the BPM, swaps the pipeline's genre for theirs, adds a playlist, writes a note
     fake.edit_by_hand(page_id, {"BPM": 62.0, "Genre": ["Deep"], "Playlists": ["Peak", "Mine"],
                                 "Notes": "great closer"})
@@ -181,7 +181,7 @@ def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db
     resource = notion(fake, db)
     for key in (keeper, copy):
         mirrors.sync_notion(library, resource.mirror(), key)
-    copy_page = library.catalog.mirrors.get(copy, "notion")["remote_id"]
+    copy_page = library.catalog.mirrors.get(copy, "notion").remote_id
     library.catalog.tracks.mark_duplicate(copy, keeper, "g-test")
     followed = mirrors.follow_notion(library, resource.mirror())
     assert followed.merged == [copy]
@@ -267,7 +267,7 @@ def test_a_database_not_shared_says_what_to_do_and_does_not_fail_the_track(fake,
         (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         why = observed.event_specific_data.asset_observation.metadata["skipped"].value
         assert "Connections" in why and "TRACKS_DB_ID" in why and fake.token not in why
-    assert library.catalog.tracks.get(key)["status"] == "done"
+    assert library.catalog.tracks.get(key).status == "done"
 
 
 def test_without_a_token_the_asset_says_skipped(library: Library, library_root: Path) -> None:
@@ -291,14 +291,14 @@ def test_queued_pages_become_tracks_and_bad_ones_say_why(fake, db, library: Libr
     done = fake.seed_page(db.data_source_id, {"Name": "old", "URL": youtube(11), "Status": "Done"})
     taken = mirrors.take_queue(library, mirror)
     assert taken.keys == ["youtube-track000010"]
-    assert library.catalog.tracks.get("youtube-track000010")["status"] == "queued"
-    assert library.catalog.mirrors.get("youtube-track000010", "notion")["remote_id"] == queued["id"]
+    assert library.catalog.tracks.get("youtube-track000010").status == "queued"
+    assert library.catalog.mirrors.get("youtube-track000010", "notion").remote_id == queued["id"]
     page = FakeNotion.plain(fake.page(queued["id"]))
     assert page["Status"] == "Queued" and page["Track ID"] == "youtube-track000010"
     refused = FakeNotion.plain(fake.page(path["id"]))
     assert refused["Status"] == "Failed" and "URL" in refused["Error"]
     assert fake.page(again["id"])["in_trash"]  # the library has it: merged into its page
-    known_page = library.catalog.mirrors.get(known, "notion")["remote_id"]
+    known_page = library.catalog.mirrors.get(known, "notion").remote_id
     assert FakeNotion.plain(fake.page(known_page))["Tags"] == ["x"]
     assert FakeNotion.plain(fake.page(done["id"]))["Status"] == "Done" and not fake.page(done["id"])["in_trash"]
     assert mirrors.take_queue(library, mirror).keys == []  # taken once
@@ -364,7 +364,7 @@ def test_a_better_copy_gets_its_own_page_and_the_old_copys_page_is_merged_into_i
     old = add_done(library, 20, playlists=("Old Set",))
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), old)
-    old_page = library.catalog.mirrors.get(old, "notion")["remote_id"]
+    old_page = library.catalog.mirrors.get(old, "notion").remote_id
     fake.edit_by_hand(old_page, {"Notes": "the intro is cut", "Tags": ["keep"]})
     better = add_done(library, 21)
     library.catalog.tracks.mark_duplicate(old, better, "g-better")  # the better copy superseded it
@@ -388,7 +388,7 @@ def test_follow_up_before_the_keepers_own_sync_never_hands_it_the_copys_page(fak
     old = add_done(library, 30)
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), old)
-    old_page = library.catalog.mirrors.get(old, "notion")["remote_id"]
+    old_page = library.catalog.mirrors.get(old, "notion").remote_id
     better = add_done(library, 31)
     library.catalog.tracks.mark_duplicate(old, better, "g-early")
     assert mirrors.follow_notion(library, resource.mirror()).merged == [old]  # the sensor was first
@@ -411,7 +411,7 @@ def test_a_page_trashed_by_a_person_is_not_written_to_and_the_track_gets_a_live_
     resource = notion(fake, db)
     mirror = resource.mirror()
     mirrors.sync_notion(library, mirror, key)  # the snapshot (this process's) still holds the page
-    page_id = library.catalog.mirrors.get(key, "notion")["remote_id"]
+    page_id = library.catalog.mirrors.get(key, "notion").remote_id
     fake.edit_by_hand(page_id, in_trash=True)
     library.catalog.tracks.mark_failed(key, "run", "boom", Reason.CRASHED)
     followed = mirrors.follow_notion(library, mirror)
@@ -458,7 +458,7 @@ def test_a_page_both_tracks_point_at_is_never_trashed_as_the_copys(fake, db, lib
     keeper, copy = add_done(library, 60), add_done(library, 61)
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), keeper)
-    page_id = library.catalog.mirrors.get(keeper, "notion")["remote_id"]
+    page_id = library.catalog.mirrors.get(keeper, "notion").remote_id
     library.catalog.mirrors.set(copy, "notion", page_id, status="Done")  # e.g. left by an older version
     library.catalog.tracks.mark_duplicate(copy, keeper, "g-shared")
     mirrors.follow_notion(library, resource.mirror())

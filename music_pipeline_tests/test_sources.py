@@ -96,7 +96,7 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     fake.add_like(make_track(name="Fresh One", artists=["New Artist"]))
     fake.add_like(make_track(name="Fresh Two", artists=["New Artist"]))
     fourth = tick(spotify_liked, instance, third.cursor, **res)
-    assert sorted(library.catalog.tracks.get(k)["title"] for k in requested(fourth)) == ["Fresh One", "Fresh Two"]
+    assert sorted(library.catalog.tracks.get(k).title for k in requested(fourth)) == ["Fresh One", "Fresh Two"]
     fifth = tick(spotify_liked, instance, fourth.cursor, **res)
     assert fifth.run_requests == []
     assert len(library.catalog.playlists.tracks("spotify-liked")) == 452
@@ -106,8 +106,8 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     burst = tick(spotify_liked, instance, fifth.cursor, **res)
     assert len(requested(burst)) == 300
     liked = library.catalog.playlists.tracks("spotify-liked")  # newest first, as on Spotify
-    assert [library.catalog.tracks.get(k)["title"] for k in liked[:2]] == ["Burst 299", "Burst 298"]
-    assert library.catalog.tracks.get(liked[300])["title"] == "Fresh Two" and len(liked) == 752
+    assert [library.catalog.tracks.get(k).title for k in liked[:2]] == ["Burst 299", "Burst 298"]
+    assert library.catalog.tracks.get(liked[300]).title == "Fresh Two" and len(liked) == 752
     assert tick(spotify_liked, instance, burst.cursor, **res).run_requests == []
 
 
@@ -141,7 +141,7 @@ def test_playlists_keep_membership_and_a_known_isrc_is_not_fetched_again(fake, s
     res = {"library": LibraryResource(root=str(library_root)), "spotify": spotify}
     result = tick(spotify_playlists, instance, None, **res)
     keys = requested(result)
-    assert sorted(library.catalog.tracks.get(k)["title"] for k in keys) == ["Alpha", "Beta"]
+    assert sorted(library.catalog.tracks.get(k).title for k in keys) == ["Alpha", "Beta"]
     members = library.catalog.playlists.tracks(f"spotify-playlist-{pid}")
     assert members == [f"spotify-{a['id']}", f"spotify-{b['id']}", "youtube-aaaaaaaaaaa"]
     assert tick(spotify_playlists, instance, result.cursor, **res).run_requests == []  # same snapshot
@@ -222,7 +222,7 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
     row = library.catalog.tracks.get(waiting)
     assert row["status"] == "done" and row["match_pinned"] == 1
     # a finished track matched to the wrong version is pinned again: it is downloaded anew from there
-    before = library.catalog.tracks.get(key)["raw_sha256"]
+    before = library.catalog.tracks.get(key).raw_sha256
     assert main(["pin", key, http_server.url("remix.flac"), "--later"]) == 0
     row = library.catalog.tracks.get(key)
     assert row["status"] == "queued" and row["match_score"] is None
@@ -244,7 +244,7 @@ def test_a_bulk_run_isolates_a_failing_track_in_its_own_failed_run(library, libr
                                                      resources=_resources(library_root, spotify),
                                                      raise_on_error=False)
     assert not outcome.success  # one of two failed: the bulk run went on, then says so
-    assert library.catalog.tracks.get(keys[0])["status"] == "done"
+    assert library.catalog.tracks.get(keys[0]).status == "done"
     failed = library.catalog.tracks.get(keys[1])
     assert failed["status"] == "failed" and "not an audio file" in failed["error"]
     assert set(instance.get_dynamic_partitions(tracks.name)) >= set(keys)
@@ -316,7 +316,7 @@ def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_roo
     for argv in (["process", "single"], ["process", "batch", "-n", "1"], ["process", "all"],
                  ["process", "reprocess", "-n", "1"], ["sync", str(songs[0])], ["pin", keys[1], http_server.url("pinned.flac")]):
         assert main(argv) == 0, (argv, capsys.readouterr().out)
-    assert [library.catalog.tracks.get(k)["status"] for k in keys] == ["done"] * 3
+    assert [library.catalog.tracks.get(k).status for k in keys] == ["done"] * 3
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
         bulks = {r.run_id: r.tags[bulk.ORIGIN_TAG] for r in runs if r.job_name == "process_tracks"}
@@ -334,7 +334,7 @@ def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_roo
     assert by_origin["cli process reprocess"] == [keys[0]]
     assert "cli sync" not in by_origin  # already in the library: not processed again
     assert by_origin["cli pin"] == [keys[1]]  # pinned: downloaded again from there
-    assert library.catalog.tracks.get(keys[1])["match_url"] == http_server.url("pinned.flac")
+    assert library.catalog.tracks.get(keys[1]).match_url == http_server.url("pinned.flac")
 
 
 def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, library_root, tmp_path,
@@ -444,7 +444,7 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
     res = _resources(library_root, spotify)
     bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=[source.key]), instance=instance,
                                            resources=res)
-    aiff.AIFF(library.catalog.files.get(source.key, "AIFF")["path"]).delete()  # a tool stripped the tags
+    aiff.AIFF(library.catalog.files.get(source.key, "AIFF").path).delete()  # a tool stripped the tags
     with build_schedule_context(instance=instance) as context:
         (request,) = weekly_verification.evaluate_tick(context).run_requests
     result = bulk.process_tracks.execute_in_process(run_config=request.run_config, instance=instance,
@@ -457,7 +457,7 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
     failing = [e for e in evaluations if not e.passed]
     assert [e.asset_key.to_user_string() for e in failing] == ["aiff"]
     assert "tag title is missing" in failing[0].metadata["problems"].value
-    assert library.catalog.tracks.get(source.key)["status"] == "done"  # reported, not unmade
+    assert library.catalog.tracks.get(source.key).status == "done"  # reported, not unmade
     assert check_results(instance, source.key)["aiff:valid"] is False  # the UI shows the latest result
     # reprocess: finished tracks again, originals reused, the damaged file written anew
     outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(select="reprocess"),

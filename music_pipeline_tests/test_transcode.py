@@ -38,7 +38,7 @@ def test_outputs_keep_lossless_depth_and_cap_rate(tmp_path: Path, library: Libra
     source = make_track(tmp_path / name, seconds=4, **writer)
     key = register_target(library, str(source))[0].key
     library.fetch_raw(key)
-    source_duration = library.track(key)["duration_s"]
+    source_duration = library.track(key).duration_s
     rate, bits = expected
     for fmt in ("ALAC", "AIFF", "WAV"):
         result = library.render(key, fmt)
@@ -99,7 +99,7 @@ def test_tags_are_written_into_every_format(tmp_path: Path, library: Library) ->
         assert tags["source_url"] is None  # a local file has no source page
         assert tags["cover_bytes"] > 100, fmt
         assert library.verify(key, fmt) == []
-    assert Path(library.track(key)["cover_path"]).exists()
+    assert Path(library.track(key).cover_path).exists()
 
 
 def test_a_wav_tagged_with_riff_info_is_imported_under_its_artist_and_title(tmp_path: Path, library: Library) -> None:
