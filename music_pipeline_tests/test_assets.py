@@ -13,7 +13,8 @@ from dagster import AssetKey, materialize
 
 from music_pipeline.assets import library_index
 from music_pipeline.core.audio import tagging
-from music_pipeline.core.library.catalog import SCHEMA_VERSION, Catalog
+from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.migrations import SCHEMA_VERSION
 
 from .audio import make_track
 from .conftest import library_files
@@ -51,10 +52,10 @@ def test_local_file_becomes_three_tagged_analysed_formats_and_a_catalog_row(proc
     assert checks == {("raw_audio", "decodes"): True, ("m4a_alac", "valid"): True, ("aiff", "valid"): True,
                       ("wav", "valid"): True}
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "done" and row["error"] is None and row["processed_at"]
-    assert row["bpm"] == features["bpm"] and row["camelot"] == features["camelot"] and row["fingerprint"]
-    assert {f["format"] for f in library.catalog.files.all([key])} == {"ALAC", "AIFF", "WAV"}
-    assert row["album"] == "Test Album"
+    assert row.status == "done" and row.error is None and row.processed_at
+    assert row.bpm == features["bpm"] and row.camelot == features["camelot"] and row.fingerprint
+    assert {f.format for f in library.catalog.files.all([key])} == {"ALAC", "AIFF", "WAV"}
+    assert row.album == "Test Album"
     # the source file is untouched (it was outside the inbox)
     assert song_file.exists()
 
@@ -72,10 +73,10 @@ def test_url_download_keeps_source_metadata_and_thumbnail(process, library, http
     assert result.success, result
     assert key.startswith("url-")
     row = library.catalog.tracks.get(key)
-    assert row["webpage_url"] == http_server.url("night-drive.html")
-    assert row["thumbnail_url"] == http_server.url("cover.webp")
-    assert row["title"].startswith("Night Drive")
-    assert Path(row["raw_path"]).read_bytes() == (http_server.root / "night-drive.flac").read_bytes()
+    assert row.webpage_url == http_server.url("night-drive.html")
+    assert row.thumbnail_url == http_server.url("cover.webp")
+    assert row.title.startswith("Night Drive")
+    assert Path(row.raw_path).read_bytes() == (http_server.root / "night-drive.flac").read_bytes()
     for fmt in ("ALAC", "AIFF", "WAV"):
         tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["cover_bytes"] > 100  # the WebP thumbnail, converted to JPEG
@@ -88,8 +89,8 @@ def test_direct_audio_url(process, library, http_server) -> None:
     key, result = process(http_server.url("direct.mp3"))
     assert result.success
     row = library.catalog.tracks.get(key)
-    assert (row["artist"], row["title"]) == ("Server Band", "Direct Hit")
-    assert row["raw_codec"] == "mp3" and row["raw_lossless"] == 0
+    assert (row.artist, row.title) == ("Server Band", "Direct Hit")
+    assert row.raw_codec == "mp3" and row.raw_lossless == 0
 
 
 def test_rematerialising_is_idempotent(process, library, library_root, song_file) -> None:
@@ -169,7 +170,8 @@ def test_a_new_catalog_opened_by_several_processes_at_once_is_created_once(tmp_p
 
 
 def test_catalog_schema_is_versioned_and_migrates_a_version_0_database(library_root) -> None:
-    from music_pipeline.core.library.catalog import Catalog, CatalogError
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.damage import CatalogError
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -193,8 +195,8 @@ def test_registering_again_adds_url_forms(library) -> None:
     register_target(library, "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123")
     row = library.catalog.tracks.get(source.key)
     assert len(library.catalog.tracks.all()) == 1
-    assert "https://youtu.be/dQw4w9WgXcQ" in row["source_urls"]
-    assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123" in row["source_urls"]
+    assert "https://youtu.be/dQw4w9WgXcQ" in row.source_urls
+    assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123" in row.source_urls
 
 
 SOURCE_KEYS = [f"sources/{name}" for name in ("inbox", "spotify_likes", "spotify_playlists",
@@ -336,8 +338,8 @@ def test_a_failed_check_keeps_the_track_from_being_done(process, library, instan
     # the check is blocking: the catalog step does not run after it fails
     assert not any(e.asset_key == AssetKey("catalog") for e in result.get_asset_materialization_events())
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_step"] == "aiff check"
-    assert "tag title is missing" in row["error"]
+    assert row.status == "failed" and row.error_step == "aiff check"
+    assert "tag title is missing" in row.error
     # the catalog refuses to call the track done while a file is missing
     Path(library.catalog.files.get(key, "WAV").path).unlink()
     again = materialize([*TRACK_ASSETS], partition_key=key, instance=instance, resources=resources,
@@ -397,7 +399,8 @@ def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
 
 
 def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root) -> None:
-    from music_pipeline.core.library.catalog import MIGRATIONS, Catalog
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -409,15 +412,15 @@ def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root)
     catalog = Catalog(path)
     assert catalog.schema_version == SCHEMA_VERSION >= 2
     row = catalog.tracks.get("youtube-dQw4w9WgXcQ")
-    assert row["bpm"] == 113.0 and "replaygain_track_gain_db" in row and row["replaygain_track_gain_db"] is None
+    assert row.bpm == 113.0 and row.replaygain_track_gain_db is None
 
 
 def test_replaygain_tags_in_every_output(process, library, song_file) -> None:
     key, result = process(str(song_file))
     assert result.success
     row = library.catalog.tracks.get(key)
-    gain, peak = row["replaygain_track_gain_db"], row["replaygain_track_peak"]
-    assert gain == pytest.approx(-18.0 - row["lufs"], abs=0.01) and 0 < peak <= 1.2
+    gain, peak = row.replaygain_track_gain_db, row.replaygain_track_peak
+    assert gain == pytest.approx(-18.0 - row.lufs, abs=0.01) and 0 < peak <= 1.2
     for fmt in ("ALAC", "AIFF", "WAV"):
         tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["replaygain_track_gain"] == f"{gain:+.2f} dB"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from music_pipeline.core.domain.errors import DiskFull
-from music_pipeline.core.library.catalog import Catalog, CatalogError, _errors
+from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.damage import CatalogError, errors
 from music_pipeline.core.library.steps import Library, register_target
 
 from .audio import make_track
@@ -78,7 +79,7 @@ def test_a_full_disk_inside_sqlite_is_a_full_disk(tmp_path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x BLOB)")
     conn.execute("PRAGMA max_page_count = 3")  # SQLite's own SQLITE_FULL, as on a full volume
-    with pytest.raises(DiskFull, match="full"), _errors(str(path)):
+    with pytest.raises(DiskFull, match="full"), errors(str(path)):
         conn.execute("INSERT INTO t VALUES (?)", (os.urandom(1 << 16),))
     conn.close()
 
@@ -103,7 +104,7 @@ def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
 
 
 def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_move(tmp_path) -> None:
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     old_root = tmp_path / "old" / "Music"
     old_root.mkdir(parents=True)
@@ -131,7 +132,7 @@ def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_t
     """Migration 6 finds the old library folder from the originals' paths; a duplicate's
     original under duplicates/<group>/_raw/ is not a library folder (taking it for one, in
     whatever order a set gave, mapped the duplicate's file onto the keeper's: UNIQUE failed)."""
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     old = tmp_path / "old" / "Music"
     rows = {"tracks": [("keeper", "done", f"{old}/_raw/keeper.flac"),
@@ -150,8 +151,8 @@ def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_t
             conn.executemany("INSERT INTO files (track_key, format, path, size, sha256, updated_at)"
                              " VALUES (?, ?, ?, 1, 'x', 'now')", rows["files"])
         code = ("import sys; from pathlib import Path; from music_pipeline.core.library.catalog import Catalog;"
-                "c = Catalog(Path(sys.argv[1])); print(c.file('keeper', 'ALAC')['path']);"
-                "print(c.file('dup', 'ALAC')['path']); print(c.get('dup')['raw_path'])")
+                "c = Catalog(Path(sys.argv[1])); print(c.files.get('keeper', 'ALAC').path);"
+                "print(c.files.get('dup', 'ALAC').path); print(c.tracks.get('dup').raw_path)")
         proc = subprocess.run([sys.executable, "-c", code, str(root / "catalog.sqlite")], capture_output=True,
                               text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)})
         assert proc.returncode == 0, proc.stderr

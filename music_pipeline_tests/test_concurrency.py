@@ -59,7 +59,7 @@ def test_two_different_songs_with_the_same_name_in_parallel_keep_their_own_audio
         paths = set()
         for key in keys:
             record = library.catalog.files.get(key, fmt)
-            path = Path(record["path"])
+            path = Path(record.path)
             paths.add(path)
             # each track's catalogued file holds that track's audio, not the other song's
             assert abs(media.decoded_duration(path) - library.track(key).duration_s) < 0.1, (fmt, key)
@@ -122,7 +122,8 @@ def _open_catalog(path: str, barrier) -> None:
 
 
 def test_processes_opening_a_new_catalog_at_once_share_one(tmp_path: Path) -> None:
-    from music_pipeline.core.library.catalog import SCHEMA_VERSION, Catalog
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.migrations import SCHEMA_VERSION
 
     for attempt in range(3):
         path = tmp_path / f"library{attempt}" / "catalog.sqlite"

@@ -187,22 +187,22 @@ def test_a_copy_stops_before_analysis_and_transcodes_and_undo_puts_it_back(proce
     assert observed and observed[0].event_specific_data.asset_observation.metadata["duplicate_of"].value == keeper
     assert output_files(library_root) == outputs_before  # not one transcode spent
     row = library.catalog.tracks.get(copy)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == keeper and row["bpm"] is None
-    group = row["dedup_group"]
-    assert Path(row["raw_path"]).is_relative_to(library_root / "duplicates" / group)
+    assert row.status == "duplicate" and row.duplicate_of == keeper and row.bpm is None
+    group = row.dedup_group
+    assert Path(row.raw_path).is_relative_to(library_root / "duplicates" / group)
     merged = library.catalog.tracks.get(keeper)
-    assert merged["isrc"] == "GBAYE0601498"  # filled from the copy
-    assert merged["title"] == "Song"  # the keeper's own values win
+    assert merged.isrc == "GBAYE0601498"  # filled from the copy
+    assert merged.title == "Song"  # the keeper's own values win
     saved = library.catalog.groups.get(group)
-    assert saved["state"] == "applied"
-    assert {e["by"] for e in saved["evidence"]} == {"fingerprint", "title"}  # "(Lyric Video)" is noise
-    assert next(e for e in saved["evidence"] if e["by"] == "fingerprint")["score"] >= 0.9
-    assert "lossless (flac) over lossy (mp3)" in saved["reason"]
+    assert saved.state == "applied"
+    assert {e["by"] for e in saved.evidence} == {"fingerprint", "title"}  # "(Lyric Video)" is noise
+    assert next(e for e in saved.evidence if e["by"] == "fingerprint")["score"] >= 0.9
+    assert "lossless (flac) over lossy (mp3)" in saved.reason
 
     assert main(["dedup", "--undo", group]) == 0
     row = library.catalog.tracks.get(copy)
-    assert row["status"] == "queued" and row["duplicate_of"] is None
-    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
+    assert row.status == "queued" and row.duplicate_of is None
+    assert Path(row.raw_path).parent == library_root / "_raw" and Path(row.raw_path).exists()
     assert library.catalog.tracks.get(keeper).isrc is None
     assert not (library_root / "duplicates" / group).exists()
     assert library.catalog.groups.get(group).state == "undone"
@@ -216,22 +216,22 @@ def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, li
                    "-c:a", "flac")
     old, result = process(str(mp3))
     assert result.success
-    old_files = [Path(f["path"]) for f in library.catalog.files.all([old])]
+    old_files = [Path(f.path) for f in library.catalog.files.all([old])]
     new, result = process(str(flac))
     assert result.success
     assert library.catalog.tracks.get(new).status == "done"
     row = library.catalog.tracks.get(old)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == new
-    group = row["dedup_group"]
-    moved = [Path(f["path"]) for f in library.catalog.files.all([old])]
+    assert row.status == "duplicate" and row.duplicate_of == new
+    group = row.dedup_group
+    moved = [Path(f.path) for f in library.catalog.files.all([old])]
     assert all(p.is_relative_to(library_root / "duplicates" / group) and p.exists() for p in moved)
     # the better copy now has the plain names the old one had (not "[key]"-suffixed ones)
-    assert sorted(Path(f["path"]) for f in library.catalog.files.all([new])) == sorted(old_files)
+    assert sorted(Path(f.path) for f in library.catalog.files.all([new])) == sorted(old_files)
     assert all(library.catalog.files.path_owner(p) == new for p in old_files)
     assert main(["dedup", "--undo", group]) == 0
-    assert sorted(Path(f["path"]) for f in library.catalog.files.all([old])) == sorted(old_files)
+    assert sorted(Path(f.path) for f in library.catalog.files.all([old])) == sorted(old_files)
     assert all(p.exists() and library.catalog.files.path_owner(p) == old for p in old_files)
-    assert all(Path(f["path"]).exists() and f"[{new}]" in f["path"] for f in library.catalog.files.all([new]))
+    assert all(Path(f.path).exists() and f"[{new}]" in f.path for f in library.catalog.files.all([new]))
     assert library.catalog.tracks.get(old).status == "done"
     assert library.catalog.tracks.get(new).status == "done"
 
@@ -246,8 +246,8 @@ def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, co
     b, result = process(str(second))
     assert result.success
     row = library.catalog.tracks.get(b)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == a
-    assert library.catalog.groups.get(row["dedup_group"]).evidence[0]["by"] == "isrc"
+    assert row.status == "duplicate" and row.duplicate_of == a
+    assert library.catalog.groups.get(row.dedup_group).evidence[0]["by"] == "isrc"
 
 
 def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process, library, library_root, copies,
@@ -267,7 +267,7 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
     assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
     assert "lossless over lossy" in metadata["keeper_rule"].value
     assert library.catalog.tracks.get(b).status == "duplicate" and library.catalog.tracks.get(b).duplicate_of == a
-    assert all(Path(f["path"]).is_relative_to(library_root / "duplicates") for f in library.catalog.files.all([b]))
+    assert all(Path(f.path).is_relative_to(library_root / "duplicates") for f in library.catalog.files.all([b]))
     again = materialize([dedup_groups], instance=instance, resources=resources)
     assert again.asset_materializations_for_node("dedup_groups")[0].metadata["groups"].value == 0
 
@@ -287,7 +287,7 @@ def test_discovery_skips_sources_already_catalogued(library) -> None:
 def test_catalog_v2_is_upgraded_with_its_urls_indexed(tmp_path) -> None:
     import sqlite3
 
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     path = tmp_path / "catalog.sqlite"
     conn = sqlite3.connect(path)
@@ -376,7 +376,7 @@ def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, 
     keeper, _ = process(str(flac))
     copy, _ = process(str(mp3))
     row = library.catalog.tracks.get(copy)
-    group = row["dedup_group"]
+    group = row.dedup_group
     moves = library.catalog.groups.get(group).moves
     assert not (library_root / "_raw" / f"{copy}.decoded.npz").exists()  # no leftover decode
 
@@ -388,15 +388,15 @@ def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, 
 
     # the keeper took the cover and ISRC it lacked, in the catalog and in its files' tags
     merged = library.catalog.tracks.get(keeper)
-    assert merged["isrc"] == "GBAYE0601498" and Path(merged["cover_path"]).exists()
-    assert Path(merged["cover_path"]).parent == library_root / "_raw"
+    assert merged.isrc == "GBAYE0601498" and Path(merged.cover_path).exists()
+    assert Path(merged.cover_path).parent == library_root / "_raw"
     for record in library.catalog.files.all([keeper]):
-        assert library.verify(keeper, record["format"]) == []
-        assert read_tags(Path(record["path"]), record["format"]).get("cover_bytes")
+        assert library.verify(keeper, record.format) == []
+        assert read_tags(Path(record.path), record.format).get("cover_bytes")
 
     assert main(["dedup", "--undo", group]) == 0
     assert library.catalog.tracks.get(keeper).isrc is None and library.catalog.tracks.get(keeper).cover_path is None
-    assert all(library.verify(keeper, r["format"]) == [] for r in library.catalog.files.all([keeper]))
+    assert all(library.verify(keeper, r.format) == [] for r in library.catalog.files.all([keeper]))
     _, result = process(str(mp3))  # separated for good: processed in full this time
     assert result.success and library.catalog.tracks.get(copy).status == "done"
     assert library.catalog.tracks.get(keeper).status == "done"
@@ -422,8 +422,8 @@ def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, li
     b_group = library.catalog.tracks.get(b).dedup_group
     assert main(["dedup", "--undo", b_group]) == 0  # an older group still undoes cleanly
     row = library.catalog.tracks.get(b)
-    assert row["status"] == "queued" and row["duplicate_of"] is None  # it was caught before processing
-    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
+    assert row.status == "queued" and row.duplicate_of is None  # it was caught before processing
+    assert Path(row.raw_path).parent == library_root / "_raw" and Path(row.raw_path).exists()
 
 
 def test_moving_loose_files_keeps_their_layout_and_undo_works_from_anywhere(copies, tmp_path, library_root,
@@ -562,13 +562,13 @@ def test_lossless_files_of_lossy_audio_do_not_replace_the_original_in_the_librar
     remaster, result = process(str(lossy_set["remaster"]))  # 24 bits, but cut short and of lossy origin
     assert result.success
     row = library.catalog.tracks.get(remaster)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "the runner-up lacks 3.0 s at the start" in library.catalog.groups.get(row["dedup_group"]).reason
+    assert row.status == "duplicate" and row.duplicate_of == original
+    assert "the runner-up lacks 3.0 s at the start" in library.catalog.groups.get(row.dedup_group).reason
     assert 14_000 < metadata["cutoff_hz"].value < 19_000 and metadata["lossy_origin"].value is None
-    assert row["lossy_origin"] == 1 and row["cutoff_hz"] == pytest.approx(metadata["cutoff_hz"].value, abs=300)
+    assert row.lossy_origin == 1 and row.cutoff_hz == pytest.approx(metadata["cutoff_hz"].value, abs=300)
     copy, result = process(str(lossy_set["copy"]))  # whole, but lossy audio in a FLAC
     assert result.success
     row = library.catalog.tracks.get(copy)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.groups.get(row["dedup_group"]).reason
+    assert row.status == "duplicate" and row.duplicate_of == original
+    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.groups.get(row.dedup_group).reason
     assert library.catalog.tracks.get(original).status == "done"

@@ -90,8 +90,8 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     assert len(keys) == len(set(keys)) == 450  # everything once, nothing twice
     assert json.loads(third.cursor)["complete"] is True
     row = library.catalog.tracks.get(keys[0])
-    assert row["isrc"].startswith("USAAA") and row["spotify_url"].startswith("https://open.spotify.com/track/")
-    assert row["status"] == "queued" and row["title"].startswith("Song ")
+    assert row.isrc.startswith("USAAA") and row.spotify_url.startswith("https://open.spotify.com/track/")
+    assert row.status == "queued" and row.title.startswith("Song ")
     # later: two new likes are all the next tick asks for
     fake.add_like(make_track(name="Fresh One", artists=["New Artist"]))
     fake.add_like(make_track(name="Fresh Two", artists=["New Artist"]))
@@ -205,30 +205,30 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
     assert outcome.success  # needs review is set aside, not failed
     key = f"spotify-{good['id']}"
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "done", row.get("error")
-    assert row["match_url"] == http_server.url("good.flac") and row["match_score"] >= 0.8
-    assert row["title"] == "Night Drive" and row["artist"] == "Nova"  # Spotify's metadata, not the upload's
-    assert len(row["match"]["runners_up"]) >= 1
+    assert row.status == "done", row.error
+    assert row.match_url == http_server.url("good.flac") and row.match_score >= 0.8
+    assert row.title == "Night Drive" and row.artist == "Nova"  # Spotify's metadata, not the upload's
+    assert len(row.match["runners_up"]) >= 1
     assert {"raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav",
             "catalog"} <= materialized(instance, key)  # by the track's own run
     assert all(check_results(instance, key).values()) and len(check_results(instance, key)) == 4
     waiting = f"spotify-{doubtful['id']}"
     row = library.catalog.tracks.get(waiting)
-    assert row["status"] == "needs_review" and "Nightcore" in row["error"]
+    assert row.status == "needs_review" and "Nightcore" in row.error
     assert not library.catalog.files.all([waiting])  # nothing wrong was downloaded
     # the user picks the right upload by hand
     assert main(["pin", waiting, http_server.url("remix.flac")]) == 0  # pinned and processed at once
     assert "Mira - Glass" in capsys.readouterr().out
     row = library.catalog.tracks.get(waiting)
-    assert row["status"] == "done" and row["match_pinned"] == 1
+    assert row.status == "done" and row.match_pinned == 1
     # a finished track matched to the wrong version is pinned again: it is downloaded anew from there
     before = library.catalog.tracks.get(key).raw_sha256
     assert main(["pin", key, http_server.url("remix.flac"), "--later"]) == 0
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "queued" and row["match_score"] is None
+    assert row.status == "queued" and row.match_score is None
     assert main(["process", "all"]) == 0
     row = library.catalog.tracks.get(key)
-    assert row["raw_sha256"] != before and row["match_url"] == http_server.url("remix.flac")
+    assert row.raw_sha256 != before and row.match_url == http_server.url("remix.flac")
     assert main(["pin", key, "https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT"]) == 2  # DRM: refused
 
 
@@ -246,7 +246,7 @@ def test_a_bulk_run_isolates_a_failing_track_in_its_own_failed_run(library, libr
     assert not outcome.success  # one of two failed: the bulk run went on, then says so
     assert library.catalog.tracks.get(keys[0]).status == "done"
     failed = library.catalog.tracks.get(keys[1])
-    assert failed["status"] == "failed" and "not an audio file" in failed["error"]
+    assert failed.status == "failed" and "not an audio file" in failed.error
     assert set(instance.get_dynamic_partitions(tracks.name)) >= set(keys)
     runs = {r.tags["dagster/partition"]: r for r in instance.get_runs(
         filters=RunsFilter(job_name="process_track", tags={bulk.BULK_TAG: outcome.run_id}))}
@@ -283,7 +283,7 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
     assert materialize([playlist_exports], instance=instance, resources=res).success
     assert sum(line.startswith("#EXTINF") for line in m3u8.read_text().splitlines()) == 1
     assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 1
-    assert all(Path(f["path"]).exists() for f in library.catalog.files.all(keys))  # the files stay
+    assert all(Path(f.path).exists() for f in library.catalog.files.all(keys))  # the files stay
 
 
 def test_schedules_and_sensors_have_documented_defaults() -> None:
@@ -379,10 +379,10 @@ def test_a_playlist_url_in_the_inbox_becomes_its_tracks_and_a_playlist(monkeypat
     assert keys == ["youtube-dQw4w9WgXcQ", "youtube-9bZkp7q19f0"]  # the private video is not a track
     assert result.run_requests[0].job_name == "process_tracks"
     assert set(keys) <= set(instance.get_dynamic_partitions(tracks.name))
-    playlist = next(p for p in library.catalog.playlists.all() if p["name"] == "Warm-up Selects")
-    assert library.catalog.playlists.tracks(playlist["id"]) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
+    playlist = next(p for p in library.catalog.playlists.all() if p.name == "Warm-up Selects")
+    assert library.catalog.playlists.tracks(playlist.id) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
     private = library.catalog.tracks.get("youtube-aaaaaaaaaaa")  # recorded with its reason, never requested
-    assert private["status"] == "failed" and private["error_reason"] == "private"
+    assert private.status == "failed" and private.error_reason == "private"
 
 
 @pytest.fixture
@@ -417,17 +417,17 @@ def test_soundcloud_likes_and_sets_become_tracks_and_playlists(soundcloud_listin
     assert again.run_requests == [] and asked[-1][1] == MAX_PER_TICK  # later: only the newest likes
     sets = tick(soundcloud_playlists, instance, None, **res)
     assert requested(sets) == []  # every set track is a like already: nothing requested twice
-    names = {p["name"] for p in library.catalog.playlists.all()}
+    names = {p.name for p in library.catalog.playlists.all()}
     assert {"Warmup", "Peak: Time/Floor"} <= names
-    warmup = next(p for p in library.catalog.playlists.all() if p["name"] == "Warmup")
-    assert library.catalog.playlists.tracks(warmup["id"]) == ["soundcloud-1083788353", "soundcloud-294512011"]
+    warmup = next(p for p in library.catalog.playlists.all() if p.name == "Warmup")
+    assert library.catalog.playlists.tracks(warmup.id) == ["soundcloud-1083788353", "soundcloud-294512011"]
     # a set deleted upstream leaves the catalog's playlists (its tracks stay)
     answers["https://soundcloud.com/djkoji/sets"] = {**answers["https://soundcloud.com/djkoji/sets"],
                                                      "entries": answers["https://soundcloud.com/djkoji/sets"]
                                                      ["entries"][:1]}
     tick(soundcloud_playlists, instance, sets.cursor, **res)
-    assert {p["name"] for p in library.catalog.playlists.all()} >= {"Warmup"}
-    assert "Peak: Time/Floor" not in {p["name"] for p in library.catalog.playlists.all()}
+    assert {p.name for p in library.catalog.playlists.all()} >= {"Warmup"}
+    assert "Peak: Time/Floor" not in {p.name for p in library.catalog.playlists.all()}
     assert library.catalog.tracks.get("soundcloud-1524158182") is not None
     unset = tick(soundcloud_likes, instance, None, library=res["library"], soundcloud=SoundCloudResource(),
                  downloader=res["downloader"])
