@@ -27,11 +27,11 @@ def assert_failed_cleanly(result, library: Library, key: str, step: str, *phrase
     assert not result.success
     message = failure_message(result)
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_step"] == step
+    assert row.status == "failed" and row.error_step == step
     for phrase in phrases:
         assert phrase in message, message
-        assert phrase in row["error"], row["error"]
-    assert "Traceback" not in row["error"]
+        assert phrase in row.error, row.error
+    assert "Traceback" not in row.error
     assert output_files(library.root) == set()  # no output, no .part file
     assert not any(name.startswith(f"_raw/{key}") for name in library_files(library.root))
     return message
@@ -132,8 +132,8 @@ exec {real} "$@"
     key, result = process(str(song_file))
     assert not result.success
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_step"] == "m4a_alac"
-    assert "transcoding to ALAC failed" in row["error"] and "Error while opening encoder" in row["error"]
+    assert row.status == "failed" and row.error_step == "m4a_alac"
+    assert "transcoding to ALAC failed" in row.error and "Error while opening encoder" in row.error
     assert "transcoding to ALAC failed" in failure_message(result)
     assert not any(name.startswith("ALAC/") or ".part-" in name for name in library_files(library.root))
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
@@ -177,8 +177,8 @@ def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk
     key, result = process(str(source), library_override=lib, resources_override=resources)
     assert not result.success
     row = lib.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "disk-full"
-    assert "full" in row["error"] and "Free some space" in row["error"]
+    assert row.status == "failed" and row.error_reason == "disk-full"
+    assert "full" in row.error and "Free some space" in row.error
     assert not any(".part-" in name for name in library_files(lib.root))
     for fmt in ("ALAC", "AIFF", "WAV"):
         record = lib.catalog.files.get(key, fmt)
@@ -231,7 +231,7 @@ def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(proce
                           resources_override=resources)
     assert not result.success
     row = lib.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "disk-full", row["error"]
-    assert "full" in row["error"] and "Free some space" in row["error"]
-    assert Reason.of(row["error_reason"]).retryable
+    assert row.status == "failed" and row.error_reason == "disk-full", row.error
+    assert "full" in row.error and "Free some space" in row.error
+    assert Reason.of(row.error_reason).retryable
     assert not list((small_disk / "library" / "_raw").glob("download-*"))  # nothing half-downloaded kept

@@ -82,4 +82,4 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
         for run in (running, copied):
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "crashed" and "is gone" in row["error"]
+    assert row.status == "failed" and row.error_reason == "crashed" and "is gone" in row.error

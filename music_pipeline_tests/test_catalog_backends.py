@@ -17,9 +17,9 @@ from music_pipeline.core.domain.identity import TrackSource
 from music_pipeline.core.library import schema
 from music_pipeline.core.library.catalog import Catalog
 from music_pipeline.core.library.damage import CatalogError
+from music_pipeline.core.library.database import redact
 from music_pipeline.core.library.migrations import MIGRATIONS, SCHEMA_VERSION, statements
 from music_pipeline.core.library.rows import DedupGroup
-from music_pipeline.core.library.database import redact
 
 from .services import fresh_database
 

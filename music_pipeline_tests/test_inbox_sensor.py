@@ -59,7 +59,7 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     assert result.dynamic_partitions_requests[0].partition_keys  # added in the same tick
     # the catalog knows where each came from
     assert library.catalog.tracks.get("youtube-dQw4w9WgXcQ").source_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
-    assert {r["source_kind"] for r in library.catalog.tracks.all()} == {"file", "url"}
+    assert {r.source_kind for r in library.catalog.tracks.all()} == {"file", "url"}
 
     # the next tick with the cursor finds nothing new
     again = tick(instance, library_root, result.cursor)
@@ -122,10 +122,10 @@ def test_dropped_file_is_processed_and_filed_away(instance, library, library_roo
     assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True, "aiff:valid": True,
                                             "wav:valid": True}
     row = library.catalog.tracks.get(key)
-    assert row["status"] == "done" and (row["artist"], row["title"]) == ("Inbox Artist", "Dropped")
+    assert row.status == "done" and (row.artist, row.title) == ("Inbox Artist", "Dropped")
     assert not song.exists()
     assert (box / "imported" / "Inbox Artist - Dropped.flac").exists()  # moved, never deleted
-    assert Path(row["source_path"]) == box / "imported" / "Inbox Artist - Dropped.flac"
+    assert Path(row.source_path) == box / "imported" / "Inbox Artist - Dropped.flac"
     # dropping the same song again does not process it twice
     again = make_track(box / "copy of it.flac", seconds=4, codec_args=["-c:a", "flac"])
     settle(again)
@@ -315,7 +315,7 @@ def test_an_audio_file_linked_from_outside_the_inbox_is_refused(instance, librar
     shown = _shown(result, capfd)
     (key,) = requested(result)  # only the file inside the inbox, once for both names
     assert "song.flac: a link leading outside the inbox; refused" in shown
-    assert [r["key"] for r in library.catalog.tracks.all()] == [key]
+    assert [r.key for r in library.catalog.tracks.all()] == [key]
     assert library.catalog.tracks.get(key).source_path == str(inside.resolve())
 
 

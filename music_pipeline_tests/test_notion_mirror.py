@@ -172,7 +172,7 @@ def test_pages_made_by_hand_are_found_and_merged_never_doubled(fake, db, library
     assert page["Notes"] == "from the radio" and page["BPM"] == 124.0
     trashed = fake.page(by_isrc["id"])
     assert trashed["in_trash"] and FakeNotion.plain(trashed)["Status"] == "Duplicate"
-    assert library.catalog.mirrors.merges("notion", [key])[0]["remote_id"] == by_isrc["id"]
+    assert library.catalog.mirrors.merges("notion", [key])[0].remote_id == by_isrc["id"]
 
 
 def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db, library: Library) -> None:

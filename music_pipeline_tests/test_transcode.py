@@ -110,7 +110,7 @@ def test_a_wav_tagged_with_riff_info_is_imported_under_its_artist_and_title(tmp_
     assert b"INFO" in source.read_bytes()[:4096] and tagging.read_source_tags(source) == {}  # mutagen alone: none
     key = register_target(library, str(source))[0].key
     row = library.fetch_raw(key)
-    assert (row["artist"], row["title"], row["album"]) == ("Kasbo", "Night Drive", "Places")
+    assert (row.artist, row.title, row.album) == ("Kasbo", "Night Drive", "Places")
     for fmt in ("ALAC", "AIFF", "WAV"):
         path = library.render(key, fmt).path
         assert path.parent.name == "Kasbo" and path.stem == "Kasbo - Night Drive"
