@@ -818,9 +818,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _newest_like(library) -> str:
-    dates = [added for key in library.catalog.playlists.tracks("spotify-liked")
-             for playlist_id, _pos, added in library.catalog.playlists.memberships(key)
-             if playlist_id == "spotify-liked" and added]
+    dates = [m.added_at for key in library.catalog.playlists.tracks("spotify-liked")
+             for m in library.catalog.playlists.memberships(key)
+             if m.playlist_id == "spotify-liked" and m.added_at]
     return max(dates) if dates else ""
 
 

@@ -370,9 +370,9 @@ def _merge(library: Library, keeper_row: Track, row: Track, previous: dict) -> N
     for name, value in filled.items():
         previous["prior"].setdefault(name, getattr(keeper_row, name))
         previous["filled"][name] = value
-    for playlist_id, position, added_at in catalog.playlists.memberships(row.key):
-        if catalog.playlists.add_membership(playlist_id, keeper_row.key, position, added_at):
-            previous["playlists"].append(playlist_id)
+    for m in catalog.playlists.memberships(row.key):
+        if catalog.playlists.add_membership(m.playlist_id, keeper_row.key, m.position, m.added_at):
+            previous["playlists"].append(m.playlist_id)
     if filled:
         catalog.tracks.update(keeper_row.key, **filled)
     urls = {u for u in (row.source_url, row.webpage_url, *row.source_urls) if u}

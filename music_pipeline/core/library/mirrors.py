@@ -40,7 +40,8 @@ def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None =
         album=row.album or "", bpm=row.bpm, key_name=row.key_short or row.key_name or "",
         camelot=row.camelot or "", lufs=row.lufs, duration_s=row.duration_s,
         source_url=row.source_url, urls=urls, isrc=row.isrc or "", files=files,
-        playlists=tuple(sorted({playlist_names[p] for p, _, _ in lib.catalog.playlists.memberships(key) if p in playlist_names})),
+        playlists=tuple(sorted({playlist_names[m.playlist_id] for m in lib.catalog.playlists.memberships(key)
+                              if m.playlist_id in playlist_names})),
         genres=tuple(row.genres or ()), error=_error(row), processed_at=row.processed_at,
         lossless=bool(row.raw_lossless) if row.raw_lossless is not None else None)
 

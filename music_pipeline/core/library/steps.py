@@ -156,7 +156,7 @@ class Library:
             name = fetched.path.stem if row.source_kind == "file" else (meta.get("title") or key)
             meta = merge_metadata(meta, read_source_tags(fetched.path, info.tags), name, generic)
             if url:  # a stand-in upload: keep what the source (Spotify) said the track is
-                meta = {k: v for k, v in meta.items() if not row.get(k)}
+                meta = {k: v for k, v in meta.items() if not getattr(row, k, None)}
             ext = fetched.path.suffix.lower() or f".{info.codec}"
             raw_path = self.raw_dir / f"{key}{ext}"
             copy_atomic(fetched.path, raw_path, owner=key)
