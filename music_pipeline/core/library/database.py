@@ -114,8 +114,9 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 class Row(tuple):
-    """A result row read by position (``row[0]``) or by name (``row["key"]``, ``dict(row)``),
-    as the catalog's code has always read them, whichever the database."""
+    """A result row read by position (``row[0]``) or by name (``row["key"]``), whichever the
+    database. Only the repositories read these; what they return are the typed rows of
+    ``rows.py``."""
 
     _names: dict[str, int]
 
