@@ -100,7 +100,7 @@ def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
     for fmt in ("ALAC", "AIFF", "WAV"):
         assert moved.verify(key, fmt) == []
         assert Path(moved.catalog.files.get(key, fmt).path).is_relative_to(moved.root)
-    assert Path(moved.track(key)["raw_path"]).exists()
+    assert Path(moved.track(key).raw_path).exists()
 
 
 def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_move(tmp_path) -> None:
