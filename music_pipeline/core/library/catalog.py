@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from ..domain.errors import TrackError
 from . import database
 from .damage import errors
+from .database import Connection
 from .migrations import SCHEMA_VERSION, create_schema, migrate
 from .repositories import (
     FileRepository,
@@ -119,7 +120,7 @@ class Catalog:
             problems.append(f"schema version {version}, this version uses {SCHEMA_VERSION}")
         return problems
 
-    def read(self):
+    def read(self) -> contextlib.AbstractContextManager[Connection]:
         """A read transaction on the catalog's database (for a query no repository has: tests,
         benchmarks)."""
         return self._db.read()
