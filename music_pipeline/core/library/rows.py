@@ -61,12 +61,20 @@ class Paths:
         return Path(text) if os.path.isabs(text) else self.root / text
 
 
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
 def _from(cls, row: Row, **decoded: Any):
     """``cls`` from a database row: its own columns (a joined query may carry more), then the
     decoded values given."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    columns = zip(row.keys(), row, strict=True)  # a database row iterates its values
-    return cls(**{**{k: v for k, v in columns if k in names}, **decoded})
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    data = dict(zip(row.keys(), row, strict=True))  # a database row iterates its values
+    if not data.keys() <= names:
+        data = {k: v for k, v in data.items() if k in names}
+    data.update(decoded)
+    return cls(**data)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
