@@ -2,10 +2,12 @@
 """Catalog reads while a writer writes: N reader processes read the catalog (a track, the track
 list, a track's files, a URL lookup, in turn) while one writer process keeps writing (a track
 marked running, its URL list read-modified-written, a file recorded, its features updated,
-marked done), for a fixed time, on SQLite and on PostgreSQL. Prints reads per second and the
-read latency (p50, p95, p99, max) per backend, and the writer's transactions per second.
+marked done; at most ``--write-rate`` transactions a second, so that before and after are
+measured against the same writes), for a fixed time, on SQLite and on PostgreSQL. Prints reads
+per second and the read latency (p50, p95, p99, max) per backend, and the writer's transactions
+per second.
 
-    python benchmarks/catalog_reads.py [--readers 4] [--seconds 10] [--tracks 500]
+    python benchmarks/catalog_reads.py [--readers 4] [--seconds 10] [--tracks 500] [--write-rate 50]
                                        [--backends sqlite,postgresql] [--code /path/to/checkout]
 
 ``--code`` puts another checkout of music_pipeline first on the readers' and writer's path (a
@@ -108,13 +110,18 @@ def seed(code: str | None, root: str, url: str | None, tracks: int) -> None:
         api.mark_done(_key(n))
 
 
-def write(code: str | None, root: str, url: str | None, tracks: int, start, stop, result) -> None:
-    """The writer: a track's run, condensed, over and over (each call one short write transaction)."""
+def write(code: str | None, root: str, url: str | None, tracks: int, rate: float, start, stop, result) -> None:
+    """The writer: a track's run, condensed, over and over (each call one short write
+    transaction), ``rate`` transactions a second at most (0: as fast as it can)."""
     _use(code)
     api = Api(Path(root), url)
     rng, count = random.Random(1), 0
     start.wait()
+    began = time.monotonic()
     while not stop.is_set():
+        if rate and (ahead := began + count / rate - time.monotonic()) > 0:
+            time.sleep(ahead)
+            continue
         n = rng.randrange(tracks)
         key = _key(n)
         api.mark_running(key)
@@ -159,7 +166,8 @@ def measure(backend: str, url: str | None, args, work: Path) -> dict:
     seeder.join()
     assert seeder.exitcode == 0, "seeding failed"
     start, stop, result = context.Event(), context.Event(), context.Queue()
-    procs = [context.Process(target=write, args=(code, str(root), url, args.tracks, start, stop, result))]
+    procs = [context.Process(target=write, args=(code, str(root), url, args.tracks, args.write_rate, start, stop,
+                                                      result))]
     procs += [context.Process(target=read, args=(code, str(root), url, args.tracks, i, start, stop, result))
               for i in range(args.readers)]
     for proc in procs:
@@ -193,11 +201,14 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--tracks", type=int, default=500)
+    parser.add_argument("--write-rate", type=float, default=50.0,
+                        help="the writer's write transactions a second at most, 0 for as fast as it can (%(default)s)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--code", type=Path, help="another checkout of music_pipeline to measure (e.g. the base)")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    print(f"code: {args.code or REPO}; {args.readers} readers, 1 writer, {args.seconds:g} s, {args.tracks} tracks",
+    print(f"code: {args.code or REPO}; {args.readers} readers, 1 writer (at most {args.write_rate:g} tx/s), "
+          f"{args.seconds:g} s, {args.tracks} tracks",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="catalog-reads-") as tmp:
         work = Path(tmp)
