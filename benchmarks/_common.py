@@ -30,7 +30,8 @@ def track_keys(count: int) -> list[str]:
 
 def seed_catalog(root: Path, keys: list[str]) -> None:
     """One finished catalog row per key (a URL source), in one transaction."""
-    from music_pipeline.core.library.catalog import Catalog, now
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.rows import now
 
     catalog = Catalog(root / "catalog.sqlite")
     stamp = now()

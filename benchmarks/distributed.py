@@ -275,8 +275,8 @@ def run_cluster(files: list[Path], args, work: Path, env: dict[str, str], pg, re
             for e in instance.get_records_for_run(r.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING).records)
         creates = sorted(r.create_timestamp.timestamp() for r in track_records)
         catalog = {}
-        for row in library.catalog.tracks():
-            catalog[str(row["status"])] = catalog.get(str(row["status"]), 0) + 1
+        for row in library.catalog.tracks.all():
+            catalog[str(row.status)] = catalog.get(str(row.status), 0) + 1
         instance.dispose()
         return {
             "register_s": register_s, "launch_cli_s": launch_s,

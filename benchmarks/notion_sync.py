@@ -55,13 +55,13 @@ def main() -> int:
     for n in range(args.tracks):
         source = source_for(f"https://www.youtube.com/watch?v=b{n:09d}")
         lib.register(source)
-        lib.catalog.update(source.key, title=f"Song {n}", artist=f"Artist {n % 97}", artists=[f"Artist {n % 97}"],
+        lib.catalog.tracks.update(source.key, title=f"Song {n}", artist=f"Artist {n % 97}", artists=[f"Artist {n % 97}"],
                            album=f"Album {n % 31}", bpm=90 + n % 60, key_short="F#m", camelot="11A", lufs=-9.0,
                            duration_s=180.0 + n % 60, genres=["House"], raw_lossless=1)
         for fmt, ext in (("ALAC", "m4a"), ("AIFF", "aiff"), ("WAV", "wav")):
-            lib.catalog.record_file(source.key, fmt, lib.root / fmt / f"Artist {n} - Song {n}.{ext}", size=n,
+            lib.catalog.files.record_file(source.key, fmt, lib.root / fmt / f"Artist {n} - Song {n}.{ext}", size=n,
                                     sha256=f"{n:064x}", duration_s=180.0, codec="pcm", sample_rate=44100, bits=16)
-        lib.catalog.mark_done(source.key)
+        lib.catalog.tracks.mark_done(source.key)
         keys.append(source.key)
 
     def fresh_process() -> None:
@@ -95,7 +95,7 @@ def main() -> int:
         measure("first sync", keys)
         measure("re-sync, nothing changed", keys)
         for key in keys[:args.changed]:
-            lib.catalog.update(key, bpm=150.0)
+            lib.catalog.tracks.update(key, bpm=150.0)
         measure(f"re-sync, {args.changed} changed", keys)
         live = fake.pages_in(db.data_source_id)
         assert len(live) == args.tracks, f"{len(live)} pages for {args.tracks} tracks"

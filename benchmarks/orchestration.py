@@ -130,7 +130,7 @@ def _plain_one(args: tuple[str, str]) -> str:
         steps.render(lib, key, fmt)
         assert not steps.verify(lib, key, fmt)
     steps.catalog(lib, key, warn=quiet)
-    return lib.catalog.get(key)["status"]
+    return lib.catalog.tracks.get(key).status
 
 
 def plain_main(root: str, jobs: int, files: list[str]) -> None:
@@ -303,7 +303,8 @@ def tick_times(sizes: list[int], work: Path, sample: Path) -> dict[int, float]:
 def playlist_read_time(size: int, work: Path) -> float:
     """``Library.playlists()`` (what playlist_exports reads after every burst of finished
     tracks) over ``size`` finished tracks in 20 playlists."""
-    from music_pipeline.core.library.catalog import Catalog, now
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.rows import now
     from music_pipeline.resources import LibraryResource
 
     root = work / f"playlists-{size}"
@@ -316,8 +317,8 @@ def playlist_read_time(size: int, work: Path) -> float:
                          [(k, f"https://example.org/{k}", stamp, stamp, k) for k in keys])
     per = max(1, size // 20)
     for n in range(20):
-        catalog.save_playlist(f"playlist-{n}", "spotify", f"Playlist {n}")
-        catalog.set_playlist_tracks(f"playlist-{n}", keys[n * per:(n + 1) * per])
+        catalog.playlists.save(f"playlist-{n}", "spotify", f"Playlist {n}")
+        catalog.playlists.set_tracks(f"playlist-{n}", keys[n * per:(n + 1) * per])
     library = LibraryResource(root=str(root)).get()
     started = time.perf_counter()
     library.playlists()

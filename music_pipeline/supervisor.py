@@ -196,6 +196,6 @@ def mark_interrupted(run_ids: list[str], message: str) -> None:
                     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             key = run.tags.get(PARTITION_TAG)
             if key and library.has_catalog():
-                row = library.catalog.get(key)
-                if row is not None and row["status"] == Status.RUNNING:
-                    library.catalog.mark_failed(key, "run", message, Reason.CRASHED)
+                row = library.catalog.tracks.get(key)
+                if row is not None and row.status == Status.RUNNING:
+                    library.catalog.tracks.mark_failed(key, "run", message, Reason.CRASHED)

@@ -13,7 +13,8 @@ from dagster import AssetKey, materialize
 
 from music_pipeline.assets import library_index
 from music_pipeline.core.audio import tagging
-from music_pipeline.core.library.catalog import SCHEMA_VERSION, Catalog
+from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.migrations import SCHEMA_VERSION
 
 from .audio import make_track
 from .conftest import library_files
@@ -50,11 +51,11 @@ def test_local_file_becomes_three_tagged_analysed_formats_and_a_catalog_row(proc
               for c in result.get_asset_check_evaluations()}
     assert checks == {("raw_audio", "decodes"): True, ("m4a_alac", "valid"): True, ("aiff", "valid"): True,
                       ("wav", "valid"): True}
-    row = library.catalog.get(key)
-    assert row["status"] == "done" and row["error"] is None and row["processed_at"]
-    assert row["bpm"] == features["bpm"] and row["camelot"] == features["camelot"] and row["fingerprint"]
-    assert {f["format"] for f in library.catalog.files([key])} == {"ALAC", "AIFF", "WAV"}
-    assert row["album"] == "Test Album"
+    row = library.catalog.tracks.get(key)
+    assert row.status == "done" and row.error is None and row.processed_at
+    assert row.bpm == features["bpm"] and row.camelot == features["camelot"] and row.fingerprint
+    assert {f.format for f in library.catalog.files.all([key])} == {"ALAC", "AIFF", "WAV"}
+    assert row.album == "Test Album"
     # the source file is untouched (it was outside the inbox)
     assert song_file.exists()
 
@@ -71,13 +72,13 @@ def test_url_download_keeps_source_metadata_and_thumbnail(process, library, http
     key, result = process(http_server.url("night-drive.html"))
     assert result.success, result
     assert key.startswith("url-")
-    row = library.catalog.get(key)
-    assert row["webpage_url"] == http_server.url("night-drive.html")
-    assert row["thumbnail_url"] == http_server.url("cover.webp")
-    assert row["title"].startswith("Night Drive")
-    assert Path(row["raw_path"]).read_bytes() == (http_server.root / "night-drive.flac").read_bytes()
+    row = library.catalog.tracks.get(key)
+    assert row.webpage_url == http_server.url("night-drive.html")
+    assert row.thumbnail_url == http_server.url("cover.webp")
+    assert row.title.startswith("Night Drive")
+    assert Path(row.raw_path).read_bytes() == (http_server.root / "night-drive.flac").read_bytes()
     for fmt in ("ALAC", "AIFF", "WAV"):
-        tags = tagging.read_tags(Path(library.catalog.file(key, fmt)["path"]), fmt)
+        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["cover_bytes"] > 100  # the WebP thumbnail, converted to JPEG
         assert tags["source_url"] == http_server.url("night-drive.html")
 
@@ -87,28 +88,28 @@ def test_direct_audio_url(process, library, http_server) -> None:
                metadata={"title": "Direct Hit", "artist": "Server Band"})
     key, result = process(http_server.url("direct.mp3"))
     assert result.success
-    row = library.catalog.get(key)
-    assert (row["artist"], row["title"]) == ("Server Band", "Direct Hit")
-    assert row["raw_codec"] == "mp3" and row["raw_lossless"] == 0
+    row = library.catalog.tracks.get(key)
+    assert (row.artist, row.title) == ("Server Band", "Direct Hit")
+    assert row.raw_codec == "mp3" and row.raw_lossless == 0
 
 
 def test_rematerialising_is_idempotent(process, library, library_root, song_file) -> None:
     key, first = process(str(song_file))
     assert first.success
     before = {p: (library_root / p).stat().st_size for p in library_files(library_root)}
-    raw_mtime = Path(library.catalog.get(key)["raw_path"]).stat().st_mtime_ns
+    raw_mtime = Path(library.catalog.tracks.get(key).raw_path).stat().st_mtime_ns
     key_again, second = process(str(song_file))
     assert second.success and key_again == key
     after = {p: (library_root / p).stat().st_size for p in library_files(library_root)}
     assert after == before  # same files, same sizes, nothing extra, no .part leftovers
-    assert Path(library.catalog.get(key)["raw_path"]).stat().st_mtime_ns == raw_mtime  # not re-imported
-    assert len(library.catalog.tracks()) == 1 and len(library.catalog.files()) == 3
+    assert Path(library.catalog.tracks.get(key).raw_path).stat().st_mtime_ns == raw_mtime  # not re-imported
+    assert len(library.catalog.tracks.all()) == 1 and len(library.catalog.files.all()) == 3
 
 
 def test_retitled_track_moves_and_keeps_old_file_in_trash(process, library, library_root, song_file) -> None:
     key, _ = process(str(song_file))
-    old = Path(library.catalog.file(key, "WAV")["path"])
-    library.catalog.update(key, title="Renamed Song")
+    old = Path(library.catalog.files.get(key, "WAV").path)
+    library.catalog.tracks.update(key, title="Renamed Song")
     result = library.render(key, "WAV")
     assert result.path.name == "Test Artist - Renamed Song.wav"
     assert not old.exists()
@@ -123,8 +124,8 @@ def test_two_songs_with_one_name_do_not_overwrite_each_other(process, library, t
     key_a, ra = process(str(a))
     key_b, rb = process(str(b))
     assert ra.success and rb.success and key_a != key_b
-    path_a = Path(library.catalog.file(key_a, "WAV")["path"])
-    path_b = Path(library.catalog.file(key_b, "WAV")["path"])
+    path_a = Path(library.catalog.files.get(key_a, "WAV").path)
+    path_b = Path(library.catalog.files.get(key_b, "WAV").path)
     assert path_a != path_b and path_a.exists() and path_b.exists()
     assert key_b in path_b.name
 
@@ -169,7 +170,8 @@ def test_a_new_catalog_opened_by_several_processes_at_once_is_created_once(tmp_p
 
 
 def test_catalog_schema_is_versioned_and_migrates_a_version_0_database(library_root) -> None:
-    from music_pipeline.core.library.catalog import Catalog, CatalogError
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.damage import CatalogError
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -191,10 +193,10 @@ def test_registering_again_adds_url_forms(library) -> None:
 
     source, _ = register_target(library, "https://youtu.be/dQw4w9WgXcQ")
     register_target(library, "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123")
-    row = library.catalog.get(source.key)
-    assert len(library.catalog.tracks()) == 1
-    assert "https://youtu.be/dQw4w9WgXcQ" in row["source_urls"]
-    assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123" in row["source_urls"]
+    row = library.catalog.tracks.get(source.key)
+    assert len(library.catalog.tracks.all()) == 1
+    assert "https://youtu.be/dQw4w9WgXcQ" in row.source_urls
+    assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PL123" in row.source_urls
 
 
 SOURCE_KEYS = [f"sources/{name}" for name in ("inbox", "spotify_likes", "spotify_playlists",
@@ -247,8 +249,8 @@ def test_long_identical_names_still_get_distinct_files(process, library, tmp_pat
     key_b, rb = process(str(b))
     assert ra.success and rb.success
     for fmt in ("ALAC", "AIFF", "WAV"):
-        path_a = Path(library.catalog.file(key_a, fmt)["path"])
-        path_b = Path(library.catalog.file(key_b, fmt)["path"])
+        path_a = Path(library.catalog.files.get(key_a, fmt).path)
+        path_b = Path(library.catalog.files.get(key_b, fmt).path)
         assert path_a != path_b and path_a.exists() and path_b.exists()
         assert len(path_b.name.encode()) <= 200 and key_b in path_b.name
         assert len(path_b.relative_to(library.root).as_posix()) <= 220
@@ -277,12 +279,12 @@ def test_long_artist_album_and_title_keep_every_library_path_within_220_characte
     key_a, ra = process(str(a), library_override=lib, resources_override=res)
     key_b, rb = process(str(b), library_override=lib, resources_override=res)
     assert ra.success and rb.success
-    lib.catalog.save_playlist("spotify-playlist-long", "spotify", "Late Night Drive Through The City " * 8)
-    lib.catalog.set_playlist_tracks("spotify-playlist-long", [key_a, key_b])
+    lib.catalog.playlists.save("spotify-playlist-long", "spotify", "Late Night Drive Through The City " * 8)
+    lib.catalog.playlists.set_tracks("spotify-playlist-long", [key_a, key_b])
     assert materialize([playlist_exports], instance=instance, resources=res).success
 
     for fmt in ("ALAC", "AIFF", "WAV"):
-        path_a, path_b = (Path(lib.catalog.file(key, fmt)["path"]) for key in (key_a, key_b))
+        path_a, path_b = (Path(lib.catalog.files.get(key, fmt).path) for key in (key_a, key_b))
         assert path_a.parent == path_b.parent and f"[{key_b}]" in path_b.name
         assert tagging.read_tags(path_b, fmt)["artist"] == names["artist"].strip()
         links = [p for p in (library_root / fmt / "Playlists").rglob("*") if p.is_symlink()]
@@ -304,8 +306,8 @@ def test_names_differing_only_in_case_do_not_share_a_file(process, library, tmp_
     key_a, _ = process(str(a))
     key_b, rb = process(str(b))
     assert rb.success
-    name_a = Path(library.catalog.file(key_a, "WAV")["path"]).name
-    name_b = Path(library.catalog.file(key_b, "WAV")["path"]).name
+    name_a = Path(library.catalog.files.get(key_a, "WAV").path).name
+    name_b = Path(library.catalog.files.get(key_b, "WAV").path).name
     assert name_a.casefold() != name_b.casefold()
 
 
@@ -316,7 +318,7 @@ def test_a_users_own_file_at_the_target_path_is_not_overwritten(process, library
     key, result = process(str(song_file))
     assert result.success
     assert mine.read_bytes() == b"my own edit, not in the catalog"
-    assert key in Path(library.catalog.file(key, "WAV")["path"]).name
+    assert key in Path(library.catalog.files.get(key, "WAV").path).name
 
 
 def test_a_failed_check_keeps_the_track_from_being_done(process, library, instance, resources, song_file) -> None:
@@ -326,7 +328,7 @@ def test_a_failed_check_keeps_the_track_from_being_done(process, library, instan
     from music_pipeline.assets import CHECKS, TRACK_ASSETS
 
     key, _ = process(str(song_file))
-    damaged = Path(library.catalog.file(key, "AIFF")["path"])
+    damaged = Path(library.catalog.files.get(key, "AIFF").path)
     aiff.AIFF(damaged).delete()  # someone stripped the tags
     selection = AssetSelection.checks_for_assets(TRACK_ASSETS[4]) | AssetSelection.assets("catalog")
     result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
@@ -335,15 +337,15 @@ def test_a_failed_check_keeps_the_track_from_being_done(process, library, instan
     assert not evaluation.passed
     # the check is blocking: the catalog step does not run after it fails
     assert not any(e.asset_key == AssetKey("catalog") for e in result.get_asset_materialization_events())
-    row = library.catalog.get(key)
-    assert row["status"] == "failed" and row["error_step"] == "aiff check"
-    assert "tag title is missing" in row["error"]
+    row = library.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_step == "aiff check"
+    assert "tag title is missing" in row.error
     # the catalog refuses to call the track done while a file is missing
-    Path(library.catalog.file(key, "WAV")["path"]).unlink()
+    Path(library.catalog.files.get(key, "WAV").path).unlink()
     again = materialize([*TRACK_ASSETS], partition_key=key, instance=instance, resources=resources,
                         selection=["catalog"], raise_on_error=False)
     assert not again.success
-    assert "incomplete: no WAV file" in library.catalog.get(key)["error"]
+    assert "incomplete: no WAV file" in library.catalog.tracks.get(key).error
 
 
 def test_library_index_refreshes_even_with_failed_tracks(process, library, instance, resources, song_file,
@@ -372,7 +374,7 @@ def test_run_tag_registers_a_track_the_catalog_does_not_know(instance, resources
     instance.add_dynamic_partitions(tracks.name, [key])
     result = materialize([*TRACK_ASSETS, *CHECKS], partition_key=key, instance=instance, resources=resources,
                          tags={TARGET_TAG: str(song_file)})
-    assert result.success and library.catalog.get(key)["status"] == "done"
+    assert result.success and library.catalog.tracks.get(key).status == "done"
 
 
 def test_an_unknown_partition_fails_with_a_clear_message(instance, resources, library) -> None:
@@ -397,7 +399,8 @@ def test_wav_backup_dir_from_the_environment(monkeypatch, tmp_path) -> None:
 
 
 def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root) -> None:
-    from music_pipeline.core.library.catalog import MIGRATIONS, Catalog
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     path = library_root / "catalog.sqlite"
     library_root.mkdir(parents=True)
@@ -408,18 +411,18 @@ def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(library_root)
         conn.execute("PRAGMA user_version = 1")
     catalog = Catalog(path)
     assert catalog.schema_version == SCHEMA_VERSION >= 2
-    row = catalog.get("youtube-dQw4w9WgXcQ")
-    assert row["bpm"] == 113.0 and "replaygain_track_gain_db" in row and row["replaygain_track_gain_db"] is None
+    row = catalog.tracks.get("youtube-dQw4w9WgXcQ")
+    assert row.bpm == 113.0 and row.replaygain_track_gain_db is None
 
 
 def test_replaygain_tags_in_every_output(process, library, song_file) -> None:
     key, result = process(str(song_file))
     assert result.success
-    row = library.catalog.get(key)
-    gain, peak = row["replaygain_track_gain_db"], row["replaygain_track_peak"]
-    assert gain == pytest.approx(-18.0 - row["lufs"], abs=0.01) and 0 < peak <= 1.2
+    row = library.catalog.tracks.get(key)
+    gain, peak = row.replaygain_track_gain_db, row.replaygain_track_peak
+    assert gain == pytest.approx(-18.0 - row.lufs, abs=0.01) and 0 < peak <= 1.2
     for fmt in ("ALAC", "AIFF", "WAV"):
-        tags = tagging.read_tags(Path(library.catalog.file(key, fmt)["path"]), fmt)
+        tags = tagging.read_tags(Path(library.catalog.files.get(key, fmt).path), fmt)
         assert tags["replaygain_track_gain"] == f"{gain:+.2f} dB"
         assert tags["replaygain_track_peak"] == f"{peak:.6f}"
 
@@ -440,7 +443,7 @@ def test_one_decode_is_shared_by_fingerprint_and_analysis(library, song_file, mo
     assert len(calls) == 1  # the analysis used the fingerprint step's decode
     assert not cache.exists()  # and the hand-over file is gone
     library.fingerprint(key)
-    library.catalog.update(key, raw_sha256="0" * 64)  # the raw audio changed since
+    library.catalog.tracks.update(key, raw_sha256="0" * 64)  # the raw audio changed since
     library.analyse(key)
     assert len(calls) == 3 and not cache.exists()  # a stale decode is not used
 

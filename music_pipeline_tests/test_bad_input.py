@@ -26,12 +26,12 @@ def failure_message(result) -> str:
 def assert_failed_cleanly(result, library: Library, key: str, step: str, *phrases: str) -> str:
     assert not result.success
     message = failure_message(result)
-    row = library.catalog.get(key)
-    assert row["status"] == "failed" and row["error_step"] == step
+    row = library.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_step == step
     for phrase in phrases:
         assert phrase in message, message
-        assert phrase in row["error"], row["error"]
-    assert "Traceback" not in row["error"]
+        assert phrase in row.error, row.error
+    assert "Traceback" not in row.error
     assert output_files(library.root) == set()  # no output, no .part file
     assert not any(name.startswith(f"_raw/{key}") for name in library_files(library.root))
     return message
@@ -40,11 +40,11 @@ def assert_failed_cleanly(result, library: Library, key: str, step: str, *phrase
 def test_404_url_then_retry_when_it_exists(process, library, http_server) -> None:
     key, result = process(http_server.url("later.flac"))
     assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404 (not found)", http_server.url("later.flac"))
-    assert library.catalog.get(key)["error_reason"] == "removed"  # not retried by itself: it would fail again
+    assert library.catalog.tracks.get(key).error_reason == "removed"  # not retried by itself: it would fail again
     make_track(http_server.root / "later.flac", seconds=3, codec_args=["-c:a", "flac"])
     key_again, retry = process(http_server.url("later.flac"))
     assert key_again == key and retry.success
-    assert library.catalog.get(key)["status"] == "done" and library.catalog.get(key)["error"] is None
+    assert library.catalog.tracks.get(key).status == "done" and library.catalog.tracks.get(key).error is None
 
 
 def test_url_no_extractor_supports(process, library, http_server) -> None:
@@ -131,14 +131,14 @@ exec {real} "$@"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     key, result = process(str(song_file))
     assert not result.success
-    row = library.catalog.get(key)
-    assert row["status"] == "failed" and row["error_step"] == "m4a_alac"
-    assert "transcoding to ALAC failed" in row["error"] and "Error while opening encoder" in row["error"]
+    row = library.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_step == "m4a_alac"
+    assert "transcoding to ALAC failed" in row.error and "Error while opening encoder" in row.error
     assert "transcoding to ALAC failed" in failure_message(result)
     assert not any(name.startswith("ALAC/") or ".part-" in name for name in library_files(library.root))
     monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
     _, retry = process(str(song_file))
-    assert retry.success and library.catalog.get(key)["status"] == "done"
+    assert retry.success and library.catalog.tracks.get(key).status == "done"
 
 
 @pytest.fixture
@@ -176,24 +176,24 @@ def test_full_disk_then_retry_after_space_is_freed(process, tmp_path, small_disk
                         codec_args=["-c:a", "flac", "-sample_fmt", "s32"])
     key, result = process(str(source), library_override=lib, resources_override=resources)
     assert not result.success
-    row = lib.catalog.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "disk-full"
-    assert "full" in row["error"] and "Free some space" in row["error"]
+    row = lib.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_reason == "disk-full"
+    assert "full" in row.error and "Free some space" in row.error
     assert not any(".part-" in name for name in library_files(lib.root))
     for fmt in ("ALAC", "AIFF", "WAV"):
-        record = lib.catalog.file(key, fmt)
+        record = lib.catalog.files.get(key, fmt)
         # whatever was written is complete and verified; the failed format left nothing behind
         assert record is None or lib.verify(key, fmt) == []
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     _, retry = process(str(source), library_override=lib, resources_override=resources)
-    assert retry.success and lib.catalog.get(key)["status"] == "done"
+    assert retry.success and lib.catalog.tracks.get(key).status == "done"
 
 
 def test_tokens_in_a_failing_url_stay_out_of_messages(process, library, http_server) -> None:
     url = http_server.url("private.flac?token=s3cr3t-value&id=1")
     key, result = process(url)
     message = assert_failed_cleanly(result, library, key, "raw_audio", "HTTP 404")
-    assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.get(key)["error"]
+    assert "s3cr3t-value" not in message and "s3cr3t-value" not in library.catalog.tracks.get(key).error
     logs = " ".join(str(e.message) for e in result.all_events if e.message)
     assert "s3cr3t-value" not in logs
 
@@ -215,7 +215,7 @@ def test_vbr_mp3_without_a_xing_header_is_not_called_truncated(process, library,
     assert media.probe(mp3).duration_s > 60  # the header guess really is wrong
     key, result = process(str(mp3))
     assert result.success, failure_message(result)
-    assert abs(library.track(key)["duration_s"] - media.decoded_duration(mp3)) < 0.05
+    assert abs(library.track(key).duration_s - media.decoded_duration(mp3)) < 0.05
 
 
 def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(process, small_disk, small_disk_resources,
@@ -230,8 +230,8 @@ def test_a_disk_filling_up_during_a_download_is_a_full_disk_not_the_source(proce
     key, result = process(http_server.url("Huge%20-%20Noise.flac"), library_override=lib,
                           resources_override=resources)
     assert not result.success
-    row = lib.catalog.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "disk-full", row["error"]
-    assert "full" in row["error"] and "Free some space" in row["error"]
-    assert Reason.of(row["error_reason"]).retryable
+    row = lib.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_reason == "disk-full", row.error
+    assert "full" in row.error and "Free some space" in row.error
+    assert Reason.of(row.error_reason).retryable
     assert not list((small_disk / "library" / "_raw").glob("download-*"))  # nothing half-downloaded kept

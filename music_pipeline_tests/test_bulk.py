@@ -39,8 +39,8 @@ def test_tracks_run_in_lanes_each_a_run_of_its_own(library, library_root, resour
         for key in keys[:4]:
             assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True,
                                                     "aiff:valid": True, "wav:valid": True}
-    assert [library.catalog.get(k)["status"] for k in keys] == ["done"] * 4 + ["failed"]
-    assert library.catalog.get(keys[4])["error_reason"] == "not-audio"  # not retried: it would fail again
+    assert [library.catalog.tracks.get(k).status for k in keys] == ["done"] * 4 + ["failed"]
+    assert library.catalog.tracks.get(keys[4]).error_reason == "not-audio"  # not retried: it would fail again
 
 
 def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(library, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
     song = make_track(tmp_path / "Gone Band - Song.flac", seconds=2, codec_args=["-c:a", "flac"])
     key = source_for(str(song)).key
     library.register(source_for(str(song)))
-    library.catalog.mark_running(key)
+    library.catalog.tracks.mark_running(key)
     dead = subprocess.Popen(["true"])
     dead.wait()
     host = socket.gethostname()
@@ -78,11 +78,11 @@ def test_runs_whose_process_died_are_failed_and_their_tracks_requested_again(lib
                                                                  "dagster/partition": "re-executed"})
         assert bulk.in_flight(instance) == {"busy-track", "re-executed"}  # the living ones count
         assert instance.get_run_by_id(killed_bulk.run_id).status == DagsterRunStatus.STARTED  # a query only
-        assert library.catalog.get(key)["status"] == "running"
+        assert library.catalog.tracks.get(key).status == "running"
         assert set(bulk.reap_dead_runs(instance, library)) == {killed_bulk.run_id, killed_track.run_id}
         for run in (killed_bulk, killed_track):
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
         for run in (running, copied):
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
-    row = library.catalog.get(key)
-    assert row["status"] == "failed" and row["error_reason"] == "crashed" and "is gone" in row["error"]
+    row = library.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_reason == "crashed" and "is gone" in row.error

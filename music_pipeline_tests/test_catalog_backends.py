@@ -4,6 +4,7 @@ and writers in several processes that never duplicate a row or lose an update.
 PostgreSQL is Debian's, started by the tests on 127.0.0.1 (services.py); each test gets a
 database of its own."""
 
+import dataclasses
 import multiprocessing
 import sqlite3
 import warnings
@@ -14,8 +15,11 @@ import sqlalchemy as sa
 
 from music_pipeline.core.domain.identity import TrackSource
 from music_pipeline.core.library import schema
-from music_pipeline.core.library.catalog import MIGRATIONS, SCHEMA_VERSION, Catalog, CatalogError, _statements
+from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.damage import CatalogError
 from music_pipeline.core.library.database import redact
+from music_pipeline.core.library.migrations import MIGRATIONS, SCHEMA_VERSION, statements
+from music_pipeline.core.library.rows import DedupGroup
 
 from .services import fresh_database
 
@@ -43,72 +47,72 @@ def test_the_catalog_answers_the_same_on_both(tmp_path, catalog_url) -> None:
 
     # tracks, in the order they came, their URLs indexed, a known URL found again
     keys = [f"youtube-{i:011d}" for i in range(3)]
-    assert [catalog.register(_source(k)) for k in keys] == [True, True, True]
-    assert catalog.register(_source(keys[0]), original="https://www.youtube.com/watch?v=" + keys[0][-11:]) is False
-    assert [r["key"] for r in catalog.tracks()] == keys
-    assert catalog.find_source(urls=["https://www.youtube.com/watch?v=" + keys[0][-11:]]) == keys[0]
-    catalog.add_source_urls(keys[1], ["https://example.org/a", "https://example.org/b"])
-    assert catalog.find_source(urls=["https://example.org/b"]) == keys[1]
-    assert set(catalog.get(keys[1])["source_urls"]) >= {"https://example.org/a", "https://example.org/b"}
+    assert [catalog.tracks.register(_source(k)) for k in keys] == [True, True, True]
+    assert catalog.tracks.register(_source(keys[0]), original="https://www.youtube.com/watch?v=" + keys[0][-11:]) is False
+    assert [r.key for r in catalog.tracks.all()] == keys
+    assert catalog.tracks.find_source(urls=["https://www.youtube.com/watch?v=" + keys[0][-11:]]) == keys[0]
+    catalog.tracks.add_source_urls(keys[1], ["https://example.org/a", "https://example.org/b"])
+    assert catalog.tracks.find_source(urls=["https://example.org/b"]) == keys[1]
+    assert set(catalog.tracks.get(keys[1]).source_urls) >= {"https://example.org/a", "https://example.org/b"}
 
     # fields, JSON columns, booleans and statuses
-    catalog.update(keys[0], title="Ébène", artists=["A", "B"], raw_lossless=True, bpm=128.004, isrc="USAT20000001")
-    row = catalog.get(keys[0])
-    assert (row["title"], row["artists"], row["raw_lossless"], row["bpm"]) == ("Ébène", ["A", "B"], 1, 128.004)
-    assert catalog.keys_by("isrc", "USAT20000001") == [keys[0]]
-    catalog.mark_running(keys[0])
-    catalog.mark_failed(keys[1], "raw_audio", "HTTP Error 404", "removed")
-    catalog.mark_done(keys[0])
-    assert [r["key"] for r in catalog.tracks("done")] == [keys[0]]
-    assert catalog.get(keys[1])["error_reason"] == "removed"
+    catalog.tracks.update(keys[0], title="Ébène", artists=["A", "B"], raw_lossless=True, bpm=128.004, isrc="USAT20000001")
+    row = catalog.tracks.get(keys[0])
+    assert (row.title, row.artists, row.raw_lossless, row.bpm) == ("Ébène", ["A", "B"], 1, 128.004)
+    assert catalog.tracks.keys_by("isrc", "USAT20000001") == [keys[0]]
+    catalog.tracks.mark_running(keys[0])
+    catalog.tracks.mark_failed(keys[1], "raw_audio", "HTTP Error 404", "removed")
+    catalog.tracks.mark_done(keys[0])
+    assert [r.key for r in catalog.tracks.all("done")] == [keys[0]]
+    assert catalog.tracks.get(keys[1]).error_reason == "removed"
     with pytest.raises(CatalogError, match="not in the catalog"):
-        catalog.update("youtube-nope", title="x")
+        catalog.tracks.update("youtube-nope", title="x")
 
     # files, names reserved case-insensitively, sizes past 2 GiB
     root = catalog.root
-    catalog.mark_running(keys[0])  # a name counts as taken while its track is being worked on
-    first = catalog.reserve_path(keys[0], "WAV", [root / "WAV" / "Song.wav"], free=lambda p: True)
+    catalog.tracks.mark_running(keys[0])  # a name counts as taken while its track is being worked on
+    first = catalog.files.reserve_path(keys[0], "WAV", [root / "WAV" / "Song.wav"], free=lambda p: True)
     assert first == root / "WAV" / "Song.wav"
-    catalog.mark_running(keys[2])
-    other = catalog.reserve_path(keys[2], "WAV", [root / "WAV" / "SONG.wav", root / "WAV" / "SONG (2).wav"],
+    catalog.tracks.mark_running(keys[2])
+    other = catalog.files.reserve_path(keys[2], "WAV", [root / "WAV" / "SONG.wav", root / "WAV" / "SONG (2).wav"],
                                  free=lambda p: True)
     assert other == root / "WAV" / "SONG (2).wav"
-    catalog.record_file(keys[0], "WAV", first, size=3 * 2**30, sha256="0" * 64, duration_s=3.5, codec="pcm_s16le",
+    catalog.files.record_file(keys[0], "WAV", first, size=3 * 2**30, sha256="0" * 64, duration_s=3.5, codec="pcm_s16le",
                         sample_rate=44100, bits=16)
-    assert catalog.file(keys[0], "WAV")["size"] == 3 * 2**30
-    assert catalog.path_owner(root / "wav" / "song.WAV") == keys[0]
-    assert [f["track_key"] for f in catalog.files([keys[0], keys[1]])] == [keys[0]]
+    assert catalog.files.get(keys[0], "WAV").size == 3 * 2**30
+    assert catalog.files.path_owner(root / "wav" / "song.WAV") == keys[0]
+    assert [f.track_key for f in catalog.files.all([keys[0], keys[1]])] == [keys[0]]
 
     # duplicates: keeper chains, the fingerprint index (terms are unsigned 32-bit)
-    catalog.mark_duplicate(keys[2], keys[1], "g1")
-    catalog.mark_duplicate(keys[1], keys[0], "g2")
-    assert catalog.keeper_of(keys[2]) == keys[0]
-    assert sorted(catalog.duplicates_of(keys[0])) == sorted(keys[1:])
-    catalog.mark_done(keys[2])  # a run of a duplicate does not flip it back
-    assert catalog.get(keys[2])["status"] == "duplicate"
+    catalog.tracks.mark_duplicate(keys[2], keys[1], "g1")
+    catalog.tracks.mark_duplicate(keys[1], keys[0], "g2")
+    assert catalog.tracks.keeper_of(keys[2]) == keys[0]
+    assert sorted(catalog.tracks.duplicates_of(keys[0])) == sorted(keys[1:])
+    catalog.tracks.mark_done(keys[2])  # a run of a duplicate does not flip it back
+    assert catalog.tracks.get(keys[2]).status == "duplicate"
     big = [2**32 - 1, 2**31 + 5, 7]
-    catalog.index_fingerprint(keys[0], big)
-    catalog.index_fingerprint(keys[1], big[:2])
-    assert catalog.fingerprint_candidates(big, min_shared=2, stop_df=10, exclude=keys[0]) == [(keys[1], 2)]
-    group = {"id": "g", "keeper": keys[0], "members": keys[:2], "state": "applied", "rule": "r", "reason": "why",
-             "evidence": {"x": 1}, "moves": [[str(root / "a"), str(root / "b")]]}
-    assert catalog.save_group(group) is True
-    assert catalog.save_group({**group, "state": "proposed"}) is False  # applied groups are history
-    assert catalog.group("g")["moves"] == [[str(root / "a"), str(root / "b")]]
+    catalog.fingerprints.index(keys[0], big)
+    catalog.fingerprints.index(keys[1], big[:2])
+    assert catalog.fingerprints.candidates(big, min_shared=2, stop_df=10, exclude=keys[0]) == [(keys[1], 2)]
+    group = DedupGroup(id="g", keeper=keys[0], members=keys[:2], state="applied", rule="r", reason="why",
+                       evidence={"x": 1}, moves=[[str(root / "a"), str(root / "b")]])
+    assert catalog.groups.save(group) is True
+    assert catalog.groups.save(dataclasses.replace(group, state="proposed")) is False  # applied groups are history
+    assert catalog.groups.get("g").moves == [[str(root / "a"), str(root / "b")]]
 
     # playlists and mirrors
-    catalog.save_playlist("p", "spotify", "Liked")
-    assert catalog.set_playlist_tracks("p", keys[:2]) == (keys[:2], [])
-    assert catalog.add_membership("p", keys[2], 5) is True and catalog.add_membership("p", keys[2], 6) is False
-    assert catalog.playlist_members() == {"p": [keys[0], keys[1], keys[2]]}
-    catalog.set_mirror(keys[0], "notion", "page-1", written={"BPM": 128})
-    catalog.set_mirror(keys[0], "notion", "page-1", status="Done")
-    (mirror,) = catalog.mirrors("notion")
-    assert (mirror["written"], mirror["status"], mirror["track_status"]) == ({"BPM": 128}, "Done", "running")
-    catalog.record_merge("notion", "page-2", keys[1], "page-1", {"Tags": ["x"]})
-    catalog.record_merge("notion", "page-2", keys[1], "page-1", {"Tags": ["y"]})
-    assert [m["added"] for m in catalog.merges("notion")] == [{"Tags": ["y"]}]
-    assert catalog.count() == 3
+    catalog.playlists.save("p", "spotify", "Liked")
+    assert catalog.playlists.set_tracks("p", keys[:2]) == (keys[:2], [])
+    assert catalog.playlists.add_membership("p", keys[2], 5) is True and catalog.playlists.add_membership("p", keys[2], 6) is False
+    assert catalog.playlists.members() == {"p": [keys[0], keys[1], keys[2]]}
+    catalog.mirrors.set(keys[0], "notion", "page-1", written={"BPM": 128})
+    catalog.mirrors.set(keys[0], "notion", "page-1", status="Done")
+    (mirror,) = catalog.mirrors.all("notion")
+    assert (mirror.written, mirror.status, mirror.track_status) == ({"BPM": 128}, "Done", "running")
+    catalog.mirrors.record_merge("notion", "page-2", keys[1], "page-1", {"Tags": ["x"]})
+    catalog.mirrors.record_merge("notion", "page-2", keys[1], "page-1", {"Tags": ["y"]})
+    assert [m.added for m in catalog.mirrors.merges("notion")] == [{"Tags": ["y"]}]
+    assert catalog.tracks.count() == 3
 
 
 def test_a_new_catalog_has_the_schema_an_old_sqlite_catalog_migrates_to(tmp_path, postgres_server) -> None:
@@ -117,7 +121,7 @@ def test_a_new_catalog_has_the_schema_an_old_sqlite_catalog_migrates_to(tmp_path
     old = tmp_path / "old" / "catalog.sqlite"
     old.parent.mkdir()
     with sqlite3.connect(old) as conn:  # a catalog made by the first version
-        for statement in _statements(MIGRATIONS[0]):
+        for statement in statements(MIGRATIONS[0]):
             conn.execute(statement)
         conn.execute("PRAGMA user_version = 1")
     migrated = Catalog(old)
@@ -168,15 +172,15 @@ def _writer(root: str, url: str | None, name: str, barrier) -> None:
     barrier.wait(timeout=120)
     own = [f"youtube-{name}{i:05d}" for i in range(40)]
     for key in [k for pair in zip(SHARED, own, strict=True) for k in pair]:
-        catalog.register(_source(key))
+        catalog.tracks.register(_source(key))
         if key in SHARED:
-            catalog.add_source_urls(key, [f"https://{name}.example/{key}"])
-        catalog.mark_running(key)  # a running track's reservation holds its name
-        catalog.reserve_path(key, "WAV", [Path(root) / "WAV" / f"Same Song ({n}).wav" for n in range(200)],
+            catalog.tracks.add_source_urls(key, [f"https://{name}.example/{key}"])
+        catalog.tracks.mark_running(key)  # a running track's reservation holds its name
+        catalog.files.reserve_path(key, "WAV", [Path(root) / "WAV" / f"Same Song ({n}).wav" for n in range(200)],
                              free=lambda p: True)
     barrier.wait(timeout=120)  # every name reserved while every track is running
     for key in SHARED + own:
-        catalog.mark_done(key)
+        catalog.tracks.mark_done(key)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -200,14 +204,14 @@ def test_two_processes_registering_and_finishing_at_once_lose_nothing(tmp_path, 
                 writer.kill()
 
     catalog = Catalog(root / "catalog.sqlite", url=url)
-    rows = catalog.tracks()
-    assert len(rows) == len({r["key"] for r in rows}) == 120  # no track twice, none lost
-    assert {r["status"] for r in rows} == {"done"}
+    rows = catalog.tracks.all()
+    assert len(rows) == len({r.key for r in rows}) == 120  # no track twice, none lost
+    assert {r.status for r in rows} == {"done"}
     for row in rows:
-        if row["key"] in SHARED:  # both processes' URLs kept: no lost update
-            assert {f"https://alpha.example/{row['key']}", f"https://bravo.example/{row['key']}"} <= set(
-                row["source_urls"])
-    with catalog._read() as conn:
+        if row.key in SHARED:  # both processes' URLs kept: no lost update
+            assert {f"https://alpha.example/{row.key}", f"https://bravo.example/{row.key}"} <= set(
+                row.source_urls)
+    with catalog.read() as conn:
         seqs = [r[0] for r in conn.execute("SELECT seq FROM tracks")]
         reserved = [r[0] for r in conn.execute("SELECT fold FROM path_reservations")]
     assert len(set(seqs)) == 120  # every track numbered once, in the order they came

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from music_pipeline.core.domain.errors import DiskFull
-from music_pipeline.core.library.catalog import Catalog, CatalogError, _errors
+from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.damage import CatalogError, errors
 from music_pipeline.core.library.steps import Library, register_target
 
 from .audio import make_track
@@ -78,7 +79,7 @@ def test_a_full_disk_inside_sqlite_is_a_full_disk(tmp_path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x BLOB)")
     conn.execute("PRAGMA max_page_count = 3")  # SQLite's own SQLITE_FULL, as on a full volume
-    with pytest.raises(DiskFull, match="full"), _errors(str(path)):
+    with pytest.raises(DiskFull, match="full"), errors(str(path)):
         conn.execute("INSERT INTO t VALUES (?)", (os.urandom(1 << 16),))
     conn.close()
 
@@ -98,12 +99,12 @@ def test_a_library_moved_to_another_folder_keeps_working(tmp_path) -> None:
     moved = Library(tmp_path / "mounted-elsewhere" / "Music")
     for fmt in ("ALAC", "AIFF", "WAV"):
         assert moved.verify(key, fmt) == []
-        assert Path(moved.catalog.file(key, fmt)["path"]).is_relative_to(moved.root)
-    assert Path(moved.track(key)["raw_path"]).exists()
+        assert Path(moved.catalog.files.get(key, fmt).path).is_relative_to(moved.root)
+    assert Path(moved.track(key).raw_path).exists()
 
 
 def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_move(tmp_path) -> None:
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     old_root = tmp_path / "old" / "Music"
     old_root.mkdir(parents=True)
@@ -118,20 +119,20 @@ def test_a_catalog_with_absolute_paths_from_before_is_converted_even_after_a_mov
     new_root = tmp_path / "new" / "Music"
     shutil.move(old_root, new_root)  # moved before upgrading
     catalog = Catalog(new_root / "catalog.sqlite")
-    assert catalog.file("k", "ALAC")["path"] == str(new_root / "ALAC/A/A - S.m4a")
-    assert catalog.get("k")["raw_path"] == str(new_root / "_raw/k.flac")
+    assert catalog.files.get("k", "ALAC").path == str(new_root / "ALAC/A/A - S.m4a")
+    assert catalog.tracks.get("k").raw_path == str(new_root / "_raw/k.flac")
 
 
 def test_an_unknown_track_is_still_a_catalog_error(tmp_path) -> None:
     with pytest.raises(CatalogError):
-        Catalog(tmp_path / "c.sqlite").update("nope", title="x")
+        Catalog(tmp_path / "c.sqlite").tracks.update("nope", title="x")
 
 
 def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_time(tmp_path) -> None:
     """Migration 6 finds the old library folder from the originals' paths; a duplicate's
     original under duplicates/<group>/_raw/ is not a library folder (taking it for one, in
     whatever order a set gave, mapped the duplicate's file onto the keeper's: UNIQUE failed)."""
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     old = tmp_path / "old" / "Music"
     rows = {"tracks": [("keeper", "done", f"{old}/_raw/keeper.flac"),
@@ -150,8 +151,8 @@ def test_upgrading_a_moved_library_with_set_aside_duplicates_is_the_same_every_t
             conn.executemany("INSERT INTO files (track_key, format, path, size, sha256, updated_at)"
                              " VALUES (?, ?, ?, 1, 'x', 'now')", rows["files"])
         code = ("import sys; from pathlib import Path; from music_pipeline.core.library.catalog import Catalog;"
-                "c = Catalog(Path(sys.argv[1])); print(c.file('keeper', 'ALAC')['path']);"
-                "print(c.file('dup', 'ALAC')['path']); print(c.get('dup')['raw_path'])")
+                "c = Catalog(Path(sys.argv[1])); print(c.files.get('keeper', 'ALAC').path);"
+                "print(c.files.get('dup', 'ALAC').path); print(c.tracks.get('dup').raw_path)")
         proc = subprocess.run([sys.executable, "-c", code, str(root / "catalog.sqlite")], capture_output=True,
                               text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)})
         assert proc.returncode == 0, proc.stderr
@@ -167,9 +168,9 @@ def test_a_constraint_error_is_not_called_damage(tmp_path) -> None:
     for url in ("https://www.youtube.com/watch?v=aaaaaaaaaaa", "https://www.youtube.com/watch?v=bbbbbbbbbbb"):
         register_target(library, url)
     path = library.root / "ALAC" / "x.m4a"
-    library.catalog.record_file("youtube-aaaaaaaaaaa", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+    library.catalog.files.record_file("youtube-aaaaaaaaaaa", "ALAC", path, size=1, sha256="x", duration_s=1.0,
                                 codec="alac", sample_rate=44_100, bits=16)
     with pytest.raises(sqlite3.IntegrityError):
-        library.catalog.record_file("youtube-bbbbbbbbbbb", "ALAC", path, size=1, sha256="x", duration_s=1.0,
+        library.catalog.files.record_file("youtube-bbbbbbbbbbb", "ALAC", path, size=1, sha256="x", duration_s=1.0,
                                     codec="alac", sample_rate=44_100, bits=16)
     assert library.catalog.check() == []

@@ -66,24 +66,24 @@ def assert_ui_matches_disk(library, keys: list[str]) -> None:
     file table are the row's."""
     with DagsterInstance.get() as instance:
         for key in keys:
-            row = library.catalog.get(key)
-            files = library.catalog.files([key])
+            row = library.catalog.tracks.get(key)
+            files = library.catalog.files.all([key])
             for record in files:
-                shown = _latest(instance, FORMAT_ASSETS[record["format"]], key)
-                assert shown is not None, f"{key} {record['format']}: never materialised"
+                shown = _latest(instance, FORMAT_ASSETS[record.format], key)
+                assert shown is not None, f"{key} {record.format}: never materialised"
                 path = Path(shown["path"])
-                assert path == Path(record["path"]) and path.is_file(), (key, record["format"], path)
-                assert shown["sha256"] == _sha256(path), (key, record["format"], "checksum")
+                assert path == Path(record.path) and path.is_file(), (key, record.format, path)
+                assert shown["sha256"] == _sha256(path), (key, record.format, "checksum")
                 assert shown["size_mb"] == round(path.stat().st_size / 1e6, 2)
             raw = _latest(instance, "raw_audio", key)
-            if row.get("raw_path") and raw is not None:
-                assert Path(raw["path"]) == Path(row["raw_path"]) and Path(raw["path"]).is_file(), (key, raw["path"])
+            if row.raw_path and raw is not None:
+                assert Path(raw["path"]) == Path(row.raw_path) and Path(raw["path"]).is_file(), (key, raw["path"])
             shown = _latest(instance, "catalog", key)
             if shown is not None:
-                assert shown["status"] == row["status"], key
+                assert shown["status"] == row.status, key
                 table = shown["files"]
                 for record in files:
-                    assert f"`{record['path']}`" in table, (key, record["path"], table)
+                    assert f"`{record.path}`" in table, (key, record.path, table)
                 for listed in table.split("`")[1::2]:
                     assert Path(listed).is_file(), (key, listed)
 
@@ -99,7 +99,7 @@ def _key(path: Path) -> str:
 
 
 def _under_duplicates(library, key: str) -> bool:
-    paths = [Path(f["path"]) for f in library.catalog.files([key])] + [Path(library.catalog.get(key)["raw_path"])]
+    paths = [Path(f.path) for f in library.catalog.files.all([key])] + [Path(library.catalog.tracks.get(key).raw_path)]
     return all(p.is_relative_to(library.root / "duplicates") for p in paths)
 
 
@@ -109,13 +109,13 @@ def test_dedup_move_undo_and_every_later_pass_are_runs_that_keep_the_ui_true(hom
     assert main(["run", *map(str, songs)]) == 0
     keys = [_key(p) for p in songs]
     for key in keys:  # a sync told us later that both are one recording
-        library.catalog.update(key, isrc="USRC17607839")
+        library.catalog.tracks.update(key, isrc="USRC17607839")
     capsys.readouterr()
 
     assert main(["dedup", "--move"]) == 0
     assert "file(s) moved" in capsys.readouterr().err
-    copy = next(k for k in keys if library.catalog.get(k)["status"] == "duplicate")
-    group = library.catalog.get(copy)["dedup_group"]
+    copy = next(k for k in keys if library.catalog.tracks.get(k).status == "duplicate")
+    group = library.catalog.tracks.get(copy).dedup_group
     assert _under_duplicates(library, copy)
     assert_ui_matches_disk(library, keys)
     with DagsterInstance.get() as instance:
@@ -124,7 +124,7 @@ def test_dedup_move_undo_and_every_later_pass_are_runs_that_keep_the_ui_true(hom
 
     assert main(["dedup", "--undo", group]) == 0
     assert f"{group}: " in capsys.readouterr().out
-    assert library.catalog.get(copy)["status"] == "done" and not _under_duplicates(library, copy)
+    assert library.catalog.tracks.get(copy).status == "done" and not _under_duplicates(library, copy)
     assert_ui_matches_disk(library, keys)
 
     assert main(["dedup", "--move"]) == 0  # the undone group stays apart (below): nothing moves
@@ -141,22 +141,22 @@ def test_a_group_undone_stays_where_the_undo_put_it(home, library, tmp_path, cap
     assert main(["run", *map(str, songs)]) == 0
     keys = [_key(p) for p in songs]
     for key in keys:
-        library.catalog.update(key, isrc="GBAYE0601499")
+        library.catalog.tracks.update(key, isrc="GBAYE0601499")
     assert main(["dedup", "--move"]) == 0
-    group = next(library.catalog.get(k)["dedup_group"] for k in keys if library.catalog.get(k)["dedup_group"])
+    group = next(library.catalog.tracks.get(k).dedup_group for k in keys if library.catalog.tracks.get(k).dedup_group)
     assert main(["dedup", "--undo", group]) == 0
-    put_back = {k: sorted(f["path"] for f in library.catalog.files([k])) for k in keys}
+    put_back = {k: sorted(f.path for f in library.catalog.files.all([k])) for k in keys}
     capsys.readouterr()
 
     assert main(["dedup", "--move"]) == 0
     assert "0 duplicate group(s)" in capsys.readouterr().err
-    assert {k: sorted(f["path"] for f in library.catalog.files([k])) for k in keys} == put_back
+    assert {k: sorted(f.path for f in library.catalog.files.all([k])) for k in keys} == put_back
     with DagsterInstance.get() as instance:
         assert materialize([dedup_groups], instance=instance, resources={
             "library": library_resource(library), "eagle": eagle_off()}).success
-    assert {k: sorted(f["path"] for f in library.catalog.files([k])) for k in keys} == put_back
-    assert [library.catalog.get(k)["status"] for k in keys] == ["done", "done"]
-    assert library.catalog.group(group)["state"] == "undone"
+    assert {k: sorted(f.path for f in library.catalog.files.all([k])) for k in keys} == put_back
+    assert [library.catalog.tracks.get(k).status for k in keys] == ["done", "done"]
+    assert library.catalog.groups.get(group).state == "undone"
 
 
 def library_resource(library):
@@ -190,8 +190,8 @@ def test_a_step_setting_older_copies_aside_records_their_partitions(home, librar
                     "-metadata", "album=Found Later")
     assert main(["run", str(flac)]) == 0
     assert main(["run", str(mp3)]) == 0  # a copy: stopped at its fingerprint, merged into the keeper
-    assert library.catalog.get(_key(mp3))["status"] == "duplicate"
-    assert library.catalog.get(_key(flac))["album"] == "Found Later"  # retagged with what the copy had
+    assert library.catalog.tracks.get(_key(mp3)).status == "duplicate"
+    assert library.catalog.tracks.get(_key(flac)).album == "Found Later"  # retagged with what the copy had
     assert_ui_matches_disk(library, [_key(flac), _key(mp3)])
 
     better = write(tmp_path / "in" / "Other - Two.flac", tune(4, seconds=15), codec_args=["-c:a", "flac"],
@@ -199,7 +199,7 @@ def test_a_step_setting_older_copies_aside_records_their_partitions(home, librar
     old = transform(better, tmp_path / "in" / "two rip.mp3", "-c:a", "libmp3lame", "-b:a", "128k")
     assert main(["run", str(old)]) == 0
     assert main(["run", str(better)]) == 0  # the better copy: the old one set aside at its catalog step
-    assert library.catalog.get(_key(old))["status"] == "duplicate" and _under_duplicates(library, _key(old))
+    assert library.catalog.tracks.get(_key(old)).status == "duplicate" and _under_duplicates(library, _key(old))
     assert_ui_matches_disk(library, [_key(old), _key(better)])
 
 
@@ -212,17 +212,17 @@ def test_pin_is_set_inside_a_run(home, library, tmp_path, http_server, capsys) -
 
     assert main(["pin", key, url, "--later"]) == 0
     assert f"{key} will be downloaded from {url}" in capsys.readouterr().out
-    assert library.catalog.get(key)["status"] == "queued"
+    assert library.catalog.tracks.get(key).status == "queued"
     with DagsterInstance.get() as instance:
         (run,) = instance.get_runs(filters=RunsFilter(tags={bulk.ORIGIN_TAG: "cli pin"}))
         assert run.status == DagsterRunStatus.SUCCESS
         assert run.run_config["ops"]["run_tracks"]["config"]["pins"] == {key: url}
 
     assert main(["pin", key, url]) == 0  # pinned and processed in one run
-    assert library.catalog.get(key)["status"] == "done" and library.catalog.get(key)["match_pinned"] == 1
+    assert library.catalog.tracks.get(key).status == "done" and library.catalog.tracks.get(key).match_pinned == 1
     with DagsterInstance.get() as instance:
         shown = _latest(instance, "raw_audio", key)
-        assert shown["matched_source"] == library.catalog.get(key)["match_url"] and shown["match_pinned"] is True
+        assert shown["matched_source"] == library.catalog.tracks.get(key).match_url and shown["match_pinned"] is True
     assert_ui_matches_disk(library, [key])
 
 
@@ -251,4 +251,4 @@ def test_a_run_killed_under_the_command_is_failed_by_the_next_command(home, libr
             assert any("is gone" in m for m in messages), (run.job_name, messages)
     from music_pipeline.core.library.catalog import Catalog
 
-    assert Catalog(library_root / "catalog.sqlite").get(_key(song))["status"] == "done"  # runnable again
+    assert Catalog(library_root / "catalog.sqlite").tracks.get(_key(song)).status == "done"  # runnable again

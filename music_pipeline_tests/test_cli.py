@@ -48,7 +48,7 @@ def test_run_processes_url_and_file_and_reports_failures(env, tmp_path, http_ser
         assert {r.status for r in runs} >= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
         assert len(instance.get_dynamic_partitions("tracks")) == 3
     catalog = Catalog(Path(env["MUSIC_LIBRARY"]) / "catalog.sqlite")
-    assert sorted(r["status"] for r in catalog.tracks()) == ["done", "done", "failed"]
+    assert sorted(r.status for r in catalog.tracks.all()) == ["done", "done", "failed"]
     assert (Path(env["MUSIC_LIBRARY"]) / "library_index.parquet").exists()
     wav = next(p for p in printed if p.suffix == ".wav" and "Remote" in p.name)
     assert read_tags(wav, "WAV")["source_url"] == http_server.url("cli-song.flac")
@@ -248,8 +248,8 @@ def test_url_secrets_never_leave_the_catalog(env, tmp_path, http_server) -> None
     proc = cli(env, "run", url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     library = Path(env["MUSIC_LIBRARY"])
-    (row,) = Catalog(library / "catalog.sqlite").tracks()
-    assert "dj:PassWord@" in row["source_url"] and "token=SeCrEt-TOKEN" in row["source_url"]  # case kept
+    (row,) = Catalog(library / "catalog.sqlite").tracks.all()
+    assert "dj:PassWord@" in row.source_url and "token=SeCrEt-TOKEN" in row.source_url  # case kept
 
     shown = proc.stdout + proc.stderr
     for path in [*library.rglob("*"), *Path(env["DAGSTER_HOME"]).rglob("*")]:

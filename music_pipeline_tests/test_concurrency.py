@@ -23,7 +23,7 @@ from .audio import make_track
 
 def _render_all(root: str, key: str, barrier) -> None:
     library = Library(Path(root))
-    library.catalog.mark_running(key)  # as each step of a run does
+    library.catalog.tracks.mark_running(key)  # as each step of a run does
     barrier.wait()  # both processes decide where to write at the same moment
     for fmt in FORMATS:
         library.render(key, fmt)
@@ -58,11 +58,11 @@ def test_two_different_songs_with_the_same_name_in_parallel_keep_their_own_audio
     for fmt in FORMATS:
         paths = set()
         for key in keys:
-            record = library.catalog.file(key, fmt)
-            path = Path(record["path"])
+            record = library.catalog.files.get(key, fmt)
+            path = Path(record.path)
             paths.add(path)
             # each track's catalogued file holds that track's audio, not the other song's
-            assert abs(media.decoded_duration(path) - library.track(key)["duration_s"]) < 0.1, (fmt, key)
+            assert abs(media.decoded_duration(path) - library.track(key).duration_s) < 0.1, (fmt, key)
             assert library.verify(key, fmt) == []
         assert len(paths) == 2, f"both songs were written to one {fmt} path"
         stems = sorted(p.stem for p in paths)  # one keeps the plain name, the other is told apart by its key
@@ -118,18 +118,19 @@ def _open_catalog(path: str, barrier) -> None:
     from music_pipeline.core.library.catalog import Catalog
 
     barrier.wait()
-    Catalog(Path(path)).register(source_for(f"https://www.youtube.com/watch?v={os.getpid():011d}"))
+    Catalog(Path(path)).tracks.register(source_for(f"https://www.youtube.com/watch?v={os.getpid():011d}"))
 
 
 def test_processes_opening_a_new_catalog_at_once_share_one(tmp_path: Path) -> None:
-    from music_pipeline.core.library.catalog import SCHEMA_VERSION, Catalog
+    from music_pipeline.core.library.catalog import Catalog
+    from music_pipeline.core.library.migrations import SCHEMA_VERSION
 
     for attempt in range(3):
         path = tmp_path / f"library{attempt}" / "catalog.sqlite"
         _in_parallel(_open_catalog, [(str(path),) for _ in range(4)])
         catalog = Catalog(path)
         assert catalog.schema_version == SCHEMA_VERSION
-        assert len(catalog.tracks()) == 4  # every process wrote into the one catalog
+        assert len(catalog.tracks.all()) == 4  # every process wrote into the one catalog
         assert [p.name for p in path.parent.iterdir() if ".new-" in p.name] == []  # no half-made catalog left
 
 
@@ -160,8 +161,8 @@ def test_names_differing_only_in_non_ascii_case_are_one_name(tmp_path: Path) -> 
     keys = []
     for url in ("https://www.youtube.com/watch?v=aaaaaaaaaaa", "https://www.youtube.com/watch?v=bbbbbbbbbbb"):
         key = register_target(library, url)[0].key
-        library.catalog.mark_running(key)
+        library.catalog.tracks.mark_running(key)
         keys.append(key)
-    first = library.catalog.reserve_path(keys[0], "ALAC", [library.root / "ALAC" / "Ébène.m4a"], free=lambda _: True)
-    second = library.catalog.reserve_path(keys[1], "ALAC", [library.root / "ALAC" / "ébène.m4a"], free=lambda _: True)
+    first = library.catalog.files.reserve_path(keys[0], "ALAC", [library.root / "ALAC" / "Ébène.m4a"], free=lambda _: True)
+    second = library.catalog.files.reserve_path(keys[1], "ALAC", [library.root / "ALAC" / "ébène.m4a"], free=lambda _: True)
     assert first is not None and second is None

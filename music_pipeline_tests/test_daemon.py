@@ -149,7 +149,7 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         expected = inbox_keys if tag(bulk, "music_pipeline/origin") == "inbox" else sync_keys
         assert members == {k: "SUCCESS" for k in expected[:2]} | {expected[2]: "FAILURE"}
     catalog = Catalog(dagster.library / "catalog.sqlite")
-    assert [catalog.get(k)["status"] for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
+    assert [catalog.tracks.get(k).status for k in inbox_keys + sync_keys] == ["done", "done", "failed"] * 2
 
     # `add` of a signed link with a password: processed, and its secrets in no run tag, config or log
     make_track(root / "Signed - Link.flac", seconds=3, seed=30, codec_args=["-c:a", "flac"])
@@ -205,10 +205,10 @@ def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(w
             page = FakeNotion.plain(fake.page(good["id"]))
             key = page["Track ID"]
             catalog = Catalog(dagster.library / "catalog.sqlite")
-            row = catalog.get(key)
-            assert row["status"] == "done"
-            assert page["Key"] == row["key_short"] and page["Camelot"] == row["camelot"] and page["BPM"] == row["bpm"]
-            assert page["ALAC File"] == catalog.file(key, "ALAC")["path"]
+            row = catalog.tracks.get(key)
+            assert row.status == "done"
+            assert page["Key"] == row.key_short and page["Camelot"] == row.camelot and page["BPM"] == row.bpm
+            assert page["ALAC File"] == catalog.files.get(key, "ALAC").path
             assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
             failed = FakeNotion.plain(fake.page(gone["id"]))
             assert "404" in failed["Error"]
@@ -249,7 +249,7 @@ def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster:
     killed = [r for r in runs(dagster, **{"music_pipeline/bulk": bulk["runId"]})]
     assert killed and all(r["status"] == "FAILURE" for r in killed)
     catalog = Catalog(dagster.library / "catalog.sqlite")
-    wait(lambda: all((catalog.get(k) or {}).get("status") == "done" for k in keys), 240,
+    wait(lambda: all(getattr(catalog.tracks.get(k), "status", None) == "done" for k in keys), 240,
          "the retried bulk run to finish the tracks")
     retried = [r for r in runs(dagster) if r["jobName"] == "process_tracks" and r["runId"] != bulk["runId"]]
     assert retried and tag(retried[0], "dagster/parent_run_id") == bulk["runId"]
@@ -278,4 +278,4 @@ def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster:
          "run monitoring to mark the killed run failed")
     again = dagster.cli("add", url, "--webserver", dagster.url)  # the next request runs it again
     assert again.returncode == 0, again.stdout + again.stderr
-    wait(lambda: (catalog.get(key) or {}).get("status") == "done", 180, "the track to run again")
+    wait(lambda: getattr(catalog.tracks.get(key), "status", None) == "done", 180, "the track to run again")

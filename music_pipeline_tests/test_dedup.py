@@ -192,26 +192,26 @@ def test_a_copy_stops_before_analysis_and_transcodes_and_undo_puts_it_back(proce
     observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert observed and observed[0].event_specific_data.asset_observation.metadata["duplicate_of"].value == keeper
     assert output_files(library_root) == outputs_before  # not one transcode spent
-    row = library.catalog.get(copy)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == keeper and row["bpm"] is None
-    group = row["dedup_group"]
-    assert Path(row["raw_path"]).is_relative_to(library_root / "duplicates" / group)
-    merged = library.catalog.get(keeper)
-    assert merged["isrc"] == "GBAYE0601498"  # filled from the copy
-    assert merged["title"] == "Song"  # the keeper's own values win
-    saved = library.catalog.group(group)
-    assert saved["state"] == "applied"
-    assert {e["by"] for e in saved["evidence"]} == {"fingerprint", "title"}  # "(Lyric Video)" is noise
-    assert next(e for e in saved["evidence"] if e["by"] == "fingerprint")["score"] >= 0.9
-    assert "lossless (flac) over lossy (mp3)" in saved["reason"]
+    row = library.catalog.tracks.get(copy)
+    assert row.status == "duplicate" and row.duplicate_of == keeper and row.bpm is None
+    group = row.dedup_group
+    assert Path(row.raw_path).is_relative_to(library_root / "duplicates" / group)
+    merged = library.catalog.tracks.get(keeper)
+    assert merged.isrc == "GBAYE0601498"  # filled from the copy
+    assert merged.title == "Song"  # the keeper's own values win
+    saved = library.catalog.groups.get(group)
+    assert saved.state == "applied"
+    assert {e["by"] for e in saved.evidence} == {"fingerprint", "title"}  # "(Lyric Video)" is noise
+    assert next(e for e in saved.evidence if e["by"] == "fingerprint")["score"] >= 0.9
+    assert "lossless (flac) over lossy (mp3)" in saved.reason
 
     assert main(["dedup", "--undo", group]) == 0
-    row = library.catalog.get(copy)
-    assert row["status"] == "queued" and row["duplicate_of"] is None
-    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
-    assert library.catalog.get(keeper)["isrc"] is None
+    row = library.catalog.tracks.get(copy)
+    assert row.status == "queued" and row.duplicate_of is None
+    assert Path(row.raw_path).parent == library_root / "_raw" and Path(row.raw_path).exists()
+    assert library.catalog.tracks.get(keeper).isrc is None
     assert not (library_root / "duplicates" / group).exists()
-    assert library.catalog.group(group)["state"] == "undone"
+    assert library.catalog.groups.get(group).state == "undone"
 
 
 def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, library_root, copies,
@@ -222,24 +222,24 @@ def test_a_better_copy_replaces_the_old_one_once_it_is_done(process, library, li
                    "-c:a", "flac")
     old, result = process(str(mp3))
     assert result.success
-    old_files = [Path(f["path"]) for f in library.catalog.files([old])]
+    old_files = [Path(f.path) for f in library.catalog.files.all([old])]
     new, result = process(str(flac))
     assert result.success
-    assert library.catalog.get(new)["status"] == "done"
-    row = library.catalog.get(old)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == new
-    group = row["dedup_group"]
-    moved = [Path(f["path"]) for f in library.catalog.files([old])]
+    assert library.catalog.tracks.get(new).status == "done"
+    row = library.catalog.tracks.get(old)
+    assert row.status == "duplicate" and row.duplicate_of == new
+    group = row.dedup_group
+    moved = [Path(f.path) for f in library.catalog.files.all([old])]
     assert all(p.is_relative_to(library_root / "duplicates" / group) and p.exists() for p in moved)
     # the better copy now has the plain names the old one had (not "[key]"-suffixed ones)
-    assert sorted(Path(f["path"]) for f in library.catalog.files([new])) == sorted(old_files)
-    assert all(library.catalog.path_owner(p) == new for p in old_files)
+    assert sorted(Path(f.path) for f in library.catalog.files.all([new])) == sorted(old_files)
+    assert all(library.catalog.files.path_owner(p) == new for p in old_files)
     assert main(["dedup", "--undo", group]) == 0
-    assert sorted(Path(f["path"]) for f in library.catalog.files([old])) == sorted(old_files)
-    assert all(p.exists() and library.catalog.path_owner(p) == old for p in old_files)
-    assert all(Path(f["path"]).exists() and f"[{new}]" in f["path"] for f in library.catalog.files([new]))
-    assert library.catalog.get(old)["status"] == "done"
-    assert library.catalog.get(new)["status"] == "done"
+    assert sorted(Path(f.path) for f in library.catalog.files.all([old])) == sorted(old_files)
+    assert all(p.exists() and library.catalog.files.path_owner(p) == old for p in old_files)
+    assert all(Path(f.path).exists() and f"[{new}]" in f.path for f in library.catalog.files.all([new]))
+    assert library.catalog.tracks.get(old).status == "done"
+    assert library.catalog.tracks.get(new).status == "done"
 
 
 def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, copies, tmp_path) -> None:
@@ -251,9 +251,9 @@ def test_an_isrc_already_catalogued_stops_a_new_track_early(process, library, co
     a, _ = process(str(first))
     b, result = process(str(second))
     assert result.success
-    row = library.catalog.get(b)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == a
-    assert library.catalog.group(row["dedup_group"])["evidence"][0]["by"] == "isrc"
+    row = library.catalog.tracks.get(b)
+    assert row.status == "duplicate" and row.duplicate_of == a
+    assert library.catalog.groups.get(row.dedup_group).evidence[0]["by"] == "isrc"
 
 
 def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process, library, library_root, copies,
@@ -263,9 +263,9 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
                      "-c:a", "libmp3lame")
     a, _ = process(str(first))
     b, _ = process(str(second))
-    assert library.catalog.get(a)["status"] == library.catalog.get(b)["status"] == "done"
+    assert library.catalog.tracks.get(a).status == library.catalog.tracks.get(b).status == "done"
     for key in (a, b):  # say a Spotify sync told us both are this recording
-        library.catalog.update(key, isrc="USRC17607839")
+        library.catalog.tracks.update(key, isrc="USRC17607839")
     result = materialize([dedup_groups], instance=instance, resources=resources)
     assert result.success
     own, *recorded = sorted(result.asset_materializations_for_node("dedup_groups"),
@@ -276,8 +276,8 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
     assert metadata["groups"].value == 1 and metadata["duplicates"].value == 1
     assert "isrc" in metadata["new_groups"].value and a in metadata["new_groups"].value
     assert "lossless over lossy" in metadata["keeper_rule"].value
-    assert library.catalog.get(b)["status"] == "duplicate" and library.catalog.get(b)["duplicate_of"] == a
-    assert all(Path(f["path"]).is_relative_to(library_root / "duplicates") for f in library.catalog.files([b]))
+    assert library.catalog.tracks.get(b).status == "duplicate" and library.catalog.tracks.get(b).duplicate_of == a
+    assert all(Path(f.path).is_relative_to(library_root / "duplicates") for f in library.catalog.files.all([b]))
     again = materialize([dedup_groups], instance=instance, resources=resources)
     assert again.asset_materializations_for_node("dedup_groups")[0].metadata["groups"].value == 0
 
@@ -285,19 +285,19 @@ def test_dedup_groups_asset_merges_what_metadata_arriving_later_reveals(process,
 def test_discovery_skips_sources_already_catalogued(library) -> None:
     source = source_for("https://youtu.be/dQw4w9WgXcQ")
     library.register(source, original="https://youtu.be/dQw4w9WgXcQ?si=abc")
-    library.catalog.update(source.key, isrc="USRC17607839")
-    library.catalog.add_source_urls(source.key, ["https://soundcloud.com/artist/song"])
+    library.catalog.tracks.update(source.key, isrc="USRC17607839")
+    library.catalog.tracks.add_source_urls(source.key, ["https://soundcloud.com/artist/song"])
     catalog = library.catalog
-    assert catalog.find_source(urls=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"]) == source.key
-    assert catalog.find_source(urls=["https://soundcloud.com/artist/song"]) == source.key
-    assert catalog.find_source(isrc="us-rc1-76-07839") == source.key
-    assert catalog.find_source(urls=["https://www.youtube.com/watch?v=aaaaaaaaaaa"], isrc="GBAYE0601498") is None
+    assert catalog.tracks.find_source(urls=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"]) == source.key
+    assert catalog.tracks.find_source(urls=["https://soundcloud.com/artist/song"]) == source.key
+    assert catalog.tracks.find_source(isrc="us-rc1-76-07839") == source.key
+    assert catalog.tracks.find_source(urls=["https://www.youtube.com/watch?v=aaaaaaaaaaa"], isrc="GBAYE0601498") is None
 
 
 def test_catalog_v2_is_upgraded_with_its_urls_indexed(tmp_path) -> None:
     import sqlite3
 
-    from music_pipeline.core.library.catalog import MIGRATIONS
+    from music_pipeline.core.library.migrations import MIGRATIONS
 
     path = tmp_path / "catalog.sqlite"
     conn = sqlite3.connect(path)
@@ -310,8 +310,8 @@ def test_catalog_v2_is_upgraded_with_its_urls_indexed(tmp_path) -> None:
     conn.close()
     catalog = Catalog(path)
     assert catalog.schema_version == len(MIGRATIONS)
-    assert catalog.find_source(urls=["https://youtu.be/dQw4w9WgXcQ"]) == "youtube-dQw4w9WgXcQ"
-    assert catalog.find_source(isrc="USRC17607839") == "youtube-dQw4w9WgXcQ"
+    assert catalog.tracks.find_source(urls=["https://youtu.be/dQw4w9WgXcQ"]) == "youtube-dQw4w9WgXcQ"
+    assert catalog.tracks.find_source(isrc="USRC17607839") == "youtube-dQw4w9WgXcQ"
 
 
 # -- music-pipeline dedup ----------------------------------------------------------------------------
@@ -385,31 +385,31 @@ def test_running_a_duplicate_again_moves_nothing_twice_and_undo_sticks(process, 
     mp3 = _with_cover(copies["original"], tmp_path / "in" / "Song.mp3")
     keeper, _ = process(str(flac))
     copy, _ = process(str(mp3))
-    row = library.catalog.get(copy)
-    group = row["dedup_group"]
-    moves = library.catalog.group(group)["moves"]
+    row = library.catalog.tracks.get(copy)
+    group = row.dedup_group
+    moves = library.catalog.groups.get(group).moves
     assert not (library_root / "_raw" / f"{copy}.decoded.npz").exists()  # no leftover decode
 
     again_key, result = process(str(mp3))  # the user (or a backfill) runs it again
     assert again_key == copy and result.success
-    assert library.catalog.get(copy)["status"] == "duplicate"
-    assert library.catalog.group(group)["moves"] == moves  # nothing moved a second time
+    assert library.catalog.tracks.get(copy).status == "duplicate"
+    assert library.catalog.groups.get(group).moves == moves  # nothing moved a second time
     assert not (library_root / "duplicates" / group / "duplicates").exists()
 
     # the keeper took the cover and ISRC it lacked, in the catalog and in its files' tags
-    merged = library.catalog.get(keeper)
-    assert merged["isrc"] == "GBAYE0601498" and Path(merged["cover_path"]).exists()
-    assert Path(merged["cover_path"]).parent == library_root / "_raw"
-    for record in library.catalog.files([keeper]):
-        assert library.verify(keeper, record["format"]) == []
-        assert read_tags(Path(record["path"]), record["format"]).get("cover_bytes")
+    merged = library.catalog.tracks.get(keeper)
+    assert merged.isrc == "GBAYE0601498" and Path(merged.cover_path).exists()
+    assert Path(merged.cover_path).parent == library_root / "_raw"
+    for record in library.catalog.files.all([keeper]):
+        assert library.verify(keeper, record.format) == []
+        assert read_tags(Path(record.path), record.format).get("cover_bytes")
 
     assert main(["dedup", "--undo", group]) == 0
-    assert library.catalog.get(keeper)["isrc"] is None and library.catalog.get(keeper)["cover_path"] is None
-    assert all(library.verify(keeper, r["format"]) == [] for r in library.catalog.files([keeper]))
+    assert library.catalog.tracks.get(keeper).isrc is None and library.catalog.tracks.get(keeper).cover_path is None
+    assert all(library.verify(keeper, r.format) == [] for r in library.catalog.files.all([keeper]))
     _, result = process(str(mp3))  # separated for good: processed in full this time
-    assert result.success and library.catalog.get(copy)["status"] == "done"
-    assert library.catalog.get(keeper)["status"] == "done"
+    assert result.success and library.catalog.tracks.get(copy).status == "done"
+    assert library.catalog.tracks.get(keeper).status == "done"
 
 
 def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, library_root, copies,
@@ -423,17 +423,17 @@ def test_a_keeper_replaced_later_takes_its_duplicates_along(process, library, li
                    "-c:a", "aac", "-b:a", "128k")
     a, _ = process(str(mp3))
     b, _ = process(str(worse))
-    assert library.catalog.get(b)["duplicate_of"] == a
+    assert library.catalog.tracks.get(b).duplicate_of == a
     c, _ = process(str(flac))
-    assert library.catalog.get(a)["duplicate_of"] == c
-    assert library.catalog.get(b)["duplicate_of"] == c  # repointed, not left behind a duplicate
+    assert library.catalog.tracks.get(a).duplicate_of == c
+    assert library.catalog.tracks.get(b).duplicate_of == c  # repointed, not left behind a duplicate
     x, _ = process(str(late))
-    assert library.catalog.get(x)["duplicate_of"] == c
-    b_group = library.catalog.get(b)["dedup_group"]
+    assert library.catalog.tracks.get(x).duplicate_of == c
+    b_group = library.catalog.tracks.get(b).dedup_group
     assert main(["dedup", "--undo", b_group]) == 0  # an older group still undoes cleanly
-    row = library.catalog.get(b)
-    assert row["status"] == "queued" and row["duplicate_of"] is None  # it was caught before processing
-    assert Path(row["raw_path"]).parent == library_root / "_raw" and Path(row["raw_path"]).exists()
+    row = library.catalog.tracks.get(b)
+    assert row.status == "queued" and row.duplicate_of is None  # it was caught before processing
+    assert Path(row.raw_path).parent == library_root / "_raw" and Path(row.raw_path).exists()
 
 
 def test_moving_loose_files_keeps_their_layout_and_undo_works_from_anywhere(copies, tmp_path, library_root,
@@ -464,7 +464,7 @@ def test_the_inbox_skips_a_url_the_library_knows_under_another_track(instance, l
 
     source = source_for("https://youtu.be/dQw4w9WgXcQ")
     library.register(source)
-    library.catalog.add_source_urls(source.key, ["https://vimeo.com/76979871"])  # merged from a duplicate
+    library.catalog.tracks.add_source_urls(source.key, ["https://vimeo.com/76979871"])  # merged from a duplicate
     box = library_root / "inbox"
     box.mkdir(parents=True, exist_ok=True)
     (box / "list.txt").write_text("https://vimeo.com/76979871\n")
@@ -474,7 +474,7 @@ def test_the_inbox_skips_a_url_the_library_knows_under_another_track(instance, l
         "library": LibraryResource(root=str(library_root)), "downloader": DownloaderResource()})
     result = inbox_sensor(context)
     assert result.run_requests == []
-    assert library.catalog.get("vimeo-76979871") is None  # not even registered
+    assert library.catalog.tracks.get("vimeo-76979871") is None  # not even registered
 
 
 # -- the keeper: what the audio says, not only the file ------------------------------------------
@@ -571,14 +571,14 @@ def test_lossless_files_of_lossy_audio_do_not_replace_the_original_in_the_librar
     metadata = result.asset_materializations_for_node("audio_features")[0].metadata
     remaster, result = process(str(lossy_set["remaster"]))  # 24 bits, but cut short and of lossy origin
     assert result.success
-    row = library.catalog.get(remaster)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "the runner-up lacks 3.0 s at the start" in library.catalog.group(row["dedup_group"])["reason"]
+    row = library.catalog.tracks.get(remaster)
+    assert row.status == "duplicate" and row.duplicate_of == original
+    assert "the runner-up lacks 3.0 s at the start" in library.catalog.groups.get(row.dedup_group).reason
     assert 14_000 < metadata["cutoff_hz"].value < 19_000 and metadata["lossy_origin"].value is None
-    assert row["lossy_origin"] == 1 and row["cutoff_hz"] == pytest.approx(metadata["cutoff_hz"].value, abs=300)
+    assert row.lossy_origin == 1 and row.cutoff_hz == pytest.approx(metadata["cutoff_hz"].value, abs=300)
     copy, result = process(str(lossy_set["copy"]))  # whole, but lossy audio in a FLAC
     assert result.success
-    row = library.catalog.get(copy)
-    assert row["status"] == "duplicate" and row["duplicate_of"] == original
-    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.group(row["dedup_group"])["reason"]
-    assert library.catalog.get(original)["status"] == "done"
+    row = library.catalog.tracks.get(copy)
+    assert row.status == "duplicate" and row.duplicate_of == original
+    assert "a lossy file (vorbis) over a lossless file of lossy origin" in library.catalog.groups.get(row.dedup_group).reason
+    assert library.catalog.tracks.get(original).status == "done"

@@ -152,11 +152,11 @@ def register(cluster: Cluster, targets: list[str]) -> list[str]:
 
 def assert_done_once(cluster: Cluster, keys: list[str]) -> None:
     """Every track DONE, one catalog row each, one file per format each, nothing half-written."""
-    rows = [row for row in cluster.library.catalog.tracks() if row["key"] in keys]
-    assert sorted(r["key"] for r in rows) == sorted(keys)
-    assert {r["key"]: r["status"] for r in rows} == {k: Status.DONE for k in keys}
+    rows = [row for row in cluster.library.catalog.tracks.all() if row.key in keys]
+    assert sorted(r.key for r in rows) == sorted(keys)
+    assert {r.key: r.status for r in rows} == {k: Status.DONE for k in keys}
     for key in keys:
-        formats = sorted(f["format"].upper() for f in cluster.library.catalog.files([key]))
+        formats = sorted(f.format.upper() for f in cluster.library.catalog.files.all([key]))
         assert len(formats) == len(set(formats)) == 3, (key, formats)
     on_disk = outputs(cluster.library_root)
     assert len(on_disk) == 3 * len(keys), on_disk

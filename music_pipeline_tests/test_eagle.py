@@ -29,18 +29,18 @@ def add_done(lib: Library, n: int, *, playlists: tuple = ("Warmup",), bpm: float
     source = source_for(f"https://soundcloud.com/artist-{n}/song-{n}", resolve=lambda url: ("soundcloud", str(1000 + n)))
     lib.register(source)
     key = source.key
-    lib.catalog.update(key, title=f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"], bpm=bpm,
+    lib.catalog.tracks.update(key, title=f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"], bpm=bpm,
                        key_short="F#m", camelot="11A", lufs=-9.1, genres=["House"])
     path = lib.root / "ALAC" / f"Artist {n} - Song {n}.m4a"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(f"not really alac {n}".encode() * 50)
-    lib.catalog.record_file(key, "ALAC", path, size=path.stat().st_size,
+    lib.catalog.files.record_file(key, "ALAC", path, size=path.stat().st_size,
                             sha256=hashlib.sha256(path.read_bytes()).hexdigest(), duration_s=200.0, codec="alac",
                             sample_rate=44100, bits=16)
     for name in playlists:
-        lib.catalog.save_playlist(f"sc-{name}", "soundcloud", name)
-        lib.catalog.add_membership(f"sc-{name}", key, 0)
-    lib.catalog.mark_done(key)
+        lib.catalog.playlists.save(f"sc-{name}", "soundcloud", name)
+        lib.catalog.playlists.add_membership(f"sc-{name}", key, 0)
+    lib.catalog.tracks.mark_done(key)
     return key
 
 
@@ -58,7 +58,7 @@ def test_imported_once_with_its_fields_and_a_resync_writes_nothing(app: FakeEagl
     assert "BPM 124.0" in item["annotation"] and "F#m (11A)" in item["annotation"] and "-9.1 LUFS" in item["annotation"]
     assert {"House", "F#m", "11A", "120-129 BPM", "Warmup", "Peak", "soundcloud"} <= set(item["tags"])
     assert set(app.folder_names()) == {"Warmup", "Peak"} and len(item["folders"]) == 1
-    assert library.catalog.mirror(key, "eagle")["remote_id"] == item["id"]
+    assert library.catalog.mirrors.get(key, "eagle").remote_id == item["id"]
     writes = len(app.writes())
     assert mirrors.sync_eagle(library, client(app), key).action == "unchanged"
     assert len(app.writes()) == writes
@@ -70,7 +70,7 @@ def test_a_change_updates_the_item_and_keeps_tags_added_in_eagle(app: FakeEagle,
     (item,) = app.items(include_deleted=False)
     # a person tags it in Eagle and writes a note below the pipeline's lines
     app.edit_item(item["id"], tags=[*item["tags"], "my favourite"], annotation=item["annotation"] + "\nplay it late")
-    library.catalog.update(key, bpm=131.0)
+    library.catalog.tracks.update(key, bpm=131.0)
     assert mirrors.sync_eagle(library, client(app), key).action == "updated"
     (item,) = app.items(include_deleted=False)
     assert "BPM 131.0" in item["annotation"] and "130-139 BPM" in item["tags"] and "my favourite" in item["tags"]
@@ -82,7 +82,7 @@ def test_a_change_updates_the_item_and_keeps_tags_added_in_eagle(app: FakeEagle,
 def test_a_lost_item_id_is_found_again_not_imported_twice(app: FakeEagle, library: Library) -> None:
     key = add_done(library, 3)
     mirrors.sync_eagle(library, client(app), key)
-    library.catalog.forget_mirror(key, "eagle")  # e.g. a catalog restored from an old backup
+    library.catalog.mirrors.forget(key, "eagle")  # e.g. a catalog restored from an old backup
     result = mirrors.sync_eagle(library, client(app), key)
     assert result.action == "adopted" and len(app.items()) == 1
 
@@ -91,10 +91,10 @@ def test_duplicates_items_go_to_the_trash_never_deleted(app: FakeEagle, library:
     keeper, copy = add_done(library, 4), add_done(library, 5)
     for key in (keeper, copy):
         mirrors.sync_eagle(library, client(app), key)
-    library.catalog.mark_duplicate(copy, keeper, "g-eagle")
+    library.catalog.tracks.mark_duplicate(copy, keeper, "g-eagle")
     result = mirrors.sync_eagle(library, client(app), keeper)
     assert result.trashed == [copy]
-    copy_item = app.item(library.catalog.mirror(copy, "eagle")["remote_id"])
+    copy_item = app.item(library.catalog.mirrors.get(copy, "eagle").remote_id)
     assert copy_item["isDeleted"] and len(app.items()) == 2 and len(app.items(include_deleted=False)) == 1
     assert mirrors.trash_eagle_duplicates(library, client(app)) == []  # once
 
@@ -117,12 +117,12 @@ def test_a_closed_eagle_is_no_failure_and_the_token_never_shows(app: FakeEagle, 
         (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         why = observed.event_specific_data.asset_observation.metadata["skipped"].value
         assert why.startswith(f"Eagle not reachable at {app.url}") and app.token not in why
-    assert library.catalog.get(key)["status"] == "done"
+    assert library.catalog.tracks.get(key).status == "done"
 
 
 def test_a_missing_file_says_so(app: FakeEagle, library: Library) -> None:
     key = add_done(library, 7)
-    Path(library.catalog.file(key, "ALAC")["path"]).unlink()
+    Path(library.catalog.files.get(key, "ALAC").path).unlink()
     with pytest.raises(Exception, match="does not exist"):
         mirrors.sync_eagle(library, client(app), key)
     assert not app.items()

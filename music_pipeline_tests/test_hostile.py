@@ -89,10 +89,10 @@ def test_a_wav_backup_folder_that_cannot_be_created_is_named(process, library, l
     key, result = process(str(song), resources_override={
         **resources, "library": LibraryResource(root=str(library_root), wav_backup_dir=backup)})
     assert not result.success
-    row = library.catalog.get(key)
-    assert row["status"] == "failed" and row["error_step"] == "wav", row
-    assert "Unexpected error" not in row["error"] and "FileNotFoundError" not in row["error"], row["error"]
-    assert f"The WAV backup folder {backup} (WAV_BACKUP_DIR) cannot be written" in row["error"], row["error"]
+    row = library.catalog.tracks.get(key)
+    assert row.status == "failed" and row.error_step == "wav", row
+    assert "Unexpected error" not in row.error and "FileNotFoundError" not in row.error, row.error
+    assert f"The WAV backup folder {backup} (WAV_BACKUP_DIR) cannot be written" in row.error, row.error
 
 
 def test_add_of_a_signed_url_on_a_library_without_a_catalog_says_nothing_was_registered(env, http_server) -> None:
@@ -191,8 +191,8 @@ def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupte
         catalog = Catalog(library / "catalog.sqlite")
 
         def downloading() -> str | None:
-            rows = [row for row in catalog.tracks() if row["status"] == "running"]
-            return rows[0]["key"] if rows else None
+            rows = [row for row in catalog.tracks.all() if row.status == "running"]
+            return rows[0].key if rows else None
 
         key = wait(downloading, 180, "the track's run to start downloading")
         time.sleep(2)
@@ -211,8 +211,8 @@ def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupte
                 assert run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE), run.status
                 said = [entry.message for entry in instance.all_logs(run.run_id)]
                 assert any("music-pipeline up was stopped (SIGTERM)" in m for m in said), (run.job_name, said[-5:])
-        row = catalog.get(key)
-        assert row["status"] == "failed" and "music-pipeline up was stopped" in row["error"], row
+        row = catalog.tracks.get(key)
+        assert row.status == "failed" and "music-pipeline up was stopped" in row.error, row
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(up.pid, signal.SIGKILL)
@@ -257,7 +257,7 @@ def test_a_catalog_server_stopped_mid_run_is_one_sentence_and_the_track_is_not_l
 
             def running() -> str | None:
                 with contextlib.suppress(Exception):
-                    return next((row["key"] for row in catalog.tracks() if row["status"] == "running"), None)
+                    return next((row.key for row in catalog.tracks.all() if row.status == "running"), None)
                 return None
 
             key = wait(running, 180, "the track to start", interval=0.3)
@@ -274,8 +274,8 @@ def test_a_catalog_server_stopped_mid_run_is_one_sentence_and_the_track_is_not_l
                                                  str(pg.data_dir.parent / "postgres.log"), "-w"]), "restarting")
             again = cli(env, "run", str(local))
             assert again.returncode == 0, again.stdout + again.stderr
-            row = Catalog(tmp_path / "library" / "catalog.sqlite", url=pg.url).get(key)
-            assert row["status"] == "failed" and row["error_reason"] == "crashed", row
+            row = Catalog(tmp_path / "library" / "catalog.sqlite", url=pg.url).tracks.get(key)
+            assert row.status == "failed" and row.error_reason == "crashed", row
     finally:
         slow.shutdown()
         slow.server_close()

@@ -58,8 +58,8 @@ def test_files_and_url_lists_become_partitions_and_runs(instance, library, libra
     assert seen.asset_key.to_user_string() == "sources/inbox" and seen.metadata["new_tracks"].value == 4
     assert result.dynamic_partitions_requests[0].partition_keys  # added in the same tick
     # the catalog knows where each came from
-    assert library.catalog.get("youtube-dQw4w9WgXcQ")["source_url"] == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
-    assert {r["source_kind"] for r in library.catalog.tracks()} == {"file", "url"}
+    assert library.catalog.tracks.get("youtube-dQw4w9WgXcQ").source_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert {r.source_kind for r in library.catalog.tracks.all()} == {"file", "url"}
 
     # the next tick with the cursor finds nothing new
     again = tick(instance, library_root, result.cursor)
@@ -90,7 +90,7 @@ def test_a_failed_track_dropped_again_is_retried(instance, library, library_root
     first = tick(instance, library_root, None)
     (request,) = first.run_requests
     (key,) = requested(first)
-    library.catalog.mark_failed(key, "raw_audio", "disk full", "disk-full")
+    library.catalog.tracks.mark_failed(key, "raw_audio", "disk full", "disk-full")
     song.touch()  # the user drops it again after freeing space
     settle(song)
     os.utime(song, (time.time() - 30, time.time() - 30))
@@ -121,11 +121,11 @@ def test_dropped_file_is_processed_and_filed_away(instance, library, library_roo
     assert run.success
     assert check_results(instance, key) == {"raw_audio:decodes": True, "m4a_alac:valid": True, "aiff:valid": True,
                                             "wav:valid": True}
-    row = library.catalog.get(key)
-    assert row["status"] == "done" and (row["artist"], row["title"]) == ("Inbox Artist", "Dropped")
+    row = library.catalog.tracks.get(key)
+    assert row.status == "done" and (row.artist, row.title) == ("Inbox Artist", "Dropped")
     assert not song.exists()
     assert (box / "imported" / "Inbox Artist - Dropped.flac").exists()  # moved, never deleted
-    assert Path(row["source_path"]) == box / "imported" / "Inbox Artist - Dropped.flac"
+    assert Path(row.source_path) == box / "imported" / "Inbox Artist - Dropped.flac"
     # dropping the same song again does not process it twice
     again = make_track(box / "copy of it.flac", seconds=4, codec_args=["-c:a", "flac"])
     settle(again)
@@ -262,7 +262,7 @@ def test_a_list_carries_http_urls_only(instance, library, library_root, capfd) -
     result = tick(instance, library_root, None)
     log = capfd.readouterr().err
     assert not result.run_requests and not instance.get_dynamic_partitions(tracks.name)
-    assert library.catalog.tracks() == []
+    assert library.catalog.tracks.all() == []
     (seen,) = result.asset_events
     messages = seen.metadata["error_messages"].value
     for number in range(2, len(refused) + 2):  # one message per line, by its number
@@ -296,7 +296,7 @@ def test_a_list_linked_from_outside_the_inbox_is_refused_unread(instance, librar
     shown = _shown(result, capfd)
     assert "SECRET" not in shown and "root:x" not in shown and "example.com" not in shown
     assert "list.txt: a link leading outside the inbox; refused" in shown
-    assert not result.run_requests and library.catalog.tracks() == []
+    assert not result.run_requests and library.catalog.tracks.all() == []
     # refused once per version of the link, not at every tick
     again = tick(instance, library_root, result.cursor)
     assert not again.asset_events and "refused" not in capfd.readouterr().err
@@ -315,8 +315,8 @@ def test_an_audio_file_linked_from_outside_the_inbox_is_refused(instance, librar
     shown = _shown(result, capfd)
     (key,) = requested(result)  # only the file inside the inbox, once for both names
     assert "song.flac: a link leading outside the inbox; refused" in shown
-    assert [r["key"] for r in library.catalog.tracks()] == [key]
-    assert library.catalog.get(key)["source_path"] == str(inside.resolve())
+    assert [r.key for r in library.catalog.tracks.all()] == [key]
+    assert library.catalog.tracks.get(key).source_path == str(inside.resolve())
 
 
 def test_a_linked_folder_is_not_followed(instance, library, library_root, tmp_path, capfd) -> None:
@@ -330,5 +330,5 @@ def test_a_linked_folder_is_not_followed(instance, library, library_root, tmp_pa
     (box / "linked").symlink_to(folder, target_is_directory=True)
     settle(*folder.iterdir())
     result = tick(instance, library_root, None)
-    assert not result.run_requests and library.catalog.tracks() == []
+    assert not result.run_requests and library.catalog.tracks.all() == []
     assert "linked: a link to a folder; not followed" in _shown(result, capfd)

@@ -24,6 +24,7 @@ from music_pipeline.core.domain.lifecycle import (
 )
 from music_pipeline.core.library import usecases
 from music_pipeline.core.library.catalog import Catalog
+from music_pipeline.core.library.rows import Track
 from music_pipeline.core.library.steps import Library
 from music_pipeline.core.sources import discovery
 from music_pipeline.core.sources.matching import Candidate
@@ -137,10 +138,10 @@ _keys = itertools.count()
 
 def _track_in(catalog: Catalog, status: Status) -> str:
     key = f"youtube-{next(_keys):011d}"
-    catalog.register(source_for(f"https://youtu.be/{key[-11:]}"))
+    catalog.tracks.register(source_for(f"https://youtu.be/{key[-11:]}"))
     for event in REACH[status]:
         assert FIRE[event](catalog, key, None) is True
-    assert catalog.get(key)["status"] == status
+    assert catalog.tracks.get(key).status == status
     return key
 
 
@@ -151,19 +152,19 @@ def test_the_catalog_applies_exactly_the_table(catalog: Catalog, current: Status
     assert events  # every status is some event's target
     for event in events:
         key = _track_in(catalog, current)
-        before = catalog.get(key)
+        before = catalog.tracks.get(key)
         want = expected(event, current, target)
         if want == REFUSE:
             with pytest.raises(TransitionRefused, match=f"^Cannot {event} track {key}.*: it is {current}, and "):
                 FIRE[event](catalog, key, target)
-            assert catalog.get(key) == before, event
+            assert catalog.tracks.get(key) == before, event
         elif want == IGNORE:
             assert FIRE[event](catalog, key, target) is False, event
-            assert catalog.get(key) == before, event  # not a field touched
+            assert catalog.tracks.get(key) == before, event  # not a field touched
         else:
             assert FIRE[event](catalog, key, target) is True, event
-            row = catalog.get(key)
-            assert row["status"] == target, event
+            row = catalog.tracks.get(key)
+            assert row.status == target, event
             _assert_fields(event, row, before)
 
 
@@ -171,18 +172,18 @@ def _assert_fields(event: Event, row: dict, before: dict) -> None:
     """What the status means in the row's other fields."""
     if event in (Event.FAIL, Event.CRASH, Event.REJECT):
         reason = {Event.FAIL: "media-tool", Event.CRASH: "crashed", Event.REJECT: "removed"}[event]
-        assert row["error"] and row["error_step"] and row["error_reason"] == reason
+        assert row.error and row.error_step and row.error_reason == reason
     elif event == Event.NEED_REVIEW:
-        assert row["error"] == "No confident match." and row["error_reason"] == "needs-review"
+        assert row.error == "No confident match." and row.error_reason == "needs-review"
     elif event in (Event.START, Event.FINISH, Event.REQUEUE):
-        assert row["error"] is None and row["error_step"] is None and row["error_reason"] is None
-        assert (row["processed_at"] is not None) == (event == Event.FINISH or before["processed_at"] is not None)
+        assert row.error is None and row.error_step is None and row.error_reason is None
+        assert (row.processed_at is not None) == (event == Event.FINISH or before.processed_at is not None)
     elif event == Event.SET_ASIDE:
-        assert (row["duplicate_of"], row["dedup_group"]) == ("youtube-keeperkeep", "g1")
-        assert row["error"] == before["error"]  # kept for an undo back to "failed"
+        assert (row.duplicate_of, row.dedup_group) == ("youtube-keeperkeep", "g1")
+        assert row.error == before.error  # kept for an undo back to "failed"
     elif event == Event.UNDO:
-        assert row["duplicate_of"] is None and row["dedup_group"] is None
-        assert row["error"] == before["error"]
+        assert row.duplicate_of is None and row.dedup_group is None
+        assert row.error == before.error
 
 
 def test_an_unknown_track_is_left_alone(catalog: Catalog) -> None:
@@ -195,10 +196,10 @@ def test_a_failure_frees_the_names_its_track_had_reserved(catalog: Catalog) -> N
     root = catalog.root
     key, other = _track_in(catalog, R), _track_in(catalog, R)
     name = root / "WAV" / f"Song {key}.wav"
-    assert catalog.reserve_path(key, "WAV", [name], free=lambda p: True) == name
-    catalog.mark_crashed(key, "gone")
-    catalog.mark_running(key)  # its next run: the name is not held by the dead one any more
-    assert catalog.reserve_path(other, "WAV", [name], free=lambda p: True) == name
+    assert catalog.files.reserve_path(key, "WAV", [name], free=lambda p: True) == name
+    catalog.tracks.mark_crashed(key, "gone")
+    catalog.tracks.mark_running(key)  # its next run: the name is not held by the dead one any more
+    assert catalog.files.reserve_path(other, "WAV", [name], free=lambda p: True) == name
 
 
 def _set_aside(root: str, url: str | None, key: str, barrier) -> str:
@@ -206,7 +207,7 @@ def _set_aside(root: str, url: str | None, key: str, barrier) -> str:
     barrier.wait()
     try:
         group = f"g-{multiprocessing.current_process().name}"
-        return "applied" if catalog.mark_duplicate(key, "youtube-keeperkeep", group) else "ignored"
+        return "applied" if catalog.tracks.mark_duplicate(key, "youtube-keeperkeep", group) else "ignored"
     except TransitionRefused:
         return "refused"
 
@@ -222,7 +223,7 @@ def test_processes_racing_to_set_one_track_aside_apply_it_once(backend, request,
         barrier = context.Manager().Barrier(3)
         outcomes = pool.starmap(_set_aside, [(str(tmp_path / "library"), url, key, barrier)] * 3)
     assert sorted(outcomes) == ["applied", "refused", "refused"]
-    assert catalog.get(key)["status"] == X
+    assert catalog.tracks.get(key).status == X
 
 
 def test_a_dead_run_report_racing_the_track_finishing_never_fails_a_finished_track(catalog: Catalog) -> None:
@@ -234,26 +235,26 @@ def test_a_dead_run_report_racing_the_track_finishing_never_fails_a_finished_tra
     def finish() -> None:
         for key in keys:
             go.wait()
-            catalog.mark_done(key)
+            catalog.tracks.mark_done(key)
 
     def crash() -> None:
         for key in keys:
             go.wait()
-            catalog.mark_crashed(key, "gone")
+            catalog.tracks.mark_crashed(key, "gone")
 
     threads = [threading.Thread(target=finish), threading.Thread(target=crash)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert {catalog.get(k)["status"] for k in keys} == {D}
+    assert {catalog.tracks.get(k).status for k in keys} == {D}
 
 
 # -- the per-track use-case rules, as plain functions ----------------------------------------------
 
 
-def _row(status: Status, **fields) -> dict:
-    return {"status": status, "match_pinned": 0, "match_url": None, "raw_path": None, **fields}
+def _row(status: Status, **fields) -> Track:
+    return Track(key="youtube-aaaaaaaaaaa", status=status, source_kind="url", **fields)
 
 
 @pytest.mark.parametrize(("key", "row", "force", "plan"), [
@@ -274,7 +275,7 @@ def _row(status: Status, **fields) -> dict:
     ("youtube-aaaaaaaaaaa", _row(F), False, usecases.Plan("own")),
     ("youtube-aaaaaaaaaaa", _row(D, raw_path="/r.flac"), True, usecases.Plan("own", None, True)),
 ])
-def test_which_source_a_track_is_fetched_from(key: str, row: dict, force: bool, plan: usecases.Plan) -> None:
+def test_which_source_a_track_is_fetched_from(key: str, row: Track, force: bool, plan: usecases.Plan) -> None:
     assert usecases.plan_fetch(key, row, force=force) == plan
 
 
@@ -289,7 +290,7 @@ SPOTIFY = "https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT"
 def _spotify_track(lib: Library) -> str:
     key = source_for(SPOTIFY).key
     lib.register(source_for(SPOTIFY))
-    lib.catalog.update(key, title="Glass", artist="Mira", artists=["Mira"], source_duration_s=8.0)
+    lib.catalog.tracks.update(key, title="Glass", artist="Mira", artists=["Mira"], source_duration_s=8.0)
     return key
 
 
@@ -304,16 +305,16 @@ def test_a_doubtful_spotify_match_waits_for_review_and_a_pin_fetches_from_there(
     assert outcome.note.startswith(f"{key} needs review: No confident match for Mira - Glass")
     assert outcome.match["best"]["url"] == nightcore.url  # the candidates, for the person who picks
     row = lib.track(key)
-    assert row["status"] == N and row["error_reason"] == "needs-review" and row["raw_path"] is None
+    assert row.status == N and row.error_reason == "needs-review" and row.raw_path is None
     assert lines == []  # nothing was downloaded
 
     make_track(http_server.root / "glass.flac", seconds=8, codec_args=["-c:a", "flac"])
     discovery.pin(lib, key, http_server.url("glass.flac"))
-    assert lib.track(key)["status"] == Q
+    assert lib.track(key).status == Q
     outcome = usecases.fetch(lib, key, DownloadOptions(), log=lines.append, search=lambda q: pytest.fail(q))
     assert isinstance(outcome, usecases.Fetched)
     row = outcome.row
-    assert row["status"] == R and row["match_pinned"] == 1 and Path(row["raw_path"]).exists()
+    assert row.status == R and row.match_pinned == 1 and Path(row.raw_path).exists()
     assert any("downloading the pinned source" in line for line in lines)
 
 
@@ -325,8 +326,8 @@ def test_a_confident_spotify_match_is_downloaded(lib, http_server) -> None:
     lines: list[str] = []
     outcome = usecases.fetch(lib, key, DownloadOptions(), log=lines.append, search=lambda q: [official])
     assert isinstance(outcome, usecases.Fetched)
-    assert outcome.row["match_url"] == official.url and outcome.row["match_score"] >= 0.8
-    assert outcome.row["status"] == R and outcome.row["title"] == "Glass"  # Spotify's metadata kept
+    assert outcome.row.match_url == official.url and outcome.row.match_score >= 0.8
+    assert outcome.row.status == R and outcome.row.title == "Glass"  # Spotify's metadata kept
     assert any("downloading the match" in line for line in lines)
 
 
@@ -340,14 +341,14 @@ def test_a_copy_stops_at_the_fingerprint_and_its_next_run_at_once(lib, tmp_path)
     assert isinstance(usecases.fetch(lib, keeper, DownloadOptions()), usecases.Fetched)
     first = usecases.fingerprint(lib, keeper)
     assert isinstance(first, usecases.Fingerprinted) and first.supersedes is None
-    lib.catalog.mark_done(keeper)  # the rest of its steps (analysis, outputs) are not what this is about
+    lib.catalog.tracks.mark_done(keeper)  # the rest of its steps (analysis, outputs) are not what this is about
 
     assert isinstance(usecases.fetch(lib, other, DownloadOptions()), usecases.Fetched)
     stop = usecases.fingerprint(lib, other)
     assert isinstance(stop, usecases.SetAside) and stop.keeper == keeper
     row = lib.track(other)
-    assert row["status"] == X and row["duplicate_of"] == keeper and stop.group["id"] == row["dedup_group"]
-    assert f"dedup --undo {row['dedup_group']}" in stop.note
+    assert row.status == X and row.duplicate_of == keeper and stop.group.id == row.dedup_group
+    assert f"dedup --undo {row.dedup_group}" in stop.note
 
     again = usecases.fetch(lib, other, DownloadOptions(), force=True)  # its next run: stops before any download
     assert again == usecases.SetAside(other, keeper, stop.group)
@@ -360,10 +361,10 @@ def test_a_bad_output_fails_the_track_and_an_incomplete_one_is_not_done(lib, son
     lib.register(source_for(str(song_file)))
     usecases.fetch(lib, key, DownloadOptions())
     assert usecases.verify(lib, key, "WAV", step="wav check", record=False) == [f"no WAV file is recorded for {key}"]
-    assert lib.track(key)["status"] == R  # only reported
+    assert lib.track(key).status == R  # only reported
     usecases.verify(lib, key, "WAV", step="wav check")
     row = lib.track(key)
-    assert row["status"] == F and row["error_step"] == "wav check" and "failed verification" in row["error"]
+    assert row.status == F and row.error_step == "wav check" and "failed verification" in row.error
     with pytest.raises(TrackError, match=f"{key} is incomplete: no ALAC file"):
         usecases.finish(lib, key)
-    assert lib.track(key)["status"] == F
+    assert lib.track(key).status == F

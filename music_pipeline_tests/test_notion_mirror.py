@@ -73,17 +73,17 @@ def add_done(lib: Library, n: int, *, title: str | None = None, bpm: float = 124
     source = source_for(youtube(n))
     lib.register(source)
     key = source.key
-    lib.catalog.update(key, title=title or f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"],
+    lib.catalog.tracks.update(key, title=title or f"Song {n}", artist=f"Artist {n}", artists=[f"Artist {n}"],
                        album="An Album", bpm=bpm, key_name="F# minor", key_short="F#m", camelot="11A", lufs=-9.14,
                        duration_s=201.27, isrc=isrc, genres=list(genres), raw_lossless=1,
                        webpage_url=youtube(n))
     for fmt, ext in (("ALAC", "m4a"), ("AIFF", "aiff"), ("WAV", "wav")):
-        lib.catalog.record_file(key, fmt, lib.root / fmt / f"Artist {n} - Song {n}.{ext}", size=1000 + n,
+        lib.catalog.files.record_file(key, fmt, lib.root / fmt / f"Artist {n} - Song {n}.{ext}", size=1000 + n,
                                 sha256=f"{n:064x}", duration_s=201.27, codec="pcm", sample_rate=44100, bits=16)
     for name in playlists:
-        lib.catalog.save_playlist(f"yt-{name}", "youtube", name)
-        lib.catalog.add_membership(f"yt-{name}", key, 0)
-    lib.catalog.mark_done(key)
+        lib.catalog.playlists.save(f"yt-{name}", "youtube", name)
+        lib.catalog.playlists.add_membership(f"yt-{name}", key, 0)
+    lib.catalog.tracks.mark_done(key)
     return key
 
 
@@ -130,15 +130,15 @@ def test_a_value_typed_by_hand_is_kept_and_the_rest_follows_the_library(fake, db
     key = add_done(library, 1, playlists=("Peak",))
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), key)
-    page_id = library.catalog.mirror(key, "notion")["remote_id"]
+    page_id = library.catalog.mirrors.get(key, "notion").remote_id
     # a person corrects the BPM, swaps the pipeline's genre for theirs, adds a playlist, writes a note
     fake.edit_by_hand(page_id, {"BPM": 62.0, "Genre": ["Deep"], "Playlists": ["Peak", "Mine"],
                                 "Notes": "great closer"})
     # the library changes: new analysis, another key, a playlist gone, another added
-    library.catalog.update(key, bpm=125.0, key_short="Am", camelot="8A")
-    library.catalog.remove_membership("yt-Peak", key)
-    library.catalog.save_playlist("yt-Sunrise", "youtube", "Sunrise")
-    library.catalog.add_membership("yt-Sunrise", key, 0)
+    library.catalog.tracks.update(key, bpm=125.0, key_short="Am", camelot="8A")
+    library.catalog.playlists.remove_membership("yt-Peak", key)
+    library.catalog.playlists.save("yt-Sunrise", "youtube", "Sunrise")
+    library.catalog.playlists.add_membership("yt-Sunrise", key, 0)
     restart()
     outcome = mirrors.sync_notion(library, notion(fake, db).mirror(), key)
     assert outcome.action == "updated" and "BPM" in outcome.kept
@@ -172,7 +172,7 @@ def test_pages_made_by_hand_are_found_and_merged_never_doubled(fake, db, library
     assert page["Notes"] == "from the radio" and page["BPM"] == 124.0
     trashed = fake.page(by_isrc["id"])
     assert trashed["in_trash"] and FakeNotion.plain(trashed)["Status"] == "Duplicate"
-    assert library.catalog.merges("notion", [key])[0]["remote_id"] == by_isrc["id"]
+    assert library.catalog.mirrors.merges("notion", [key])[0].remote_id == by_isrc["id"]
 
 
 def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db, library: Library) -> None:
@@ -181,8 +181,8 @@ def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db
     resource = notion(fake, db)
     for key in (keeper, copy):
         mirrors.sync_notion(library, resource.mirror(), key)
-    copy_page = library.catalog.mirror(copy, "notion")["remote_id"]
-    library.catalog.mark_duplicate(copy, keeper, "g-test")
+    copy_page = library.catalog.mirrors.get(copy, "notion").remote_id
+    library.catalog.tracks.mark_duplicate(copy, keeper, "g-test")
     followed = mirrors.follow_notion(library, resource.mirror())
     assert followed.merged == [copy]
     live = by_key(fake, db)
@@ -191,7 +191,7 @@ def test_duplicates_pages_merge_into_the_keepers_and_undo_restores_them(fake, db
     assert fake.page(copy_page)["in_trash"]
     assert mirrors.follow_notion(library, resource.mirror()).merged == []  # once
 
-    library.catalog.restore_status(copy, "done")
+    library.catalog.tracks.restore_status(copy, "done")
     assert mirrors.undo_notion(library, resource.mirror(), [copy]) == [copy_page]
     live = by_key(fake, db)
     assert set(live) == {keeper, copy}
@@ -204,7 +204,7 @@ def test_status_follows_the_track_with_its_error(fake, db, library: Library) -> 
     key = add_done(library, 3)
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), key)
-    library.catalog.mark_failed(key, "raw_audio", "The source was removed (HTTP 404).", Reason.REMOVED)
+    library.catalog.tracks.mark_failed(key, "raw_audio", "The source was removed (HTTP 404).", Reason.REMOVED)
     late = mirrors.follow_notion(library, resource.mirror(), budget_s=0.0)  # a tick out of time leaves it
     assert (late.statuses, late.left) == (0, 1)
     assert mirrors.follow_notion(library, resource.mirror()).statuses == 1
@@ -267,7 +267,7 @@ def test_a_database_not_shared_says_what_to_do_and_does_not_fail_the_track(fake,
         (observed,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         why = observed.event_specific_data.asset_observation.metadata["skipped"].value
         assert "Connections" in why and "TRACKS_DB_ID" in why and fake.token not in why
-    assert library.catalog.get(key)["status"] == "done"
+    assert library.catalog.tracks.get(key).status == "done"
 
 
 def test_without_a_token_the_asset_says_skipped(library: Library, library_root: Path) -> None:
@@ -291,14 +291,14 @@ def test_queued_pages_become_tracks_and_bad_ones_say_why(fake, db, library: Libr
     done = fake.seed_page(db.data_source_id, {"Name": "old", "URL": youtube(11), "Status": "Done"})
     taken = mirrors.take_queue(library, mirror)
     assert taken.keys == ["youtube-track000010"]
-    assert library.catalog.get("youtube-track000010")["status"] == "queued"
-    assert library.catalog.mirror("youtube-track000010", "notion")["remote_id"] == queued["id"]
+    assert library.catalog.tracks.get("youtube-track000010").status == "queued"
+    assert library.catalog.mirrors.get("youtube-track000010", "notion").remote_id == queued["id"]
     page = FakeNotion.plain(fake.page(queued["id"]))
     assert page["Status"] == "Queued" and page["Track ID"] == "youtube-track000010"
     refused = FakeNotion.plain(fake.page(path["id"]))
     assert refused["Status"] == "Failed" and "URL" in refused["Error"]
     assert fake.page(again["id"])["in_trash"]  # the library has it: merged into its page
-    known_page = library.catalog.mirror(known, "notion")["remote_id"]
+    known_page = library.catalog.mirrors.get(known, "notion").remote_id
     assert FakeNotion.plain(fake.page(known_page))["Tags"] == ["x"]
     assert FakeNotion.plain(fake.page(done["id"]))["Status"] == "Done" and not fake.page(done["id"])["in_trash"]
     assert mirrors.take_queue(library, mirror).keys == []  # taken once
@@ -364,10 +364,10 @@ def test_a_better_copy_gets_its_own_page_and_the_old_copys_page_is_merged_into_i
     old = add_done(library, 20, playlists=("Old Set",))
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), old)
-    old_page = library.catalog.mirror(old, "notion")["remote_id"]
+    old_page = library.catalog.mirrors.get(old, "notion").remote_id
     fake.edit_by_hand(old_page, {"Notes": "the intro is cut", "Tags": ["keep"]})
     better = add_done(library, 21)
-    library.catalog.mark_duplicate(old, better, "g-better")  # the better copy superseded it
+    library.catalog.tracks.mark_duplicate(old, better, "g-better")  # the better copy superseded it
     outcome = mirrors.sync_notion(library, resource.mirror(), better)
     assert outcome.action == "created" and outcome.page_id != old_page
     live = by_key(fake, db)
@@ -378,7 +378,7 @@ def test_a_better_copy_gets_its_own_page_and_the_old_copys_page_is_merged_into_i
     writes = len(fake.writes())
     assert mirrors.follow_notion(library, resource.mirror()).merged == []  # merged once, not again
     assert len(fake.writes()) == writes
-    library.catalog.restore_status(old, "done")
+    library.catalog.tracks.restore_status(old, "done")
     assert mirrors.undo_notion(library, resource.mirror(), [old]) == [old_page]
     assert set(by_key(fake, db)) == {old, better}
     assert "Notes" not in {k for k, v in by_key(fake, db)[better].items() if v}
@@ -388,9 +388,9 @@ def test_follow_up_before_the_keepers_own_sync_never_hands_it_the_copys_page(fak
     old = add_done(library, 30)
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), old)
-    old_page = library.catalog.mirror(old, "notion")["remote_id"]
+    old_page = library.catalog.mirrors.get(old, "notion").remote_id
     better = add_done(library, 31)
-    library.catalog.mark_duplicate(old, better, "g-early")
+    library.catalog.tracks.mark_duplicate(old, better, "g-early")
     assert mirrors.follow_notion(library, resource.mirror()).merged == [old]  # the sensor was first
     page = by_key(fake, db)[better]
     assert page["Name"] == "Song 31" and page["YouTube"] == youtube(31) and page["id"] != old_page
@@ -398,7 +398,7 @@ def test_follow_up_before_the_keepers_own_sync_never_hands_it_the_copys_page(fak
     restart()
     assert mirrors.sync_notion(library, notion(fake, db).mirror(), better).action == "unchanged"
     # `dedup --undo` while Notion was away: the next pass restores the page by itself
-    library.catalog.restore_status(old, "done")
+    library.catalog.tracks.restore_status(old, "done")
     followed = mirrors.follow_notion(library, resource.mirror())
     assert followed.restored == [old_page] and not fake.page(old_page)["in_trash"]
     mirrors.follow_notion(library, resource.mirror())
@@ -411,13 +411,13 @@ def test_a_page_trashed_by_a_person_is_not_written_to_and_the_track_gets_a_live_
     resource = notion(fake, db)
     mirror = resource.mirror()
     mirrors.sync_notion(library, mirror, key)  # the snapshot (this process's) still holds the page
-    page_id = library.catalog.mirror(key, "notion")["remote_id"]
+    page_id = library.catalog.mirrors.get(key, "notion").remote_id
     fake.edit_by_hand(page_id, in_trash=True)
-    library.catalog.mark_failed(key, "run", "boom", Reason.CRASHED)
+    library.catalog.tracks.mark_failed(key, "run", "boom", Reason.CRASHED)
     followed = mirrors.follow_notion(library, mirror)
     assert not followed.errors and fake.page(page_id)["in_trash"]
-    library.catalog.mark_done(key)
-    library.catalog.update(key, bpm=99.0)
+    library.catalog.tracks.mark_done(key)
+    library.catalog.tracks.update(key, bpm=99.0)
     outcome = mirrors.sync_notion(library, mirror, key)
     assert outcome.action == "created" and outcome.page_id != page_id
     assert by_key(fake, db)[key]["BPM"] == 99.0
@@ -458,8 +458,8 @@ def test_a_page_both_tracks_point_at_is_never_trashed_as_the_copys(fake, db, lib
     keeper, copy = add_done(library, 60), add_done(library, 61)
     resource = notion(fake, db)
     mirrors.sync_notion(library, resource.mirror(), keeper)
-    page_id = library.catalog.mirror(keeper, "notion")["remote_id"]
-    library.catalog.set_mirror(copy, "notion", page_id, status="Done")  # e.g. left by an older version
-    library.catalog.mark_duplicate(copy, keeper, "g-shared")
+    page_id = library.catalog.mirrors.get(keeper, "notion").remote_id
+    library.catalog.mirrors.set(copy, "notion", page_id, status="Done")  # e.g. left by an older version
+    library.catalog.tracks.mark_duplicate(copy, keeper, "g-shared")
     mirrors.follow_notion(library, resource.mirror())
-    assert not fake.page(page_id)["in_trash"] and library.catalog.mirror(copy, "notion") is None
+    assert not fake.page(page_id)["in_trash"] and library.catalog.mirrors.get(copy, "notion") is None

@@ -64,19 +64,19 @@ def test_tracks_go_through_the_graph_with_dagster_and_the_catalog_on_postgres(
         runs = instance.get_runs(filters=RunsFilter(job_name="process_track"))
         assert sorted(r.tags["dagster/partition"] for r in runs) == sorted(keys)  # one run per track
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
-        rows = {row["key"]: row for row in library.catalog.tracks()}
-        assert sorted(row["status"] for row in rows.values()) == ["done", "done", "duplicate"]
-        (dup,) = [row for row in rows.values() if row["status"] == "duplicate"]
-        keeper = rows[dup["duplicate_of"]]
-        assert Path(keeper["source_path"]).name == "Artist One - First.flac"  # the lossless copy is kept
+        rows = {row.key: row for row in library.catalog.tracks.all()}
+        assert sorted(row.status for row in rows.values()) == ["done", "done", "duplicate"]
+        (dup,) = [row for row in rows.values() if row.status == "duplicate"]
+        keeper = rows[dup.duplicate_of]
+        assert Path(keeper.source_path).name == "Artist One - First.flac"  # the lossless copy is kept
         for key, row in rows.items():
-            if row["status"] == "done":
+            if row.status == "done":
                 assert set(check_results(instance, key).values()) == {True}
 
         index = materialize([library_index], instance=instance, resources=resources)
         assert index.success
     csv = pd.read_csv(library_root / "library_index.csv")
     kept = csv[(csv.status == "done") & (csv.format != "SOURCE")]
-    assert sorted(set(kept.track_key)) == sorted(k for k, r in rows.items() if r["status"] == "done")
+    assert sorted(set(kept.track_key)) == sorted(k for k, r in rows.items() if r.status == "done")
     assert len(kept) == 6 and all(Path(p).is_file() for p in kept.path)  # ALAC, AIFF and WAV of each kept track
     assert not (library_root / "catalog.sqlite").exists()  # nothing went to a local catalog

@@ -17,15 +17,15 @@ MERGED_URL = "https://www.youtube.com/watch?v=bbbbbbbbbbb"  # another upload, me
 @pytest.fixture
 def keeper(library: Library) -> str:
     source, _ = register_target(library, KEEPER_URL)
-    library.catalog.add_source_urls(source.key, [MERGED_URL])
+    library.catalog.tracks.add_source_urls(source.key, [MERGED_URL])
     return source.key
 
 
 def test_a_target_known_under_another_key_is_that_track(library: Library, keeper: str) -> None:
     source, row = register_target(library, MERGED_URL)
     assert source.key != keeper
-    assert row["key"] == keeper
-    assert [r["key"] for r in library.catalog.tracks()] == [keeper]  # no second track
+    assert row.key == keeper
+    assert [r.key for r in library.catalog.tracks.all()] == [keeper]  # no second track
 
 
 def test_sensors_and_queues_apply_the_same_rule(library: Library, keeper: str) -> None:
@@ -39,4 +39,4 @@ def test_a_run_carrying_a_known_url_under_a_new_key_says_whose_it_is(library: Li
     new_key = source_for(MERGED_URL).key
     with pytest.raises(NotRegistered, match=f"already in the library as {keeper}"):
         library.ensure_registered(new_key, MERGED_URL)
-    assert library.catalog.get(new_key) is None
+    assert library.catalog.tracks.get(new_key) is None

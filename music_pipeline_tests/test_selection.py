@@ -3,10 +3,11 @@
 import pytest
 
 from music_pipeline.core.domain.selection import choose, pending
+from music_pipeline.core.library.rows import Track
 
 
-def row(key: str, status: str, reason: str | None = None) -> dict:
-    return {"key": key, "status": status, "error_reason": reason}
+def row(key: str, status: str, reason: str | None = None) -> Track:
+    return Track(key=key, status=status, source_kind="url", error_reason=reason)
 
 
 ROWS = [row("a", "queued"), row("b", "done"), row("c", "failed", "source-unavailable"), row("d", "failed", "drm"),
@@ -43,7 +44,7 @@ def test_an_unknown_mode_is_refused_with_the_choices() -> None:
 
 
 def test_explicit_keys_skip_finished_and_busy_tracks_once_each_in_order() -> None:
-    rows = {r["key"]: r for r in ROWS}
+    rows = {r.key: r for r in ROWS}
     chosen = pending(["e", "b", "new", "e", "h", "f"], rows, in_flight={"f"})
     assert chosen.keys == ["e", "new"]  # an unknown key is a track the run will register
     assert chosen.skipped == ["b: already done", "h: already duplicate", "f: another run is processing it"]

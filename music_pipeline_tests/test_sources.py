@@ -89,25 +89,25 @@ def test_a_first_sync_of_many_likes_is_split_across_ticks_then_follows_new_likes
     keys = requested(first) + requested(second) + requested(third)
     assert len(keys) == len(set(keys)) == 450  # everything once, nothing twice
     assert json.loads(third.cursor)["complete"] is True
-    row = library.catalog.get(keys[0])
-    assert row["isrc"].startswith("USAAA") and row["spotify_url"].startswith("https://open.spotify.com/track/")
-    assert row["status"] == "queued" and row["title"].startswith("Song ")
+    row = library.catalog.tracks.get(keys[0])
+    assert row.isrc.startswith("USAAA") and row.spotify_url.startswith("https://open.spotify.com/track/")
+    assert row.status == "queued" and row.title.startswith("Song ")
     # later: two new likes are all the next tick asks for
     fake.add_like(make_track(name="Fresh One", artists=["New Artist"]))
     fake.add_like(make_track(name="Fresh Two", artists=["New Artist"]))
     fourth = tick(spotify_liked, instance, third.cursor, **res)
-    assert sorted(library.catalog.get(k)["title"] for k in requested(fourth)) == ["Fresh One", "Fresh Two"]
+    assert sorted(library.catalog.tracks.get(k).title for k in requested(fourth)) == ["Fresh One", "Fresh Two"]
     fifth = tick(spotify_liked, instance, fourth.cursor, **res)
     assert fifth.run_requests == []
-    assert len(library.catalog.playlist_tracks("spotify-liked")) == 452
+    assert len(library.catalog.playlists.tracks("spotify-liked")) == 452
     # a burst of 300 likes at once (an imported playlist liked in one go): none is lost
     for n in range(300):
         fake.add_like(make_track(name=f"Burst {n}", artists=["Crowd"]))
     burst = tick(spotify_liked, instance, fifth.cursor, **res)
     assert len(requested(burst)) == 300
-    liked = library.catalog.playlist_tracks("spotify-liked")  # newest first, as on Spotify
-    assert [library.catalog.get(k)["title"] for k in liked[:2]] == ["Burst 299", "Burst 298"]
-    assert library.catalog.get(liked[300])["title"] == "Fresh Two" and len(liked) == 752
+    liked = library.catalog.playlists.tracks("spotify-liked")  # newest first, as on Spotify
+    assert [library.catalog.tracks.get(k).title for k in liked[:2]] == ["Burst 299", "Burst 298"]
+    assert library.catalog.tracks.get(liked[300]).title == "Fresh Two" and len(liked) == 752
     assert tick(spotify_liked, instance, burst.cursor, **res).run_requests == []
 
 
@@ -136,19 +136,19 @@ def test_playlists_keep_membership_and_a_known_isrc_is_not_fetched_again(fake, s
     c = make_track(name="Gamma", artists=["Y"], isrc="GBAAA0000003")
     pid = fake.add_playlist("Warm-up", [a, b, None, c])
     library.register(discovery.source_for("https://www.youtube.com/watch?v=aaaaaaaaaaa"))
-    library.catalog.update("youtube-aaaaaaaaaaa", isrc="GBAAA0000003")
-    library.catalog.mark_done("youtube-aaaaaaaaaaa")  # Gamma, already here
+    library.catalog.tracks.update("youtube-aaaaaaaaaaa", isrc="GBAAA0000003")
+    library.catalog.tracks.mark_done("youtube-aaaaaaaaaaa")  # Gamma, already here
     res = {"library": LibraryResource(root=str(library_root)), "spotify": spotify}
     result = tick(spotify_playlists, instance, None, **res)
     keys = requested(result)
-    assert sorted(library.catalog.get(k)["title"] for k in keys) == ["Alpha", "Beta"]
-    members = library.catalog.playlist_tracks(f"spotify-playlist-{pid}")
+    assert sorted(library.catalog.tracks.get(k).title for k in keys) == ["Alpha", "Beta"]
+    members = library.catalog.playlists.tracks(f"spotify-playlist-{pid}")
     assert members == [f"spotify-{a['id']}", f"spotify-{b['id']}", "youtube-aaaaaaaaaaa"]
     assert tick(spotify_playlists, instance, result.cursor, **res).run_requests == []  # same snapshot
     fake.playlists[pid]["items"] = [b, c]
     fake.playlists[pid]["snapshot_id"] = "changed"
     tick(spotify_playlists, instance, result.cursor, **res)
-    assert library.catalog.playlist_tracks(f"spotify-playlist-{pid}") == [f"spotify-{b['id']}", "youtube-aaaaaaaaaaa"]
+    assert library.catalog.playlists.tracks(f"spotify-playlist-{pid}") == [f"spotify-{b['id']}", "youtube-aaaaaaaaaaa"]
 
 
 # -- Spotify tracks matched and downloaded --------------------------------------------------------
@@ -204,31 +204,31 @@ def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_fo
                                                      instance=instance, resources=res)
     assert outcome.success  # needs review is set aside, not failed
     key = f"spotify-{good['id']}"
-    row = library.catalog.get(key)
-    assert row["status"] == "done", row.get("error")
-    assert row["match_url"] == http_server.url("good.flac") and row["match_score"] >= 0.8
-    assert row["title"] == "Night Drive" and row["artist"] == "Nova"  # Spotify's metadata, not the upload's
-    assert len(row["match"]["runners_up"]) >= 1
+    row = library.catalog.tracks.get(key)
+    assert row.status == "done", row.error
+    assert row.match_url == http_server.url("good.flac") and row.match_score >= 0.8
+    assert row.title == "Night Drive" and row.artist == "Nova"  # Spotify's metadata, not the upload's
+    assert len(row.match["runners_up"]) >= 1
     assert {"raw_audio", "fingerprint", "audio_features", "m4a_alac", "aiff", "wav",
             "catalog"} <= materialized(instance, key)  # by the track's own run
     assert all(check_results(instance, key).values()) and len(check_results(instance, key)) == 4
     waiting = f"spotify-{doubtful['id']}"
-    row = library.catalog.get(waiting)
-    assert row["status"] == "needs_review" and "Nightcore" in row["error"]
-    assert not library.catalog.files([waiting])  # nothing wrong was downloaded
+    row = library.catalog.tracks.get(waiting)
+    assert row.status == "needs_review" and "Nightcore" in row.error
+    assert not library.catalog.files.all([waiting])  # nothing wrong was downloaded
     # the user picks the right upload by hand
     assert main(["pin", waiting, http_server.url("remix.flac")]) == 0  # pinned and processed at once
     assert "Mira - Glass" in capsys.readouterr().out
-    row = library.catalog.get(waiting)
-    assert row["status"] == "done" and row["match_pinned"] == 1
+    row = library.catalog.tracks.get(waiting)
+    assert row.status == "done" and row.match_pinned == 1
     # a finished track matched to the wrong version is pinned again: it is downloaded anew from there
-    before = library.catalog.get(key)["raw_sha256"]
+    before = library.catalog.tracks.get(key).raw_sha256
     assert main(["pin", key, http_server.url("remix.flac"), "--later"]) == 0
-    row = library.catalog.get(key)
-    assert row["status"] == "queued" and row["match_score"] is None
+    row = library.catalog.tracks.get(key)
+    assert row.status == "queued" and row.match_score is None
     assert main(["process", "all"]) == 0
-    row = library.catalog.get(key)
-    assert row["raw_sha256"] != before and row["match_url"] == http_server.url("remix.flac")
+    row = library.catalog.tracks.get(key)
+    assert row.raw_sha256 != before and row.match_url == http_server.url("remix.flac")
     assert main(["pin", key, "https://open.spotify.com/track/4cOdK2wGLETKBW3PvgPWqT"]) == 2  # DRM: refused
 
 
@@ -244,9 +244,9 @@ def test_a_bulk_run_isolates_a_failing_track_in_its_own_failed_run(library, libr
                                                      resources=_resources(library_root, spotify),
                                                      raise_on_error=False)
     assert not outcome.success  # one of two failed: the bulk run went on, then says so
-    assert library.catalog.get(keys[0])["status"] == "done"
-    failed = library.catalog.get(keys[1])
-    assert failed["status"] == "failed" and "not an audio file" in failed["error"]
+    assert library.catalog.tracks.get(keys[0]).status == "done"
+    failed = library.catalog.tracks.get(keys[1])
+    assert failed.status == "failed" and "not an audio file" in failed.error
     assert set(instance.get_dynamic_partitions(tracks.name)) >= set(keys)
     runs = {r.tags["dagster/partition"]: r for r in instance.get_runs(
         filters=RunsFilter(job_name="process_track", tags={bulk.BULK_TAG: outcome.run_id}))}
@@ -268,8 +268,8 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
         keys.append(source.key)
     bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=keys), instance=instance,
                                            resources=_resources(library_root, spotify))
-    library.catalog.save_playlist("spotify-playlist-x", "spotify", "Late Night: Vol/1")
-    library.catalog.set_playlist_tracks("spotify-playlist-x", keys)
+    library.catalog.playlists.save("spotify-playlist-x", "spotify", "Late Night: Vol/1")
+    library.catalog.playlists.set_tracks("spotify-playlist-x", keys)
     res = _resources(library_root, spotify)
     assert materialize([playlist_exports], instance=instance, resources=res).success
     name = sanitize_component("Late Night: Vol/1")  # made safe for every filesystem
@@ -279,11 +279,11 @@ def test_playlist_folders_and_m3u8_follow_the_catalog(library, library_root, ins
     lines = m3u8.read_text().splitlines()
     assert lines[0] == "#EXTM3U" and sum(line.startswith("#EXTINF") for line in lines) == 2
     assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 2
-    library.catalog.set_playlist_tracks("spotify-playlist-x", keys[:1])  # one left the playlist upstream
+    library.catalog.playlists.set_tracks("spotify-playlist-x", keys[:1])  # one left the playlist upstream
     assert materialize([playlist_exports], instance=instance, resources=res).success
     assert sum(line.startswith("#EXTINF") for line in m3u8.read_text().splitlines()) == 1
     assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 1
-    assert all(Path(f["path"]).exists() for f in library.catalog.files(keys))  # the files stay
+    assert all(Path(f.path).exists() for f in library.catalog.files.all(keys))  # the files stay
 
 
 def test_schedules_and_sensors_have_documented_defaults() -> None:
@@ -316,7 +316,7 @@ def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_roo
     for argv in (["process", "single"], ["process", "batch", "-n", "1"], ["process", "all"],
                  ["process", "reprocess", "-n", "1"], ["sync", str(songs[0])], ["pin", keys[1], http_server.url("pinned.flac")]):
         assert main(argv) == 0, (argv, capsys.readouterr().out)
-    assert [library.catalog.get(k)["status"] for k in keys] == ["done"] * 3
+    assert [library.catalog.tracks.get(k).status for k in keys] == ["done"] * 3
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
         bulks = {r.run_id: r.tags[bulk.ORIGIN_TAG] for r in runs if r.job_name == "process_tracks"}
@@ -334,7 +334,7 @@ def test_every_mode_requests_runs_of_the_same_per_track_job(library, library_roo
     assert by_origin["cli process reprocess"] == [keys[0]]
     assert "cli sync" not in by_origin  # already in the library: not processed again
     assert by_origin["cli pin"] == [keys[1]]  # pinned: downloaded again from there
-    assert library.catalog.get(keys[1])["match_url"] == http_server.url("pinned.flac")
+    assert library.catalog.tracks.get(keys[1]).match_url == http_server.url("pinned.flac")
 
 
 def test_sync_without_accounts_falls_back_to_the_newest_queued_track(library, library_root, tmp_path,
@@ -379,10 +379,10 @@ def test_a_playlist_url_in_the_inbox_becomes_its_tracks_and_a_playlist(monkeypat
     assert keys == ["youtube-dQw4w9WgXcQ", "youtube-9bZkp7q19f0"]  # the private video is not a track
     assert result.run_requests[0].job_name == "process_tracks"
     assert set(keys) <= set(instance.get_dynamic_partitions(tracks.name))
-    playlist = next(p for p in library.catalog.playlists() if p["name"] == "Warm-up Selects")
-    assert library.catalog.playlist_tracks(playlist["id"]) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
-    private = library.catalog.get("youtube-aaaaaaaaaaa")  # recorded with its reason, never requested
-    assert private["status"] == "failed" and private["error_reason"] == "private"
+    playlist = next(p for p in library.catalog.playlists.all() if p.name == "Warm-up Selects")
+    assert library.catalog.playlists.tracks(playlist.id) == [keys[0], "youtube-aaaaaaaaaaa", keys[1]]
+    private = library.catalog.tracks.get("youtube-aaaaaaaaaaa")  # recorded with its reason, never requested
+    assert private.status == "failed" and private.error_reason == "private"
 
 
 @pytest.fixture
@@ -417,18 +417,18 @@ def test_soundcloud_likes_and_sets_become_tracks_and_playlists(soundcloud_listin
     assert again.run_requests == [] and asked[-1][1] == MAX_PER_TICK  # later: only the newest likes
     sets = tick(soundcloud_playlists, instance, None, **res)
     assert requested(sets) == []  # every set track is a like already: nothing requested twice
-    names = {p["name"] for p in library.catalog.playlists()}
+    names = {p.name for p in library.catalog.playlists.all()}
     assert {"Warmup", "Peak: Time/Floor"} <= names
-    warmup = next(p for p in library.catalog.playlists() if p["name"] == "Warmup")
-    assert library.catalog.playlist_tracks(warmup["id"]) == ["soundcloud-1083788353", "soundcloud-294512011"]
+    warmup = next(p for p in library.catalog.playlists.all() if p.name == "Warmup")
+    assert library.catalog.playlists.tracks(warmup.id) == ["soundcloud-1083788353", "soundcloud-294512011"]
     # a set deleted upstream leaves the catalog's playlists (its tracks stay)
     answers["https://soundcloud.com/djkoji/sets"] = {**answers["https://soundcloud.com/djkoji/sets"],
                                                      "entries": answers["https://soundcloud.com/djkoji/sets"]
                                                      ["entries"][:1]}
     tick(soundcloud_playlists, instance, sets.cursor, **res)
-    assert {p["name"] for p in library.catalog.playlists()} >= {"Warmup"}
-    assert "Peak: Time/Floor" not in {p["name"] for p in library.catalog.playlists()}
-    assert library.catalog.get("soundcloud-1524158182") is not None
+    assert {p.name for p in library.catalog.playlists.all()} >= {"Warmup"}
+    assert "Peak: Time/Floor" not in {p.name for p in library.catalog.playlists.all()}
+    assert library.catalog.tracks.get("soundcloud-1524158182") is not None
     unset = tick(soundcloud_likes, instance, None, library=res["library"], soundcloud=SoundCloudResource(),
                  downloader=res["downloader"])
     assert "SoundCloud is not configured" in unset.skip_reason.skip_message
@@ -444,7 +444,7 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
     res = _resources(library_root, spotify)
     bulk.process_tracks.execute_in_process(run_config=bulk.run_config(keys=[source.key]), instance=instance,
                                            resources=res)
-    aiff.AIFF(library.catalog.file(source.key, "AIFF")["path"]).delete()  # a tool stripped the tags
+    aiff.AIFF(library.catalog.files.get(source.key, "AIFF").path).delete()  # a tool stripped the tags
     with build_schedule_context(instance=instance) as context:
         (request,) = weekly_verification.evaluate_tick(context).run_requests
     result = bulk.process_tracks.execute_in_process(run_config=request.run_config, instance=instance,
@@ -457,7 +457,7 @@ def test_weekly_verification_reports_and_reprocess_runs_finished_tracks_again(li
     failing = [e for e in evaluations if not e.passed]
     assert [e.asset_key.to_user_string() for e in failing] == ["aiff"]
     assert "tag title is missing" in failing[0].metadata["problems"].value
-    assert library.catalog.get(source.key)["status"] == "done"  # reported, not unmade
+    assert library.catalog.tracks.get(source.key).status == "done"  # reported, not unmade
     assert check_results(instance, source.key)["aiff:valid"] is False  # the UI shows the latest result
     # reprocess: finished tracks again, originals reused, the damaged file written anew
     outcome = bulk.process_tracks.execute_in_process(run_config=bulk.run_config(select="reprocess"),

@@ -38,7 +38,7 @@ def test_outputs_keep_lossless_depth_and_cap_rate(tmp_path: Path, library: Libra
     source = make_track(tmp_path / name, seconds=4, **writer)
     key = register_target(library, str(source))[0].key
     library.fetch_raw(key)
-    source_duration = library.track(key)["duration_s"]
+    source_duration = library.track(key).duration_s
     rate, bits = expected
     for fmt in ("ALAC", "AIFF", "WAV"):
         result = library.render(key, fmt)
@@ -86,7 +86,7 @@ def test_tags_are_written_into_every_format(tmp_path: Path, library: Library) ->
                     "-metadata", "ISRC=GBAYE0601498", "-metadata", "album=Night Album", str(source)], check=True)
     key = register_target(library, str(source))[0].key
     library.fetch_raw(key)
-    library.catalog.update(key, bpm=127.6, key_name="F# minor", key_short="F#m", camelot="11A", open_key="4m")
+    library.catalog.tracks.update(key, bpm=127.6, key_name="F# minor", key_short="F#m", camelot="11A", open_key="4m")
     for fmt in ("ALAC", "AIFF", "WAV"):
         path = library.render(key, fmt).path
         tags = tagging.read_tags(path, fmt)
@@ -99,7 +99,7 @@ def test_tags_are_written_into_every_format(tmp_path: Path, library: Library) ->
         assert tags["source_url"] is None  # a local file has no source page
         assert tags["cover_bytes"] > 100, fmt
         assert library.verify(key, fmt) == []
-    assert Path(library.track(key)["cover_path"]).exists()
+    assert Path(library.track(key).cover_path).exists()
 
 
 def test_a_wav_tagged_with_riff_info_is_imported_under_its_artist_and_title(tmp_path: Path, library: Library) -> None:
@@ -110,7 +110,7 @@ def test_a_wav_tagged_with_riff_info_is_imported_under_its_artist_and_title(tmp_
     assert b"INFO" in source.read_bytes()[:4096] and tagging.read_source_tags(source) == {}  # mutagen alone: none
     key = register_target(library, str(source))[0].key
     row = library.fetch_raw(key)
-    assert (row["artist"], row["title"], row["album"]) == ("Kasbo", "Night Drive", "Places")
+    assert (row.artist, row.title, row.album) == ("Kasbo", "Night Drive", "Places")
     for fmt in ("ALAC", "AIFF", "WAV"):
         path = library.render(key, fmt).path
         assert path.parent.name == "Kasbo" and path.stem == "Kasbo - Night Drive"
@@ -133,7 +133,7 @@ def test_key_notation_is_configurable(tmp_path: Path, library_root: Path) -> Non
     source = make_track(tmp_path / "k.flac", seconds=3, codec_args=["-c:a", "flac"])
     key = register_target(lib, str(source))[0].key
     lib.fetch_raw(key)
-    lib.catalog.update(key, bpm=120.0, key_name="A minor", key_short="Am", camelot="8A", open_key="1m")
+    lib.catalog.tracks.update(key, bpm=120.0, key_name="A minor", key_short="Am", camelot="8A", open_key="1m")
     path = lib.render(key, "ALAC").path
     assert tagging.read_tags(path, "ALAC")["key"] == "8A"
 

@@ -35,10 +35,10 @@ def raw_audio_decodes(context: AssetCheckExecutionContext, library: LibraryResou
     key = context.partition_key
     try:
         row, path = lib.raw(key)
-        if context.run.job_name == "process_track" and row.get("raw_sha256") == file_sha256(path):
+        if context.run.job_name == "process_track" and row.raw_sha256 == file_sha256(path):
             # raw_audio decoded this very file (same checksum) when it imported it: one full
             # decode per track is enough; the weekly verification (verify_track) decodes again
-            return AssetCheckResult(passed=True, metadata={"duration_s": row["duration_s"], "codec": row["raw_codec"],
+            return AssetCheckResult(passed=True, metadata={"duration_s": row.duration_s, "codec": row.raw_codec,
                                                            "decoded_by": "raw_audio (checksum unchanged)"})
         info = validate_source(path)
     except TrackError as err:

@@ -63,11 +63,11 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
         context.log.warning(f"a pending group could not be applied yet: {problem}")
     groups = duplicates.library_groups(lib)
     moved = 0
-    changed = [m for record in settled for m in record["members"]]
+    changed = [m for record in settled for m in record.members]
     for group in groups:
         record = duplicates.apply(lib, group)
-        moved += len(record["moves"])
-        changed += record["members"]
+        moved += len(record.moves)
+        changed += record.members
         context.log.info(f"{group.id}: {group.reason}; duplicates {', '.join(group.others)} "
                          f"({', '.join(group.matched_by)})")
     recorded = touched.record(context, lib, changed)
@@ -88,7 +88,7 @@ def dedup_groups(context: AssetExecutionContext, library: LibraryResource, eagle
         "new_groups": MetadataValue.md("\n".join(rows) if groups else "no new duplicates"),
         "pending_groups_settled": len(settled),
         "eagle_items_trashed": len(trashed),
-        "applied_groups_total": len(lib.catalog.groups(state="applied")),
+        "applied_groups_total": len(lib.catalog.groups.all(state="applied")),
     })
 
 

@@ -18,6 +18,7 @@ from ..core.audio.analysis import Settings
 from ..core.domain.identity import redact_url
 from ..core.domain.lifecycle import Status
 from ..core.library import usecases
+from ..core.library.rows import Track, TrackFile
 from ..core.library.steps import FileResult, Library
 from ..core.sources.spotify.client import SpotifyClient
 from ..core.sources.ytdlp import DownloadOptions
@@ -54,34 +55,34 @@ def raw_audio(lib: Library, key: str, options: DownloadOptions, *, target: str |
     return Done(raw_metadata(outcome.row))
 
 
-def raw_metadata(row: dict) -> dict:
+def raw_metadata(row: Track) -> dict:
     """The raw_audio asset's metadata for a track's row: its original, its source, its match."""
     metadata = {}
-    if row.get("match_url"):
-        metadata["matched_source"] = MetadataValue.url(redact_url(row["match_url"]))
-        metadata["match_score"] = row.get("match_score") or 0.0
-        metadata["match_pinned"] = bool(row.get("match_pinned"))
-        if isinstance(row.get("match"), dict):
-            metadata["match_candidates"] = MetadataValue.md(_candidates_table(row["match"]))
+    if row.match_url:
+        metadata["matched_source"] = MetadataValue.url(redact_url(row.match_url))
+        metadata["match_score"] = row.match_score or 0.0
+        metadata["match_pinned"] = bool(row.match_pinned)
+        if isinstance(row.match, dict):
+            metadata["match_candidates"] = MetadataValue.md(_candidates_table(row.match))
     return {**metadata,
-            "path": MetadataValue.path(row["raw_path"]),
-            "source": MetadataValue.url(redact_url(row["source_url"])) if row.get("source_url")
-            else row.get("source_path") or "",
-            "title": row.get("title") or "",
-            "artist": row.get("artist") or "",
-            "codec": row["raw_codec"],
-            "sample_rate": row["raw_sample_rate"],
-            "bit_depth": row["raw_bits"] or 0,
-            "lossless": bool(row["raw_lossless"]),
-            "duration_s": row["duration_s"],
-            "cover_art": bool(row.get("cover_path"))}
+            "path": MetadataValue.path(row.raw_path),
+            "source": MetadataValue.url(redact_url(row.source_url)) if row.source_url
+            else row.source_path or "",
+            "title": row.title or "",
+            "artist": row.artist or "",
+            "codec": row.raw_codec,
+            "sample_rate": row.raw_sample_rate,
+            "bit_depth": row.raw_bits or 0,
+            "lossless": bool(row.raw_lossless),
+            "duration_s": row.duration_s,
+            "cover_art": bool(row.cover_path)}
 
 
 def fingerprint(lib: Library, key: str, log: Log = print, warn: Log = print) -> Done | Stop:
     outcome = usecases.fingerprint(lib, key, log=log, warn=warn)
     if isinstance(outcome, usecases.SetAside):  # this track's original moved, the keeper retagged
         stop = duplicate_stop(outcome)
-        stop.touched = list(outcome.group["members"]) if outcome.group else [key, outcome.keeper]
+        stop.touched = list(outcome.group.members) if outcome.group else [key, outcome.keeper]
         return stop
     result = outcome.result
     metadata = {
@@ -117,14 +118,14 @@ def _candidates_table(match: dict) -> str:
 def duplicate_stop(aside: usecases.SetAside) -> Stop:
     """A duplicate is not a failure: its rule and evidence, for the log and an observation."""
     group = aside.group
-    metadata: dict = {"duplicate_of": aside.keeper, "dedup_group": group["id"] if group else "", "note": aside.note}
+    metadata: dict = {"duplicate_of": aside.keeper, "dedup_group": group.id if group else "", "note": aside.note}
     if group:
-        scores = [e["score"] for e in group["evidence"] if e.get("score") is not None]
+        scores = [e["score"] for e in group.evidence if e.get("score") is not None]
         if scores:
             metadata["fingerprint_score"] = max(scores)
-        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group["evidence"]}))
-        metadata["reason"] = group["reason"]
-        metadata["keeper_rule"] = group["rule"]
+        metadata["matched_by"] = ", ".join(sorted({e["by"] for e in group.evidence}))
+        metadata["reason"] = group.reason
+        metadata["keeper_rule"] = group.rule
     return Stop(aside.note, metadata)
 
 
@@ -149,12 +150,12 @@ def audio_features(lib: Library, key: str, settings: Settings) -> Done:
     })
 
 
-def record_metadata(record: dict) -> dict:
+def record_metadata(record: TrackFile) -> dict:
     """A format asset's metadata for a file as the catalog records it now."""
-    return file_metadata(FileResult(fmt=record["format"], path=Path(record["path"]), size=record["size"],
-                                    sha256=record["sha256"], codec=record["codec"],
-                                    sample_rate=record["sample_rate"], bits=record["bits"],
-                                    duration_s=record["duration_s"]))
+    return file_metadata(FileResult(fmt=record.format, path=Path(record.path), size=record.size,
+                                    sha256=record.sha256, codec=record.codec,
+                                    sample_rate=record.sample_rate, bits=record.bits,
+                                    duration_s=record.duration_s))
 
 
 def file_metadata(result: FileResult) -> dict:
@@ -193,17 +194,17 @@ def catalog(lib: Library, key: str, warn: Log = print) -> Done:
 
 def catalog_metadata(lib: Library, key: str, superseded: list[str] = ()) -> dict:
     """The catalog asset's metadata: the track's row and its files as the catalog has them now."""
-    row, files = lib.track(key), lib.catalog.files([key])
+    row, files = lib.track(key), lib.catalog.files.all([key])
     return {
-        "status": row["status"],
-        "title": row.get("title") or "",
-        "artist": row.get("artist") or "",
-        "bpm": row.get("bpm") or 0.0,
-        "key": row.get("key_name") or "",
-        "camelot": row.get("camelot") or "",
+        "status": row.status,
+        "title": row.title or "",
+        "artist": row.artist or "",
+        "bpm": row.bpm or 0.0,
+        "key": row.key_name or "",
+        "camelot": row.camelot or "",
         "files": MetadataValue.md("\n".join(
             ["| format | path | MB |", "|---|---|---|"]
-            + [f"| {f['format']} | `{f['path']}` | {f['size'] / 1e6:.2f} |" for f in files])),
+            + [f"| {f.format} | `{f.path}` | {f.size / 1e6:.2f} |" for f in files])),
         "catalog": MetadataValue.path(str(lib.catalog.path)),
         "superseded": ", ".join(superseded),
     }

@@ -31,14 +31,14 @@ COMPARED = ("path", "sha256", "size_mb", "status", "files", "cover_art")
 def current(lib: Library, key: str) -> dict[str, dict]:
     """Asset name -> the metadata its materialisation would show now (assets with nothing
     to show, a format never written, are left out)."""
-    row = lib.catalog.get(key)
+    row = lib.catalog.tracks.get(key)
     if row is None:  # a loose file, not a track
         return {}
     found: dict[str, dict] = {}
-    if row.get("raw_path"):
+    if row.raw_path:
         found["raw_audio"] = steps.raw_metadata(row)
-    for record in lib.catalog.files([key]):
-        found[steps.ASSET_NAMES[record["format"]]] = steps.record_metadata(record)
+    for record in lib.catalog.files.all([key]):
+        found[steps.ASSET_NAMES[record.format]] = steps.record_metadata(record)
     found["catalog"] = steps.catalog_metadata(lib, key)
     return found
 
@@ -79,7 +79,7 @@ def stale(instance: DagsterInstance, lib: Library, keys: Iterable[str],
 def record(context, lib: Library, keys: Iterable[str], assets: Iterable[str] = FILE_ASSETS) -> int:
     """Log, in ``context``'s run, a materialisation for every stale asset of the ``keys``
     partitions (tracks only; loose files have none); returns how many."""
-    keys = [k for k in dict.fromkeys(keys) if lib.catalog.get(k) is not None]
+    keys = [k for k in dict.fromkeys(keys) if lib.catalog.tracks.get(k) is not None]
     if not keys:
         return 0
     from .tracks import tracks

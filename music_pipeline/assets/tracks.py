@@ -42,13 +42,13 @@ def track_step(context: AssetExecutionContext, library: Library, step: str) -> I
     try:
         yield key
     except TrackError as err:
-        library.catalog.mark_failed(key, step, str(err), err.reason)
+        library.catalog.tracks.mark_failed(key, step, str(err), err.reason)
         context.log.error(f"{key}: {err}")
         raise Failure(description=str(err), metadata={"track": key, "step": step, "reason": str(err.reason)},
                       allow_retries=False) from err
     except Exception as err:
         message = f"Unexpected error in {step}: {type(err).__name__}: {err}"
-        library.catalog.mark_failed(key, step, message, Reason.INTERNAL)
+        library.catalog.tracks.mark_failed(key, step, message, Reason.INTERNAL)
         raise
 
 

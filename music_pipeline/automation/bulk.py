@@ -58,6 +58,7 @@ from ..core.domain import selection
 from ..core.domain.errors import Reason
 from ..core.domain.identity import redact_url
 from ..core.domain.status import Status
+from ..core.library.rows import Track
 from ..core.library.steps import Library
 from ..core.sources import discovery
 from ..instance import WORKER_TAG, orphaned_by_bulk, pooled, worker_alive, worker_tag
@@ -197,7 +198,7 @@ def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     key = run.tags.get(PARTITION_TAG)
     if library is not None and key:  # failed only while still running (the lifecycle's "crash")
-        library.catalog.mark_crashed(key, message)
+        library.catalog.tracks.mark_crashed(key, message)
 
 
 def _busy_elsewhere(instance: DagsterInstance, key: str) -> bool:
@@ -300,8 +301,8 @@ class TrackRunner:
         it stops the bulk run, not just this track."""
         if _busy_elsewhere(instance, key):
             return "skipped", ""
-        row = self.library.catalog.get(key)
-        if self.job_name == "process_track" and row and Status(row["status"]).finished and not self.again:
+        row = self.library.catalog.tracks.get(key)
+        if self.job_name == "process_track" and row and Status(row.status).finished and not self.again:
             return "skipped", ""
         run_id = make_new_run_id()
         tags = {**self.tags, WORKER_TAG: worker_tag(run_id), PARTITION_TAG: key}
@@ -319,7 +320,7 @@ class TrackRunner:
                 for event in result.all_events):
             # the track run took the interrupt for itself; pass it on, so the bulk run stops too
             raise DagsterExecutionInterruptedError(f"interrupted while {key} was being processed")
-        return _outcome(result, self.library.catalog.get(key), self.job_name), run_id
+        return _outcome(result, self.library.catalog.tracks.get(key), self.job_name), run_id
 
     def run_all(self, keys: list[str], targets: dict[str, str], lanes: int, instance: DagsterInstance,
                 attempt: int) -> Iterator[tuple[str, str, str, float]]:
@@ -341,8 +342,8 @@ class TrackRunner:
     def _skip(self, instance: DagsterInstance, key: str) -> bool:
         if _busy_elsewhere(instance, key):
             return True
-        row = self.library.catalog.get(key)
-        return self.job_name == "process_track" and bool(row) and Status(row["status"]).finished and not self.again
+        row = self.library.catalog.tracks.get(key)
+        return self.job_name == "process_track" and bool(row) and Status(row.status).finished and not self.again
 
     def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
         """Create one track run, as the UI would (job and execution plan snapshots, the origins
@@ -400,7 +401,7 @@ class TrackRunner:
             checks = [entry.dagster_event.event_specific_data.passed for entry in
                       instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
             return "done" if run.status == DagsterRunStatus.SUCCESS and all(checks) else "failed"
-        status = (self.library.catalog.get(key) or {}).get("status")
+        status = row.status if (row := self.library.catalog.tracks.get(key)) else None
         if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
             return "set aside"
         ok = run.status == DagsterRunStatus.SUCCESS and (status == Status.DONE or self.job_name != "process_track")
@@ -509,12 +510,12 @@ def _submit_from(context: OpExecutionContext):
     return run, context.repository_def
 
 
-def _outcome(result, row: dict | None, job_name: str) -> str:
+def _outcome(result, row: Track | None, job_name: str) -> str:
     """done, set aside or failed, from the track run's result and the catalog."""
     if job_name == "verify_track":  # count what the checks found
         passed = all(e.passed for e in result.get_asset_check_evaluations())
         return "done" if passed else "failed"
-    status = (row or {}).get("status")
+    status = row.status if row else None
     if status in (Status.DUPLICATE, Status.NEEDS_REVIEW):
         return "set aside"
     return "done" if result.success and status == Status.DONE else "failed"
@@ -537,14 +538,14 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         context.log.info(f"sources: {len(new)} new track(s)")
     for key, url in config.pins.items():  # the source chosen by hand, in this run; the track's run fetches it
         row = discovery.pin(lib, key, url)
-        context.log.info(f"{key}: pinned to {redact_url(row['match_url'])}")
+        context.log.info(f"{key}: pinned to {redact_url(row.match_url)}")
     if config.pins and not (config.keys or config.select):  # `pin --later`: processed at the next sync
         return Output(None, metadata={"pinned": ", ".join(config.pins), "tracks": 0})
     reap_dead_runs(instance, lib)  # a dead run's tracks are free again
     busy = in_flight(instance, waiting=False)
     if config.keys:
-        rows = {r["key"]: r for r in lib.catalog.tracks()} if len(config.keys) > 50 else \
-            {k: r for k in config.keys if (r := lib.catalog.get(k)) is not None}
+        rows = {r.key: r for r in lib.catalog.tracks.all()} if len(config.keys) > 50 else \
+            {k: r for k in config.keys if (r := lib.catalog.tracks.get(k)) is not None}
         chosen = selection.pending(config.keys, rows, in_flight=busy, force=config.force_download,
                                    reprocess=config.job != "process_track")
         keys = chosen.keys[: config.limit] if config.limit else chosen.keys
@@ -554,7 +555,7 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         mode = "reprocess" if config.job != "process_track" and config.select == "done" else config.select
         if mode not in selection.MODES:
             raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
-        keys = selection.choose(lib.catalog.tracks(), mode, limit=config.limit, in_flight=busy)
+        keys = selection.choose(lib.catalog.tracks.all(), mode, limit=config.limit, in_flight=busy)
     else:
         raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
     submit_from = _submit_from(context)
@@ -589,10 +590,10 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
             # a track that finished (done) and failed after, in a mirror, is not tried again here:
             # its next run would skip it as finished; `mirror` retries the mirrors
             if outcome == "failed" and attempt <= config.retries and config.job == "process_track" \
-                    and (row := lib.catalog.get(key) or {}).get("status") != Status.DONE \
-                    and Reason.of(row.get("error_reason")).retryable:
+                    and (row := lib.catalog.tracks.get(key)) is not None and row.status != Status.DONE \
+                    and Reason.of(row.error_reason).retryable:
                 retry.append(key)  # may pass on another try: a new run of the track, once the rest is done
-                context.log.warning(f"{key}: failed ({(lib.catalog.get(key) or {}).get('error')}); "
+                context.log.warning(f"{key}: failed ({row.error if row else None}); "
                                     f"will try again")
                 continue
             done += 1
@@ -613,9 +614,9 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
                 "track_runs": MetadataValue.md("\n".join(lines[:502])),
                 "failed_tracks": ", ".join(results["failed"][:50])}
     if results["failed"]:
-        first = lib.catalog.get(results["failed"][0]) or {}
+        first = lib.catalog.tracks.get(results["failed"][0])
         raise Failure(f"{counts['failed']} of {len(keys)} track(s) failed; the first, {results['failed'][0]}: "
-                      f"{first.get('error') or 'see its run'}", metadata=metadata)
+                      f"{(first.error if first else None) or 'see its run'}", metadata=metadata)
     return Output(None, metadata=metadata)
 
 

@@ -46,14 +46,14 @@ def move_duplicates(context: OpExecutionContext, config: MoveConfig, library: Li
     lib = library.get()
     moved, changed = 0, []
     for group_id in config.groups:
-        record = lib.catalog.group(group_id)
+        record = lib.catalog.groups.get(group_id)
         if record is None:
             raise Failure(f"There is no duplicate group {group_id}; nothing of it was moved.")
-        before = len(record["moves"])
+        before = len(record.moves)
         record = duplicates.apply_saved(lib, record)
-        moved += len(record["moves"]) - before
-        changed += record["members"]
-        context.log.info(f"{group_id}: {record['state']}, {len(record['moves']) - before} file(s) moved")
+        moved += len(record.moves) - before
+        changed += record.members
+        context.log.info(f"{group_id}: {record.state}, {len(record.moves) - before} file(s) moved")
     recorded = touched.record(context, lib, changed)
     return Output(None, metadata={"groups": len(config.groups), "files_moved": moved,
                                   "track_assets_recorded": recorded})
@@ -64,9 +64,9 @@ def move_duplicates(context: OpExecutionContext, config: MoveConfig, library: Li
 def undo_duplicates(context: OpExecutionContext, config: UndoConfig, library: LibraryResource) -> Output:
     lib = library.get()
     record = duplicates.undo(lib, config.group)  # a TrackError is the user's message (an unknown group, ...)
-    recorded = touched.record(context, lib, record["members"])
-    restored = [m for m in record["members"] if m != record["keeper"]]
-    return Output(None, metadata={"files_put_back": len(record["moves"]), "restored": ", ".join(restored),
+    recorded = touched.record(context, lib, record.members)
+    restored = [m for m in record.members if m != record.keeper]
+    return Output(None, metadata={"files_put_back": len(record.moves), "restored": ", ".join(restored),
                                   "track_assets_recorded": recorded})
 
 

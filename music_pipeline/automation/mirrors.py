@@ -49,7 +49,7 @@ def notion_queue(context: SensorEvaluationContext, library: LibraryResource, not
     for error in errors:
         context.log.warning(error)
     # and tracks taken from the queue earlier whose run never came (a tick cut off after taking them)
-    waiting = [s["track_key"] for s in lib.catalog.mirrors(mirrors.NOTION) if s["track_status"] == Status.QUEUED]
+    waiting = [s.track_key for s in lib.catalog.mirrors.all(mirrors.NOTION) if s.track_status == Status.QUEUED]
     keys = [k for k in dict.fromkeys([*taken.keys, *waiting]) if k not in busy]
     known = set(context.instance.get_dynamic_partitions(tracks.name))
     new = [k for k in keys if k not in known]

@@ -68,8 +68,8 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
                                  f"{len(fresh)} new")
                 continue
             source, row = register_target(lib, item.target, resolve=lambda url: resolve_id(url, options))
-            if row["key"] != source.key:  # known under another key (a merged duplicate's URL)
-                context.log.info(f"{where}: {redact_url(item.target)} is already catalogued as {row['key']}; skipped")
+            if row.key != source.key:  # known under another key (a merged duplicate's URL)
+                context.log.info(f"{where}: {redact_url(item.target)} is already catalogued as {row.key}; skipped")
                 continue
         except SourceUnavailable as err:  # e.g. no network to resolve a permalink: look again later
             message = f"{where}: {_redacted(err, item)} (will retry)"
@@ -82,9 +82,9 @@ def inbox_sensor(context: SensorEvaluationContext, library: LibraryResource,
             context.log.warning(message)
             errors.append(message)
             continue
-        if row["status"] in (Status.DONE, Status.DUPLICATE):
-            what = "already in the library" if row["status"] == Status.DONE else \
-                f"a duplicate of {row['duplicate_of']} (group {row['dedup_group']})"
+        if row.status in (Status.DONE, Status.DUPLICATE):
+            what = "already in the library" if row.status == Status.DONE else \
+                f"a duplicate of {row.duplicate_of} (group {row.dedup_group})"
             context.log.info(f"{where}: {source.key} is {what}; not processed again")
             continue
         if source.key in requested or source.key in busy:

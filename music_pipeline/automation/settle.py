@@ -23,13 +23,13 @@ def settle_running_tracks(instance: DagsterInstance, library: Library) -> list[s
     if not library.has_catalog():
         return []
     settled = []
-    for row in library.catalog.tracks(Status.RUNNING):
-        key = row["key"]
+    for row in library.catalog.tracks.all(Status.RUNNING):
+        key = row.key
         runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key}), limit=1)
         if not runs or not runs[0].is_finished:
             continue
         run = runs[0]
-        library.catalog.mark_failed(
+        library.catalog.tracks.mark_failed(
             key, "run", f"Its last run ({run.run_id[:8]}, {run.status.value.lower()}) ended without recording how in "
                         "the catalog (it could not be reached then); it can run again.", Reason.CRASHED)
         settled.append(key)

@@ -137,7 +137,8 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
     (SQLite's own check), at this version's schema, and its paths found under the library
     folder (a drive mounted elsewhere keeps them)."""
     from ..core.domain.errors import TrackError
-    from ..core.library.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog
+    from ..core.library.catalog import CATALOG_FILE, Catalog
+    from ..core.library.migrations import SCHEMA_VERSION
 
     path = root / CATALOG_FILE
     url = settings.catalog_url()
@@ -146,7 +147,7 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
     try:
         catalog = Catalog(path, url=url)
         problems = catalog.check()
-        missing, checked = catalog.missing_files() if not problems else (0, 0)
+        missing, checked = catalog.files.missing() if not problems else (0, 0)
     except (TrackError, ValueError) as err:
         hint = getattr(err, "hint", "") or "MUSIC_CATALOG_URL is a SQLAlchemy URL: postgresql+psycopg2://user:password@host:5432/db"
         return [(False, f"catalog: {getattr(err, 'message', err)}", hint)]
@@ -156,7 +157,7 @@ def _catalog_checks(root: Path) -> list[tuple[bool, str, str]]:
                  "upgrade music_pipeline on every machine" if catalog.shared else
                  "restore it from a backup, or move it aside to start an empty one (the library's files stay)")]
     results = [(True, f"{where}: {'reachable' if catalog.shared else 'sound'}, schema version {SCHEMA_VERSION} "
-                      f"(migrated), {catalog.count()} track(s)", "")]
+                      f"(migrated), {catalog.tracks.count()} track(s)", "")]
     if missing:
         results.append((False, f"catalog: {missing} of {checked} catalogued files checked are not under {root}",
                         "was the library moved or its drive mounted elsewhere? Point MUSIC_LIBRARY at the folder "

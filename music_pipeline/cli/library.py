@@ -69,8 +69,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     library = open_library()
     if args.undo:
         record = _change("dedup_undo", {"group": args.undo}, library)
-        members = [m for m in record["members"] if m != record["keeper"]]
-        print(f"{mark(True)} {args.undo}: {len(record['moves'])} file(s) put back; {', '.join(members)} restored")
+        members = [m for m in record.members if m != record.keeper]
+        print(f"{mark(True)} {args.undo}: {len(record.moves)} file(s) put back; {', '.join(members)} restored")
         return _undo_mirrors(library, members)
     failures = 0
     if args.targets:
@@ -94,9 +94,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         items = duplicates.collapse_library_files(library, items)
     else:
         duplicates.index_backlog(library)
-        items = [duplicates.track_item(row) for row in library.catalog.tracks(Status.DONE)]
+        items = [duplicates.track_item(row) for row in library.catalog.tracks.all(Status.DONE)]
         for item in items:
-            item.paths = tuple(f["path"] for f in library.catalog.files([item.id])) or item.paths
+            item.paths = tuple(f.path for f in library.catalog.files.all([item.id])) or item.paths
     by_id = {item.id: item for item in items}
     groups = duplicates.find_groups(library, items, threshold=args.threshold)  # what was undone stays apart
     moved = 0
@@ -136,7 +136,7 @@ def _change(job_name: str, config: dict, library) -> dict:
     with open_instance() as instance:
         reap(library, instance)
         metadata = changes.execute(instance, job_def, config, build_resources()["library"], f"cli {job_name}")
-    return library.catalog.group(config["group"]) if job_name == "dedup_undo" else metadata
+    return library.catalog.groups.get(config["group"]) if job_name == "dedup_undo" else metadata
 
 
 def _undo_mirrors(library, members: list[str]) -> int:
@@ -146,7 +146,7 @@ def _undo_mirrors(library, members: list[str]) -> int:
     from ..core.library import mirrors
 
     notion = open_resources()["notion"]
-    if not notion.configured or not library.catalog.merges(mirrors.NOTION, members):
+    if not notion.configured or not library.catalog.mirrors.merges(mirrors.NOTION, members):
         return 0
     try:
         restored = mirrors.undo_notion(library, notion.mirror(), members)

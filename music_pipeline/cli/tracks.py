@@ -8,11 +8,15 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import settings
 from ..core.domain.errors import TrackError
 from ..core.domain.status import Status
 from .common import mark, open_instance, open_library, open_resources, reap
+
+if TYPE_CHECKING:
+    from ..core.library.rows import Track, TrackFile
 
 
 def _register(targets: list[str]) -> tuple[list[str], int]:
@@ -37,10 +41,10 @@ def _register(targets: list[str]) -> tuple[list[str], int]:
             print(f"{mark(False)} {redact_url(target)}: {err}")
             failures += 1
             continue
-        if row["key"] != source.key:
-            print(f"{redact_url(target)}: already in the library as {row['key']}")
-        if row["key"] not in keys:
-            keys.append(row["key"])
+        if row.key != source.key:
+            print(f"{redact_url(target)}: already in the library as {row.key}")
+        if row.key not in keys:
+            keys.append(row.key)
     return keys, failures
 
 
@@ -130,17 +134,17 @@ def _first_failure(result) -> str | None:
     return None
 
 
-def _print_track(row: dict, files: list[dict], seconds: float) -> None:
+def _print_track(row: Track, files: list[TrackFile], seconds: float) -> None:
     """A finished track in two lines plus its files; what is unknown says so, never "None"."""
     from ..core.library.steps import display_name
 
-    print(f"{mark(True)} {display_name(row)}  ({row['key']}, {seconds:.1f} s)")
-    bpm = f"{row['bpm']} BPM" if row.get("bpm") is not None else "BPM n/a"
-    key = f"{row['key_name']} ({row.get('camelot')})" if row.get("key_name") else "key n/a"
-    lufs = f"{row['lufs']:.1f} LUFS" if row.get("lufs") is not None else "loudness n/a"
-    print(f"     {bpm}, {key}, {lufs}, {row.get('duration_s') or 0:.1f} s")
+    print(f"{mark(True)} {display_name(row)}  ({row.key}, {seconds:.1f} s)")
+    bpm = f"{row.bpm} BPM" if row.bpm is not None else "BPM n/a"
+    key = f"{row.key_name} ({row.camelot})" if row.key_name else "key n/a"
+    lufs = f"{row.lufs:.1f} LUFS" if row.lufs is not None else "loudness n/a"
+    print(f"     {bpm}, {key}, {lufs}, {row.duration_s or 0:.1f} s")
     for record in files:
-        print(f"     {record['format']:<5} {record['path']}")
+        print(f"     {record.format:<5} {record.path}")
 
 
 
@@ -196,17 +200,18 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
     failed: list[str] = []
 
     def report(number: int, total: int, key: str, outcome: str, seconds: float) -> None:
-        row = library.catalog.get(key) or {}
+        row = library.catalog.tracks.get(key)
+        status = row.status if row else None
         print(f"[{number}/{total}] ", end="")
         if job_name == "mirror_track":
             _print_mirrors(library, key, outcome)
-        elif outcome == "done" and row.get("status") == Status.DONE:
-            _print_track(row, library.catalog.files([key]), seconds)
-        elif row.get("status") == Status.DUPLICATE:
-            print(f"{mark(True)} {key} is a duplicate of {row['duplicate_of']} (group {row['dedup_group']}); "
-                  f"nothing transcoded\n     `music-pipeline dedup --undo {row['dedup_group']}` processes it anyway")
-        elif row.get("status") == Status.NEEDS_REVIEW:
-            print(f"{mark(False, 'REVIEW')} {key}: {row.get('error')}")
+        elif outcome == "done" and status == Status.DONE:
+            _print_track(row, library.catalog.files.all([key]), seconds)
+        elif status == Status.DUPLICATE:
+            print(f"{mark(True)} {key} is a duplicate of {row.duplicate_of} (group {row.dedup_group}); "
+                  f"nothing transcoded\n     `music-pipeline dedup --undo {row.dedup_group}` processes it anyway")
+        elif status == Status.NEEDS_REVIEW:
+            print(f"{mark(False, 'REVIEW')} {key}: {row.error}")
         elif outcome == "skipped":
             print(f"{mark(True, 'SKIP')} {key}: another run is processing it")
         elif outcome == "done":
@@ -237,7 +242,7 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
         message = _first_failure(result)
         print(message + (f" (details: {log})" if log and log.exists() else "") if message else "nothing to process")
         return 1 if message else 0
-    unmirrored = [key for key in failed if (library.catalog.get(key) or {}).get("status") == Status.DONE]
+    unmirrored = [key for key in failed if (row := library.catalog.tracks.get(key)) and row.status == Status.DONE]
     print(f"{total - len(failed) + len(unmirrored)} of {total} processed"
           + (f" ({len(unmirrored)} not mirrored: `music-pipeline mirror` tries again)" if unmirrored else "")
           + f"; library: {library.root}")
@@ -267,7 +272,7 @@ def _errors_to(log: Path | None):
         log.unlink()
 
 
-def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
+def _failure_line(instance, key: str, row: Track | None, log: Path | None) -> str:
     """One line for a failed track: the step and its message (the catalog's, or the failed
     step's own when the track itself finished and a later step, a mirror, failed), then where
     the traces are."""
@@ -275,9 +280,10 @@ def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
 
     from ..automation.bulk import PARTITION_TAG
 
-    step, message = row.get("error_step"), row.get("error")
+    step, message = (row.error_step, row.error) if row else (None, None)
+    done = row is not None and row.status == Status.DONE
     runs = instance.get_runs(filters=RunsFilter(job_name="process_track", tags={PARTITION_TAG: key}), limit=1) \
-        if row.get("status") == Status.DONE or not message else []
+        if done or not message else []
     if runs:
         for entry in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
             data = entry.dagster_event.step_failure_data
@@ -286,7 +292,7 @@ def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
                 (data.error and data.error.message.strip())
             break
     where = f" [{step}]" if step else ""
-    if row.get("status") == Status.DONE:  # a mirror failed: `music-pipeline mirror KEY` tries it again
+    if done:  # a mirror failed: `music-pipeline mirror KEY` tries it again
         message = f"processed (its files are in the library), but {message}"
     return (f"{mark(False)} {key}{where}: {message or 'failed (see its run in the Dagster UI)'}"
             + (f" (details: {log})" if log else ""))
@@ -295,9 +301,9 @@ def _failure_line(instance, key: str, row: dict, log: Path | None) -> str:
 def _print_mirrors(library, key: str, outcome: str) -> None:
     from ..core.library import mirrors
 
-    where = [f"{name} {state['remote_id']}" for name, sink in (("Notion page", mirrors.NOTION),
+    where = [f"{name} {state.remote_id}" for name, sink in (("Notion page", mirrors.NOTION),
                                                                 ("Eagle item", mirrors.EAGLE))
-             if (state := library.catalog.mirror(key, sink)) is not None]
+             if (state := library.catalog.mirrors.get(key, sink)) is not None]
     print(f"{mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
           + ("" if outcome == "done" else " (failed: see its run in the Dagster UI)"))
 
@@ -359,9 +365,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _newest_like(library) -> str:
-    dates = [added for key in library.catalog.playlist_tracks("spotify-liked")
-             for playlist_id, _pos, added in library.catalog.memberships(key)
-             if playlist_id == "spotify-liked" and added]
+    dates = [m.added_at for key in library.catalog.playlists.tracks("spotify-liked")
+             for m in library.catalog.playlists.memberships(key)
+             if m.playlist_id == "spotify-liked" and m.added_at]
     return max(dates) if dates else ""
 
 

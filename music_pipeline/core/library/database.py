@@ -1,26 +1,30 @@
-"""The catalog's database connections: SQLite in the library folder, or PostgreSQL when the
-library is shared by several machines (``MUSIC_CATALOG_URL``).
+"""The catalog's database core: SQLite in the library folder, or PostgreSQL when the library
+is shared by several machines (``MUSIC_CATALOG_URL``).
 
 The catalog writes its queries once, in SQL both understand (``ON CONFLICT``, ``WITH
 RECURSIVE``, ``lower()``); this module holds what differs between the two and nothing else:
 
 - opening: SQLite in WAL mode with a busy timeout, a connection per transaction; PostgreSQL
   through a small pool, each process its own (dropped in a forked child, never shared);
-- write transactions: SQLite has one writer at a time (``BEGIN IMMEDIATE`` takes the write
-  lock before the first read, so a read-then-write never loses to another writer). PostgreSQL
-  lets writers run together, so a write transaction first takes one transaction-scoped
-  advisory lock: the catalog's read-modify-write methods (a track's URL list, a name's
-  reservation, a track's number) keep exactly the guarantees they were written for, and
-  reads never wait;
+- transactions. A READ transaction never takes a lock: SQLite's deferred ``BEGIN`` in WAL
+  mode reads the last committed state while a writer works, PostgreSQL's MVCC does the same.
+  A WRITE transaction on SQLite is ``BEGIN IMMEDIATE`` (SQLite has one writer at a time; the
+  lock is taken before the first read, so a read-then-write never loses to another writer).
+  PostgreSQL lets writers run together: a write transaction takes only the advisory locks it
+  names (:func:`lock_id` of e.g. ``"track:<key>"``, ``"name:<folded path>"``), all at once in
+  one sorted statement (so two transactions never wait for each other in a circle), and a
+  single-statement write names none. :data:`MIGRATION_LOCK` is the one lock for the whole
+  catalog, taken by migrations only;
 - the schema version: ``PRAGMA user_version`` in SQLite (so an older music_pipeline still
-  refuses a newer file), a one-row table in PostgreSQL;
-- errors, as sentences (a full disk, a damaged file, a server that does not answer), with
-  the password never shown.
+  refuses a newer file), a one-row table in PostgreSQL.
+
+Migrations are in ``migrations.py``, the errors as sentences in ``damage.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import threading
@@ -30,8 +34,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-#: The advisory lock every PostgreSQL write transaction takes (any constant: ours alone).
-WRITE_LOCK = 0x6D75_7369_63  # "music"
+#: The advisory lock for the whole catalog (any constant: ours alone), taken by migrations
+#: only. Older versions of music_pipeline took it in every write transaction.
+MIGRATION_LOCK = 0x6D75_7369_63  # "music"
 
 _engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
@@ -109,8 +114,9 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 class Row(tuple):
-    """A result row read by position (``row[0]``) or by name (``row["key"]``, ``dict(row)``),
-    as the catalog's code has always read them, whichever the database."""
+    """A result row read by position (``row[0]``) or by name (``row["key"]``), whichever the
+    database. Only the repositories read these; what they return are the typed rows of
+    ``rows.py``."""
 
     _names: dict[str, int]
 
@@ -189,15 +195,29 @@ class Connection:
         return self._conn
 
 
+def lock_id(name: str) -> int:
+    """The 64-bit PostgreSQL advisory lock id of ``name`` (e.g. ``"track:<key>"``): the first
+    eight bytes of its BLAKE2b hash, signed as ``bigint`` wants."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 @contextlib.contextmanager
-def transaction(engine: sa.Engine, *, write: bool) -> Iterator[Connection]:
-    """A transaction, committed when the block ends (rolled back on an exception). A write
-    transaction holds the catalog's write lock from its first statement."""
+def transaction(engine: sa.Engine, *, write: bool, locks: Iterable[str | int] = ()) -> Iterator[Connection]:
+    """A transaction, committed when the block ends (rolled back on an exception).
+
+    A read transaction takes no lock at all. A write transaction on SQLite holds SQLite's one
+    write lock from its first statement; on PostgreSQL it first takes the advisory locks
+    named in ``locks`` (names hashed by :func:`lock_id`, ints as they are), held until it ends.
+    """
     with engine.connect() as conn:
         conn.info["write"] = write
         with conn.begin():
-            if write and conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            if write and locks and conn.dialect.name == "postgresql":
+                ids = sorted({lock if isinstance(lock, int) else lock_id(lock) for lock in locks})
+                # one round trip, in a fixed order: two writers never wait for each other in a circle
+                conn.execute(sa.text("SELECT count(pg_advisory_xact_lock(id)) FROM"
+                                     " (SELECT unnest(CAST(:ids AS bigint[])) AS id ORDER BY 1) AS wanted"),
+                             {"ids": ids})
             yield Connection(conn)
 
 

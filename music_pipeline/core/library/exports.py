@@ -8,6 +8,7 @@ opening the catalog.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,20 +30,20 @@ URL_COLUMNS = ("source_url", "webpage_url")
 
 
 def build(catalog: Catalog) -> pd.DataFrame:
-    tracks = {row["key"]: {**row, **{c: redact_url(row[c]) for c in URL_COLUMNS if row.get(c)}}
-              for row in catalog.tracks()}
+    tracks = {row.key: replace(row, **{c: redact_url(getattr(row, c)) for c in URL_COLUMNS if getattr(row, c)})
+              for row in catalog.tracks.all()}
     rows = []
-    for record in catalog.files():
-        track = tracks.get(record["track_key"], {})
-        rows.append({**{name: record.get(name) for name in COLUMNS[:9]},
-                     **{name: track.get(name) for name in TRACK_COLUMNS}})
+    for record in catalog.files.all():
+        track = tracks.get(record.track_key)
+        rows.append({**{name: getattr(record, name) for name in COLUMNS[:9]},
+                     **{name: getattr(track, name) if track else None for name in TRACK_COLUMNS}})
     for key, track in tracks.items():
-        raw = Path(track["raw_path"]) if track.get("raw_path") else None
+        raw = Path(track.raw_path) if track.raw_path else None
         if raw and raw.exists():
             rows.append({"track_key": key, "format": "SOURCE", "path": str(raw), "size": raw.stat().st_size,
-                         "duration_s": track.get("duration_s"), "sha256": track.get("raw_sha256"),
-                         "codec": track.get("raw_codec"), "sample_rate": track.get("raw_sample_rate"),
-                         "bits": track.get("raw_bits"), **{name: track.get(name) for name in TRACK_COLUMNS}})
+                         "duration_s": track.duration_s, "sha256": track.raw_sha256,
+                         "codec": track.raw_codec, "sample_rate": track.raw_sample_rate,
+                         "bits": track.raw_bits, **{name: getattr(track, name) for name in TRACK_COLUMNS}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("size", "sample_rate", "bits"):
         frame[column] = frame[column].astype("Int64")

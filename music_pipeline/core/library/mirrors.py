@@ -19,6 +19,7 @@ from ..domain.status import Status
 from ..sources import eagle
 from ..sources.notion import mapping
 from ..sources.notion.mirror import NotionMirror, Outcome
+from .rows import Track
 from .steps import Library
 
 NOTION = "notion"
@@ -29,26 +30,27 @@ def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None =
     """The catalog's row for ``key`` as the mirrors show it."""
     row = lib.track(key)
     if playlist_names is None:
-        playlist_names = {p["id"]: p["name"] for p in lib.catalog.playlists()}
-    files = {f["format"]: OutputFile(Path(f["path"]), f["sha256"], f["size"]) for f in lib.catalog.files([key])}
-    artists = tuple(row.get("artists") or ([row["artist"]] if row.get("artist") else []))
-    urls = tuple(dict.fromkeys(u for u in (row.get("webpage_url"), row.get("spotify_url"), row.get("match_url"),
-                                           *(row.get("source_urls") or [])) if u and looks_like_url(u)))
+        playlist_names = {p.id: p.name for p in lib.catalog.playlists.all()}
+    files = {f.format: OutputFile(Path(f.path), f.sha256, f.size) for f in lib.catalog.files.all([key])}
+    artists = tuple(row.artists or ([row.artist] if row.artist else []))
+    urls = tuple(dict.fromkeys(u for u in (row.webpage_url, row.spotify_url, row.match_url,
+                                           *(row.source_urls or [])) if u and looks_like_url(u)))
     return TrackRecord(
-        key=key, status=str(row["status"]), title=row.get("title") or "", artists=artists,
-        album=row.get("album") or "", bpm=row.get("bpm"), key_name=row.get("key_short") or row.get("key_name") or "",
-        camelot=row.get("camelot") or "", lufs=row.get("lufs"), duration_s=row.get("duration_s"),
-        source_url=row.get("source_url"), urls=urls, isrc=row.get("isrc") or "", files=files,
-        playlists=tuple(sorted({playlist_names[p] for p, _, _ in lib.catalog.memberships(key) if p in playlist_names})),
-        genres=tuple(row.get("genres") or ()), error=_error(row), processed_at=row.get("processed_at"),
-        lossless=bool(row["raw_lossless"]) if row.get("raw_lossless") is not None else None)
+        key=key, status=str(row.status), title=row.title or "", artists=artists,
+        album=row.album or "", bpm=row.bpm, key_name=row.key_short or row.key_name or "",
+        camelot=row.camelot or "", lufs=row.lufs, duration_s=row.duration_s,
+        source_url=row.source_url, urls=urls, isrc=row.isrc or "", files=files,
+        playlists=tuple(sorted({playlist_names[m.playlist_id] for m in lib.catalog.playlists.memberships(key)
+                              if m.playlist_id in playlist_names})),
+        genres=tuple(row.genres or ()), error=_error(row), processed_at=row.processed_at,
+        lossless=bool(row.raw_lossless) if row.raw_lossless is not None else None)
 
 
-def _error(row: dict) -> str:
+def _error(row: Track) -> str:
     """The track's error; for a match that needs review, with the candidates to choose from."""
-    text = row.get("error") or ""
-    match = row.get("match") if isinstance(row.get("match"), dict) else {}
-    if row.get("status") == Status.NEEDS_REVIEW and match:
+    text = row.error or ""
+    match = row.match if isinstance(row.match, dict) else {}
+    if row.status == Status.NEEDS_REVIEW and match:
         candidates = [c for c in [match.get("best"), *(match.get("runners_up") or [])] if c]
         lines = [f"{c.get('score', 0):.2f} {c.get('title', '')} {redact_url(c.get('url', ''))}" for c in candidates[:5]]
         if lines:
@@ -58,7 +60,7 @@ def _error(row: dict) -> str:
 
 def aliases(lib: Library, key: str) -> list[str]:
     """Tracks set aside as duplicates of ``key`` (their pages are ``key``'s to merge)."""
-    return lib.catalog.duplicates_of(key)
+    return lib.catalog.tracks.duplicates_of(key)
 
 
 # -- Notion ------------------------------------------------------------------------------------
@@ -68,14 +70,14 @@ def sync_notion(lib: Library, mirror: NotionMirror, key: str) -> Outcome:
     """Create or update ``key``'s page and note it in the catalog (pages of the same track
     made by hand are merged into it and put in the trash)."""
     record = track_record(lib, key)
-    outcome = mirror.sync(record, lib.catalog.mirror(key, NOTION), aliases=aliases(lib, key))
-    lib.catalog.set_mirror(key, NOTION, outcome.page_id, written=outcome.written,
+    outcome = mirror.sync(record, lib.catalog.mirrors.get(key, NOTION), aliases=aliases(lib, key))
+    lib.catalog.mirrors.set(key, NOTION, outcome.page_id, written=outcome.written,
                            status=mapping.STATUS_LABELS.get(record.status, record.status))
     for page_id, added in outcome.merged:
-        owner = lib.catalog.mirror_owner(NOTION, page_id) or key
-        lib.catalog.record_merge(NOTION, page_id, owner, outcome.page_id, added)
+        owner = lib.catalog.mirrors.owner(NOTION, page_id) or key
+        lib.catalog.mirrors.record_merge(NOTION, page_id, owner, outcome.page_id, added)
         if owner != key:
-            lib.catalog.set_mirror(owner, NOTION, page_id, status=mapping.STATUS_LABELS["duplicate"])
+            lib.catalog.mirrors.set(owner, NOTION, page_id, status=mapping.STATUS_LABELS["duplicate"])
     return outcome
 
 
@@ -101,37 +103,37 @@ def follow_notion(lib: Library, mirror: NotionMirror, *, limit: int = 40, budget
         result.errors.append(f"pages to restore: {err}")
     labels = mapping.STATUS_LABELS
     pending = []
-    for state in lib.catalog.mirrors(NOTION):
-        status = str(state["track_status"])
-        if state["status"] != labels.get(status, status) or (
-                status == Status.FAILED and state["written"].get("__error") != (state["track_error"] or "")):
+    for state in lib.catalog.mirrors.all(NOTION):
+        status = str(state.track_status)
+        if state.status != labels.get(status, status) or (
+                status == Status.FAILED and state.written.get("__error") != (state.track_error or "")):
             pending.append(state)
     result.left = max(0, len(pending) - limit)
     for number, state in enumerate(pending[:limit]):
         if budget_s is not None and time.monotonic() - started > budget_s:
             result.left += min(limit, len(pending)) - number
             break
-        key = state["track_key"]
+        key = state.track_key
         row = lib.track(key)
         try:
-            if row["status"] == Status.DUPLICATE:
-                keeper = lib.catalog.keeper_of(key)
-                keeper_state = lib.catalog.mirror(keeper, NOTION)
+            if row.status == Status.DUPLICATE:
+                keeper = lib.catalog.tracks.keeper_of(key)
+                keeper_state = lib.catalog.mirrors.get(keeper, NOTION)
                 if keeper_state is None:  # the keeper gets a page of its own, this one merged into it
                     sync_notion(lib, mirror, keeper)
-                elif keeper_state["remote_id"] == state["remote_id"]:  # already the keeper's page: never trashed
-                    lib.catalog.forget_mirror(key, NOTION)
+                elif keeper_state.remote_id == state.remote_id:  # already the keeper's page: never trashed
+                    lib.catalog.mirrors.forget(key, NOTION)
                 else:
-                    added = mirror.merge(keeper_state["remote_id"], state["remote_id"])
-                    lib.catalog.record_merge(NOTION, state["remote_id"], key, keeper_state["remote_id"], added)
-                    lib.catalog.set_mirror(key, NOTION, state["remote_id"], status=labels["duplicate"])
+                    added = mirror.merge(keeper_state.remote_id, state.remote_id)
+                    lib.catalog.mirrors.record_merge(NOTION, state.remote_id, key, keeper_state.remote_id, added)
+                    lib.catalog.mirrors.set(key, NOTION, state.remote_id, status=labels["duplicate"])
                 result.merged.append(key)
                 continue
             record = track_record(lib, key)
-            mirror.show_status(state["remote_id"], record)
-            written = {**state["written"], "__error": row.get("error") or ""}
-            lib.catalog.set_mirror(key, NOTION, state["remote_id"], written=written,
-                                   status=labels.get(str(row["status"]), str(row["status"])))
+            mirror.show_status(state.remote_id, record)
+            written = {**state.written, "__error": row.error or ""}
+            lib.catalog.mirrors.set(key, NOTION, state.remote_id, written=written,
+                                   status=labels.get(str(row.status), str(row.status)))
             result.statuses += 1
         except TrackError as err:
             result.errors.append(f"{key}: {err}")
@@ -167,24 +169,24 @@ def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str]
             taken.errors.append(message)
             _refuse(mirror, item.page_id, str(err))
             continue
-        owner = lib.known_as(source) or (source.key if lib.catalog.get(source.key) else None)
-        if owner is not None and (state := lib.catalog.mirror(owner, NOTION)) is not None \
-                and state["remote_id"] != item.page_id:
-            added = mirror.merge(state["remote_id"], item.page_id)
-            lib.catalog.record_merge(NOTION, item.page_id, owner, state["remote_id"], added)
+        owner = lib.known_as(source) or (source.key if lib.catalog.tracks.get(source.key) else None)
+        if owner is not None and (state := lib.catalog.mirrors.get(owner, NOTION)) is not None \
+                and state.remote_id != item.page_id:
+            added = mirror.merge(state.remote_id, item.page_id)
+            lib.catalog.mirrors.record_merge(NOTION, item.page_id, owner, state.remote_id, added)
             taken.notes.append(f"{where}: {owner} is already in the library; merged into its page")
             continue
         key = owner or source.key
         if owner is None:
             lib.register(source, original=item.url)
-        lib.catalog.set_mirror(key, NOTION, item.page_id)
+        lib.catalog.mirrors.set(key, NOTION, item.page_id)
         row = lib.track(key)
-        if Status(row["status"]).finished:
+        if Status(row.status).finished:
             sync_notion(lib, mirror, key)  # already processed: the page gets its data now
             taken.notes.append(f"{where}: {key} is already in the library; page filled in")
             continue
         mirror.show_status(item.page_id, track_record(lib, key))
-        lib.catalog.set_mirror(key, NOTION, item.page_id, status=mapping.STATUS_LABELS[str(row["status"])])
+        lib.catalog.mirrors.set(key, NOTION, item.page_id, status=mapping.STATUS_LABELS[str(row.status)])
         taken.keys.append(key)
         taken.notes.append(f"{where}: queued as {key}")
     return taken
@@ -204,11 +206,11 @@ def _restore_undone(lib: Library, mirror: NotionMirror) -> list[str]:
     """Restore the pages of tracks whose own page was merged away as a duplicate's and that
     are duplicates no more (pages made by hand and merged stay merged)."""
     keys = []
-    for merge in lib.catalog.merges(NOTION):
-        row, own = lib.catalog.get(merge["track_key"]), lib.catalog.mirror(merge["track_key"], NOTION)
-        if row is not None and row["status"] != Status.DUPLICATE and own is not None \
-                and own["remote_id"] == merge["remote_id"]:
-            keys.append(merge["track_key"])
+    for merge in lib.catalog.mirrors.merges(NOTION):
+        row, own = lib.catalog.tracks.get(merge.track_key), lib.catalog.mirrors.get(merge.track_key, NOTION)
+        if row is not None and row.status != Status.DUPLICATE and own is not None \
+                and own.remote_id == merge.remote_id:
+            keys.append(merge.track_key)
     return undo_notion(lib, mirror, keys) if keys else []
 
 
@@ -216,11 +218,11 @@ def undo_notion(lib: Library, mirror: NotionMirror, keys: list[str]) -> list[str
     """`dedup --undo`: the pages merged away for ``keys`` back out of the trash, and what
     their merge added taken off the keeper's page. Returns the restored page ids."""
     restored = []
-    for merge in lib.catalog.merges(NOTION, keys):
-        mirror.restore(merge["remote_id"], merge["keeper_remote_id"], merge["added"])
-        lib.catalog.forget_merge(NOTION, merge["remote_id"])
-        lib.catalog.set_mirror(merge["track_key"], NOTION, merge["remote_id"], status="")  # shown again next pass
-        restored.append(merge["remote_id"])
+    for merge in lib.catalog.mirrors.merges(NOTION, keys):
+        mirror.restore(merge.remote_id, merge.keeper_remote_id, merge.added)
+        lib.catalog.mirrors.forget_merge(NOTION, merge.remote_id)
+        lib.catalog.mirrors.set(merge.track_key, NOTION, merge.remote_id, status="")  # shown again next pass
+        restored.append(merge.remote_id)
     return restored
 
 
@@ -263,20 +265,20 @@ def eagle_record(record: TrackRecord, fmt: str) -> eagle.EagleRecord:
 def sync_eagle(lib: Library, client: eagle.EagleClient, key: str, fmt: str = "ALAC") -> EagleOutcome:
     """Import or update ``key``'s item (never twice), and move its duplicates' items to the trash."""
     record = track_record(lib, key)
-    state = lib.catalog.mirror(key, EAGLE)
-    result = eagle.sync(client, eagle_record(record, fmt), state["remote_id"] if state else None)
-    lib.catalog.set_mirror(key, EAGLE, result.item_id, status=record.status)
+    state = lib.catalog.mirrors.get(key, EAGLE)
+    result = eagle.sync(client, eagle_record(record, fmt), state.remote_id if state else None)
+    lib.catalog.mirrors.set(key, EAGLE, result.item_id, status=record.status)
     return EagleOutcome(result.item_id, result.action, trash_eagle_duplicates(lib, client), result.stale)
 
 
 def trash_eagle_duplicates(lib: Library, client: eagle.EagleClient) -> list[str]:
     """Items of tracks set aside as duplicates go to Eagle's trash (never deleted); returns their keys."""
-    pending = {s["track_key"]: s["remote_id"] for s in lib.catalog.mirrors(EAGLE)
-               if s["track_status"] == Status.DUPLICATE and s["status"] != "trashed"}
+    pending = {s.track_key: s.remote_id for s in lib.catalog.mirrors.all(EAGLE)
+               if s.track_status == Status.DUPLICATE and s.status != "trashed"}
     if not pending:
         return []
     trashed = set(eagle.trash(client, list(pending.values())))
     for key, item_id in pending.items():
         if item_id in trashed:
-            lib.catalog.set_mirror(key, EAGLE, item_id, status="trashed")
+            lib.catalog.mirrors.set(key, EAGLE, item_id, status="trashed")
     return [k for k, i in pending.items() if i in trashed]

@@ -1,6 +1,6 @@
 """The catalog's current schema, as SQLAlchemy tables: a new catalog (SQLite or PostgreSQL)
 is created from these in one step. An older SQLite catalog gets here through the numbered
-migrations in ``catalog.py`` instead; a test holds the two to the same tables, columns and
+migrations in ``migrations.py`` instead; a test holds the two to the same tables, columns and
 indexes.
 
 Types are chosen for both databases: sizes, terms and track numbers are 64-bit (a

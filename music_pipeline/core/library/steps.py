@@ -45,6 +45,7 @@ from ..sources.inbox import imported_path
 from ..sources.ytdlp import DownloadOptions
 from . import playlists
 from .catalog import CATALOG_FILE, Catalog
+from .rows import Track
 from .store import atomic_target, clean_partials, copy_atomic, disk_errors, move_to_trash
 
 UNKNOWN_ARTIST = "Unknown Artist"
@@ -103,8 +104,8 @@ class Library:
     def inbox(self) -> Path:
         return self.root / "inbox"
 
-    def track(self, key: str) -> dict:
-        row = self.catalog.get(key)
+    def track(self, key: str) -> Track:
+        row = self.catalog.tracks.get(key)
         if row is None:
             raise NotRegistered(
                 f"Track {key} is not in the catalog at {self.root}.",
@@ -115,7 +116,7 @@ class Library:
     def register(self, source: TrackSource, original: str | None = None) -> bool:
         """Record ``source`` in the catalog (True when new). Callers that take tracks from
         outside ask :meth:`known_as` first: the one rule for a URL the library already has."""
-        return self.catalog.register(source, original=original)
+        return self.catalog.tracks.register(source, original=original)
 
     def known_as(self, source: TrackSource, isrc: str | None = None) -> str | None:
         """The catalogued track ``source`` already is under another key, or None. A track the
@@ -123,29 +124,29 @@ class Library:
         URL (any form it was seen in) or an ISRC the library holds names the owner, followed
         from a duplicate to its keeper. Every way in (``add``, ``run``, the inbox, the sensors,
         the Notion queue) applies this rule, so one recording never becomes two tracks."""
-        if self.catalog.get(source.key) is not None:
+        if self.catalog.tracks.get(source.key) is not None:
             return None
-        owner = self.catalog.find_source(urls=[source.url] if source.url else [], isrc=isrc)
+        owner = self.catalog.tracks.find_source(urls=[source.url] if source.url else [], isrc=isrc)
         return owner if owner != source.key else None
 
-    def ensure_registered(self, key: str, target: str | None = None, resolve: Resolver | None = None) -> dict:
+    def ensure_registered(self, key: str, target: str | None = None, resolve: Resolver | None = None) -> Track:
         """The track's row; registers ``target`` first when the catalog does not know ``key``
         (a run sent by `music-pipeline add` from another machine or folder carries it)."""
-        if self.catalog.get(key) is None and target:
+        if self.catalog.tracks.get(key) is None and target:
             source, row = register_target(self, target, resolve)
             if source.key != key:
                 raise NotRegistered(f"{target} is track {source.key}, not {key}.")
-            if row["key"] != key:
-                raise NotRegistered(f"{redact_url(target)} is already in the library as {row['key']}; "
+            if row.key != key:
+                raise NotRegistered(f"{redact_url(target)} is already in the library as {row.key}; "
                                     f"{key} was not registered.",
-                                    hint=f"Its files are those of {row['key']}: `music-pipeline process` it, or "
+                                    hint=f"Its files are those of {row.key}: `music-pipeline process` it, or "
                                          f"pin a different source.")
         return self.track(key)
 
     # -- step 1: raw audio --------------------------------------------------------------
 
     def fetch_raw(self, key: str, options: DownloadOptions | None = None,
-                  log: Callable[[str], None] | None = None, force: bool = False, url: str | None = None) -> dict:
+                  log: Callable[[str], None] | None = None, force: bool = False, url: str | None = None) -> Track:
         """Download or import the track's original audio into ``_raw/``; returns the row.
 
         An existing raw file whose checksum the catalog recorded is reused unless
@@ -155,42 +156,42 @@ class Library:
         """
         row = self.track(key)
         self.clean_leftovers(key)
-        existing = Path(row["raw_path"]) if row.get("raw_path") else None
-        if not force and existing and existing.exists() and row.get("raw_sha256") == file_sha256(existing):
+        existing = Path(row.raw_path) if row.raw_path else None
+        if not force and existing and existing.exists() and row.raw_sha256 == file_sha256(existing):
             return row
         with scratch_dir(self.raw_dir, key) as scratch:
-            if row["source_kind"] == "file":
-                source = Path(row["source_path"] or "")
+            if row.source_kind == "file":
+                source = Path(row.source_path or "")
                 if not source.is_file():
                     raise NotAudio(f"{source} is gone; it was moved or deleted before it could be imported.")
                 fetched = Downloaded(path=source, info={})
                 meta = {}
             else:
-                fetched = download(url or row["source_url"], Path(scratch), options, log=log)
+                fetched = download(url or row.source_url, Path(scratch), options, log=log)
                 meta = fetched.metadata
             info = media.validate_source(fetched.path)
-            generic = row["source_kind"] == "file" or (meta.get("extractor") or "").lower() == "generic"
-            name = fetched.path.stem if row["source_kind"] == "file" else (meta.get("title") or key)
+            generic = row.source_kind == "file" or (meta.get("extractor") or "").lower() == "generic"
+            name = fetched.path.stem if row.source_kind == "file" else (meta.get("title") or key)
             meta = merge_metadata(meta, read_source_tags(fetched.path, info.tags), name, generic)
             if url:  # a stand-in upload: keep what the source (Spotify) said the track is
-                meta = {k: v for k, v in meta.items() if not row.get(k)}
+                meta = {k: v for k, v in meta.items() if not getattr(row, k, None)}
             ext = fetched.path.suffix.lower() or f".{info.codec}"
             raw_path = self.raw_dir / f"{key}{ext}"
             copy_atomic(fetched.path, raw_path, owner=key)
             cover = self._save_cover(key, fetched)
         if existing and existing != raw_path and existing.exists():
             move_to_trash(existing, self.root)
-        self.catalog.update(
+        self.catalog.tracks.update(
             key, raw_path=str(raw_path), raw_codec=info.codec, raw_sample_rate=info.sample_rate,
             raw_bits=info.bits, raw_channels=info.channels, raw_lossless=int(info.lossless),
             raw_sha256=file_sha256(raw_path), duration_s=info.duration_s,
             raw_bitrate_kbps=round(info.bitrate / 1000 if info.bitrate
                                    else raw_path.stat().st_size * 8 / 1000 / max(info.duration_s, 1e-3), 1),
             cover_path=str(cover) if cover else None,
-            name_key=name_key(meta.get("artist") or row.get("artist"), meta.get("title") or row.get("title")), **meta,
+            name_key=name_key(meta.get("artist") or row.artist, meta.get("title") or row.title), **meta,
         )
-        if row["source_kind"] == "file":
-            self._file_away(key, Path(row["source_path"]))
+        if row.source_kind == "file":
+            self._file_away(key, Path(row.source_path))
         return self.track(key)
 
     def clean_leftovers(self, key: str) -> list[Path]:
@@ -206,7 +207,7 @@ class Library:
             cache.unlink(missing_ok=True)
             removed.append(cache)
         clean_partials(self.raw_dir, owner=key)
-        row = self.catalog.get(key)
+        row = self.catalog.tracks.get(key)
         if row is not None:
             for fmt in FORMATS:
                 for folder in {p.parent for p in self.target_names(row, fmt)}:
@@ -222,7 +223,7 @@ class Library:
             dest = dest.with_name(f"{dest.stem} ({key}){dest.suffix}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source), str(dest))
-        self.catalog.update(key, source_path=str(dest))
+        self.catalog.tracks.update(key, source_path=str(dest))
 
     def _save_cover(self, key: str, fetched: Downloaded) -> Path | None:
         cover = self.raw_dir / f"{key}.cover.jpg"
@@ -236,9 +237,9 @@ class Library:
             return None
         return cover
 
-    def raw(self, key: str) -> tuple[dict, Path]:
+    def raw(self, key: str) -> tuple[Track, Path]:
         row = self.track(key)
-        path = Path(row["raw_path"]) if row.get("raw_path") else None
+        path = Path(row.raw_path) if row.raw_path else None
         if path is None or not path.exists():
             raise TrackError(f"The raw audio of {key} is missing.", hint="Materialise raw_audio for this track first.")
         return row, path
@@ -257,7 +258,7 @@ class Library:
         """The track decoded for analysis: from the cache the fingerprint step left, or anew."""
         row, raw_path = self.raw(key)
         cache = self.decoded_cache(key)
-        source_id = row.get("raw_sha256") or ""
+        source_id = row.raw_sha256 or ""
         cached = analysis.Decoded.load(cache, source_id) if cache.exists() else None
         if cached is not None:
             return cached
@@ -272,22 +273,22 @@ class Library:
         decoded = self.decoded(key)
         result = fp.fingerprint_float(decoded.signal, analysis.RATE)
         lead, trail = decoded.silence()
-        self.catalog.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s,
+        self.catalog.tracks.update(key, fingerprint=result.fingerprint, fingerprint_duration_s=result.duration_s,
                             cutoff_hz=decoded.cutoff_hz, leading_silence_s=lead, trailing_silence_s=trail,
                             lossy_origin=self._lossy_origin(key, decoded.cutoff_hz))
         return result
 
     def _lossy_origin(self, key: str, cutoff_hz: float | None) -> int | None:
-        origin = bandlimit.lossy_origin(bool(self.track(key).get("raw_lossless")), cutoff_hz)
+        origin = bandlimit.lossy_origin(bool(self.track(key).raw_lossless), cutoff_hz)
         return None if origin is None else int(origin)
 
     def analyse(self, key: str, settings: analysis.Settings | None = None) -> analysis.Features:
         settings = settings or analysis.Settings(fingerprint=False)
         try:
-            result = analysis.features_of(self.decoded(key), settings, bool(self.track(key).get("raw_lossless")))
+            result = analysis.features_of(self.decoded(key), settings, bool(self.track(key).raw_lossless))
         finally:  # the decoded signal is only a hand-over between two steps: never leave it
             self.decoded_cache(key).unlink(missing_ok=True)
-        self.catalog.update(
+        self.catalog.tracks.update(
             key, bpm=result.bpm, bpm_confidence=result.bpm_confidence, key_name=result.key,
             key_short=result.key_short, camelot=result.camelot, open_key=result.open_key,
             key_confidence=result.key_confidence, lufs=result.lufs, loudness_range_lu=result.loudness_range_lu,
@@ -299,46 +300,46 @@ class Library:
 
     # -- step 3: outputs ----------------------------------------------------------------
 
-    def target_names(self, row: dict, fmt: str) -> tuple[Path, Path]:
+    def target_names(self, row: Track, fmt: str) -> tuple[Path, Path]:
         """Where ``fmt`` of this track goes: its plain name, and the ``[key]``-suffixed one
         it takes when a different song (or a file the catalog does not know) has the plain one."""
-        fields = {"artist": row.get("artist") or UNKNOWN_ARTIST, "title": row.get("title") or row["key"],
-                  "album": row.get("album"), "key": row["key"], "bpm": row.get("bpm"), "camelot": row.get("camelot")}
-        return self.layout.path_for(fmt, fields), self.layout.path_for(fmt, fields, suffix=f"[{row['key']}]")
+        fields = {"artist": row.artist or UNKNOWN_ARTIST, "title": row.title or row.key,
+                  "album": row.album, "key": row.key, "bpm": row.bpm, "camelot": row.camelot}
+        return self.layout.path_for(fmt, fields), self.layout.path_for(fmt, fields, suffix=f"[{row.key}]")
 
-    def target_path(self, row: dict, fmt: str, *, suffixed: bool = False) -> Path:
+    def target_path(self, row: Track, fmt: str, *, suffixed: bool = False) -> Path:
         """Where ``fmt`` of this track is to be written, reserved in the catalog so no other
         run picks the same name before the file is there."""
         plain, with_key = self.target_names(row, fmt)
         candidates = [with_key] if suffixed else [plain, with_key]
         # The suffixed name carries the key: whatever is there is this track's own leftover.
-        return self.catalog.reserve_path(row["key"], fmt, candidates, free=self._free) \
-            or self.catalog.reserve_path(row["key"], fmt, [with_key], free=lambda _: True) or with_key
+        return self.catalog.files.reserve_path(row.key, fmt, candidates, free=self._free) \
+            or self.catalog.files.reserve_path(row.key, fmt, [with_key], free=lambda _: True) or with_key
 
     def step_aside(self, key: str, path: Path) -> Path | None:
         """Rename ``key``'s output at ``path`` to its ``[key]``-suffixed name, freeing the
         plain name for a file that comes back (undoing a dedup group)."""
-        record = next((f for f in self.catalog.files([key]) if Path(f["path"]) == Path(path)), None)
+        record = next((f for f in self.catalog.files.all([key]) if Path(f.path) == Path(path)), None)
         if record is None:
             return None
-        target = self.target_path(self.track(key), record["format"], suffixed=True)
+        target = self.target_path(self.track(key), record.format, suffixed=True)
         if target.exists():
             return None
         os.rename(path, target)
-        self.catalog.move_file(Path(path), target)
+        self.catalog.files.move_file(Path(path), target)
         return target
 
     def _adopt(self, key: str, fmt: str, orphan: Path, written: Path) -> bool:
         """Move ``written`` onto ``orphan``, a file no track owns at this track's plain name,
         when it holds the same audio: this track's own output from an attempt killed
         between putting it in place and recording it. Never two copies of one track."""
-        if not orphan.is_file() or self.catalog.path_owner(orphan) is not None:
+        if not orphan.is_file() or self.catalog.files.path_owner(orphan) is not None:
             return False
         try:
             same = media.audio_md5(orphan) == media.audio_md5(written)
         except TrackError:  # not audio ffmpeg reads: not ours
             return False
-        if not same or self.catalog.reserve_path(key, fmt, [orphan], free=lambda _: True) is None:
+        if not same or self.catalog.files.reserve_path(key, fmt, [orphan], free=lambda _: True) is None:
             return False
         move_to_trash(orphan, self.root)  # same audio, but its tags may be someone's edits: kept, reversibly
         os.replace(written, orphan)
@@ -354,15 +355,15 @@ class Library:
         return not any(unicodedata.normalize("NFC", entry.name).casefold() == name
                        for entry in path.parent.iterdir())
 
-    def tags_for(self, row: dict) -> tagging.Tags:
-        cover = Path(row["cover_path"]).read_bytes() if row.get("cover_path") and Path(row["cover_path"]).exists() else None
-        key = {"classic": row.get("key_short"), "canonical": row.get("key_name"),
-               "camelot": row.get("camelot"), "open_key": row.get("open_key")}[self.key_notation]
+    def tags_for(self, row: Track) -> tagging.Tags:
+        cover = Path(row.cover_path).read_bytes() if row.cover_path and Path(row.cover_path).exists() else None
+        key = {"classic": row.key_short, "canonical": row.key_name,
+               "camelot": row.camelot, "open_key": row.open_key}[self.key_notation]
         return tagging.Tags(
-            title=row.get("title") or row["key"], artist=row.get("artist") or UNKNOWN_ARTIST,
-            album=row.get("album"), bpm=row.get("bpm"), key=key, isrc=row.get("isrc"),
-            source_url=redact_url(row.get("webpage_url") or row.get("source_url") or "") or None, cover=cover,
-            replaygain_gain_db=row.get("replaygain_track_gain_db"), replaygain_peak=row.get("replaygain_track_peak"),
+            title=row.title or row.key, artist=row.artist or UNKNOWN_ARTIST,
+            album=row.album, bpm=row.bpm, key=key, isrc=row.isrc,
+            source_url=redact_url(row.webpage_url or row.source_url or "") or None, cover=cover,
+            replaygain_gain_db=row.replaygain_track_gain_db, replaygain_peak=row.replaygain_track_peak,
         )
 
     def render(self, key: str, fmt: str) -> FileResult:
@@ -382,10 +383,10 @@ class Library:
         out = media.probe(path)
         result = FileResult(fmt=fmt, path=path, size=path.stat().st_size, sha256=file_sha256(path),
                             codec=out.codec, sample_rate=out.sample_rate, bits=out.bits, duration_s=out.duration_s)
-        previous = self.catalog.file(key, fmt)
-        if previous and Path(previous["path"]) != path and Path(previous["path"]).exists():
-            result.replaced.append(move_to_trash(Path(previous["path"]), self.root))
-        self.catalog.record_file(key, fmt, path, size=result.size, sha256=result.sha256,
+        previous = self.catalog.files.get(key, fmt)
+        if previous and Path(previous.path) != path and Path(previous.path).exists():
+            result.replaced.append(move_to_trash(Path(previous.path), self.root))
+        self.catalog.files.record_file(key, fmt, path, size=result.size, sha256=result.sha256,
                                  duration_s=result.duration_s, codec=result.codec,
                                  sample_rate=result.sample_rate, bits=result.bits)
         if fmt == "WAV" and self.wav_backup_dir is not None:
@@ -411,11 +412,11 @@ class Library:
         new tags (an ISRC or a cover filled in from a duplicate) and, once the old copy has
         moved away, the plain file name instead of a ``[key]``-suffixed one."""
         row = self.track(key)
-        if row["status"] != Status.DONE:
+        if row.status != Status.DONE:
             return
         tags = self.tags_for(row)
-        for record in self.catalog.files([key]):
-            path, fmt = Path(record["path"]), record["format"]
+        for record in self.catalog.files.all([key]):
+            path, fmt = Path(record.path), record.format
             if not path.exists():
                 continue
             target = self.target_path(row, fmt)
@@ -426,57 +427,57 @@ class Library:
             with atomic_target(path, owner=key) as tmp, disk_errors(path):
                 shutil.copyfile(path, tmp)
                 tagging.write_tags(tmp, fmt, tags)
-            self.catalog.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
-                                     duration_s=record["duration_s"], codec=record["codec"],
-                                     sample_rate=record["sample_rate"], bits=record["bits"])
+            self.catalog.files.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
+                                     duration_s=record.duration_s, codec=record.codec,
+                                     sample_rate=record.sample_rate, bits=record.bits)
 
     def playlists(self) -> list[playlists.Playlist]:
         """The catalog's playlists with their finished tracks' files, in playlist order (a
         duplicate counts as its keeper)."""
         files: dict[str, dict[str, Path]] = {}
-        for record in self.catalog.files():  # each table read once, not once per track
-            files.setdefault(record["track_key"], {})[record["format"]] = Path(record["path"])
-        rows = {row["key"]: row for row in self.catalog.tracks()}
-        members_of = self.catalog.playlist_members()
+        for record in self.catalog.files.all():  # each table read once, not once per track
+            files.setdefault(record.track_key, {})[record.format] = Path(record.path)
+        rows = {row.key: row for row in self.catalog.tracks.all()}
+        members_of = self.catalog.playlists.members()
 
-        def keeper(key: str) -> dict | None:  # a duplicate counts as its keeper (chains followed)
+        def keeper(key: str) -> Track | None:  # a duplicate counts as its keeper (chains followed)
             seen = {key}
-            while (row := rows.get(key)) is not None and row.get("duplicate_of") and row["duplicate_of"] not in seen:
-                key = row["duplicate_of"]
+            while (row := rows.get(key)) is not None and row.duplicate_of and row.duplicate_of not in seen:
+                key = row.duplicate_of
                 seen.add(key)
             return rows.get(key)
 
         result = []
-        for record in self.catalog.playlists():
+        for record in self.catalog.playlists.all():
             members = []
-            for key in members_of.get(record["id"], []):
+            for key in members_of.get(record.id, []):
                 row = keeper(key)
-                if row is None or row["status"] != Status.DONE:
+                if row is None or row.status != Status.DONE:
                     continue
                 members.append(playlists.PlaylistTrack(
-                    key=row["key"], artist=row.get("artist") or UNKNOWN_ARTIST, title=row.get("title") or row["key"],
-                    duration_s=row.get("duration_s"), files=files.get(row["key"], {})))
-            result.append(playlists.Playlist(id=record["id"], name=record["name"], tracks=tuple(members)))
+                    key=row.key, artist=row.artist or UNKNOWN_ARTIST, title=row.title or row.key,
+                    duration_s=row.duration_s, files=files.get(row.key, {})))
+            result.append(playlists.Playlist(id=record.id, name=record.name, tracks=tuple(members)))
         return result
 
     def missing_parts(self, key: str) -> list[str]:
         """What a track still lacks before it can be called done."""
         row = self.track(key)
         problems = [f"no {fmt} file" for fmt in FORMATS
-                    if not (record := self.catalog.file(key, fmt)) or not Path(record["path"]).exists()]
-        if row.get("bpm_confidence") is None:  # set by every analysis, even of silence
+                    if not (record := self.catalog.files.get(key, fmt)) or not Path(record.path).exists()]
+        if row.bpm_confidence is None:  # set by every analysis, even of silence
             problems.append("no audio features")
-        if not row.get("fingerprint"):
+        if not row.fingerprint:
             problems.append("no fingerprint")
         return problems
 
     def verify(self, key: str, fmt: str) -> list[str]:
         """What is wrong with a track's output (empty when it is sound): the asset check."""
         row = self.track(key)
-        record = self.catalog.file(key, fmt)
+        record = self.catalog.files.get(key, fmt)
         if record is None:
             return [f"no {fmt} file is recorded for {key}"]
-        path = Path(record["path"])
+        path = Path(record.path)
         if not path.exists():
             return [f"{path} is missing"]
         problems: list[str] = []
@@ -484,7 +485,7 @@ class Library:
             played = media.decoded_duration(path)
         except TrackError as err:
             return [f"{path.name} does not decode: {err}"]
-        expected = row.get("duration_s")
+        expected = row.duration_s
         if expected and abs(played - expected) > DURATION_TOLERANCE_S:
             problems.append(f"duration {played:.3f} s differs from the source's {expected:.3f} s")
         found = tagging.read_tags(path, fmt)
@@ -499,7 +500,7 @@ class Library:
             problems.append("cover art is missing")
         if fmt == "WAV" and media.wav_format_tag(path) != 1:
             problems.append("WAV header is not plain WAVE_FORMAT_PCM")
-        if record["sha256"] != file_sha256(path):
+        if record.sha256 != file_sha256(path):
             problems.append("file changed since it was written (checksum differs)")
         return problems
 
@@ -514,11 +515,11 @@ def name_key(artist: str | None, title: str | None) -> str | None:
     return name.key if name.key and name.artists else None
 
 
-def display_name(row: dict) -> str:
+def display_name(row: Track) -> str:
     """"Artist - Title" for messages; the title alone when no artist is known (a file named
     without one), never "None - Title"."""
-    title = row.get("title") or row.get("key") or "?"
-    return f"{row['artist']} - {title}" if row.get("artist") else title
+    title = row.title or row.key or "?"
+    return f"{row.artist} - {title}" if row.artist else title
 
 
 def merge_metadata(extracted: dict, embedded: dict, name: str, generic: bool) -> dict:
@@ -567,7 +568,7 @@ def is_writable(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK)
 
 
-def register_target(library: Library, target: str, resolve: Resolver | None = None) -> tuple[TrackSource, dict]:
+def register_target(library: Library, target: str, resolve: Resolver | None = None) -> tuple[TrackSource, Track]:
     """Register a URL or file (``add``, ``run``, ``sync``, the inbox, a run carrying its
     target) in the catalog; returns its source and the catalogued track's row: the track the
     library already has it as (:meth:`Library.known_as`: its ``key`` then differs from the

@@ -11,7 +11,7 @@ failure: the track's later steps are skipped on purpose. A ``TrackError`` is a f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..audio.fingerprint import Fingerprint
@@ -24,6 +24,7 @@ from ..sources.download import resolve_id
 from ..sources.spotify.client import SpotifyClient
 from ..sources.ytdlp import DownloadOptions
 from . import duplicates
+from .rows import DedupGroup, Track, TrackFile
 from .steps import Library
 
 Log = Callable[[str], None]
@@ -38,11 +39,11 @@ class SetAside:
 
     key: str
     keeper: str
-    group: dict | None
+    group: DedupGroup | None
 
     @property
     def note(self) -> str:
-        group_id = self.group["id"] if self.group else ""
+        group_id = self.group.id if self.group else ""
         return (f"{self.key} is a duplicate of {self.keeper} (group {group_id}); analysis and transcodes skipped. "
                 f"`music-pipeline dedup --undo {group_id}` separates them for good.")
 
@@ -64,7 +65,7 @@ class Review:
 class Fetched:
     """The raw audio is in the library; ``row`` is the track's catalog row after it."""
 
-    row: dict
+    row: Track
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,13 @@ class Fingerprinted:
 class Finished:
     """The track is done; ``settled`` are the groups whose older copies moved aside now."""
 
-    row: dict
-    files: list[dict]
-    settled: list[dict] = field(default_factory=list)
+    row: Track
+    files: list[TrackFile]
+    settled: list[DedupGroup] = field(default_factory=list)
 
     @property
     def superseded(self) -> list[str]:
-        return [m for g in self.settled for m in g["members"] if m != self.row["key"]]
+        return [m for g in self.settled for m in g.members if m != self.row.key]
 
 
 # -- which source -----------------------------------------------------------------------------
@@ -104,16 +105,16 @@ class Plan:
     force: bool = False  # download again even when a raw file is here
 
 
-def plan_fetch(key: str, row: Mapping, *, force: bool = False) -> Plan:
+def plan_fetch(key: str, row: Track, *, force: bool = False) -> Plan:
     """The rules, in order: a duplicate is not fetched again; a source pinned by hand on a
     queued track is fetched from there (again, when a raw file is here from the old
     source); a Spotify track's audio is DRM-protected, so its matched upload is fetched
     unless its raw audio is here already (and not forced); anything else fetches itself."""
-    if row["status"] == Status.DUPLICATE:
+    if row.status == Status.DUPLICATE:
         return Plan("duplicate")
-    if row.get("match_pinned") and row["status"] == Status.QUEUED:
-        return Plan("pinned", row["match_url"], force or bool(row.get("raw_path")))
-    if key.startswith("spotify-") and not (row.get("raw_path") and not force):
+    if row.match_pinned and row.status == Status.QUEUED:
+        return Plan("pinned", row.match_url, force or bool(row.raw_path))
+    if key.startswith("spotify-") and not (row.raw_path and not force):
         return Plan("match", None, force)
     return Plan("own", None, force)
 
@@ -128,23 +129,23 @@ def fetch(lib: Library, key: str, options: DownloadOptions, *, target: str | Non
     row = lib.track(key)
     plan = plan_fetch(key, row, force=force)
     if plan.kind == "duplicate":
-        return SetAside(key, lib.catalog.keeper_of(key), lib.catalog.group(row["dedup_group"] or ""))
+        return SetAside(key, lib.catalog.tracks.keeper_of(key), lib.catalog.groups.get(row.dedup_group or ""))
     url = plan.url
     if plan.kind == "match":
         try:
             url = discovery.download_url(lib, key, spotify, search or (lambda q: matching.search(q, options)))
         except discovery.NeedsReview as err:
-            lib.catalog.mark_needs_review(key, "raw_audio", str(err))
+            lib.catalog.tracks.mark_needs_review(key, "raw_audio", str(err))
             return review(lib, key, str(err))
         log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
-    if url and row.get("match_pinned"):
+    if url and row.match_pinned:
         log(f"{key}: downloading the pinned source {redact_url(url)}")
-    lib.catalog.mark_running(key)
+    lib.catalog.tracks.mark_running(key)
     return Fetched(lib.fetch_raw(key, options, log=log, force=plan.force, url=url))
 
 
 def review(lib: Library, key: str, message: str) -> Review:
-    match = lib.track(key).get("match")
+    match = lib.track(key).match
     return Review(key, message, match if isinstance(match, dict) else None)
 
 
@@ -163,7 +164,7 @@ def fingerprint(lib: Library, key: str, *, log: Log = print, warn: Log = print) 
         warn(f"{key}: the duplicate check failed ({type(err).__name__}: {err}); processing it anyway")
         verdict = None
     if verdict is not None and verdict.duplicate_of:
-        return SetAside(key, verdict.duplicate_of, lib.catalog.group(verdict.group.id))
+        return SetAside(key, verdict.duplicate_of, lib.catalog.groups.get(verdict.group.id))
     if verdict is not None:
         log(f"{key} is a better copy of {', '.join(verdict.group.others)}: {verdict.group.reason}")
     return Fingerprinted(result, verdict.group if verdict is not None else None)
@@ -176,12 +177,12 @@ def verify(lib: Library, key: str, fmt: str, *, step: str, record: bool = True) 
     """The output check of ``fmt``: what is wrong with its file. With ``record`` a bad file
     fails the track as ``step`` (the catalog is the source of truth). A duplicate is not
     checked: it was moved aside on purpose, maybe before any output."""
-    row = lib.catalog.get(key)
-    if row is not None and row["status"] == Status.DUPLICATE:
+    row = lib.catalog.tracks.get(key)
+    if row is not None and row.status == Status.DUPLICATE:
         return []
     problems = lib.verify(key, fmt)
     if problems and record:
-        lib.catalog.mark_failed(key, step, f"{fmt} file failed verification: {'; '.join(problems)}", Reason.ERROR)
+        lib.catalog.tracks.mark_failed(key, step, f"{fmt} file failed verification: {'; '.join(problems)}", Reason.ERROR)
     return problems
 
 
@@ -193,8 +194,8 @@ def finish(lib: Library, key: str, *, warn: Log = print) -> Finished:
     if missing:
         raise TrackError(f"{key} is incomplete: {', '.join(missing)}.",
                          hint="Materialise the missing assets for this track, then the catalog.")
-    lib.catalog.mark_done(key)
+    lib.catalog.tracks.mark_done(key)
     settled, problems = duplicates.settle(lib, key)
     for problem in problems:
         warn(f"could not set the older copies aside: {problem}")
-    return Finished(lib.track(key), lib.catalog.files([key]), settled)  # a settled group may have renamed them
+    return Finished(lib.track(key), lib.catalog.files.all([key]), settled)  # a settled group may have renamed them

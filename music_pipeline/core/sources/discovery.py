@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, normalise_isrc, source_for
+from ..library.rows import Track
 from ..library.steps import Library, display_name, name_key
 from . import matching
 from .listings import Entry, Listing
@@ -86,7 +87,7 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
         except TrackError as err:
             result.skipped.append(f"{item.url}: {err}")
             continue
-        existing = catalog.get(source.key)
+        existing = catalog.tracks.get(source.key)
         if existing is None:
             owner = library.known_as(source, isrc=item.isrc)
             if owner is not None:  # the library has this recording already, from another source
@@ -100,17 +101,17 @@ def register(library: Library, found: Iterable[Found], origin: str, limit: int |
             result.new.append(source.key)
         result.keys.append(source.key)
         fields = {k: v for k, v in item.metadata.items() if v is not None}
-        row = existing or catalog.get(source.key) or {}
-        fields = {k: v for k, v in fields.items() if not row.get(k) or source.key.startswith("spotify-")}
+        row = existing or library.track(source.key)
+        fields = {k: v for k, v in fields.items() if not getattr(row, k, None) or source.key.startswith("spotify-")}
         if fields.get("title") or fields.get("artist"):
-            fields["name_key"] = name_key(fields.get("artist") or row.get("artist"),
-                                          fields.get("title") or row.get("title"))
-        fields["discovered_from"] = row.get("discovered_from") or origin
-        catalog.update(source.key, **fields)
+            fields["name_key"] = name_key(fields.get("artist") or row.artist,
+                                          fields.get("title") or row.title)
+        fields["discovered_from"] = row.discovered_from or origin
+        catalog.tracks.update(source.key, **fields)
         if item.unavailable:  # failed only while no run has touched it; then it is no new work
             message = f"{item.url} cannot be downloaded ({item.unavailable})."
             reason = Reason.of(item.unavailable.split(":", 1)[0])
-            if catalog.mark_unavailable(source.key, "discovery", message, reason) and source.key in result.new:
+            if catalog.tracks.mark_unavailable(source.key, "discovery", message, reason) and source.key in result.new:
                 result.new.remove(source.key)
     return result
 
@@ -120,8 +121,8 @@ def register_playlist(library: Library, playlist_id: str, source: str, name: str
                       added_at: dict[str, str] | None = None, start: int = 0,
                       prepend: bool = False) -> tuple[list[str], list[str]]:
     """Record a playlist and its members; only a complete listing removes members that left."""
-    library.catalog.save_playlist(playlist_id, source, name, url, snapshot)
-    return library.catalog.set_playlist_tracks(playlist_id, registration.keys, added_at, partial=not complete,
+    library.catalog.playlists.save(playlist_id, source, name, url, snapshot)
+    return library.catalog.playlists.set_tracks(playlist_id, registration.keys, added_at, partial=not complete,
                                                start=start, prepend=prepend)
 
 
@@ -148,12 +149,12 @@ def listing_found(listing: Listing) -> list[Found]:
 # -- what to download for a Spotify track ------------------------------------------------------
 
 
-def wanted(row: dict) -> matching.Wanted:
-    artists = tuple(row["artists"]) if isinstance(row.get("artists"), list) else \
-        tuple(a.strip() for a in (row.get("artist") or "").split(",") if a.strip())
-    return matching.Wanted(title=row.get("title") or "", artists=artists,
-                           duration_s=float(row.get("source_duration_s") or 0.0), isrc=row.get("isrc"),
-                           album=row.get("album"))
+def wanted(row: Track) -> matching.Wanted:
+    artists = tuple(row.artists) if isinstance(row.artists, list) else \
+        tuple(a.strip() for a in (row.artist or "").split(",") if a.strip())
+    return matching.Wanted(title=row.title or "", artists=artists,
+                           duration_s=float(row.source_duration_s or 0.0), isrc=row.isrc,
+                           album=row.album)
 
 
 def download_url(library: Library, key: str, client: Callable[[], SpotifyClient] | None,
@@ -161,9 +162,9 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
     """The URL to download for a Spotify track: pinned, matched before, or matched now."""
     catalog = library.catalog
     row = library.track(key)
-    if row.get("match_url"):
-        return row["match_url"]
-    if not row.get("title"):  # added by URL: ask Spotify what it is
+    if row.match_url:
+        return row.match_url
+    if not row.title:  # added by URL: ask Spotify what it is
         if client is None:
             raise TrackError(f"{key} is a Spotify track: its audio is DRM-protected and has to be matched to "
                              "another source, which needs its title and artist from Spotify.",
@@ -171,11 +172,11 @@ def download_url(library: Library, key: str, client: Callable[[], SpotifyClient]
                                   f"give a source by hand: `music-pipeline pin {key} URL`.")
         track = client().track(key.removeprefix("spotify-"))
         meta = {k: v for k, v in spotify_metadata(track).items() if v is not None}
-        catalog.update(key, name_key=name_key(meta.get("artist"), meta.get("title")), **meta)
+        catalog.tracks.update(key, name_key=name_key(meta.get("artist"), meta.get("title")), **meta)
         row = library.track(key)
     result = matching.match(wanted(row), search)
     best = result.best
-    catalog.update(key, match=result.as_dict(), match_score=best.score if best else None,
+    catalog.tracks.update(key, match=result.as_dict(), match_score=best.score if best else None,
                    match_url=None if result.needs_review or best is None else best.candidate.url)
     if result.needs_review or best is None:
         options = "; ".join(f"{s.candidate.title} ({s.score:.2f}) {s.candidate.url}"
@@ -200,15 +201,15 @@ def pin_source(library: Library, key: str, url: str) -> str:
     return canonical_url(url)
 
 
-def pin(library: Library, key: str, url: str) -> dict:
+def pin(library: Library, key: str, url: str) -> Track:
     """Fix a track's source by hand (a Spotify match, or any track's download URL). The
     track goes back to the queue; one already downloaded is downloaded again from there."""
     chosen = pin_source(library, key, url)
     row = library.track(key)
-    match = row.get("match") if isinstance(row.get("match"), dict) else {}
+    match = row.match if isinstance(row.match, dict) else {}
     match = {**match, "pinned": chosen, "needs_review": False}
-    library.catalog.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
-    library.catalog.requeue(key)
+    library.catalog.tracks.update(key, match_url=chosen, match_pinned=1, match_score=None, match=match)
+    library.catalog.tracks.requeue(key)
     return library.track(key)
 
 
@@ -311,7 +312,7 @@ def spotify_playlists(library: Library, client: SpotifyClient, cursor: dict, max
             result.notes.append(f"{playlist.name}: {registration.deferred} more track(s) next time")
             break
     for gone in set(snapshots) - {p.id for p in current}:  # deleted or unfollowed upstream
-        library.catalog.remove_playlist(f"spotify-playlist-{gone}")
+        library.catalog.playlists.remove(f"spotify-playlist-{gone}")
         del snapshots[gone]
         result.notes.append(f"playlist {gone} is gone from the account; its folder and M3U8 go too")
     return result
@@ -346,7 +347,7 @@ def collection_pass(library: Library, listings: Iterable[Listing], origin: str, 
             result.notes.append(f"{listing.title}: {registration.deferred} more track(s) next time")
     if prune and (seen or not before):  # an empty answer after a full one is a glitch, not a purge
         for gone in before - set(seen):
-            library.catalog.remove_playlist(gone)
+            library.catalog.playlists.remove(gone)
             result.notes.append(f"{gone} is gone upstream; its folder and M3U8 go too")
         result.cursor["listed"] = sorted(seen)
     else:

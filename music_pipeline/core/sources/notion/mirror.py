@@ -15,13 +15,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...domain.identity import canonical_url, normalise_isrc
 from ...domain.records import TrackRecord
 from . import mapping
 from .api import NotionPageNotFound, NotionValidationError
 from .mapping import FIELDS, SET_TYPES, URL_FIELDS, Schema
+
+if TYPE_CHECKING:
+    from ...library.rows import Mirror
 
 _MISSING = object()
 #: Fields a merge of duplicates' pages leaves as the keeper's page has them (identity and state).
@@ -210,15 +213,15 @@ class NotionMirror:
             out[p.name] = mapping.canonical(p.type, value)
         return out
 
-    def sync(self, record: TrackRecord, state: dict | None = None, *, aliases: Iterable[str] = (),
+    def sync(self, record: TrackRecord, state: Mirror | None = None, *, aliases: Iterable[str] = (),
              again: bool = True) -> Outcome:
         """Create or update the track's page; ``state`` is the catalog's mirror row (page id
         and what was written there last). A page put in the trash since the snapshot was read
         no longer counts (the track gets a live page: the mirror shows what the library holds)."""
-        state = state or {}
-        pages = self.find(record, state.get("remote_id"), aliases=aliases)
+        known_id = state.remote_id if state else None
+        pages = self.find(record, known_id, aliases=aliases)
         desired = self.desired(record)
-        if not pages or (pages[0]["id"] != state.get("remote_id") and self.page_key(pages[0]) not in ("", record.key)):
+        if not pages or (pages[0]["id"] != known_id and self.page_key(pages[0]) not in ("", record.key)):
             # no page, or only its duplicates' pages: a page of its own, theirs merged into it
             primary, created = self._create(record, desired)
             if not pages:
@@ -226,7 +229,7 @@ class NotionMirror:
             others, written = pages, created.written
         else:
             primary, others = pages[0], pages[1:]
-            written = _tuples(state.get("written") or {}) if state.get("remote_id") == primary["id"] else {}
+            written = _tuples(state.written) if state and known_id == primary["id"] else {}
             created = None
         updates, outcome = self._diff(primary, desired, written)
         if created is None and (updates or others):  # read it again before writing: a person's last edit wins
