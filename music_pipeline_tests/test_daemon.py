@@ -38,7 +38,7 @@ PARTITIONS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { 
     assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }"""
 
 
-pytestmark = pytest.mark.slow  # each module starts the whole product
+pytestmark = pytest.mark.slow  # the module starts the whole product
 
 
 @pytest.fixture
@@ -58,9 +58,23 @@ def www(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def dagster(tmp_path_factory: pytest.TempPathFactory):
-    """One product for the module: each test sends tracks of its own and looks only at their runs."""
-    with dagster_up(tmp_path_factory.mktemp("product")) as running:
+def notion():
+    """The Notion workspace of the module's product: a tracks database, where a person queues
+    pages and every processed track is mirrored."""
+    with FakeNotion() as fake:
+        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url", "BPM": "number",
+                                             "Key": "select", "Camelot": "select", "Status": "select",
+                                             "Error": "rich_text", "ALAC File": "rich_text", "Artist": "multi_select"})
+        yield fake, db
+
+
+@pytest.fixture(scope="module")
+def dagster(tmp_path_factory: pytest.TempPathFactory, notion):
+    """One product for the module (its Notion sink on): each test sends tracks of its own and
+    looks only at their runs."""
+    fake, db = notion
+    env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+    with dagster_up(tmp_path_factory.mktemp("product"), extra_env=env) as running:
         yield running
 
 
@@ -195,41 +209,41 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         page.screenshot(path=SCREENSHOTS / "check-passed.png")
 
 
-def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(www, tmp_path: Path) -> None:
+def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(dagster: Dagster, notion, www) -> None:
     """A person adds a page with a link to the tracks database; the daemon's notion_queue
     sensor takes it, a bulk run processes the track, and the page ends up "Done" with the
     track's data, one page, no copy; a link that 404s shows "Failed" with the reason."""
+    fake, db = notion
     root, hosts, _ = www
     make_track(root / "Queued Song.flac", seconds=4, bpm=126, seed=40, codec_args=["-c:a", "flac"],
                metadata={"title": "Queued Song", "artist": "Notion Band"})
-    with FakeNotion() as fake:
-        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url", "BPM": "number",
-                                             "Key": "select", "Camelot": "select", "Status": "select",
-                                             "Error": "rich_text", "ALAC File": "rich_text", "Artist": "multi_select"})
-        good = fake.seed_page(db.data_source_id, {"Name": "queued by hand", "URL": f"{hosts['fast']}/Queued%20Song.flac"})
-        gone = fake.seed_page(db.data_source_id, {"Name": "dead link", "URL": f"{hosts['fast']}/gone.flac"})
-        env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
-        with dagster_up(tmp_path, extra_env=env) as dagster:
-            def settled() -> bool:
-                statuses = [FakeNotion.plain(fake.page(p["id"]))["Status"] for p in (good, gone)]
-                return statuses == ["Done", "Failed"]
+    links = [f"{hosts['fast']}/Queued%20Song.flac", f"{hosts['fast']}/gone.flac"]
+    good = fake.seed_page(db.data_source_id, {"Name": "queued by hand", "URL": links[0]})
+    gone = fake.seed_page(db.data_source_id, {"Name": "dead link", "URL": links[1]})
 
-            wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
-            page = FakeNotion.plain(fake.page(good["id"]))
-            key = page["Track ID"]
-            catalog = Catalog(dagster.library / "catalog.sqlite")
-            row = catalog.get(key)
-            assert row["status"] == "done"
-            assert page["Key"] == row["key_short"] and page["Camelot"] == row["camelot"] and page["BPM"] == row["bpm"]
-            assert page["ALAC File"] == catalog.file(key, "ALAC")["path"]
-            assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
-            failed = FakeNotion.plain(fake.page(gone["id"]))
-            assert "404" in failed["Error"]
-            assert len(fake.pages_in(db.data_source_id)) == 2  # nothing created twice
-            nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
-            assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
-            assert fake.token not in dagster.log.read_text()
-        assert not [r for r in fake.requests if r.status == 429]
+    def settled() -> bool:
+        statuses = [FakeNotion.plain(fake.page(p["id"]))["Status"] for p in (good, gone)]
+        return statuses == ["Done", "Failed"]
+
+    wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
+    page = FakeNotion.plain(fake.page(good["id"]))
+    key = page["Track ID"]
+    catalog = Catalog(dagster.library / "catalog.sqlite")
+    row = catalog.get(key)
+    assert row["status"] == "done"
+    assert page["Key"] == row["key_short"] and page["Camelot"] == row["camelot"] and page["BPM"] == row["bpm"]
+    assert page["ALAC File"] == catalog.file(key, "ALAC")["path"]
+    assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
+    failed = FakeNotion.plain(fake.page(gone["id"]))
+    assert "404" in failed["Error"]
+    # nothing created twice (the database also holds the pages of the other tests' tracks)
+    ours = [p for p in map(FakeNotion.plain, fake.pages_in(db.data_source_id))
+            if p.get("Track ID") == key or p.get("URL") in links]
+    assert len(ours) == 2, ours
+    nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
+    assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
+    assert fake.token not in dagster.log.read_text()
+    assert not [r for r in fake.requests if r.status == 429]
 
 
 def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:

@@ -27,6 +27,7 @@ from .audio import make_track
 from .conftest import QuietHandler
 
 POINTS = ["download", "transcode", "tagging", "renamed", "catalog", "index"]
+pytestmark = pytest.mark.slow  # every case kills a run and runs it again
 
 
 class ThrottledHandler(QuietHandler):
