@@ -37,19 +37,6 @@ for _name in ("NOTION_TOKEN", "TRACKS_DB_ID", "PLAYLISTS_DB_ID", "ARTISTS_DB_ID"
 os.environ["EAGLE_API_BASE"] = "off"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """How pytest-xdist (``--dist loadgroup``) shares the tests out. The tests of a module that
-    share a module-scoped fixture (the daemon tests' product, the distributed tests' cluster, a
-    library processed once) are one group, run on one worker, which sets the fixture up once;
-    the others go one by one to whichever worker is free. The slow tests come first (in their
-    own order), so the longest start at once and the quick ones fill in around them."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info and any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def audio_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Generated audio encoded once per session and parameters (each test still gets its own copy)."""

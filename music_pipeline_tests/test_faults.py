@@ -44,7 +44,7 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass
 
 
-@pytest.fixture(scope="session")  # not module: pytest-xdist spreads the cases over its workers
+@pytest.fixture(scope="module")
 def fault_track(tmp_path_factory: pytest.TempPathFactory):
     """The source track, served at full speed and, for the kill inside the download, throttled."""
     root = tmp_path_factory.mktemp("throttled")
