@@ -2,14 +2,41 @@
 
 The music is simple but real: a kick on every beat at a given tempo under a chord
 progression in a given key, so tempo and key estimators have something honest to find.
+
+Within a test session a file is encoded once per set of parameters (the ``audio_cache``
+fixture points :data:`CACHE` at a session folder) and copied to where each test asks for it:
+no two tests share a file, so a test may change its copy freely.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+
+#: The session's folder of encoded files (set by conftest's ``audio_cache`` fixture; None: no cache).
+CACHE: Path | None = None
+
+
+def _cached(path: Path, key: object, encode) -> Path:
+    """``path`` as a copy of the cached encoding named by ``key``, made by ``encode(target)`` once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if CACHE is None:
+        encode(path)
+        return path
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    cached = CACHE / f"{digest}{path.suffix}"  # the container follows the extension
+    if not cached.exists():
+        partial = cached.with_name(f"{cached.stem}.part{path.suffix}")
+        encode(partial)
+        partial.replace(cached)
+    shutil.copyfile(cached, path)
+    return path
 
 NOTE = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6,
         "G": 7, "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
@@ -61,21 +88,28 @@ def song(seconds: float = 8.0, bpm: float = 120.0, tonic: str = "A", minor: bool
 def write(path: Path, signal: np.ndarray, rate: int = 44_100, codec_args: list[str] | None = None,
           metadata: dict[str, str] | None = None) -> Path:
     """Encode ``signal`` with ffmpeg; the container follows ``path``'s extension."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.ascontiguousarray(signal, dtype=np.float32)
+    key = ["write", hashlib.sha256(data.tobytes()).hexdigest(), data.shape, rate, codec_args, metadata]
+    return _cached(path, key, lambda target: _encode(target, data, rate, codec_args, metadata))
+
+
+def _encode(path: Path, signal: np.ndarray, rate: int, codec_args: list[str] | None,
+            metadata: dict[str, str] | None) -> None:
     channels = signal.shape[1] if signal.ndim == 2 else 1
     cmd = ["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0"]
     for name, value in (metadata or {}).items():
         cmd += ["-metadata", f"{name}={value}"]
     cmd += [*(codec_args or []), str(path)]
     subprocess.run(cmd, input=np.ascontiguousarray(signal, dtype=np.float32).tobytes(), check=True)
-    return path
 
 
 def make_track(path: Path, seconds: float = 8.0, bpm: float = 120.0, tonic: str = "A", minor: bool = True,
                rate: int = 44_100, codec_args: list[str] | None = None, metadata: dict[str, str] | None = None,
                seed: int = 0) -> Path:
-    return write(path, song(seconds, bpm, tonic, minor, rate, seed=seed), rate, codec_args, metadata)
+    """A :func:`song` encoded to ``path`` (by parameters: the song is not even computed when cached)."""
+    key = ["song", seconds, bpm, tonic, minor, rate, seed, codec_args, metadata]
+    return _cached(path, key, lambda target: _encode(target, song(seconds, bpm, tonic, minor, rate, seed=seed),
+                                                     rate, codec_args, metadata))
 
 
 def click_track(seconds: float, bpm: float, rate: int = 44_100, accent_every: int = 4) -> np.ndarray:

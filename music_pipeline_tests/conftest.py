@@ -25,6 +25,7 @@ from music_pipeline.resources import (
     SpotifyResource,
 )
 
+from . import audio
 from .audio import make_track
 from .services import postgres_server, redis_server  # noqa: F401 - one server each for the whole session
 
@@ -36,20 +37,30 @@ for _name in ("NOTION_TOKEN", "TRACKS_DB_ID", "PLAYLISTS_DB_ID", "ARTISTS_DB_ID"
 os.environ["EAGLE_API_BASE"] = "off"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audio_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Generated audio encoded once per session and parameters (each test still gets its own copy)."""
+    audio.CACHE = tmp_path_factory.mktemp("audio-cache")
+    yield audio.CACHE
+    audio.CACHE = None
+
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
 
 
 class SlowHandler(QuietHandler):
-    """Serves files at about 40 KB/s, so a test can act while a download is under way."""
+    """Serves files at about 40 KB/s, so a test can act while a download is under way; at full
+    speed once the server's ``throttled`` is set False (a retry after the act need not crawl)."""
 
     def copyfile(self, source, outputfile) -> None:
         import time
 
         while chunk := source.read(4096):
             outputfile.write(chunk)
-            time.sleep(0.1)
+            if getattr(self.server, "throttled", True):
+                time.sleep(0.1)
 
 
 class HttpServer:

@@ -37,14 +37,29 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(bytes(100) + data[100:])
 
 
-@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "zero-header"])
-def test_a_damaged_catalog_is_refused_with_a_sentence_and_left_as_it_is(how, tmp_path) -> None:
-    env = {**os.environ, "MUSIC_LIBRARY": str(tmp_path / "library"), "DAGSTER_HOME": str(tmp_path / "home")}
-    song = make_track(tmp_path / "in" / "Artist - Song.flac", seconds=3, codec_args=["-c:a", "flac"])
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory):
+    """A folder with a library and a Dagster home after one song's run, and a copy of both as
+    they were: each case restores them at the same place (the paths the catalog holds)."""
+    base = tmp_path_factory.mktemp("damage")
+    env = {**os.environ, "MUSIC_LIBRARY": str(base / "library"), "DAGSTER_HOME": str(base / "home")}
+    song = make_track(base / "in" / "Artist - Song.flac", seconds=3, codec_args=["-c:a", "flac"])
     assert _cli(env, "run", str(song)).returncode == 0
-    catalog = tmp_path / "library" / "catalog.sqlite"
-    with sqlite3.connect(catalog) as conn:  # everything in the main file, as after a clean shutdown
+    # everything in the catalog's main file, as after a clean shutdown
+    with sqlite3.connect(base / "library" / "catalog.sqlite") as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for name in ("library", "home", "in"):
+        shutil.copytree(base / name, base / "as-run" / name)
+    return base, env, song
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "zero-header"])
+def test_a_damaged_catalog_is_refused_with_a_sentence_and_left_as_it_is(how, processed) -> None:
+    tmp_path, env, song = processed
+    for name in ("library", "home", "in"):  # as the song's run left them
+        shutil.rmtree(tmp_path / name)
+        shutil.copytree(tmp_path / "as-run" / name, tmp_path / name)
+    catalog = tmp_path / "library" / "catalog.sqlite"
     files_before = sorted(p for p in (tmp_path / "library").rglob("*") if p.is_file() and "catalog" not in p.name)
     _damage(catalog, how)
     damaged = catalog.read_bytes()

@@ -38,8 +38,12 @@ PARTITIONS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { 
     assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }"""
 
 
+pytestmark = pytest.mark.slow  # the module starts the whole product
+
+
 @pytest.fixture
 def www(tmp_path: Path):
+    """A folder served at full speed and at about 40 KB/s (``slow.throttled = False`` lifts it)."""
     root = tmp_path / "www"
     root.mkdir()
     servers = {}
@@ -47,15 +51,30 @@ def www(tmp_path: Path):
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers[name] = httpd
-    yield root, {name: f"http://127.0.0.1:{s.server_address[1]}" for name, s in servers.items()}
+    yield root, {name: f"http://127.0.0.1:{s.server_address[1]}" for name, s in servers.items()}, servers["slow"]
     for httpd in servers.values():
         httpd.shutdown()
         httpd.server_close()
 
 
-@pytest.fixture
-def dagster(tmp_path: Path):
-    with dagster_up(tmp_path) as running:
+@pytest.fixture(scope="module")
+def notion():
+    """The Notion workspace of the module's product: a tracks database, where a person queues
+    pages and every processed track is mirrored."""
+    with FakeNotion() as fake:
+        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url", "BPM": "number",
+                                             "Key": "select", "Camelot": "select", "Status": "select",
+                                             "Error": "rich_text", "ALAC File": "rich_text", "Artist": "multi_select"})
+        yield fake, db
+
+
+@pytest.fixture(scope="module")
+def dagster(tmp_path_factory: pytest.TempPathFactory, notion):
+    """One product for the module (its Notion sink on): each test sends tracks of its own and
+    looks only at their runs."""
+    fake, db = notion
+    env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+    with dagster_up(tmp_path_factory.mktemp("product"), extra_env=env) as running:
         yield running
 
 
@@ -79,8 +98,15 @@ def partitions(dagster: Dagster) -> dict[str, dict[str, set[str]]]:
             for n in nodes}
 
 
-def finished(dagster: Dagster, job: str) -> list[dict] | None:
-    found = [r for r in runs(dagster) if r["jobName"] == job]
+def about(found: list[dict], keys: list[str]) -> list[dict]:
+    """The runs in ``found`` for any of the tracks ``keys`` (a track run by its partition, a bulk
+    run by its config): what one test sent, on the product its module shares."""
+    return [r for r in found if tag(r, "dagster/partition") in keys
+            or (r["jobName"] == "process_tracks" and any(k in r["runConfigYaml"] for k in keys))]
+
+
+def finished(dagster: Dagster, job: str, keys: list[str]) -> list[dict] | None:
+    found = [r for r in about(runs(dagster), keys) if r["jobName"] == job]
     return found if found and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in found) else None
 
 
@@ -106,7 +132,7 @@ def assert_track_truth(dagster: Dagster, good: list[str], bad: dict[str, str]) -
 
 
 def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_path: Path) -> None:
-    root, hosts = www
+    root, hosts, _ = www
     nodes = dagster.graphql("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
     raw = next(n for n in nodes if n["assetKey"]["path"] == ["raw_audio"])
     assert {k["path"][-1] for k in raw["dependencyKeys"]} == SOURCES  # the lineage starts at the sources
@@ -134,13 +160,14 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
     assert "HTTP 404" in synced.stdout and "2 of 3 processed" in synced.stdout
     sync_keys = [source_for(u).key for u in urls]
 
-    wait(lambda: finished(dagster, "process_tracks") and len(finished(dagster, "process_track")) == 6, 240,
-         "the inbox's bulk run and its track runs")
+    keys = inbox_keys + sync_keys
+    wait(lambda: finished(dagster, "process_tracks", keys) and len(finished(dagster, "process_track", keys)) == 6,
+         240, "the inbox's bulk run and its track runs")
     assert_track_truth(dagster, good=inbox_keys[:2] + sync_keys[:2],
                        bad={inbox_keys[2]: "not an audio file", sync_keys[2]: "HTTP 404 (not found)"})
 
     # each multi-track request is one unit of bulk work, its track runs linked by its tag
-    bulks = [r for r in runs(dagster) if r["jobName"] == "process_tracks"]
+    bulks = [r for r in about(runs(dagster), keys) if r["jobName"] == "process_tracks"]
     assert {tag(r, "music_pipeline/origin") for r in bulks} == {"inbox", "cli sync"}
     for bulk in bulks:
         assert bulk["status"] == "FAILURE"  # one of its tracks failed: the bulk run says so
@@ -182,41 +209,41 @@ def test_every_path_shows_the_same_truth_in_the_ui(dagster: Dagster, www, tmp_pa
         page.screenshot(path=SCREENSHOTS / "check-passed.png")
 
 
-def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(www, tmp_path: Path) -> None:
+def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(dagster: Dagster, notion, www) -> None:
     """A person adds a page with a link to the tracks database; the daemon's notion_queue
     sensor takes it, a bulk run processes the track, and the page ends up "Done" with the
     track's data, one page, no copy; a link that 404s shows "Failed" with the reason."""
-    root, hosts = www
+    fake, db = notion
+    root, hosts, _ = www
     make_track(root / "Queued Song.flac", seconds=4, bpm=126, seed=40, codec_args=["-c:a", "flac"],
                metadata={"title": "Queued Song", "artist": "Notion Band"})
-    with FakeNotion() as fake:
-        db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url", "BPM": "number",
-                                             "Key": "select", "Camelot": "select", "Status": "select",
-                                             "Error": "rich_text", "ALAC File": "rich_text", "Artist": "multi_select"})
-        good = fake.seed_page(db.data_source_id, {"Name": "queued by hand", "URL": f"{hosts['fast']}/Queued%20Song.flac"})
-        gone = fake.seed_page(db.data_source_id, {"Name": "dead link", "URL": f"{hosts['fast']}/gone.flac"})
-        env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
-        with dagster_up(tmp_path, extra_env=env) as dagster:
-            def settled() -> bool:
-                statuses = [FakeNotion.plain(fake.page(p["id"]))["Status"] for p in (good, gone)]
-                return statuses == ["Done", "Failed"]
+    links = [f"{hosts['fast']}/Queued%20Song.flac", f"{hosts['fast']}/gone.flac"]
+    good = fake.seed_page(db.data_source_id, {"Name": "queued by hand", "URL": links[0]})
+    gone = fake.seed_page(db.data_source_id, {"Name": "dead link", "URL": links[1]})
 
-            wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
-            page = FakeNotion.plain(fake.page(good["id"]))
-            key = page["Track ID"]
-            catalog = Catalog(dagster.library / "catalog.sqlite")
-            row = catalog.tracks.get(key)
-            assert row.status == "done"
-            assert page["Key"] == row.key_short and page["Camelot"] == row.camelot and page["BPM"] == row.bpm
-            assert page["ALAC File"] == catalog.files.get(key, "ALAC").path
-            assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
-            failed = FakeNotion.plain(fake.page(gone["id"]))
-            assert "404" in failed["Error"]
-            assert len(fake.pages_in(db.data_source_id)) == 2  # nothing created twice
-            nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
-            assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
-            assert fake.token not in dagster.log.read_text()
-        assert not [r for r in fake.requests if r.status == 429]
+    def settled() -> bool:
+        statuses = [FakeNotion.plain(fake.page(p["id"]))["Status"] for p in (good, gone)]
+        return statuses == ["Done", "Failed"]
+
+    wait(settled, 300, "the queued pages to show Done and Failed", interval=2)
+    page = FakeNotion.plain(fake.page(good["id"]))
+    key = page["Track ID"]
+    catalog = Catalog(dagster.library / "catalog.sqlite")
+    row = catalog.tracks.get(key)
+    assert row.status == "done"
+    assert page["Key"] == row.key_short and page["Camelot"] == row.camelot and page["BPM"] == row.bpm
+    assert page["ALAC File"] == catalog.files.get(key, "ALAC").path
+    assert page["Artist"] == ["Notion Band"] and page["Name"] == "queued by hand"  # typed by hand: kept
+    failed = FakeNotion.plain(fake.page(gone["id"]))
+    assert "404" in failed["Error"]
+    # nothing created twice (the database also holds the pages of the other tests' tracks)
+    ours = [p for p in map(FakeNotion.plain, fake.pages_in(db.data_source_id))
+            if p.get("Track ID") == key or p.get("URL") in links]
+    assert len(ours) == 2, ours
+    nodes = dagster.graphql(PARTITIONS, {"keys": [{"path": ["notion_records"]}]})["assetNodes"]
+    assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
+    assert fake.token not in dagster.log.read_text()
+    assert not [r for r in fake.requests if r.status == 429]
 
 
 def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:
@@ -228,7 +255,7 @@ def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:
 
 def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster: Dagster, www,
                                                                        tmp_path: Path) -> None:
-    root, hosts = www
+    root, hosts, slow = www
     for n in range(2):  # about 15 s to download each at the slow host's pace
         make_track(root / f"Slow Band - Long {n}.wav", seconds=7, bpm=100 + 11 * n, seed=20 + n)
     urls = [f"{hosts['slow']}/Slow Band - Long {n}.wav".replace(" ", "%20") for n in range(2)]
@@ -237,24 +264,27 @@ def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster:
     # a bulk run (`add`: the daemon launches it) killed while its track runs download
     added = dagster.cli("add", *urls, "--webserver", dagster.url)
     assert added.returncode == 0, added.stdout + added.stderr
-    started = wait(lambda: [r for r in runs(dagster) if r["jobName"] == "process_track"
+    started = wait(lambda: [r for r in about(runs(dagster), keys) if r["jobName"] == "process_track"
                             and r["status"] == "STARTED"], 120, "the track runs to start")
-    (bulk,) = [r for r in runs(dagster) if r["jobName"] == "process_tracks"]
+    (bulk,) = [r for r in about(runs(dagster), keys) if r["jobName"] == "process_tracks"]
     pid = wait(lambda: _bulk_pid(dagster, bulk["runId"]), 30, "the bulk run's pid")
     os.kill(pid, signal.SIGKILL)
     assert started
     # run monitoring notices: nothing stays STARTED, the bulk run fails and is retried once
     wait(lambda: not [r for r in runs(dagster) if r["status"] in ("STARTED", "STARTING") and
                       tag(r, "music_pipeline/bulk") == bulk["runId"]], 90, "the killed track runs to fail")
+    slow.throttled = False  # killed inside the downloads: the retry need not crawl
     killed = [r for r in runs(dagster, **{"music_pipeline/bulk": bulk["runId"]})]
     assert killed and all(r["status"] == "FAILURE" for r in killed)
     catalog = Catalog(dagster.library / "catalog.sqlite")
     wait(lambda: all(getattr(catalog.tracks.get(k), "status", None) == "done" for k in keys), 240,
          "the retried bulk run to finish the tracks")
-    retried = [r for r in runs(dagster) if r["jobName"] == "process_tracks" and r["runId"] != bulk["runId"]]
+    retried = [r for r in about(runs(dagster), keys) if r["jobName"] == "process_tracks"
+               and r["runId"] != bulk["runId"]]
     assert retried and tag(retried[0], "dagster/parent_run_id") == bulk["runId"]
 
     # a run worker launched on its own (the UI's Materialize of one partition) killed mid-run
+    slow.throttled = True
     make_track(root / "Slow Band - Alone.wav", seconds=7, seed=30)
     url = f"{hosts['slow']}/Slow Band - Alone.wav".replace(" ", "%20")
     key = source_for(url).key
@@ -276,6 +306,7 @@ def test_killed_processes_leave_no_run_started_and_the_tracks_run_again(dagster:
     os.kill(worker, signal.SIGKILL)
     wait(lambda: next(r for r in runs(dagster) if r["runId"] == run_id)["status"] == "FAILURE", 90,
          "run monitoring to mark the killed run failed")
+    slow.throttled = False
     again = dagster.cli("add", url, "--webserver", dagster.url)  # the next request runs it again
     assert again.returncode == 0, again.stdout + again.stderr
     wait(lambda: getattr(catalog.tracks.get(key), "status", None) == "done", 180, "the track to run again")

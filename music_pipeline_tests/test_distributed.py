@@ -1,7 +1,9 @@
 """Several machines, played on one: the instance in a real PostgreSQL, track runs sent through a
 real Redis to `music-pipeline worker` processes (Celery, prefork), the real daemon dequeuing,
-monitoring and retrying runs. Each test gets a database of its own and an empty Redis."""
+monitoring and retrying runs. The end-to-end tests share one cluster, started once (``machines``),
+each with tracks of its own; the others get a database of their own and an empty Redis."""
 
+import contextlib
 import functools
 import http.server
 import os
@@ -9,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from . import services
 from .audio import make_track
 from .conftest import SlowHandler
 from .daemon import REPO, wait
-from .services import Postgres, Redis, redis_command
+from .services import Postgres, Redis
 
 FORMATS = {"ALAC", "AIFF", "WAV"}
 PY = sys.executable
@@ -39,6 +40,7 @@ class Cluster:
     library_root: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # every track registered in its library
 
     @functools.cached_property
     def library(self) -> Library:
@@ -94,32 +96,64 @@ class Cluster:
     def stop(self) -> None:
         services.stop_groups(self.procs.values(), grace=20)
 
-@pytest.fixture
-def cluster(tmp_path: Path, postgres_server: Postgres, redis_server: Redis,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def _cluster(tmp: Path, postgres_server: Postgres, redis_server: Redis, monkeypatch: pytest.MonkeyPatch,
+             redis_db: int = 0) -> Iterator[Cluster]:
     """DAGSTER_HOME with the production dagster.yaml (monitoring polled every 2 s) on a fresh
-    database, an empty Redis, a library folder; processes started through it are stopped after."""
-    assert redis_command(redis_server.port, "FLUSHALL") == b"+OK"
-    home, root = tmp_path / "home", tmp_path / "library"
+    database, an empty Redis database ``redis_db``, a library folder; processes started through it
+    are stopped after."""
+    import redis
+
+    redis.Redis(host=redis_server.host, port=redis_server.port, db=redis_db).flushdb()
+    home, root = tmp / "home", tmp / "library"
     home.mkdir()
     (home / "dagster.yaml").write_text(production_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 2")
                                        .replace("free_slots_after_run_end_seconds: 15",
                                                 "free_slots_after_run_end_seconds: 2"))
+    broker = redis_server.url.rsplit("/", 1)[0] + f"/{redis_db}"
     # Dagster's storage and the catalog each on a database of their own on the same server
-    env = {**services.fresh_database(postgres_server, "dagster").env, **redis_server.env,
+    env = {**services.fresh_database(postgres_server, "dagster").env,
+           "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker,
            "MUSIC_CATALOG_URL": services.fresh_database(postgres_server, "catalog").url,
            "DAGSTER_HOME": str(home), "MUSIC_LIBRARY": str(root), "EAGLE_API_BASE": "off",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    running = Cluster(tmp_path, {**os.environ, **env}, home, root)
+    running = Cluster(tmp, {**os.environ, **env}, home, root)
     try:
         yield running
     finally:
         running.stop()
 
-def track_runs(instance: DagsterInstance) -> list:
-    return list(instance.get_runs(filters=RunsFilter(job_name="process_track")))
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres_server: Postgres, redis_server: Redis,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """A cluster of this test's own: a fresh database, an empty Redis, no process started yet."""
+    with _cluster(tmp_path, postgres_server, redis_server, monkeypatch) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def machines(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres,
+             redis_server: Redis) -> Iterator[Cluster]:
+    """The module's cluster, started once: workers w1 and w2 and the daemon (on Redis database 1,
+    apart from the other tests' database 0). Its tests register tracks of their own and look only
+    at their runs; every track in its library is accounted for (``Cluster.keys``)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, \
+            _cluster(tmp_path_factory.mktemp("machines"), postgres_server, redis_server, monkeypatch,
+                     redis_db=1) as running:
+        running.worker("w1")
+        running.worker("w2")
+        running.daemon()
+        running.wait_workers("w1", "w2")
+        yield running
+
+
+def track_runs(instance: DagsterInstance, keys: list[str]) -> list:
+    """The track runs of ``keys`` (a test's own tracks on the module's cluster)."""
+    return [r for r in instance.get_runs(filters=RunsFilter(job_name="process_track"))
+            if r.tags.get("dagster/partition") in keys]
 
 def why(instance: DagsterInstance, runs: list) -> str:
     """The failures of ``runs``, for an assertion's message."""
@@ -146,12 +180,14 @@ def leftovers(root: Path) -> list[str]:
 
 def register(cluster: Cluster, targets: list[str]) -> list[str]:
     keys = [register_target(cluster.library, target)[0].key for target in targets]
+    cluster.keys.extend(keys)
     with cluster.instance() as instance:
         instance.add_dynamic_partitions("tracks", keys)
     return keys
 
 def assert_done_once(cluster: Cluster, keys: list[str]) -> None:
-    """Every track DONE, one catalog row each, one file per format each, nothing half-written."""
+    """Every track DONE, one catalog row each, one file per format each, nothing half-written
+    (nor any file beside those of the tracks the cluster was given, all done by now)."""
     rows = [row for row in cluster.library.catalog.tracks.all() if row.key in keys]
     assert sorted(r.key for r in rows) == sorted(keys)
     assert {r.key: r.status for r in rows} == {k: Status.DONE for k in keys}
@@ -159,7 +195,7 @@ def assert_done_once(cluster: Cluster, keys: list[str]) -> None:
         formats = sorted(f.format.upper() for f in cluster.library.catalog.files.all([key]))
         assert len(formats) == len(set(formats)) == 3, (key, formats)
     on_disk = outputs(cluster.library_root)
-    assert len(on_disk) == 3 * len(keys), on_disk
+    assert len(on_disk) == 3 * len(cluster.keys), on_disk
     assert {Path(p).parts[0] for p in on_disk} == FORMATS
     assert leftovers(cluster.library_root) == []
     assert not (cluster.library_root / "catalog.sqlite").exists()  # every machine wrote to the shared catalog
@@ -197,21 +233,19 @@ def test_up_production_refuses_without_the_environment(tmp_path: Path) -> None:
 
 # -- b) end to end: a backfill over two workers ------------------------------------------------
 
-def test_backfill_runs_on_two_workers(cluster: Cluster, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_backfill_runs_on_two_workers(machines: Cluster, tmp_path: Path) -> None:
+    cluster = machines  # workers w1 and w2 and the daemon
     sources = [make_track(tmp_path / "src" / f"Band - Song {n}.flac", seconds=5, bpm=100 + 8 * n, seed=n,
                           codec_args=["-c:a", "flac"]) for n in range(4)]
     keys = register(cluster, [str(p) for p in sources])
-    cluster.worker("w1")
-    cluster.worker("w2")
-    cluster.daemon()
-    cluster.wait_workers("w1", "w2")
     proc = cluster.cli(PY, "-m", "dagster", "job", "backfill", "-j", "process_track", "--partitions", ",".join(keys),
                        "--noprompt", "-w", str(REPO / "workspace.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     with cluster.instance() as instance:
         def finished():
-            runs = track_runs(instance)
+            runs = track_runs(instance, keys)
             return len(runs) == 4 and all(r.is_finished for r in runs) and runs
 
         try:
@@ -233,12 +267,12 @@ class QuietServer(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture
-def slow_www(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+def slow_www(tmp_path: Path) -> Iterator[tuple[Path, str, QuietServer]]:
     root = tmp_path / "www"
     root.mkdir()
     httpd = QuietServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd
     httpd.shutdown()
     httpd.server_close()
 
@@ -254,25 +288,26 @@ def launch_bulk(cluster: Cluster, keys: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def bulk_runs(instance: DagsterInstance) -> list:
-    return list(instance.get_runs(filters=RunsFilter(job_name="process_tracks")))
+def bulk_runs(instance: DagsterInstance, keys: list[str]) -> list:
+    """The bulk runs sent for any of ``keys``."""
+    return [r for r in instance.get_runs(filters=RunsFilter(job_name="process_tracks"))
+            if set(r.run_config["ops"]["run_tracks"]["config"]["keys"]) & set(keys)]
 
 
-def test_killed_worker_process_is_failed_by_monitoring_and_retried(cluster: Cluster, slow_www) -> None:
+@pytest.mark.slow
+def test_killed_worker_process_is_failed_by_monitoring_and_retried(machines: Cluster, slow_www) -> None:
     """A bulk run on several machines submits the track run; the worker's pool process is killed
     inside the download; monitoring fails the run from its Celery task, run_retries retries it,
     the bulk run follows the retry (and does not retry the track itself too)."""
-    root, url = slow_www
+    cluster = machines  # workers w1 and w2 and the daemon
+    root, url, slow = slow_www
     make_track(root / "Slow Band - Long Song.flac", seconds=6, seed=3, codec_args=["-c:a", "flac"])
     (key,) = register(cluster, [f"{url}/Slow%20Band%20-%20Long%20Song.flac"])
-    cluster.worker("w1")
-    cluster.daemon()
-    cluster.wait_workers("w1")
     launch_bulk(cluster, [key])
 
     with cluster.instance() as instance:
         def downloading():
-            runs = track_runs(instance)
+            runs = track_runs(instance, [key])
             run = runs[-1] if runs else None
             if run is None or run.status != DagsterRunStatus.STARTED or WORKER_TAG not in run.tags:
                 return None
@@ -284,21 +319,25 @@ def test_killed_worker_process_is_failed_by_monitoring_and_retried(cluster: Clus
         try:
             first = wait(downloading, 120, "the track run inside its download step", interval=0.3)
         except AssertionError:
-            raise AssertionError(cluster.tail() + why(instance, bulk_runs(instance))) from None
-        time.sleep(1.0)  # well inside the slow download
+            raise AssertionError(cluster.tail() + why(instance, bulk_runs(instance, [key]))) from None
+        wait(lambda: [p for p in cluster.library_root.rglob("download-*") if p.stat().st_size > 0], 30,
+             "the download's first bytes", interval=0.1)  # well inside the slow download
         _host, pid, _ = first.tags[WORKER_TAG].rsplit(":", 2)
-        assert int(pid) != cluster.procs["w1"].pid  # a pool process, not the worker's main process
+        # a pool process, not a worker's main process
+        assert int(pid) not in {cluster.procs[name].pid for name in ("w1", "w2")}
         os.kill(int(pid), signal.SIGKILL)
 
         def settled():
-            runs = track_runs(instance)
-            bulk = bulk_runs(instance)
+            if instance.get_run_by_id(first.run_id).is_finished:
+                slow.throttled = False  # the killed run is failed: its retry need not crawl
+            runs = track_runs(instance, [key])
+            bulk = bulk_runs(instance, [key])
             return len(runs) == 2 and all(r.is_finished for r in [*runs, *bulk]) and runs
 
         try:
             runs = wait(settled, 180, "the killed run failed, its retry finished, and the bulk run", interval=1)
         except AssertionError:
-            raise AssertionError(cluster.tail() + why(instance, track_runs(instance))) from None
+            raise AssertionError(cluster.tail() + why(instance, track_runs(instance, [key]))) from None
         killed = instance.get_run_by_id(first.run_id)
         retry = next(r for r in runs if r.run_id != first.run_id)
         assert killed.status == DagsterRunStatus.FAILURE
@@ -308,7 +347,7 @@ def test_killed_worker_process_is_failed_by_monitoring_and_retried(cluster: Clus
         # from the Celery task's WorkerLostError, or (when monitoring looks first) from the pid being gone
         assert ("the worker process was killed" in messages and "WorkerLostError" in messages) or (
             "is gone: killed" in messages), messages[-800:]
-        (bulk,) = bulk_runs(instance)
+        (bulk,) = bulk_runs(instance, [key])
         assert bulk.status == DagsterRunStatus.SUCCESS, why(instance, [bulk])
         assert {r.tags.get("music_pipeline/bulk") for r in runs} == {bulk.run_id}
     assert_done_once(cluster, [key])
@@ -316,6 +355,7 @@ def test_killed_worker_process_is_failed_by_monitoring_and_retried(cluster: Clus
 
 # -- d) doctor ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_doctor_checks_postgres_redis_and_the_workers(cluster: Cluster, tmp_path: Path) -> None:
     cluster.worker("w1")
     cluster.wait_workers("w1")

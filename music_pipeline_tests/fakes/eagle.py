@@ -41,13 +41,12 @@ import secrets
 import shutil
 import string
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from .base import FakeServer, JsonHandler
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -84,10 +83,11 @@ class _Folder:
     children: list[str] = field(default_factory=list)
 
 
-class FakeEagle:
+class FakeEagle(FakeServer):
     """Eagle's local API on 127.0.0.1, with one library folder on disk."""
 
     def __init__(self, library: Path | str | None = None, *, token: str | None = None) -> None:
+        super().__init__(_Handler)
         self.library = Path(library) if library else Path(tempfile.mkdtemp(prefix="fake-eagle-")) / "Fake.library"
         (self.library / "images").mkdir(parents=True, exist_ok=True)
         self.token = token
@@ -100,43 +100,14 @@ class FakeEagle:
         self._visible_at: dict[str, float] = {}  # id -> monotonic time from which item/list shows it
         self._folders: dict[str, _Folder] = {}
         self._top: list[str] = []  # top-level folder ids in creation order
-        # --- observations
-        self.requests: list[Request] = []
+        # --- observations: ``requests``, every Request received
         # --- internals
-        self._lock = threading.RLock()
         self._failures: list[tuple[int, str | None]] = []
         self._clock_ms = 1_700_000_000_000
 
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-        self._stopped = False
-
-    # ---- lifecycle
-
     def stop(self) -> None:
         """Eagle is not running any more: from now on connections are refused."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    close = stop
-
-    def __enter__(self) -> FakeEagle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
 
     # ---- behaviour switches
 
@@ -339,12 +310,8 @@ class FakeEagle:
         return out[offset:offset + limit]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     owner: FakeEagle
-    protocol_version = "HTTP/1.0"  # one request per connection: stop() really cuts clients off
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -352,20 +319,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
-    def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def _handle(self, method: str) -> None:
         fake = self.owner
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        path, query = self._split()
+        raw = self._body()
         body: Any = None
         bad_json = False
         if raw:
@@ -376,12 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
         given = query.pop("token", None)
         if isinstance(body, dict) and "token" in body:
             given = body.pop("token")
-        record = Request(time.time(), method, parts.path, query, body, given is not None)
-        with fake._lock:
-            fake.requests.append(record)
+        record = fake.record(Request(time.time(), method, path, query, body, given is not None))
         try:
             with fake._lock:
-                at = next((i for i, (_, p) in enumerate(fake._failures) if p in (None, parts.path)), None)
+                at = next((i for i, (_, p) in enumerate(fake._failures) if p in (None, path)), None)
                 failure = fake._failures.pop(at)[0] if at is not None else None
             if failure is not None:
                 raise _ApiError(failure, "Internal Server Error")
@@ -390,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
             if bad_json:
                 raise _ApiError(400, "Invalid JSON body.")
             with fake._lock:
-                has_data, data = fake._route(method, parts.path, query, body if isinstance(body, dict) else {})
+                has_data, data = fake._route(method, path, query, body if isinstance(body, dict) else {})
             status = 200
             payload: dict = {"status": "success", "data": json.loads(json.dumps(data))} if has_data else {"status": "success"}
         except _ApiError as e:

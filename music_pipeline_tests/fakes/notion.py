@@ -28,14 +28,14 @@ rich text, database/data-source creation over HTTP, per-request size limits othe
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
+
+from .base import FakeServer, JsonHandler
 
 NOTION_VERSION = "2025-09-03"
 PROPERTY_TYPES = ("title", "rich_text", "number", "select", "multi_select", "url", "checkbox",
@@ -123,10 +123,12 @@ class _DataSource:
     created_time: str
 
 
-class FakeNotion:
-    """The Notion API (``/v1``) on 127.0.0.1; one integration token."""
+class FakeNotion(FakeServer):
+    """The Notion API (``/v1``) on 127.0.0.1; one integration token. ``url`` is notion_client's
+    base_url (it adds /v1/)."""
 
     def __init__(self, token: str = "ntn_fake_integration_token") -> None:
+        super().__init__(_Handler)
         self.token = token
         # --- state, set through the helpers below
         self.databases: dict[str, dict] = {}  # id -> {"title", "data_source_ids", "created_time"}
@@ -134,42 +136,14 @@ class FakeNotion:
         self.pages: dict[str, dict] = {}  # id -> page object in Notion's shape (insertion = creation order)
         self.access: dict[str, str] = {}  # database/data source id -> "not_shared" | "restricted"
         self.tick = timedelta(minutes=1)  # how far the clock moves on every write
-        # --- observations
-        self.requests: list[Request] = []
+        # --- observations: ``requests``, every Request received
         # --- internals
-        self._lock = threading.RLock()
         self._rate_limits: list[int] = []
         self._per_second: float | None = None
         self._accepted: list[float] = []  # monotonic times of requests let through by the limiter
         self._failures: list[tuple[int, bool]] = []  # (status, after_apply)
         self._clock = datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
         self._prop_seq = 0
-
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"  # notion_client base_url (it adds /v1/)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    # ---- lifecycle
-
-    def close(self) -> None:
-        """Stop serving: from now on connections are refused, like a network outage."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeNotion:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def client(self, **options: Any):
         """A real ``notion_client.Client`` pointed at this fake."""
@@ -742,12 +716,8 @@ def _date_condition(value: str, cond: dict, where: str) -> bool:
 # --------------------------------------------------------------------------- server
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     owner: FakeNotion
-    protocol_version = "HTTP/1.0"  # one request per connection: close() really cuts clients off
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -763,22 +733,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing
 
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
     def _handle(self, method: str) -> None:
         fake = self.owner
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        path, query = self._split()
+        raw = self._body()
         body: Any = None
         bad_json = False
         if raw:
@@ -786,15 +744,13 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 bad_json = True
-        record = Request(time.time(), method, parts.path, query, body, self.headers.get("Notion-Version"))
-        with fake._lock:
-            fake.requests.append(record)
+        record = fake.record(Request(time.time(), method, path, query, body, self.headers.get("Notion-Version")))
         try:
             if bad_json:
                 raise _ApiError(400, "invalid_json", "Error parsing JSON body.")
             late_failure = self._gate()
             with fake._lock:
-                result = self._route(method, parts.path, body if isinstance(body, dict) else {})
+                result = self._route(method, path, body if isinstance(body, dict) else {})
             if late_failure is not None:  # applied, but the answer is an error
                 raise self._failure(late_failure)
             status, payload, headers = 200, {**result, "request_id": str(uuid.uuid4())}, {}

@@ -21,14 +21,14 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
+
+from .base import FakeServer, JsonHandler
 
 DEFAULT_SCOPE = (
     "user-library-read playlist-read-private playlist-read-collaborative "
@@ -181,10 +181,11 @@ class _Token:
     valid: bool = True
 
 
-class FakeSpotify:
+class FakeSpotify(FakeServer):
     """The Web API (``/v1``) and Accounts service (``/authorize``, ``/api/token``) in one server."""
 
     def __init__(self, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret") -> None:
+        super().__init__(_Handler)
         self.client_id = client_id
         self.client_secret = client_secret
         # --- library state, set freely from tests
@@ -196,13 +197,11 @@ class FakeSpotify:
         self.playlist_item_field = "item"  # "item" (2026 API) or "track" (legacy shape)
         # --- behaviour switches
         self.deny_next_authorization = False
-        # --- observations
-        self.requests: list[Request] = []
+        # --- observations (and ``requests``: every Request received)
         self.token_grants: list[str] = []  # grant_type of every successful token request
         self.issued_access_tokens: list[str] = []
         self.issued_refresh_tokens: list[str] = []
         # --- internals
-        self._lock = threading.Lock()
         self._access: dict[str, _Token] = {}
         self._refresh: dict[str, str] = {}  # refresh token -> scope
         self._codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, scope)
@@ -211,34 +210,8 @@ class FakeSpotify:
         self._unauthorized = 0
         self._clock = datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
 
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.api_prefix = f"{self.url}/v1/"
         self.accounts_url = self.url
-        # a short poll interval makes close() (and so every test teardown) quick
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    # ---- lifecycle
-
-    def close(self) -> None:
-        """Stop serving: from now on connections are refused, like a network outage."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeSpotify:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- state helpers
 
@@ -340,24 +313,10 @@ class FakeSpotify:
                      and t.get("type") == "track"), None)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     owner: FakeSpotify
-    protocol_version = "HTTP/1.0"  # one request per connection: close() really cuts clients off
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     # ---- plumbing
-
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _api_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._json(status, {"error": {"status": status, "message": message}}, headers)
@@ -369,17 +328,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _split(self) -> tuple[str, dict[str, str]]:
-        parts = urlsplit(self.path)
-        return parts.path, {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-
     # ---- accounts service
 
     def do_GET(self) -> None:
         path, query = self._split()
         fake = self.owner
-        with fake._lock:
-            fake.requests.append(Request("GET", path, query))
+        fake.record(Request("GET", path, query))
         if path == "/authorize":
             self._authorize(query)
         elif path.startswith("/v1/"):
@@ -389,12 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path, _ = self._split()
-        length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        form = {k: v[-1] for k, v in parse_qs(self._body().decode()).items()}
         fake = self.owner
-        with fake._lock:
-            safe = {k: v for k, v in form.items() if k in ("grant_type", "redirect_uri", "scope")}
-            fake.requests.append(Request("POST", path, {}, safe))
+        safe = {k: v for k, v in form.items() if k in ("grant_type", "redirect_uri", "scope")}
+        fake.record(Request("POST", path, {}, safe))
         if path == "/api/token":
             self._token(form)
         else:
