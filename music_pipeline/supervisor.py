@@ -182,7 +182,7 @@ def mark_interrupted(run_ids: list[str], message: str) -> None:
 
     from .automation.bulk import PARTITION_TAG
     from .core.domain.errors import Reason
-    from .core.domain.status import Status
+    from .core.domain.lifecycle import Status
     from .resources import build_resources
 
     library = build_resources()["library"].get()

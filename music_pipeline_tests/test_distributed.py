@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from music_pipeline.core.domain.status import Status
+from music_pipeline.core.domain.lifecycle import Status
 from music_pipeline.core.library.steps import Library, register_target
 from music_pipeline.instance import CELERY_WORKER_TAG, WORKER_TAG, production_yaml
 from music_pipeline.resources import LibraryResource

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
 
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from ..core.library.steps import Library
 from . import steps
 

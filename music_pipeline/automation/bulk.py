@@ -57,7 +57,7 @@ from ..assets import TARGET_TAG, tracks
 from ..core.domain import selection
 from ..core.domain.errors import Reason
 from ..core.domain.identity import redact_url
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from ..core.library.rows import Track
 from ..core.library.steps import Library
 from ..core.sources import discovery

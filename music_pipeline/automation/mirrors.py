@@ -9,7 +9,7 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, 
 from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import TrackError
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from ..core.library import mirrors
 from ..core.sources.download import resolve_id
 from ..resources import DownloaderResource, LibraryResource, NotionResource

@@ -17,7 +17,7 @@ from ..assets import tracks
 from ..assets.sources import observation
 from ..core.domain.errors import SourceUnavailable, TrackError
 from ..core.domain.identity import is_collection, redact_url
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from ..core.library.steps import register_target
 from ..core.sources import inbox
 from ..core.sources.discovery import expand_collection

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dagster import DagsterInstance, RunsFilter
 
 from ..core.domain.errors import Reason
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from ..core.library.steps import Library
 from .bulk import PARTITION_TAG
 

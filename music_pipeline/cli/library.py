@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from .common import Progress, mark, open_instance, open_library, open_resources, reap
 
 PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import settings
 from ..core.domain.errors import TrackError
-from ..core.domain.status import Status
+from ..core.domain.lifecycle import Status
 from .common import mark, open_instance, open_library, open_resources, reap
 
 if TYPE_CHECKING:

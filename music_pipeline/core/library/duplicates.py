@@ -23,7 +23,7 @@ from ..audio.tagging import read_source_tags
 from ..domain import dedup, fpindex, lifecycle, normalize
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, looks_like_url, normalise_isrc
-from ..domain.status import Status
+from ..domain.lifecycle import Status
 from .rows import DedupGroup, Track
 from .steps import Library
 from .store import DUPLICATES_DIR, copy_atomic

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..domain.errors import TrackError
 from ..domain.identity import looks_like_url, redact_url, source_for
+from ..domain.lifecycle import Status
 from ..domain.records import OutputFile, TrackRecord
-from ..domain.status import Status
 from ..sources import eagle
 from ..sources.notion import mapping
 from ..sources.notion.mirror import NotionMirror, Outcome

@@ -38,8 +38,8 @@ from ..domain.identity import (
     redact_url,
     source_for,
 )
+from ..domain.lifecycle import Status
 from ..domain.paths import FORMATS, Layout
-from ..domain.status import Status
 from ..sources.download import Downloaded, download, scratch_dir, scratch_leftovers
 from ..sources.inbox import imported_path
 from ..sources.ytdlp import DownloadOptions
