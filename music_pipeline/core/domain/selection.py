@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import Reason
-from .status import Status
+from .lifecycle import Status
 
 MODES = ("single", "batch", "all", "reprocess")
 
