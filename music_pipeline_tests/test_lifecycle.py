@@ -120,15 +120,15 @@ def catalog(request, tmp_path_factory) -> Catalog:
 
 #: Each event as the product fires it: the catalog's method for it.
 FIRE = {
-    Event.START: lambda c, k, t: c.mark_running(k),
-    Event.FAIL: lambda c, k, t: c.mark_failed(k, "wav", "ffmpeg failed", Reason.MEDIA_TOOL),
-    Event.CRASH: lambda c, k, t: c.mark_crashed(k, "The process running this is gone."),
-    Event.FINISH: lambda c, k, t: c.mark_done(k),
-    Event.NEED_REVIEW: lambda c, k, t: c.mark_needs_review(k, "raw_audio", "No confident match."),
-    Event.REQUEUE: lambda c, k, t: c.requeue(k),
-    Event.REJECT: lambda c, k, t: c.mark_unavailable(k, "discovery", "removed", Reason.REMOVED),
-    Event.SET_ASIDE: lambda c, k, t: c.mark_duplicate(k, "youtube-keeperkeep", "g1"),
-    Event.UNDO: lambda c, k, t: c.restore_status(k, t),
+    Event.START: lambda c, k, t: c.tracks.mark_running(k),
+    Event.FAIL: lambda c, k, t: c.tracks.mark_failed(k, "wav", "ffmpeg failed", Reason.MEDIA_TOOL),
+    Event.CRASH: lambda c, k, t: c.tracks.mark_crashed(k, "The process running this is gone."),
+    Event.FINISH: lambda c, k, t: c.tracks.mark_done(k),
+    Event.NEED_REVIEW: lambda c, k, t: c.tracks.mark_needs_review(k, "raw_audio", "No confident match."),
+    Event.REQUEUE: lambda c, k, t: c.tracks.requeue(k),
+    Event.REJECT: lambda c, k, t: c.tracks.mark_unavailable(k, "discovery", "removed", Reason.REMOVED),
+    Event.SET_ASIDE: lambda c, k, t: c.tracks.mark_duplicate(k, "youtube-keeperkeep", "g1"),
+    Event.UNDO: lambda c, k, t: c.tracks.restore_status(k, t),
 }
 #: How a new track gets to each status: through the same events.
 REACH = {Q: [], R: [Event.START], D: [Event.START, Event.FINISH], F: [Event.FAIL], N: [Event.NEED_REVIEW],
@@ -168,7 +168,7 @@ def test_the_catalog_applies_exactly_the_table(catalog: Catalog, current: Status
             _assert_fields(event, row, before)
 
 
-def _assert_fields(event: Event, row: dict, before: dict) -> None:
+def _assert_fields(event: Event, row: Track, before: Track) -> None:
     """What the status means in the row's other fields."""
     if event in (Event.FAIL, Event.CRASH, Event.REJECT):
         reason = {Event.FAIL: "media-tool", Event.CRASH: "crashed", Event.REJECT: "removed"}[event]

@@ -137,7 +137,7 @@ def fetch(lib: Library, key: str, options: DownloadOptions, *, target: str | Non
         except discovery.NeedsReview as err:
             lib.catalog.tracks.mark_needs_review(key, "raw_audio", str(err))
             return review(lib, key, str(err))
-        log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).get('match_score') or 0:.2f})")
+        log(f"{key}: downloading the match {redact_url(url)} (score {lib.track(key).match_score or 0:.2f})")
     if url and row.match_pinned:
         log(f"{key}: downloading the pinned source {redact_url(url)}")
     lib.catalog.tracks.mark_running(key)
