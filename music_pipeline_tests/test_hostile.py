@@ -287,7 +287,8 @@ def test_a_catalog_connection_cut_by_the_server_is_the_catalog_sentence(postgres
     import psycopg2
     import sqlalchemy as sa
 
-    from music_pipeline.core.library.catalog import CatalogError, _errors
+    from music_pipeline.core.library.damage import CatalogError
+    from music_pipeline.core.library.damage import errors as _errors
 
     conn = psycopg2.connect(postgres_server.url)
     with conn.cursor() as cursor:
