@@ -219,9 +219,17 @@ def test_processes_racing_to_set_one_track_aside_apply_it_once(backend, request,
     catalog = Catalog(tmp_path / "library" / "catalog.sqlite", url=url)
     key = _track_in(catalog, D)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(3) as pool:
-        barrier = context.Manager().Barrier(3)
-        outcomes = pool.starmap(_set_aside, [(str(tmp_path / "library"), url, key, barrier)] * 3)
+    # closed and joined, not terminated: a process that ran Dagster in-process may have SIGTERM
+    # ignored (Dagster maps it to SIGINT's handler, ignored under a shell's `&`), and spawned
+    # workers inherit that, so Pool.terminate() would wait on them forever
+    with context.Manager() as manager:
+        barrier = manager.Barrier(3)
+        pool = context.Pool(3)
+        try:
+            outcomes = pool.starmap(_set_aside, [(str(tmp_path / "library"), url, key, barrier)] * 3)
+        finally:
+            pool.close()
+            pool.join()
     assert sorted(outcomes) == ["applied", "refused", "refused"]
     assert catalog.tracks.get(key).status == X
 
