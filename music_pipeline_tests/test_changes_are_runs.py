@@ -226,6 +226,7 @@ def test_pin_is_set_inside_a_run(home, library, tmp_path, http_server, capsys) -
     assert_ui_matches_disk(library, [key])
 
 
+@pytest.mark.slow  # starts the product, a server to stop, or waits out a client's back-off
 def test_a_run_killed_under_the_command_is_failed_by_the_next_command(home, library_root, tmp_path) -> None:
     """No daemon runs on this home: the next `music-pipeline run` marks the killed bulk run
     and its track run failed, with a message, and processes the track."""

@@ -50,6 +50,7 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow  # starts the product, a server to stop, or waits out a client's back-off
 def test_a_track_whose_only_failure_is_notion_is_reported_as_such(env, tmp_path) -> None:
     """The track is processed (its files are in the library); only its Notion page could not be
     written: said as that, never as "another run is processing it"."""
@@ -147,6 +148,7 @@ def _processes_of(home: Path) -> set[int]:
     return found
 
 
+@pytest.mark.slow  # starts the product, a server to stop, or waits out a client's back-off
 def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupted(tmp_path) -> None:
     import functools
     import http.server
@@ -226,6 +228,7 @@ def test_sigterm_to_up_stops_everything_it_started_and_marks_its_runs_interrupte
 # -- the catalog's PostgreSQL server stopped mid-run ---------------------------------------------
 
 
+@pytest.mark.slow  # starts the product, a server to stop, or waits out a client's back-off
 def test_a_catalog_server_stopped_mid_run_is_one_sentence_and_the_track_is_not_left_running(tmp_path) -> None:
     import functools
     import http.server
