@@ -130,17 +130,12 @@ class TrackRepository(Repository):
         if fields and self._update(key, fields) == 0:
             raise CatalogError(f"track {key} is not in the catalog")
 
-    def _update(self, key: str, fields: dict[str, object], guard: str = "", *,
-                release_names: bool = False) -> int:
+    def _update(self, key: str, fields: dict[str, object]) -> int:
         """One UPDATE of a track's row (no lock beyond the row's own: it reads nothing first)."""
         stored = encode_track_fields(fields, self._paths) | {"updated_at": now()}
         columns = ", ".join(f"{name} = ?" for name in stored)
         with self._db.write() as conn:
-            changed = conn.execute(f"UPDATE tracks SET {columns} WHERE key = ?{guard}",
-                                   (*stored.values(), key)).rowcount
-            if release_names:
-                conn.execute("DELETE FROM path_reservations WHERE track_key = ?", (key,))
-        return changed
+            return conn.execute(f"UPDATE tracks SET {columns} WHERE key = ?", (*stored.values(), key)).rowcount
 
     # -- its status: every change is an event of the track's lifecycle (domain/lifecycle.py) --
 
