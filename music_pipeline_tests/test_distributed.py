@@ -342,7 +342,10 @@ def test_killed_worker_process_is_failed_by_monitoring_and_retried(machines: Clu
         retry = next(r for r in runs if r.run_id != first.run_id)
         assert killed.status == DagsterRunStatus.FAILURE
         assert retry.status == DagsterRunStatus.SUCCESS, why(instance, runs)
+        # made by run_retries, or by the bulk run when run_retries missed the failure (bulk.py:
+        # TrackRunner.retry): either way one retry, in the killed run's group, named on it
         assert retry.tags.get("dagster/parent_run_id") == first.run_id
+        assert killed.tags.get("dagster/auto_retry_run_id") == retry.run_id
         messages = " ".join(e.message or "" for e in instance.all_logs(first.run_id))
         # from the Celery task's WorkerLostError, or (when monitoring looks first) from the pid being gone
         assert ("the worker process was killed" in messages and "WorkerLostError" in messages) or (

@@ -272,7 +272,9 @@ def test_submitting_a_track_run_as_the_ui_does():
 
 
 def test_retry_tags():
-    for name, value in (("PARENT_RUN_ID_TAG", "dagster/parent_run_id"), ("WILL_RETRY_TAG", "dagster/will_retry")):
+    for name, value in (("PARENT_RUN_ID_TAG", "dagster/parent_run_id"), ("WILL_RETRY_TAG", "dagster/will_retry"),
+                        ("ROOT_RUN_ID_TAG", "dagster/root_run_id"), ("RETRY_NUMBER_TAG", "dagster/retry_number"),
+                        ("AUTO_RETRY_RUN_ID_TAG", "dagster/auto_retry_run_id")):
         with relying_on(name, f"run_retries tagging runs {value!r}") as tag:
             assert tag == value
 

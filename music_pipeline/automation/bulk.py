@@ -63,7 +63,10 @@ from ..core.library.steps import Library
 from ..core.sources import discovery
 from ..instance import WORKER_TAG, orphaned_by_bulk, pooled, worker_alive, worker_tag
 from ..platform._dagster_internal import (
+    AUTO_RETRY_RUN_ID_TAG,
     PARENT_RUN_ID_TAG,
+    RETRY_NUMBER_TAG,
+    ROOT_RUN_ID_TAG,
     WILL_RETRY_TAG,
     copy_record,
     make_new_run_id,
@@ -90,7 +93,7 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
 
 MIN_TRACKS_FOR_LANES = 4  # fewer run one after another in the bulk run's own process
 SUBMITTED_POLL_S = 1.0  # how often a bulk run on several machines looks at its track runs
-RETRY_APPEARS_S = 300.0  # how long it waits for run_retries' retry of a crashed track run
+RETRY_MISSED_S = 30.0  # run_retries' retry of a crashed track run not there by then: missed (TrackRunner.retry)
 
 #: Per-track outcomes, as the bulk run counts them.
 OUTCOMES = ("done", "set aside", "failed", "skipped")
@@ -345,11 +348,12 @@ class TrackRunner:
         row = self.library.catalog.tracks.get(key)
         return self.job_name == "process_track" and bool(row) and Status(row.status).finished and not self.again
 
-    def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int):
+    def submit(self, instance: DagsterInstance, key: str, target: str | None, attempt: int,
+               retry_of: dict[str, str] | None = None):
         """Create one track run, as the UI would (job and execution plan snapshots, the origins
         of the bulk run's code location), and put it in the run queue."""
         bulk_run, repository = self.submit_from
-        tags = {**self.tags, PARTITION_TAG: key}
+        tags = {**self.tags, **(retry_of or {}), PARTITION_TAG: key}
         if target:
             tags[TARGET_TAG] = target
         if attempt > 1:
@@ -382,7 +386,13 @@ class TrackRunner:
                         if retries:  # run_retries took it: follow the retry, never retry it here too
                             following[retries[0].run_id] = following.pop(run.run_id)
                             continue
-                        if waited < (RETRY_APPEARS_S if run.tags.get(WILL_RETRY_TAG) == "true" else 10):
+                        promised = run.tags.get(WILL_RETRY_TAG) == "true"
+                        if waited < (RETRY_MISSED_S if promised else 10):
+                            continue
+                        if promised:  # and not made: make it as run_retries would have
+                            key = following[run.run_id][0]
+                            following[self.retry(instance, run, targets.get(key), attempt).run_id] = \
+                                following.pop(run.run_id)
                             continue
                     key, started = following.pop(run.run_id)
                     yield key, self._submitted_outcome(instance, run, key), run.run_id, time.monotonic() - started
@@ -393,6 +403,21 @@ class TrackRunner:
                 with contextlib.suppress(Exception):
                     instance.report_run_canceled(run, "its bulk run was interrupted")
             raise
+
+    def retry(self, instance: DagsterInstance, failed, target: str | None, attempt: int):
+        """The retry run_retries promised a crashed track run (its will_retry tag) and did not
+        make. Dagster's daemon reads each RUN_FAILURE event, then the failed run; Dagster writes
+        the run's status after the event, in a transaction of its own. Read between the two, the
+        run is still STARTED, is not retried, and the daemon's cursor has moved past it for good.
+        Made as run_retries makes it: in the failed run's group, numbered, and named on the failed
+        run, so that run_retries, should it come to it after all, finds it and makes no second."""
+        retry = self.submit(instance, failed.tags[PARTITION_TAG], target, attempt, retry_of={
+            PARENT_RUN_ID_TAG: failed.run_id, ROOT_RUN_ID_TAG: failed.tags.get(ROOT_RUN_ID_TAG, failed.run_id),
+            RETRY_NUMBER_TAG: str(int(failed.tags.get(RETRY_NUMBER_TAG, "0")) + 1)})
+        instance.add_run_tags(failed.run_id, {AUTO_RETRY_RUN_ID_TAG: retry.run_id})
+        instance.report_engine_event(f"Retrying the run: run_retries did not within {RETRY_MISSED_S:.0f} s, "
+                                     "so its bulk run did", failed)
+        return retry
 
     def _submitted_outcome(self, instance: DagsterInstance, run, key: str) -> str:
         if self.job_name == "verify_track":

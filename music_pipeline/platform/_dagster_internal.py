@@ -47,7 +47,13 @@ if TYPE_CHECKING:  # for type checkers; at run time each symbol is loaded from S
     from dagster._core.storage.sqlite_storage import _event_logs_directory as event_logs_directory
     from dagster._core.storage.sqlite_storage import _runs_directory as runs_directory
     from dagster._core.storage.sqlite_storage import _schedule_directory as schedule_directory
-    from dagster._core.storage.tags import PARENT_RUN_ID_TAG, WILL_RETRY_TAG
+    from dagster._core.storage.tags import (
+        AUTO_RETRY_RUN_ID_TAG,
+        PARENT_RUN_ID_TAG,
+        RETRY_NUMBER_TAG,
+        ROOT_RUN_ID_TAG,
+        WILL_RETRY_TAG,
+    )
     from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
     from dagster._record import copy as copy_record
     from dagster._serdes import ConfigurableClassData, unpack_value
@@ -198,6 +204,17 @@ SYMBOLS: dict[str, Private] = {
         "dagster._core.storage.tags", "WILL_RETRY_TAG", _BULK,
         "the tag saying run_retries will retry a failed run, so a bulk run waits for the retry; no "
         "public constant"),
+    "ROOT_RUN_ID_TAG": Private(
+        "dagster._core.storage.tags", "ROOT_RUN_ID_TAG", _BULK,
+        "the tag grouping a run and its retries: a bulk run submitting the retry run_retries missed "
+        "puts it in the failed run's group, as run_retries would; no public constant"),
+    "RETRY_NUMBER_TAG": Private(
+        "dagster._core.storage.tags", "RETRY_NUMBER_TAG", _BULK,
+        "the tag run_retries counts a retry by (and finds an existing retry by, so it never makes a "
+        "second): on the retry a bulk run submits when run_retries missed it; no public constant"),
+    "AUTO_RETRY_RUN_ID_TAG": Private(
+        "dagster._core.storage.tags", "AUTO_RETRY_RUN_ID_TAG", _BULK,
+        "the tag on a failed run naming its retry (the UI links them by it); no public constant"),
     "copy_record": Private(
         "dagster._record", "copy", _BULK,
         "a Dagster record with fields replaced: a submitted track run's remote_job_origin is its "
@@ -264,10 +281,13 @@ def without_compute_logs(ref: InstanceRef) -> InstanceRef:
 
 
 __all__ = [
+    "AUTO_RETRY_RUN_ID_TAG",
     "DAGSTER_CELERY_QUEUE_TAG",
     "DAGSTER_CELERY_TASK_ID_TAG",
     "INDEX_SHARD_NAME",
     "PARENT_RUN_ID_TAG",
+    "RETRY_NUMBER_TAG",
+    "ROOT_RUN_ID_TAG",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "SYMBOLS",
     "TASK_EXECUTE_JOB_NAME",
