@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,7 +33,7 @@ def _cached(path: Path, key: object, encode) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
     cached = CACHE / f"{digest}{path.suffix}"  # the container follows the extension
     if not cached.exists():
-        partial = cached.with_name(f"{cached.stem}.part{path.suffix}")
+        partial = cached.with_name(f"{cached.stem}.{os.getpid()}.part{path.suffix}")  # workers may race
         encode(partial)
         partial.replace(cached)
     shutil.copyfile(cached, path)

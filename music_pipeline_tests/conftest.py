@@ -39,8 +39,11 @@ os.environ["EAGLE_API_BASE"] = "off"
 
 @pytest.fixture(scope="session", autouse=True)
 def audio_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Generated audio encoded once per session and parameters (each test still gets its own copy)."""
-    audio.CACHE = tmp_path_factory.mktemp("audio-cache")
+    """Generated audio encoded once per session and parameters (each test still gets its own copy),
+    in one folder for all of pytest-xdist's workers (each under the session's base folder)."""
+    base = tmp_path_factory.getbasetemp()
+    audio.CACHE = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "audio-cache"
+    audio.CACHE.mkdir(exist_ok=True)
     yield audio.CACHE
     audio.CACHE = None
 

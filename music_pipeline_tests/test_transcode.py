@@ -147,3 +147,19 @@ def test_wav_backup_dir_receives_every_wav(tmp_path: Path, library_root: Path) -
     result = lib.render(key, "WAV")
     assert result.backup == backup / "WAV" / "Artist" / "Artist - B.wav"
     assert result.backup.read_bytes() == result.path.read_bytes()
+
+
+def test_a_file_changed_in_place_or_replaced_is_probed_again(tmp_path: Path) -> None:
+    """ffprobe's answer is kept per file identity: a file rewritten in place, or replaced by
+    another under the same name, is described as it is now, never as it was."""
+    first = make_track(tmp_path / "a.flac", seconds=2, codec_args=["-c:a", "flac"])
+    assert media.probe(first).sample_rate == 44_100
+    assert media.probe(first).duration_s == pytest.approx(2, abs=0.05)  # the kept answer
+    other = make_track(tmp_path / "b.flac", seconds=3, rate=48_000, codec_args=["-c:a", "flac"])
+    first.write_bytes(other.read_bytes())  # the same inode, rewritten
+    assert (media.probe(first).sample_rate, round(media.probe(first).duration_s)) == (48_000, 3)
+    third = make_track(tmp_path / "c.flac", seconds=4, rate=96_000, codec_args=["-c:a", "flac"])
+    third.replace(first)  # another file under the name
+    assert (media.probe(first).sample_rate, round(media.probe(first).duration_s)) == (96_000, 4)
+    media.probe(first).tags["title"] = "changed by a caller"
+    assert "title" not in media.probe(first).tags or media.probe(first).tags["title"] != "changed by a caller"

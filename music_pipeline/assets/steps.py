@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import MetadataValue
 
@@ -20,8 +21,10 @@ from ..core.domain.lifecycle import Status
 from ..core.library import usecases
 from ..core.library.rows import Track, TrackFile
 from ..core.library.steps import FileResult, Library
-from ..core.sources.spotify.client import SpotifyClient
 from ..core.sources.ytdlp import DownloadOptions
+
+if TYPE_CHECKING:
+    from ..core.sources.spotify.client import SpotifyClient
 
 Log = Callable[[str], None]
 ASSET_NAMES = {"ALAC": "m4a_alac", "AIFF": "aiff", "WAV": "wav"}  # format -> its asset

@@ -3,14 +3,19 @@ environment (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI,
 SPOTIFY_TOKEN_CACHE, SOUNDCLOUD_USER). Unconfigured is a normal state: the sensors then
 skip with a reason instead of failing."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from ..core.domain.errors import TrackError
-from ..core.sources.spotify.client import SpotifyClient
 from ..core.sources.spotify.models import DEFAULT_REDIRECT_URI, NotConfigured, SpotifyConfig
+
+if TYPE_CHECKING:
+    from ..core.sources.spotify.client import SpotifyClient
 
 
 class SpotifyResource(ConfigurableResource):
@@ -40,6 +45,8 @@ class SpotifyResource(ConfigurableResource):
                              accounts_url=self.accounts_url, **extra)
 
     def client(self) -> SpotifyClient:
+        from ..core.sources.spotify.client import SpotifyClient  # spotipy (and Redis) when used only
+
         return SpotifyClient(self.config())
 
 

@@ -16,8 +16,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import wave
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..domain.errors import DiskFull, MediaToolError, NotAudio
@@ -101,13 +103,37 @@ def raise_for_stderr(stderr: str, what: str, input_path: Path | None = None) -> 
     raise MediaToolError(f"{what} failed: {tail}")
 
 
+#: What ffprobe said about the files this process probed last, by the file's identity (device,
+#: inode, size, modification and change times to the nanosecond): a track's source is probed by
+#: its check, then again by each of its three outputs' steps, and each ffprobe costs about 0.1
+#: CPU-s, more than the rest of a short step. Any write or rename changes the identity.
+_PROBED: OrderedDict[tuple, AudioInfo] = OrderedDict()
+_PROBED_MAX = 64
+_PROBED_LOCK = threading.Lock()
+
+
 def probe(path: Path) -> AudioInfo:
     """Describe the audio of ``path``; raise NotAudio for anything that is not audio."""
     path = Path(path)
     if not path.is_file():
         raise NotAudio(f"{path} does not exist.")
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if st.st_size == 0:
         raise NotAudio(f"{path.name} is empty (0 bytes).", hint="Copy or download it again.")
+    identity = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _PROBED_LOCK:
+        if (known := _PROBED.get(identity)) is not None:
+            _PROBED.move_to_end(identity)
+            return replace(known, tags=dict(known.tags))
+    info = _probe(path)
+    with _PROBED_LOCK:
+        _PROBED[identity] = replace(info, tags=dict(info.tags))
+        while len(_PROBED) > _PROBED_MAX:
+            _PROBED.popitem(last=False)
+    return info
+
+
+def _probe(path: Path) -> AudioInfo:
     try:
         proc = _run(
             ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..audio.fingerprint import Fingerprint
 from ..domain import dedup
@@ -21,11 +22,13 @@ from ..domain.identity import redact_url
 from ..domain.lifecycle import Status
 from ..sources import discovery, matching
 from ..sources.download import resolve_id
-from ..sources.spotify.client import SpotifyClient
 from ..sources.ytdlp import DownloadOptions
 from . import duplicates
 from .rows import DedupGroup, Track, TrackFile
 from .steps import Library
+
+if TYPE_CHECKING:
+    from ..sources.spotify.client import SpotifyClient
 
 Log = Callable[[str], None]
 

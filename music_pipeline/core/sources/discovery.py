@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..domain.errors import Reason, TrackError
 from ..domain.identity import canonical_url, normalise_isrc, source_for
@@ -25,8 +26,10 @@ from ..library.rows import Track
 from ..library.steps import Library, display_name, name_key
 from . import matching
 from .listings import Entry, Listing
-from .spotify.client import SpotifyClient
 from .spotify.models import SpotifyPlaylist, SpotifyTrack
+
+if TYPE_CHECKING:
+    from .spotify.client import SpotifyClient
 
 LIKED_SPOTIFY = ("spotify-liked", "Liked Songs (Spotify)")
 
