@@ -191,11 +191,12 @@ def _dead(run, instance: DagsterInstance | None = None) -> bool:
     return instance is not None and orphaned_by_bulk(instance, run) is not None
 
 
-def fail_orphan(instance: DagsterInstance, run, library: Library | None) -> None:
+def fail_orphan(instance: DagsterInstance, run, library: Library | None, message: str | None = None) -> None:
     """Mark a run whose process is gone failed, free its pool slots, and fail its track."""
-    orphan = orphaned_by_bulk(instance, run)
-    message = (f"The process running this ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of memory); "
-               "its tracks can run again.") if not orphan else f"This run is dead: {orphan}; its track can run again."
+    if message is None:
+        orphan = orphaned_by_bulk(instance, run)
+        message = (f"The process running this ({run.tags.get(WORKER_TAG)}) is gone (killed, or out of memory); "
+                   "its tracks can run again.") if not orphan else f"This run is dead: {orphan}; its track can run again."
     instance.report_run_failed(run, message)
     if instance.event_log_storage.supports_global_concurrency_limits:  # its pool slots, or they leak
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -472,6 +473,16 @@ class TrackRunner:
                 if process.is_alive():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(process.pid, signal.SIGINT)
+            for process, _ in processes:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            # a lane interrupted before its track run took the interrupt for itself (while the
+            # run was being created or started) leaves it STARTED, holding the track: stop it here
+            for key, _ in busy.values():
+                self._fail_left_behind(instance, key, "Stopped: its bulk run was interrupted (Ctrl-C or Terminate) "
+                                                      "before this run could stop by itself; the track can run again.")
             raise
         finally:
             for process, conn in processes:
@@ -481,13 +492,13 @@ class TrackRunner:
                 if process.is_alive():
                     process.kill()
 
-    def _fail_left_behind(self, instance: DagsterInstance, key: str) -> str:
+    def _fail_left_behind(self, instance: DagsterInstance, key: str, message: str | None = None) -> str:
         """The run a dead lane left STARTED: failed now, its pool slots freed (they would
         narrow the pool for the rest of this bulk run)."""
         runs = instance.get_runs(filters=RunsFilter(job_name=self.job_name, statuses=UNFINISHED,
                                                     tags={BULK_TAG: self.tags[BULK_TAG], PARTITION_TAG: key}))
         for run in runs:
-            fail_orphan(instance, run, self.library)
+            fail_orphan(instance, run, self.library, message)
         return runs[0].run_id if runs else ""
 
     def _lane(self, conn, ref, targets: dict[str, str], attempt: int) -> None:
