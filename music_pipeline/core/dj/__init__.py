@@ -1,0 +1,1 @@
+"""The library as DJ software reads it: rekordbox XML, Traktor NML and Serato's tags."""
