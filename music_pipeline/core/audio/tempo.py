@@ -51,15 +51,25 @@ class Tempo:
 
 def onset_envelope(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 512,
                    chunk: int = 4096) -> tuple[np.ndarray, float]:
-    """Spectral-flux onset strength; returns (envelope, frames per second).
+    """Spectral-flux onset strength; returns (envelope, frames per second)."""
+    envelope, _, fps = onset_envelopes(signal, rate, hop, n_fft, chunk)
+    return envelope, fps
+
+
+def onset_envelopes(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 512, chunk: int = 4096,
+                    bass_hz: float = 150.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(onset strength, the same below ``bass_hz``, frames per second): the bass's onsets are
+    the kick's and the bass line's, which say where a beat is rather than an off-beat.
 
     Frames are transformed ``chunk`` at a time so memory stays small for long tracks."""
     fps = rate / hop
     if signal.size < n_fft:
-        return np.zeros(1, dtype=np.float32), fps
+        return np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32), fps
     frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
     window = np.hanning(n_fft).astype(np.float32)
+    bass_bins = max(1, int(bass_hz * n_fft / rate))  # of the bins after DC
     flux = np.empty(frames.shape[0] - 1, dtype=np.float32)
+    bass = np.empty_like(flux)
     previous = None
     for start in range(0, frames.shape[0], chunk):
         spectrum = np.abs(np.fft.rfft(frames[start:start + chunk] * window, axis=1))
@@ -67,15 +77,19 @@ def onset_envelope(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 5
         log_spec = np.log1p(100.0 * spectrum[:, 1:]).astype(np.float32)
         if previous is not None:
             log_spec = np.concatenate([previous, log_spec])
-        diff = np.maximum(np.diff(log_spec, axis=0), 0.0).sum(axis=1)
+        rise = np.maximum(np.diff(log_spec, axis=0), 0.0)
         offset = start - 1 if previous is not None else 0
-        flux[offset:offset + diff.size] = diff
+        flux[offset:offset + rise.shape[0]] = rise.sum(axis=1)
+        bass[offset:offset + rise.shape[0]] = rise[:, :bass_bins].sum(axis=1)
         previous = log_spec[-1:]
-    # Remove the slowly varying part (one-second moving average): only attacks remain.
+    return _attacks(flux, fps), _attacks(bass, fps), fps
+
+
+def _attacks(flux: np.ndarray, fps: float) -> np.ndarray:
+    """Remove the slowly varying part (one-second moving average): only attacks remain."""
     width = max(1, min(int(fps), flux.size))
     local = np.convolve(flux, np.ones(width, dtype=np.float32) / width, mode="same")
-    envelope = np.maximum(flux - local, 0.0)
-    return envelope.astype(np.float32), fps
+    return np.maximum(flux - local, 0.0).astype(np.float32)
 
 
 def _autocorrelation(envelope: np.ndarray) -> np.ndarray:
@@ -102,7 +116,11 @@ def _salience(acf: np.ndarray, fps: float, bpm: np.ndarray, multiples: int = 4) 
 
 
 def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = DEFAULT_RANGE) -> Tempo:
-    envelope, fps = onset_envelope(signal, rate)
+    return from_envelope(*onset_envelope(signal, rate), preferred)
+
+
+def from_envelope(envelope: np.ndarray, fps: float, preferred: tuple[float, float] = DEFAULT_RANGE) -> Tempo:
+    """The tempo of an :func:`onset_envelope` (the beat grid shares one with the tempo)."""
     if envelope.size < fps * 4 or not np.any(envelope > 0):
         return Tempo(0.0, 0.0)
     # Smoothing by a frame keeps a peak at a fractional lag from falling between two samples.
