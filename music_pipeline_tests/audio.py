@@ -167,3 +167,40 @@ def cross_rhythm(seconds: float, bpm: float, rate: int = 44_100, seed: int = 0) 
         hat = rng.standard_normal(hat_len) * np.exp(-np.arange(hat_len) / rate * 150)
         out[i:i + hat_len] += (0.3 if eighth in (2, 6) else 0.05) * hat[: max(0, min(hat_len, n - i))]
     return np.repeat((0.7 * out / np.abs(out).max())[:, None], 2, axis=1).astype(np.float32)
+
+
+def sections(parts: list[tuple[int, str]], bpm: float = 126.0, rate: int = 44_100, seed: int = 0) -> np.ndarray:
+    """A dance track built from sections of whole bars, each ``(bars, kind)``: "intro" (kick
+    and hats), "drop" (kick, hats, bass and chords, loud), "break" (chords alone, soft),
+    "outro" (kick alone). Every section starts on a downbeat; float32 (frames, 2)."""
+    rng = np.random.default_rng(seed)
+    beat = 60.0 / bpm
+    total = sum(bars for bars, _ in parts) * 4 * beat
+    n = int(total * rate)
+    out = np.zeros(n)
+    kick_t = np.arange(int(0.15 * rate)) / rate
+    kick = np.sin(2 * np.pi * 50 * kick_t * (1 + 2 * np.exp(-kick_t * 40))) * np.exp(-kick_t * 22)
+    kick *= np.minimum(1, (kick_t[-1] - kick_t) * 200)  # faded out, no click at its end
+    hat_len = int(0.03 * rate)
+    start = 0.0
+    for bars, kind in parts:
+        length = bars * 4 * beat
+        for b in range(bars * 4):
+            t = start + b * beat
+            i = int(t * rate)
+            if kind in ("intro", "drop", "outro"):
+                seg = kick[: max(0, min(kick.size, n - i))]
+                out[i:i + seg.size] += 0.9 * seg
+            if kind in ("intro", "drop"):
+                j = int((t + beat / 2) * rate)
+                burst = rng.standard_normal(hat_len) * np.exp(-np.arange(hat_len) / rate * 150) * 0.2
+                out[j:j + hat_len] += burst[: max(0, min(hat_len, n - j))]
+        if kind in ("drop", "break"):
+            i0, i1 = int(start * rate), min(n, int((start + length) * rate))
+            tt = np.arange(i1 - i0) / rate
+            gain = 0.5 if kind == "drop" else 0.12
+            for f in (220.0, 277.2, 329.6, 110.0):
+                out[i0:i1] += gain * np.sin(2 * np.pi * f * tt) * np.minimum(1, tt * 50)
+        start += length
+    out /= np.abs(out).max() / 0.8
+    return np.repeat(out[:, None], 2, axis=1).astype(np.float32)

@@ -41,6 +41,7 @@ STEADY_S = 0.020  # a stretch whose onsets sit further than this from the line i
 MIN_ONSETS = 16
 MIN_COHERENCE = 0.12  # onsets this weakly periodic at the beat rate carry no grid (noise)
 MIN_SEGMENT_S = 12.0
+CLEARLY = 0.5  # standard deviations: a downbeat or a meter this much more marked than the others
 
 
 def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tempo.DEFAULT_RANGE,
@@ -70,6 +71,11 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         else:
             needs_look = True
     segments = [_attack(signal, rate, s) for s in segments]
+    for index in range(1, len(segments)):
+        _join(segments[index - 1], segments[index], times, weights)
+    first = segments[0]  # the grid starts where the music does, though no onset was seen there
+    start = _sound_start(signal, rate) - 0.015
+    first.first_k = min(first.first_k, int(np.ceil((start - first.t0) / first.period - 1e-9)))
     per_bar, downbeat_k = _bars(signal, rate, segments[0], duration)
     grid_segments = []
     for index, part in enumerate(segments):
@@ -79,9 +85,43 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         else:  # a later segment's bars: its own downbeat
             _, db = _bars(signal, rate, part, duration)
             place = (first_k - db) % per_bar + 1
-        grid_segments.append(Segment(round(part.t0 + first_k * part.period, 3), round(60.0 / part.period, 2), place))
+        grid_segments.append(Segment(round(max(0.0, part.t0 + first_k * part.period), 3), round(60.0 / part.period, 2), place))
     confidence = _confidence(segments, beat.confidence, needs_look)
     return Grid(tuple(grid_segments), per_bar, confidence, needs_look)
+
+
+def _sound_start(signal: np.ndarray, rate: int) -> float:
+    """Where the audio first comes within 45 dB of its loudest 5 ms."""
+    size = max(1, int(0.005 * rate))
+    count = signal.size // size
+    if not count:
+        return 0.0
+    energy = (signal[: count * size].astype(np.float64).reshape(count, size) ** 2).mean(axis=1)
+    loud = np.flatnonzero(energy > energy.max() * 10 ** -4.5)
+    return float(loud[0] * size / rate) if loud.size else 0.0
+
+
+def _join(before: _Line, after: _Line, times: np.ndarray, weights: np.ndarray) -> None:
+    """Place the change between two segments where the onsets stop fitting the first and
+    start fitting the second (each segment was fitted on a stretch only roughly bounded)."""
+    lo, hi = after.at(after.first_k) - 2 * WINDOW_S, before.at(before.last_k) + 2 * WINDOW_S
+    inside = (times >= lo) & (times <= hi)
+    t, w = times[inside], weights[inside]
+    if t.size < 2:
+        return
+    near = 0.02
+
+    def off(line: _Line) -> np.ndarray:
+        k = np.round((t - line.t0) / line.period)
+        return np.abs(t - line.at(k))
+
+    only_a = (off(before) < near) & (off(after) >= near)
+    only_b = (off(after) < near) & (off(before) >= near)
+    # the cut that leaves the fewest (weighted) onsets on the wrong side
+    wrong = [float(w[(t < c) & only_b].sum() + w[(t >= c) & only_a].sum()) for c in t]
+    cut = float(t[int(np.argmin(wrong))])
+    after.first_k = int(np.ceil((cut - near - after.t0) / after.period))
+    before.last_k = int(np.ceil((after.at(after.first_k) - before.t0) / before.period)) - 1
 
 
 def onsets(envelope: np.ndarray, fps: float, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -299,19 +339,22 @@ def _attack(signal: np.ndarray, rate: int, line: _Line) -> _Line:
 
 def _bars(signal: np.ndarray, rate: int, line: _Line, duration: float) -> tuple[int, int]:
     """(beats per bar, a beat number that is a downbeat), from beat-synchronous bass
-    energy and harmonic change."""
+    energy and harmonic change. Four beats to the bar unless three is clearly better; where
+    nothing marks the bars, the music is taken to start on a downbeat."""
     ks = np.arange(line.first_k, line.last_k + 1)
     if ks.size < 8:
         return 4, line.first_k
     bass, change = _beat_features(signal, rate, line, ks)
-    best = (-np.inf, 4, line.first_k)
-    for per_bar, prior in ((4, 1.0), (3, 0.85)):
-        for offset in range(per_bar):
-            accent = _accent(bass, change, ks, per_bar, offset)
-            score = accent * prior
-            if score > best[0]:
-                best = (score, per_bar, int(line.first_k + offset))
-    return best[1], best[2]
+    best: dict[int, tuple[float, int]] = {}
+    for per_bar in (4, 3):
+        scores = [_accent(bass, change, ks, per_bar, offset) for offset in range(per_bar)]
+        offset = int(np.argmax(scores))
+        best[per_bar] = (scores[offset], offset)
+    per_bar = 3 if best[3][0] > max(best[4][0] + CLEARLY, 2 * CLEARLY) else 4
+    score, offset = best[per_bar]
+    if score < CLEARLY:  # no beat stands out as the bar's first
+        return per_bar, line.first_k
+    return per_bar, int(line.first_k + offset)
 
 
 def _accent(bass: np.ndarray, change: np.ndarray, ks: np.ndarray, per_bar: int, offset: int) -> float:

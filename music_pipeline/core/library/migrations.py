@@ -186,6 +186,17 @@ MIGRATIONS: list[str | Callable[[Connection, Path], None]] = [
     DROP INDEX IF EXISTS files_path_nocase;
     CREATE INDEX files_path_lower ON files(lower(path));
     """,
+    # 10: the beat grid a DJ mixes on (its segments and cues as JSON, its headline figures as
+    # columns a query can use) and a flag for grids that need a look
+    """
+    ALTER TABLE tracks ADD COLUMN grid TEXT;
+    ALTER TABLE tracks ADD COLUMN cues TEXT;
+    ALTER TABLE tracks ADD COLUMN first_beat_s DOUBLE PRECISION;
+    ALTER TABLE tracks ADD COLUMN downbeat_s DOUBLE PRECISION;
+    ALTER TABLE tracks ADD COLUMN beats_per_bar BIGINT;
+    ALTER TABLE tracks ADD COLUMN grid_confidence DOUBLE PRECISION;
+    ALTER TABLE tracks ADD COLUMN grid_needs_look BIGINT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

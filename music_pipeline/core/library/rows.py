@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 #: Track columns holding paths, stored relative to the library folder.
 TRACK_PATH_COLUMNS = ("raw_path", "cover_path", "source_path")
 #: Track columns stored as JSON text.
-TRACK_JSON_COLUMNS = frozenset({"source_urls", "artists", "genres", "match"})
+TRACK_JSON_COLUMNS = frozenset({"source_urls", "artists", "genres", "match", "grid", "cues"})
 GROUP_JSON_COLUMNS = ("members", "evidence", "previous", "moves")
 
 
@@ -167,6 +167,13 @@ class Track:
     leading_silence_s: float | None = None
     trailing_silence_s: float | None = None
     seq: int | None = None
+    grid: dict | None = None  # beatgrid.Grid.as_dict()
+    cues: list | None = None  # [[start_s, name, number, [r, g, b]], ...]
+    first_beat_s: float | None = None
+    downbeat_s: float | None = None
+    beats_per_bar: int | None = None
+    grid_confidence: float | None = None
+    grid_needs_look: int | None = None
 
     @classmethod
     def from_row(cls, row: Row, paths: Paths) -> Track:

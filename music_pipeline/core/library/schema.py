@@ -63,6 +63,12 @@ tracks = sa.Table(
     *_columns("leading_silence_s", "trailing_silence_s", type_=Float),
     # 9
     sa.Column("seq", BigInt),
+    # 10
+    *_columns("grid", "cues"),
+    *_columns("first_beat_s", "downbeat_s", type_=Float),
+    sa.Column("beats_per_bar", BigInt),
+    sa.Column("grid_confidence", Float),
+    sa.Column("grid_needs_look", BigInt),
     sa.Index("tracks_status", "status"),
     sa.Index("tracks_name_key", "name_key"),
     sa.Index("tracks_isrc", "isrc"),
