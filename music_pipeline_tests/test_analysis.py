@@ -169,7 +169,7 @@ def test_analyze_human_output_and_success_exit_code(tmp_path: Path) -> None:
     path = make_track(tmp_path / "ok.flac", seconds=31, bpm=124, codec_args=["-c:a", "flac"])  # one whole i-iv-V-i
     proc = _cli(str(path))
     assert proc.returncode == 0
-    assert "124.0 BPM" in proc.stdout and "A minor" in proc.stdout and "8A" in proc.stdout
+    assert "124.00 BPM" in proc.stdout and "beat 1 at 0.000 s" in proc.stdout and "A minor" in proc.stdout and "8A" in proc.stdout
 
 
 def test_memory_stays_bounded_for_a_ten_minute_track(tmp_path: Path) -> None:

@@ -150,7 +150,30 @@ def audio_features(lib: Library, key: str, settings: Settings) -> Done:
         # the band limit a lossy encoder left, and whether it makes a lossless file one of lossy origin
         "cutoff_hz": result.cutoff_hz if result.cutoff_hz is not None else nan,
         "lossy_origin": result.lossy_origin,  # None (shown empty) for a lossy file
+        **grid_metadata(result),
     })
+
+
+def grid_metadata(result) -> dict:
+    """The beat grid and cues as the UI shows them: the headline figures, and a table."""
+    grid = result.grid
+    if grid is None:
+        return {"grid": "none (no beat to grid: silence, noise or no steady pulse)"}
+    state = "needs a look (the tempo drifts or changes)" if grid.needs_look else "ok"
+    rows = ["| segment from (s) | BPM | beat in bar |", "|---|---|---|"]
+    rows += [f"| {s.start_s:.3f} | {s.bpm:.2f} | {s.beat} |" for s in grid.segments]
+    cue_rows = ["| cue | at (s) | name |", "|---|---|---|"]
+    cue_rows += [f"| {'memory' if c.number < 0 else f'hot {chr(65 + c.number)}'} | {c.start_s:.3f} | {c.name} |"
+                 for c in result.cues]
+    return {
+        "grid": state,
+        "first_beat_s": grid.first_beat_s,
+        "downbeat_s": round(grid.downbeat_s, 3),
+        "beats_per_bar": grid.beats_per_bar,
+        "grid_confidence": grid.confidence,
+        "grid_segments": MetadataValue.md("\n".join(rows)),
+        "cues": MetadataValue.md("\n".join(cue_rows)),
+    }
 
 
 def record_metadata(record: TrackFile) -> dict:

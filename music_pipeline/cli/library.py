@@ -13,7 +13,7 @@ from .common import Progress, mark, open_instance, open_library, open_resources,
 
 PUBLIC_FIELDS = ("path", "bpm", "bpm_confidence", "key", "key_short", "camelot", "open_key", "key_confidence",
                  "lufs", "loudness_range_lu", "true_peak_db", "replaygain_track_gain_db",
-                 "replaygain_track_peak", "duration_s", "cutoff_hz", "lossy_origin", "elapsed_s")
+                 "replaygain_track_peak", "duration_s", "cutoff_hz", "lossy_origin", "grid", "cues", "elapsed_s")
 
 
 
@@ -45,8 +45,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             line = f"{mark(False)} {record['path']}: {record['error']}"
         else:
             lufs = f"{record['lufs']:.1f} LUFS" if record["lufs"] is not None else "-- LUFS"
-            line = (f"{record['bpm']:6.1f} BPM  {record['key']:<9} {record['camelot']:>3} {record['open_key']:>3}  "
-                    f"{lufs}  {record['duration_s']:.0f} s  {record['path']}")
+            grid = record["grid"]
+            beat = ("no grid" if grid is None else f"beat 1 at {grid['downbeat_s']:.3f} s"
+                    + (" (grid needs a look)" if grid["needs_look"] else ""))
+            bpm = f"{record['bpm']:7.2f}" if record["bpm"] is not None else "     --"
+            line = (f"{bpm} BPM  {record['key'] or '--':<9} {record['camelot'] or '--':>3} {record['open_key'] or '--':>3}"
+                    f"  {lufs}  {beat}  {record['duration_s']:.0f} s  {record['path']}")
         if progress.enabled:
             sys.stderr.write("\r\033[K")
         print(line, flush=True)

@@ -12,6 +12,7 @@ bounded: only one block is held at full rate, and ten minutes at the analysis ra
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import tempfile
 import time
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..domain.errors import MediaToolError, NotAudio, TrackError
-from . import bandlimit, loudness, media, tempo, tonality
+from . import bandlimit, cues, gridfit, loudness, media, tempo, tonality
 from . import fingerprint as fp
+from .beatgrid import Cue, Grid
 
 RATE = 11_025
 REPLAYGAIN_REFERENCE_LUFS = -18.0  # ReplayGain 2.0
@@ -110,10 +112,17 @@ class Features:
     fingerprint_duration_s: float | None = None
     cutoff_hz: float | None = None  # where a lossy encoder's lowpass cut the spectrum, if anywhere
     lossy_origin: bool | None = None  # a lossless file whose audio has that cut; None for lossy files
+    grid: Grid | None = None  # None: no beat to grid (silence, noise, a drone)
+    cues: tuple[Cue, ...] = ()
     elapsed_s: float = field(default=0.0, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain values (JSON): the grid as ``Grid.as_dict``, each cue as a dict."""
+        out = asdict(self)
+        out["grid"] = self.grid.as_dict() if self.grid else None
+        out["cues"] = [{"start_s": c.start_s, "name": c.name, "number": c.number, "colour": list(c.colour)}
+                       for c in self.cues]
+        return out
 
 
 BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: what is in memory at full rate at any time
@@ -266,7 +275,11 @@ def features_of(decoded: Decoded, settings: Settings | None = None, lossless: bo
     started = time.perf_counter()
     signal = decoded.signal
     silent = decoded.lufs is None  # nothing above the -70 LUFS gate: no tempo, no key
-    beat = tempo.estimate(signal, RATE, settings.bpm_range)
+    envelopes = tempo.onset_envelopes(signal, RATE, gridfit.HOP, gridfit.N_FFT)  # one for tempo and grid
+    beat = tempo.from_envelope(envelopes[0], envelopes[2], settings.bpm_range)
+    grid = None if silent else gridfit.estimate(signal, RATE, settings.bpm_range, envelopes, beat)
+    # the grid's tempo is the exact one (to 0.01) unless it needs a look
+    bpm = grid.bpm if grid is not None and not grid.needs_look else beat.bpm
     tonal = tonality.estimate(signal, RATE, settings.key_profile)
     print_ = None
     if settings.fingerprint:
@@ -277,7 +290,7 @@ def features_of(decoded: Decoded, settings: Settings | None = None, lossless: bo
     gain, peak = replaygain(decoded.lufs, decoded.true_peak_db)
     return Features(
         duration_s=round(decoded.duration_s, 3),
-        bpm=None if silent or not beat.bpm else beat.bpm,
+        bpm=None if silent or not bpm else bpm,
         bpm_confidence=0.0 if silent else beat.confidence,
         key=None if silent else tonal.key.name,
         key_short=None if silent else tonal.key.short,
@@ -293,6 +306,8 @@ def features_of(decoded: Decoded, settings: Settings | None = None, lossless: bo
         fingerprint_duration_s=print_.duration_s if print_ else None,
         cutoff_hz=decoded.cutoff_hz,
         lossy_origin=bandlimit.lossy_origin(decoded.lossless if lossless is None else lossless, decoded.cutoff_hz),
+        grid=grid,
+        cues=cues.find(signal, RATE, grid),
         elapsed_s=round(time.perf_counter() - started, 4),
     )
 
@@ -303,4 +318,4 @@ def analyse(path: Path, settings: Settings | None = None) -> Features:
     decoded = decode(path)
     lossless = decoded.lossless if decoded.lossless is not None else media.probe(path).lossless
     result = features_of(decoded, settings, lossless)
-    return Features(**{**result.as_dict(), "elapsed_s": round(time.perf_counter() - started, 4)})
+    return dataclasses.replace(result, elapsed_s=round(time.perf_counter() - started, 4))

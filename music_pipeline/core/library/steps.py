@@ -295,6 +295,7 @@ class Library:
             true_peak_db=result.true_peak_db, replaygain_track_gain_db=result.replaygain_track_gain_db,
             replaygain_track_peak=result.replaygain_track_peak, cutoff_hz=result.cutoff_hz,
             lossy_origin=None if result.lossy_origin is None else int(result.lossy_origin),
+            **grid_fields(result),
         )
         return result
 
@@ -583,3 +584,17 @@ def register_target(library: Library, target: str, resolve: Resolver | None = No
         return source, library.track(owner)
     library.register(source, original=target if looks_like_url(target) else None)
     return source, library.track(source.key)
+
+
+def grid_fields(result: analysis.Features) -> dict[str, object]:
+    """The catalog's grid columns from an analysis (all None without a grid)."""
+    grid = result.grid
+    return {
+        "grid": grid.as_dict() if grid else None,
+        "cues": [[c.start_s, c.name, c.number, list(c.colour)] for c in result.cues],
+        "first_beat_s": grid.first_beat_s if grid else None,
+        "downbeat_s": round(grid.downbeat_s, 3) if grid else None,
+        "beats_per_bar": grid.beats_per_bar if grid else None,
+        "grid_confidence": grid.confidence if grid else None,
+        "grid_needs_look": int(grid.needs_look) if grid else None,
+    }
