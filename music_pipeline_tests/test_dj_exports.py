@@ -499,3 +499,22 @@ def test_a_track_keeps_its_id_and_a_playlist_its_uuid_as_the_library_grows() -> 
     assert {name: grown_ids[name] for name in ids} == ids
     uuids = [p.get("UUID") for p in ET.fromstring(traktor.render(LIBRARY, roots)).iter("PLAYLIST")]
     assert [p.get("UUID") for p in ET.fromstring(traktor.render(grown, roots)).iter("PLAYLIST")] == uuids
+
+
+def test_write_replaces_the_file_whole(tmp_path: Path) -> None:
+    roots = RootMap(LOCAL, "/Volumes/VIBES")
+    dest = tmp_path / "exports" / "rekordbox.xml"
+    dest.parent.mkdir()
+    dest.write_text("an older export")
+    assert rekordbox.write(LIBRARY, roots, dest) == dest
+    assert RekordboxXml(dest).num_tracks == 4
+    nml = traktor.write(LIBRARY, roots, tmp_path / "exports" / "collection.nml")
+    assert len(STRICT.from_path(nml, Nml).collection.entry) == 4
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["collection.nml", "rekordbox.xml"]  # no partial left
+
+
+def test_a_key_no_notation_reads_is_left_out() -> None:
+    track = dataclasses.replace(FLAT, key_name="not a key", key_short=None)
+    assert ET.fromstring(rekordbox.render(DjLibrary((track,)), RootMap(LOCAL, None))).find(
+        ".//TRACK").get("Tonality") == ""
+    assert read_traktor(traktor.render(DjLibrary((track,)), RootMap(LOCAL, None))).collection.entry[0].musical_key is None

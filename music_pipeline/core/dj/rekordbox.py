@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from pathlib import Path
 
 from ..audio.beatgrid import Cue, Grid
 from ..domain.keys import Key
@@ -74,7 +75,10 @@ def tonality(track: DjTrack) -> str:
     """Classic notation ("Am", "F#m", "C"), as rekordbox writes its own keys."""
     if track.key_short:
         return track.key_short
-    return Key.parse(track.key_name).short if track.key_name else ""
+    try:
+        return Key.parse(track.key_name).short if track.key_name else ""
+    except ValueError:  # a key no notation reads is no key, not a failed export
+        return ""
 
 
 def _bpm(track: DjTrack) -> float | None:
@@ -133,6 +137,11 @@ def _version() -> str:
         return metadata.version("music_pipeline")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "0"
+
+
+def write(library: DjLibrary, roots: RootMap, dest: Path) -> Path:
+    """:func:`render` to ``dest`` atomically: rekordbox never reads half a file."""
+    return _xml.write(render(library, roots), dest)
 
 
 def render(library: DjLibrary, roots: RootMap) -> bytes:

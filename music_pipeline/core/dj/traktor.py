@@ -19,6 +19,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 from ..audio.beatgrid import Cue, Grid
 from ..domain.keys import Key
@@ -38,7 +39,10 @@ def musical_key(track: DjTrack) -> int | None:
     text = track.key_name or track.key_short
     if not text:
         return None
-    key = Key.parse(text)
+    try:
+        key = Key.parse(text)
+    except ValueError:  # a key no notation reads is no key, not a failed export
+        return None
     return key.tonic + (12 if key.minor else 0)
 
 
@@ -110,6 +114,11 @@ def _entry(parent: ET.Element, track: DjTrack, roots: RootMap, stamp: str) -> No
         _grid_markers(entry, track.grid)
     for cue in track.cues:
         _cue(entry, cue)
+
+
+def write(library: DjLibrary, roots: RootMap, dest: Path) -> Path:
+    """:func:`render` to ``dest`` atomically: Traktor never reads half a file."""
+    return _xml.write(render(library, roots), dest)
 
 
 def render(library: DjLibrary, roots: RootMap) -> bytes:
