@@ -76,6 +76,14 @@ def eagle_resource_config() -> dict:
             "format": (os.environ.get("EAGLE_FORMAT") or "ALAC").upper()}
 
 
+def dj_resource_config() -> dict:
+    """DjResource settings: the exports' format, the library's root as the DJ's computer names
+    it (DJ_LIBRARY_ROOT) and the exports' folder."""
+    return {"format": (os.environ.get("DJ_EXPORT_FORMAT") or "AIFF").upper(),
+            "library_root": os.environ.get("DJ_LIBRARY_ROOT", ""),
+            "export_dir": os.environ.get("DJ_EXPORT_DIR", "")}
+
+
 def soundcloud_user() -> str:
     return os.environ.get("SOUNDCLOUD_USER", "")
 

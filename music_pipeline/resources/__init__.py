@@ -1,6 +1,7 @@
 """Dagster resources: configuration for each outside system, built from the environment."""
 
 from .analysis import AnalysisResource
+from .dj import DjResource
 from .downloader import DownloaderResource
 from .library import LibraryResource
 from .mirrors import EagleResource, NotionResource
@@ -53,9 +54,10 @@ def build_resources(**overrides) -> dict:
         "soundcloud": SoundCloudResource(user=settings.soundcloud_user()),
         "notion": NotionResource(**settings.notion_resource_config()),
         "eagle": EagleResource(**settings.eagle_resource_config()),
+        "dj": DjResource(**settings.dj_resource_config()),
     }
     return {**resources, **overrides}
 
 
-__all__ = ["AnalysisResource", "DownloaderResource", "EagleResource", "LibraryResource", "NotionResource", "SoundCloudResource", "SpotifyResource",
+__all__ = ["AnalysisResource", "DjResource", "DownloaderResource", "EagleResource", "LibraryResource", "NotionResource", "SoundCloudResource", "SpotifyResource",
            "build_resources", "resolved", "unresolved"]
