@@ -17,6 +17,7 @@ from music_pipeline.assets import CHECKS, TRACK_ASSETS, tracks
 from music_pipeline.core.library.steps import Library, register_target
 from music_pipeline.resources import (
     AnalysisResource,
+    DjResource,
     DownloaderResource,
     EagleResource,
     LibraryResource,
@@ -110,7 +111,7 @@ def resources(library_root: Path) -> dict:
     return {"library": LibraryResource(root=str(library_root)),
             "downloader": DownloaderResource(socket_timeout=5, retries=0),
             "analysis": AnalysisResource(), "spotify": SpotifyResource(), "soundcloud": SoundCloudResource(),
-            "notion": NotionResource(), "eagle": EagleResource(enabled=False)}
+            "notion": NotionResource(), "eagle": EagleResource(enabled=False), "dj": DjResource()}
 
 
 @pytest.fixture

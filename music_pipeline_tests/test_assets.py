@@ -213,7 +213,7 @@ def test_definitions_load() -> None:
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_audio", "audio_features", "fingerprint", "m4a_alac", "aiff", "wav", "catalog",
                     "notion_records", "eagle_records", "library_index", "dedup_groups", "playlist_exports",
-                    *SOURCE_KEYS}
+                    "rekordbox_export", "traktor_export", *SOURCE_KEYS}
     for mirror in ("notion_records", "eagle_records"):  # mirrors of the catalog, per track
         assert {k.to_user_string() for k in graph.get(AssetKey(mirror)).parent_keys} == {"catalog"}
     assert defs.resolve_sensor_def("notion_queue") is not None

@@ -315,7 +315,7 @@ def test_concurrent_mirror_runs_stay_under_three_requests_a_second(fake, db, lib
              for half in (keys[::2], keys[1::2])]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    assert set(by_key(fake, db)) == set(keys)
+    assert set(by_key(fake, db)) == set(keys), outputs
     assert fake.token not in "".join(outputs)
     # the token is in no run's config, tags or job snapshot in the instance (only its variable's name)
     from dagster._serdes import serialize_value

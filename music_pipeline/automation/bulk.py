@@ -74,6 +74,7 @@ from ..platform._dagster_internal import (
 )
 from ..resources import (
     AnalysisResource,
+    DjResource,
     DownloaderResource,
     EagleResource,
     LibraryResource,
@@ -561,7 +562,7 @@ def _outcome(result, row: Track | None, job_name: str) -> str:
                 "here: the track runs' steps take the download, ffmpeg and analysis slots).")
 def run_tracks(context: OpExecutionContext, config: BulkConfig, library: LibraryResource,
                downloader: DownloaderResource, analysis: AnalysisResource, spotify: SpotifyResource,
-               soundcloud: SoundCloudResource, notion: NotionResource, eagle: EagleResource):
+               soundcloud: SoundCloudResource, notion: NotionResource, eagle: EagleResource, dj: DjResource):
     if config.job not in TRACK_JOBS:
         raise Failure(f"Unknown per-track job {config.job!r}: choose one of {', '.join(TRACK_JOBS)}.")
     lib = library.get()
@@ -605,7 +606,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
         instance.add_dynamic_partitions(tracks.name, missing)
 
     resources = unresolved({"library": library, "downloader": downloader, "analysis": analysis,
-                            "spotify": spotify, "soundcloud": soundcloud, "notion": notion, "eagle": eagle})
+                            "spotify": spotify, "soundcloud": soundcloud, "notion": notion, "eagle": eagle,
+                            "dj": dj})
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     track_config = {**quiet, "ops": {"raw_audio": {"config": {"force_download": config.force_download}}}} \
         if config.job == "process_track" else quiet

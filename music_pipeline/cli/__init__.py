@@ -18,7 +18,7 @@ import sys
 from ..core.domain.errors import TrackError
 from .common import DEFAULT_WEBSERVER, mark
 from .doctor import cmd_doctor
-from .library import cmd_analyze, cmd_dedup
+from .library import cmd_analyze, cmd_dedup, cmd_export
 from .serve import cmd_up, cmd_worker
 from .tracks import cmd_add, cmd_mirror, cmd_pin, cmd_process, cmd_run, cmd_spotify_login, cmd_sync
 
@@ -109,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("-n", type=int, default=0, help="at most this many tracks")
     mirror.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     mirror.set_defaults(func=cmd_mirror)
+
+    export = sub.add_parser("export", help="write the library for DJ software now: rekordbox XML or a Traktor "
+                                           "collection (tracks with grids and cues, playlists by source)")
+    export.add_argument("software", choices=["rekordbox", "traktor"])
+    export.add_argument("path", metavar="PATH", help="the file to write (e.g. rekordbox.xml, collection.nml)")
+    export.add_argument("--format", choices=["AIFF", "ALAC", "WAV", "aiff", "alac", "wav"],
+                        help="which file each track names (default DJ_EXPORT_FORMAT, else AIFF)")
+    export.add_argument("--root", help="the library folder as the DJ's computer names it, e.g. /Volumes/VIBES "
+                                       "(default DJ_LIBRARY_ROOT; empty: as on this machine)")
+    export.set_defaults(func=cmd_export)
 
     doctor = sub.add_parser("doctor", help="check ffmpeg, Chromaprint, the library folder and DAGSTER_HOME")
     doctor.add_argument("--install", action="store_true", help="apt-get install missing Debian packages")

@@ -70,7 +70,24 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     user = settings.soundcloud_user()
     results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
                     ""))
-    return results + _mirror_checks()
+    return results + _mirror_checks() + _dj_checks(root)
+
+
+def _dj_checks(root: Path) -> list[tuple[bool, str, str]]:
+    """The DJ exports: where they go, which files they name, and which root those paths start at."""
+    from ..core.dj.locations import RootMap
+
+    dj = open_resources()["dj"].settings()
+    if (problem := dj.problem()) is not None:
+        return [(False, f"DJ exports: {problem}", "set DJ_EXPORT_FORMAT to AIFF, ALAC or WAV, and DJ_LIBRARY_ROOT to "
+                                                "an absolute path such as /Volumes/VIBES or E:\\")]
+    roots = RootMap(root, dj.library_root)
+    named = roots.dj_path(root / dj.format / "x").rsplit("x", 1)[0]
+    where = (f"name the files under {dj.library_root} (DJ_LIBRARY_ROOT), e.g. {named}" if dj.library_root else
+             f"name the files as on this machine, e.g. {named} (set DJ_LIBRARY_ROOT when the DJ's computer mounts "
+             "the library elsewhere, e.g. /Volumes/VIBES or E:\\)")
+    return [(True, f"DJ exports: rekordbox.xml and collection.nml in {dj.folder(root)}, {dj.format} files; they "
+                   + where, "")]
 
 
 def _library_checks(root: Path) -> list[tuple[bool, str, str]]:

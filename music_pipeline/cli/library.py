@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -58,6 +59,37 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(files)} file(s) could not be analysed", file=sys.stderr)
     return 0 if not failures else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the library for DJ software now, to the path given: ``export rekordbox PATH.xml``,
+    ``export traktor PATH.nml`` (the automation keeps its own copies in <library>/DJ)."""
+    from pathlib import Path
+
+    from ..core.sinks import dj
+
+    settings = open_resources()["dj"].settings()
+    if args.format:
+        settings = dataclasses.replace(settings, format=args.format.upper())
+    if args.root is not None:
+        settings = dataclasses.replace(settings, library_root=args.root or None)
+    kind = {"rekordbox": dj.RekordboxExport, "traktor": dj.TraktorExport}[args.software]
+    sink = kind(settings, Path(args.path).expanduser().resolve())
+    if (problem := sink.why_off()) is not None:
+        print(f"{mark(False)} {problem}", file=sys.stderr)
+        return 2
+    library = open_library()
+    progress = Progress(f"exporting for {args.software}")
+    report = sink.write_library(library, progress)
+    progress.close()
+    data = report.metadata
+    roots = settings.library_root or "this machine's paths"
+    print(f"{mark(True)} {data['path']}: {data['tracks']} tracks ({settings.format}), {data['playlists']} playlists, "
+          f"{data['grids']} beat grids, {data['cues']} cues; files named for {roots}; "
+          + ("written" if data["rewritten"] else "unchanged, not rewritten")
+          + f" ({data['tracks_added']} added, {data['tracks_removed']} removed, {data['tracks_updated']} updated "
+            "since the last export there)")
+    return 0
 
 
 # -- sources: login, pin, process, sync --------------------------------------------------------

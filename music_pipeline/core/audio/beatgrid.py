@@ -78,3 +78,12 @@ class Cue:
     name: str
     number: int = -1
     colour: tuple[int, int, int] = (40, 226, 20)  # rekordbox's default green
+
+    def as_row(self) -> list:
+        """As the catalog stores it: ``[start_s, name, number, [r, g, b]]``."""
+        return [self.start_s, self.name, self.number, list(self.colour)]
+
+    @classmethod
+    def from_row(cls, row: list) -> Cue:
+        start, name, number, colour = row
+        return cls(float(start), str(name), int(number), (int(colour[0]), int(colour[1]), int(colour[2])))

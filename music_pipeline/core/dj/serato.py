@@ -278,14 +278,15 @@ def frames(grid: Grid | None, cues: Sequence[Cue], existing: Callable[[str], byt
 
 # -- Writing ------------------------------------------------------------------------------
 
-def write(path: Path, grid: Grid | None, cues: Sequence[Cue]) -> bool:
+def write(path: Path, grid: Grid | None, cues: Sequence[Cue], *, atomic: bool = True) -> bool:
     """Store Serato's frames for ``grid`` and ``cues`` in ``path`` (AIFF, WAV with ID3, M4A).
 
     Atomic: a copy beside the file is changed and renamed over it, so a crash leaves the
     old file whole. Returns False, having written nothing, when the file already holds
     exactly these frames (a re-export with nothing changed leaves it, and its mtime,
     alone) or when it is a WAV without ID3 (adding a chunk is not ours to do). Every
-    other tag and the audio stay as they are.
+    other tag and the audio stay as they are. ``atomic=False`` changes ``path`` in place, for
+    a file that is itself still a temporary one (the pipeline's tagging step).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -293,8 +294,8 @@ def write(path: Path, grid: Grid | None, cues: Sequence[Cue]) -> bool:
         raise ValueError(f"Serato frames cannot go into a {suffix or 'suffix-less'} file: {path.name}")
     try:
         if suffix in (".m4a", ".mp4"):
-            return _write_mp4(path, grid, cues)
-        return _write_id3(path, aiff.AIFF if suffix != ".wav" else wave.WAVE, grid, cues)
+            return _write_mp4(path, grid, cues, atomic)
+        return _write_id3(path, aiff.AIFF if suffix != ".wav" else wave.WAVE, grid, cues, atomic)
     except MutagenError as err:
         # mutagen wraps the OSError of a full disk or a read-only folder: say that as the store does
         cause = next((a for a in (err.__context__, *err.args) if isinstance(a, OSError)), None)
@@ -304,7 +305,7 @@ def write(path: Path, grid: Grid | None, cues: Sequence[Cue]) -> bool:
         raise TrackError(f"Could not write Serato's cues into {path.name}: {err}") from err
 
 
-def _write_id3(path: Path, kind: type, grid: Grid | None, cues: Sequence[Cue]) -> bool:
+def _write_id3(path: Path, kind: type, grid: Grid | None, cues: Sequence[Cue], atomic: bool = True) -> bool:
     tags = kind(path).tags
     if tags is None and kind is wave.WAVE:
         return False
@@ -326,11 +327,11 @@ def _write_id3(path: Path, kind: type, grid: Grid | None, cues: Sequence[Cue]) -
                                                          filename="", desc=name, data=data)])
         audio.save(v2_version=4)  # as tagging.py writes them; Serato reads ID3v2.4
 
-    _atomically(path, change)
+    _atomically(path, change) if atomic else change(path)
     return True
 
 
-def _write_mp4(path: Path, grid: Grid | None, cues: Sequence[Cue]) -> bool:
+def _write_mp4(path: Path, grid: Grid | None, cues: Sequence[Cue], atomic: bool = True) -> bool:
     tags = mp4.MP4(path).tags
 
     def atom(name: str) -> bytes | None:
@@ -350,7 +351,7 @@ def _write_mp4(path: Path, grid: Grid | None, cues: Sequence[Cue]) -> bool:
             audio.tags[MP4_ATOMS[name]] = [mp4.MP4FreeForm(value)]  # UTF-8 text, as Serato and Mixxx write
         audio.save()
 
-    _atomically(path, change)
+    _atomically(path, change) if atomic else change(path)
     return True
 
 

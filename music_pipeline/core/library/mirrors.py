@@ -24,6 +24,7 @@ from .steps import Library
 
 NOTION = "notion"
 EAGLE = "eagle"
+NOTION_QUEUE = "notion queue"  # tracks.discovered_from of a track queued from a Notion page
 
 
 def track_record(lib: Library, key: str, playlist_names: dict[str, str] | None = None) -> TrackRecord:
@@ -179,6 +180,7 @@ def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str]
         key = owner or source.key
         if owner is None:
             lib.register(source, original=item.url)
+            lib.catalog.tracks.update(key, discovered_from=NOTION_QUEUE)
         lib.catalog.mirrors.set(key, NOTION, item.page_id)
         row = lib.track(key)
         if Status(row.status).finished:

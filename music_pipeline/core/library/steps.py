@@ -26,7 +26,9 @@ from pathlib import Path
 
 from ..audio import analysis, bandlimit, media, tagging
 from ..audio import fingerprint as fp
+from ..audio.beatgrid import Cue, Grid
 from ..audio.tagging import read_source_tags
+from ..dj import serato
 from ..domain import normalize
 from ..domain.errors import DiskFull, NotAudio, NotRegistered, TrackError
 from ..domain.identity import (
@@ -367,6 +369,15 @@ class Library:
             replaygain_gain_db=row.replaygain_track_gain_db, replaygain_peak=row.replaygain_track_peak,
         )
 
+    @staticmethod
+    def _dj_frames(path: Path, row: Track) -> None:
+        """The beat grid and cues where DJ software reads them in the file: Serato's frames
+        (ID3 GEOB in AIFF and WAV, freeform atoms in ALAC), which also stop Serato re-gridding."""
+        grid = Grid.from_dict(row.grid) if row.grid else None
+        cues = [Cue.from_row(c) for c in row.cues or []]
+        if grid is not None or cues:
+            serato.write(path, grid, cues, atomic=False)
+
     def render(self, key: str, fmt: str) -> FileResult:
         """Transcode, tag and place one output format of a track; idempotent."""
         row, raw_path = self.raw(key)
@@ -379,6 +390,7 @@ class Library:
         with atomic_target(path, owner=key) as tmp, disk_errors(path):
             media.transcode(raw_path, tmp, fmt, info, target)
             tagging.write_tags(tmp, fmt, self.tags_for(row))
+            self._dj_frames(tmp, row)
         if path != plain and self._adopt(key, fmt, plain, path):
             path = plain
         out = media.probe(path)
@@ -428,6 +440,7 @@ class Library:
             with atomic_target(path, owner=key) as tmp, disk_errors(path):
                 shutil.copyfile(path, tmp)
                 tagging.write_tags(tmp, fmt, tags)
+                self._dj_frames(tmp, row)
             self.catalog.files.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
                                      duration_s=record.duration_s, codec=record.codec,
                                      sample_rate=record.sample_rate, bits=record.bits)
@@ -591,7 +604,7 @@ def grid_fields(result: analysis.Features) -> dict[str, object]:
     grid = result.grid
     return {
         "grid": grid.as_dict() if grid else None,
-        "cues": [[c.start_s, c.name, c.number, list(c.colour)] for c in result.cues],
+        "cues": [c.as_row() for c in result.cues],
         "first_beat_s": grid.first_beat_s if grid else None,
         "downbeat_s": round(grid.downbeat_s, 3) if grid else None,
         "beats_per_bar": grid.beats_per_bar if grid else None,

@@ -23,6 +23,7 @@ from ..domain.errors import TrackError
 from ..domain.identity import looks_like_url, redact_url
 from ..domain.lifecycle import Status
 from ..domain.paths import FORMATS
+from ..library.mirrors import NOTION_QUEUE
 from ..library.store import atomic_target, disk_errors
 from .base import FilePath, Registration, Report, register
 
@@ -30,7 +31,6 @@ from .base import FilePath, Registration, Report, register
 SOURCE_FOLDERS = {"spotify": "Spotify", "soundcloud": "SoundCloud", "youtube": "YouTube", "notion": "Notion",
                   "inbox": "Inbox"}
 DEFAULT_FORMAT = "AIFF"
-NOTION_QUEUE = "notion queue"  # tracks.discovered_from of a track queued in Notion
 EXPORT_DIR = "DJ"  # under the library, unless DJ_EXPORT_DIR says otherwise
 
 
@@ -55,13 +55,17 @@ class DjSettings:
         return Path(self.export_dir).expanduser() if self.export_dir else root / EXPORT_DIR
 
 
-def dj_library(lib, fmt: str = DEFAULT_FORMAT) -> DjLibrary:
-    """Every finished keeper with a ``fmt`` file, and the playlists grouped by source."""
+def dj_library(lib, fmt: str = DEFAULT_FORMAT, progress: Callable[[int, int], None] | None = None) -> DjLibrary:
+    """Every finished keeper with a ``fmt`` file, and the playlists grouped by source;
+    ``progress(done, total)`` as tracks are read."""
     rows = {row.key: row for row in lib.catalog.tracks.all()}
     files = {f.track_key: f for f in lib.catalog.files.all() if f.format == fmt}
     tracks = []
-    for row in sorted(rows.values(), key=lambda r: (r.seq or 0, r.key)):
+    ordered = sorted(rows.values(), key=lambda r: (r.seq or 0, r.key))
+    for done, row in enumerate(ordered, 1):
         record = files.get(row.key)
+        if progress is not None and (done % 200 == 0 or done == len(ordered)):
+            progress(done, len(ordered))
         if row.status != Status.DONE or record is None or not Path(record.path).exists():
             continue
         tracks.append(_track(row, record))
@@ -91,7 +95,7 @@ def _track(row, record) -> DjTrack:
         bitrate = round(record.size * 8 / duration / 1000) if duration else None
     page = next((u for u in (row.webpage_url, row.spotify_url, row.source_url) if u and looks_like_url(u)), None)
     grid = Grid.from_dict(row.grid) if row.grid else None
-    cues = tuple(Cue(float(s), str(n), int(i), tuple(c)) for s, n, i, c in (row.cues or []))
+    cues = tuple(Cue.from_row(c) for c in row.cues or [])
     return DjTrack(
         key=row.key, path=Path(record.path), title=row.title or row.key, artist=row.artist or "",
         duration_s=duration, album=row.album, genre=(row.genres or [None])[0], bpm=row.bpm,
@@ -162,11 +166,11 @@ class _DjExport:
     def target(self, root: Path) -> Path:
         return self.dest or self.settings.folder(root) / self.file_name
 
-    def write_library(self, lib) -> Report:
+    def write_library(self, lib, progress: Callable[[int, int], None] | None = None) -> Report:
         if (problem := self.why_off()) is not None:
             return Report.skip(problem, error=True)
         roots = RootMap(lib.root, self.settings.library_root or None)
-        library = dj_library(lib, self.settings.format)
+        library = dj_library(lib, self.settings.format, progress)
         try:
             return export(library, type(self).render, roots, self.target(lib.root))
         except ValueError as err:  # a file outside the mapped library root
