@@ -36,6 +36,7 @@ from music_pipeline.core.domain.paths import sanitize_component
 from music_pipeline.core.sources import discovery
 from music_pipeline.resources import (
     AnalysisResource,
+    DjResource,
     DownloaderResource,
     EagleResource,
     LibraryResource,
@@ -182,7 +183,7 @@ def youtube_search(monkeypatch, http_server):
 def _resources(library_root: Path, spotify: SpotifyResource) -> dict:
     return {"library": LibraryResource(root=str(library_root)), "downloader": DownloaderResource(retries=0),
             "analysis": AnalysisResource(), "spotify": spotify, "soundcloud": SoundCloudResource(),
-            "notion": NotionResource(), "eagle": EagleResource(enabled=False)}
+            "notion": NotionResource(), "eagle": EagleResource(enabled=False), "dj": DjResource()}
 
 
 def test_a_spotify_like_is_matched_downloaded_tagged_and_a_doubtful_one_waits_for_review(

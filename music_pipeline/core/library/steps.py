@@ -445,13 +445,14 @@ class Library:
                                      duration_s=record.duration_s, codec=record.codec,
                                      sample_rate=record.sample_rate, bits=record.bits)
 
-    def playlists(self) -> list[playlists.Playlist]:
+    def playlists(self, rows: dict[str, Track] | None = None, records: list | None = None) -> list[playlists.Playlist]:
         """The catalog's playlists with their finished tracks' files, in playlist order (a
-        duplicate counts as its keeper)."""
+        duplicate counts as its keeper); ``rows`` and ``records``: the tracks and files, when
+        the caller has read them already."""
         files: dict[str, dict[str, Path]] = {}
-        for record in self.catalog.files.all():  # each table read once, not once per track
+        for record in self.catalog.files.all() if records is None else records:  # each table read once
             files.setdefault(record.track_key, {})[record.format] = Path(record.path)
-        rows = {row.key: row for row in self.catalog.tracks.all()}
+        rows = {row.key: row for row in self.catalog.tracks.all()} if rows is None else rows
         members_of = self.catalog.playlists.members()
 
         def keeper(key: str) -> Track | None:  # a duplicate counts as its keeper (chains followed)

@@ -59,7 +59,8 @@ def dj_library(lib, fmt: str = DEFAULT_FORMAT, progress: Callable[[int, int], No
     """Every finished keeper with a ``fmt`` file, and the playlists grouped by source;
     ``progress(done, total)`` as tracks are read."""
     rows = {row.key: row for row in lib.catalog.tracks.all()}
-    files = {f.track_key: f for f in lib.catalog.files.all() if f.format == fmt}
+    records = lib.catalog.files.all()
+    files = {f.track_key: f for f in records if f.format == fmt}
     tracks = []
     ordered = sorted(rows.values(), key=lambda r: (r.seq or 0, r.key))
     for done, row in enumerate(ordered, 1):
@@ -72,7 +73,7 @@ def dj_library(lib, fmt: str = DEFAULT_FORMAT, progress: Callable[[int, int], No
     present = {t.key for t in tracks}
     sources = {p.id: p.source for p in lib.catalog.playlists.all()}
     grouped: dict[str, list[DjPlaylist]] = {}
-    for playlist in lib.playlists():  # keepers only, in the playlist's order
+    for playlist in lib.playlists(rows, records):  # keepers only, in the playlist's order
         keys = tuple(dict.fromkeys(t.key for t in playlist.tracks if t.key in present))
         folder = SOURCE_FOLDERS.get(sources.get(playlist.id, ""), (sources.get(playlist.id) or "Other").title())
         grouped.setdefault(folder, []).append(DjPlaylist(playlist.name, keys))
