@@ -21,6 +21,12 @@ does not render those three (they are not in ``files.csv``); ``--render-extra`` 
 as ``build.sh`` renders a ``midi`` row (``fluidsynth -q -ni -g 0.8 -r 44100 -F out FluidR3_GM.sf2 mid``)
 into ``~/.cache/music-pipeline-grid-extra/openttd/`` (``$GRID_EXTRA_DIR``), outside the corpus.
 
+And a test of the first beat: 190 of those 194 files start on a beat at 0.000 s, so a grid anchored
+at 0 gets their phase for free. The 22 OpenMSX copies ``fp/openttd/*.trim.flac`` the corpus cut for
+its fingerprint task (``ffmpeg -ss 3`` on the FLAC, -6 dB) get the original's labels 3 s earlier
+(``variant``: ``trimmed 3 s``, ``trim_s``); their first beats fall at 0-0.75 s (12 of 22 off 0).
+``--check`` finds each cut sample-exact (correlating the copy with its original).
+
 Per file (``grid_labels.json``): ``tempo_map`` ``[[position, bpm], ...]`` (position in beats from the
 render's time zero; the tempo holds until the next entry), ``first_beat`` (the position of the first
 labelled beat), ``n_beats`` (labelled beats are ``first_beat + k``, k = 0..n_beats-1, turned into
@@ -437,6 +443,30 @@ def chorale(row: dict, paths: dict[str, str]) -> dict:
     return _finish(label, onsets, downbeats, phase)
 
 
+def trimmed(label: dict, row: dict) -> dict:
+    """The label of a copy whose first ``trim`` seconds were cut (files.csv ``trimgain``): the same beats,
+    ``trim`` seconds earlier, minus those cut off. Steady tempo only."""
+    shift = float(dict(x.split("=", 1) for x in row["param"].split(";"))["trim"])
+    (_, bpm), = label["tempo_map"]
+    times = beat_times(label)
+    skip = next(k for k, t in enumerate(times) if t >= shift - 1e-9)
+    first = label["first_beat"] + skip - shift * bpm / 60.0
+    bars = [[k - skip, n] for k, n in label["bars"]]
+    keep = [b for b in bars if b[0] > 0]
+    before = [b for b in bars if b[0] <= 0][-1:]
+    bars = [[before[0][0] % before[0][1], before[0][1]]] + keep if before else keep
+    new = {**label, "file": row["file"], "variant": f"trimmed {shift:g} s", "trim_s": shift, "origin": row["origin"],
+           "tempo_map": [[0, bpm]], "first_beat": round(first, 9), "n_beats": label["n_beats"] - skip, "bars": bars,
+           "duration_s": round(label["duration_s"] - shift, 6), "in_corpus": True,
+           "notes": [f"{row['origin']} without its first {shift:g} s (files.csv: {row['param']})"]
+           + [n for n in label["notes"] if not n.startswith("downbeat doubtful")]
+           + [n for n in label["notes"] if n.startswith("downbeat doubtful")]}
+    new.update(first_beat_s=round(seconds_at(new["tempo_map"], first), 6),
+               first_downbeat_s=round(seconds_at(new["tempo_map"], first + bars[0][0]), 6),
+               last_beat_s=round(seconds_at(new["tempo_map"], first + new["n_beats"] - 1), 6))
+    return new
+
+
 def derive() -> list[dict]:
     labels = []
     manifest = {r["file"]: r for r in _rows("files.csv")}
@@ -448,6 +478,10 @@ def derive() -> list[dict]:
             labels.append(openmsx(r["file"], Path(row["origin"])))
         if abs(labels[-1]["bpm"] - float(r["bpm"])) > 1e-6:
             raise SystemExit(f"{r['file']}: derived {labels[-1]['bpm']} BPM, tempo.csv says {r['bpm']}")
+    by_file = {x["file"]: x for x in labels}
+    for row in manifest.values():  # the phase test: OpenMSX copies with their first 3 s cut
+        if row["recipe"] == "trimgain" and by_file.get(row["origin"], {}).get("status") == "steady":
+            labels.append(trimmed(by_file[row["origin"]], row))
     for name in CHANGING:
         label = openmsx(f"openttd/{name}.flac", OPENMSX / f"{name}.mid")
         label["in_corpus"] = label["file"] in manifest
@@ -461,7 +495,7 @@ def derive() -> list[dict]:
 
 
 def write(labels: list[dict], path: Path = LABELS) -> None:
-    order = ["file", "source", "status", "bpm", "tempo_map", "beat_unit", "time_signature", "beats_per_bar",
+    order = ["file", "source", "variant", "trim_s", "status", "bpm", "tempo_map", "beat_unit", "time_signature", "beats_per_bar",
              "first_beat", "first_beat_s", "bars", "first_downbeat_s", "n_beats", "last_beat_s", "duration_s",
              "quantized", "downbeat_doubtful", "accent_by_place", "in_corpus", "origin", "render_bpm_quarter",
              "program", "notes"]
@@ -494,12 +528,14 @@ def summary(labels: list[dict]) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-def _decode_peak_envelope(path: Path):
+def _decode_peak_envelope(path: Path, signed: bool = False, seconds: float | None = None):
     import numpy as np
 
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "44100", "-"],
-                         capture_output=True, check=True).stdout
-    return np.abs(np.frombuffer(raw, dtype=np.float32)), 44100
+    limit = ["-t", str(seconds)] if seconds else []
+    raw = subprocess.run(["ffmpeg", "-v", "error", *limit, "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "44100",
+                          "-"], capture_output=True, check=True).stdout
+    y = np.frombuffer(raw, dtype=np.float32)
+    return (y if signed else np.abs(y)), 44100
 
 
 def check(labels: list[dict]) -> int:
@@ -514,6 +550,16 @@ def check(labels: list[dict]) -> int:
     for x in labels:
         path = audio_path(x)
         tm = x["tempo_map"]
+        if x.get("variant"):  # a cut copy: find the cut in the audio against its original
+            cut, rate = _decode_peak_envelope(path, signed=True, seconds=8)
+            orig, _ = _decode_peak_envelope(audio_path({"file": x["origin"]}), signed=True, seconds=14)
+            start = int(round(x["trim_s"] * rate))
+            span, lags = cut[rate: 6 * rate], range(-rate // 50, rate // 50 + 1)
+            best = max(lags, key=lambda lag: float(np.dot(span, orig[start + rate + lag: start + 6 * rate + lag])))
+            print(f"{x['file']:40s} cut found {best / rate * 1000:+.2f} ms from the nominal "
+                  f"{start / rate:g} s  {'ok' if abs(best) <= 1 else 'CUT NOT WHERE THE LABEL SAYS'}")
+            problems += abs(best) > 1
+            continue
         if x["source"] == "hydrogen":
             import xml.etree.ElementTree as ET
 
