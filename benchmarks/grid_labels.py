@@ -33,7 +33,8 @@ labelled beat), ``n_beats`` (labelled beats are ``first_beat + k``, k = 0..n_bea
 seconds through the tempo map), ``bars`` ``[[k, beats_per_bar], ...]`` (beat k is a downbeat and bars
 of that many beats follow until the next entry; one entry unless the meter changes or a bar is
 irregular), ``time_signature``, ``status`` (``steady``: one tempo; ``changing``), ``duration_s`` (the
-end of the music: end of the MIDI track / the song / the score), and ``notes``. ``beats(label)``
+end of the music: the MIDI file's end / the song's last column / the chorale's last note-off), and
+``notes``. ``beats(label)``
 expands a label into every (time, place in bar).
 
 Rules
@@ -100,8 +101,10 @@ Downbeats and bars.
   anacrusis (a first measure shorter than its bar: the pickup, so the first downbeat is not at 0 but
   at the pickup's length - 1 beat in 111 of the 162) and the second half of a split bar (a measure
   following a short one when the two together fit in one bar: the chorales split bars at repeat signs
-  and line ends). Bars of other lengths in the score (a 1-beat bar, a meter change) are kept as they
-  are: ``bars`` then has several entries.
+  and line ends). A meter change starts bars of its new length (bwv27.6, bwv362, bwv41.6). Bars whose
+  length disagrees with the time signature in force (a 1-beat bar, a 10-beat measure, a 3-beat bar
+  where a repeat goes back to a start without pickup: 6 chorales) are kept as the score has them
+  (``bars`` then has several entries) but flagged ``downbeat_doubtful``.
 
 Changing tempo. Beat times integrate the tempo map exactly (MIDI semantics: a tempo holds from its
 tick on); ``bpm`` is the tempo that lasts longest in seconds.
