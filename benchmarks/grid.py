@@ -12,11 +12,10 @@ venv) and, for the three changing-tempo tunes the corpus does not render,
 
 Methods
 -------
-* ``ours``: ``music_pipeline.core.audio.gridfit.estimate(signal, rate, bpm_range=(70, 180))`` on
-  ``analysis.decode(path).signal`` at ``analysis.RATE``, a ``beatgrid.Grid``. Until gridfit exists
-  (it is being written on main), a PLACEHOLDER stands in: ``tempo.estimate`` with the first beat at
-  0 s (see ``_placeholder_estimate``); the table says which one ran. Also timed against today's
-  ``analysis.features_of`` on the same decode: the ratio (features_of + grid) / features_of.
+* ``ours``: the grid ``analysis.features_of`` gives (``gridfit.estimate`` on the analysis signal,
+  preferred range 70-180 BPM), from ``analysis.decode(path)``. Timed against the same analysis
+  without the grid (``Settings(grid=False)``: what the pipeline computed before the grid), decode
+  included: the ratio (decode + features with grid) / (decode + features without).
 * ``librosa``: ``librosa.load(path, sr=22050, mono=True)`` + ``librosa.beat.beat_track`` (beats in
   seconds, bpm = its tempo), in this process (librosa is a dependency of the package).
 * ``essentia``: ``RhythmExtractor2013(method='multifeature')`` (bpm, beat ticks) in the corpus's
@@ -86,37 +85,27 @@ SOURCES = ("hydrogen", "openmsx", "chorales")
 # --------------------------------------------------------------------------- our grid
 
 
-def _placeholder_estimate(signal, rate: int, bpm_range: tuple[float, float] = BPM_RANGE):
-    """PLACEHOLDER until music_pipeline.core.audio.gridfit lands (merge main): today's tempo
-    estimate as a one-segment grid whose first beat is at 0 s (no phase, no downbeat)."""
-    from music_pipeline.core.audio import beatgrid, tempo
-
-    estimate = tempo.estimate(signal, rate, bpm_range)
-    return beatgrid.Grid((beatgrid.Segment(0.0, round(float(estimate.bpm or 120.0), 2), 1),), 4,
-                         float(estimate.confidence), False)
-
-
-def our_estimator():
-    """(estimate, name): gridfit when it exists in this checkout, else the placeholder."""
-    try:
-        from music_pipeline.core.audio import gridfit
-    except ImportError:
-        return _placeholder_estimate, "PLACEHOLDER tempo.estimate + first beat 0 (gridfit not merged)"
-    return gridfit.estimate, "gridfit.estimate"
-
-
 def run_ours(path: Path) -> dict:
+    """Our grid from the analysis the pipeline runs, timed against the same analysis without
+    the grid (what the pipeline did before it): decode + features, each timed on its own."""
     from music_pipeline.core.audio import analysis
 
-    estimate, _ = our_estimator()
+    started = time.perf_counter()
     decoded = analysis.decode(path)
+    decode_s = time.perf_counter() - started
     started = time.perf_counter()
-    analysis.features_of(decoded)
-    features_s = time.perf_counter() - started
+    analysis.features_of(decoded, analysis.Settings(bpm_range=BPM_RANGE, grid=False))
+    before_s = time.perf_counter() - started
     started = time.perf_counter()
-    grid = estimate(decoded.signal, analysis.RATE, bpm_range=BPM_RANGE)
-    grid_s = time.perf_counter() - started
+    features = analysis.features_of(decoded, analysis.Settings(bpm_range=BPM_RANGE))
+    with_grid_s = time.perf_counter() - started
+    grid = features.grid
     until = decoded.duration_s
+    timing = {"time_s": with_grid_s - before_s, "features_s": before_s,
+              "ratio": (decode_s + with_grid_s) / (decode_s + before_s)}
+    if grid is None:
+        return {"bpm": 0.0, "first_beat_s": 0.0, "beats": [], "places": [], "segments": [], "beats_per_bar": 4,
+                "confidence": 0.0, "needs_look": True, "duration_s": until, **timing}
     # DJ software draws the grid before its first marker too: extend the first segment back to 0 s
     first, period = grid.segments[0], 60.0 / grid.segments[0].bpm
     back, n = [], 1
@@ -127,8 +116,7 @@ def run_ours(path: Path) -> dict:
     return {"bpm": float(grid.bpm), "first_beat_s": float(grid.first_beat_s),
             "beats": [round(t, 5) for t, _ in beats], "places": [p for _, p in beats],
             "segments": [[s.start_s, s.bpm, s.beat] for s in grid.segments], "beats_per_bar": grid.beats_per_bar,
-            "confidence": grid.confidence, "needs_look": grid.needs_look, "duration_s": until,
-            "time_s": grid_s, "features_s": features_s, "ratio": (features_s + grid_s) / features_s}
+            "confidence": grid.confidence, "needs_look": grid.needs_look, "duration_s": until, **timing}
 
 
 def run_librosa(path: Path) -> dict:
@@ -371,7 +359,7 @@ def main() -> int:
     if not todo:
         print(f"nothing to run: is the corpus built in {args.cache}?", file=sys.stderr)
         return 2
-    _, our_name = our_estimator()
+    our_name = "gridfit (in analysis.features_of)"
     names = {"ours": f"ours ({our_name})", "labels": "labels (harness self-check)", "librosa": "librosa beat_track",
              "essentia": "essentia RhythmExtractor2013 multifeature"}
     print(f"{len(todo)} files, methods {methods}; ours = {our_name}", flush=True)

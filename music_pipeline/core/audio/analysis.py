@@ -40,6 +40,7 @@ class Settings:
     bpm_range: tuple[float, float] = tempo.DEFAULT_RANGE
     key_profile: str = tonality.DEFAULT_PROFILE
     fingerprint: bool = True
+    grid: bool = True  # the beat grid and cues (off: tempo to a tenth only, as before the grid)
 
 
 @dataclass
@@ -277,7 +278,8 @@ def features_of(decoded: Decoded, settings: Settings | None = None, lossless: bo
     silent = decoded.lufs is None  # nothing above the -70 LUFS gate: no tempo, no key
     envelopes = tempo.onset_envelopes(signal, RATE, gridfit.HOP, gridfit.N_FFT)  # one for tempo and grid
     beat = tempo.from_envelope(envelopes[0], envelopes[2], settings.bpm_range)
-    grid = None if silent else gridfit.estimate(signal, RATE, settings.bpm_range, envelopes, beat)
+    grid = None if silent or not settings.grid else gridfit.estimate(signal, RATE, settings.bpm_range, envelopes,
+                                                                      beat)
     # the grid's tempo is the exact one (to 0.01) unless it needs a look
     bpm = grid.bpm if grid is not None and not grid.needs_look else beat.bpm
     tonal = tonality.estimate(signal, RATE, settings.key_profile)
