@@ -39,7 +39,8 @@ HOP, N_FFT = 128, 512  # tempo.onset_envelope's frames
 WINDOW_S = 8.0  # steadiness is judged over stretches this long
 STEADY_S = 0.020  # a stretch whose onsets sit further than this from the line is off the grid
 MIN_ONSETS = 16
-MIN_COHERENCE = 0.12  # onsets this weakly periodic at the beat rate carry no grid (noise)
+MIN_COHERENCE = 0.12  # onsets this little more on the beats than chance carry no grid (noise)
+HIT_S = 0.025  # an onset this close to a beat is on it
 MIN_SEGMENT_S = 12.0
 CLEARLY = 0.5  # standard deviations: a downbeat or a meter this much more marked than the others
 
@@ -64,7 +65,7 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         return None
     segments = [fit]
     needs_look = False
-    if not _steady(fit, times, weights, 0.0, duration):
+    if not _steady(fit, times, weights, 0.0, duration, strength):
         parts = _split(strength, times, weights, duration, preferred)
         if parts:
             segments = parts
@@ -200,10 +201,22 @@ def _fit(times: np.ndarray, weights: np.ndarray, period: float, strength: _Stren
         period = float(candidates[best] + np.clip(shift, -0.5, 0.5) * (candidates[1] - candidates[0]))
     else:
         period = float(candidates[best])
-    z = np.exp(-2j * np.pi * times / period) @ weights
-    coherence = float(abs(z) / weights.sum())
     t0 = strength.phase(period, float(times[0]), float(times[-1]))
-    return _regress(times, weights, t0, period, coherence)
+    line = _regress(times, weights, t0, period)
+    if line is not None:
+        line.coherence = _coherence(line, times, weights)
+    return line
+
+
+def _coherence(line: _Line, times: np.ndarray, weights: np.ndarray) -> float:
+    """How much more of the onsets' weight falls on the grid's beats than chance would put
+    there: 0 for onsets unrelated to it (noise), 1 when every onset is on a beat."""
+    if not times.size:
+        return 0.0
+    k = np.round((times - line.t0) / line.period)
+    hit = np.abs(times - (line.t0 + k * line.period)) < HIT_S
+    chance = min(1.0, 2 * HIT_S / line.period)
+    return float(max(0.0, (weights[hit].sum() / weights.sum() - chance) / (1 - chance)))
 
 
 def _chunked_comb(times: np.ndarray, weights: np.ndarray, periods: np.ndarray) -> np.ndarray:
@@ -214,7 +227,7 @@ def _chunked_comb(times: np.ndarray, weights: np.ndarray, periods: np.ndarray) -
     return out
 
 
-def _regress(times: np.ndarray, weights: np.ndarray, t0: float, period: float, coherence: float) -> _Line | None:
+def _regress(times: np.ndarray, weights: np.ndarray, t0: float, period: float) -> _Line | None:
     """Least squares of onset time on beat number, over the onsets near a beat; outliers
     down-weighted (Huber, 10 ms) and the fit repeated."""
     gate = min(0.07, period / 6)
@@ -238,12 +251,16 @@ def _regress(times: np.ndarray, weights: np.ndarray, t0: float, period: float, c
     resid = times - (t0 + k * period)
     near = np.abs(resid) < gate
     spread = float(np.sqrt(np.average(resid[near] ** 2, weights=weights[near])))
-    return _Line(t0, period, coherence, int(k[near].min()), int(k[near].max()), spread)
+    return _Line(t0, period, 0.0, int(k[near].min()), int(k[near].max()), spread)
 
 
-def _steady(line: _Line, times: np.ndarray, weights: np.ndarray, begin: float, end: float) -> bool:
-    """Every stretch with a beat stays on the line: its onsets' weighted median distance
-    from their beats within ``STEADY_S``, and the beat-rate evidence not gone elsewhere."""
+def _steady(line: _Line, times: np.ndarray, weights: np.ndarray, begin: float, end: float,
+            strength: _Strength | None = None) -> bool:
+    """Every stretch of the track stays on the line. A stretch is off it when its onsets sit
+    further than ``STEADY_S`` from their beats on the whole (drift), when they sit clearly on
+    beats of another phase, or when they have left the grid for a tempo of their own (seen
+    in the stretch's own tempo). A stretch whose onsets follow no beat at all (a breakdown, a
+    rubato outro over a steady track) says nothing either way."""
     bad = total = 0
     for start in np.arange(begin, max(end - WINDOW_S / 2, begin + 1e-9), WINDOW_S / 2):
         inside = (times >= start) & (times < start + WINDOW_S)
@@ -254,11 +271,37 @@ def _steady(line: _Line, times: np.ndarray, weights: np.ndarray, begin: float, e
         resid = t - (line.t0 + k * line.period)
         on = np.abs(resid) < min(0.07, line.period / 6)
         total += 1
-        local = abs(_weighted_median(resid[on], w[on])) if on.sum() >= 3 else np.inf
-        z = np.exp(-2j * np.pi * t / line.period) @ w
-        if local > STEADY_S or abs(z) / w.sum() < 0.5 * line.coherence:
+        local = abs(_weighted_median(resid[on], w[on])) if on.sum() >= 3 else 0.0
+        here = _coherence(line, t, w)
+        if local > STEADY_S or strength is not None and (
+                _off_phase(line, strength, start, start + WINDOW_S)
+                or here < 0.3 * line.coherence and _other_tempo(strength, start, start + WINDOW_S, 60.0 / line.period)):
             bad += 1
     return total > 0 and bad <= max(1, 0.1 * total)
+
+
+def _off_phase(line: _Line, strength: _Strength, begin: float, end: float) -> bool:
+    """The stretch's beats are clearly elsewhere: the phase collecting the most beat strength
+    (bass-weighted, as when the grid was placed) is not the line's, and collects far more."""
+    shifts = np.arange(-line.period / 2, line.period / 2, 0.002)
+    ks = np.arange(np.ceil((begin - line.t0) / line.period), np.floor((end - line.t0) / line.period) + 1)
+    if ks.size < 4:
+        return False
+    at = ((line.t0 + ks[None, :] * line.period + shifts[:, None]) - strength.lag) * strength.fps
+    score = np.interp(at, np.arange(strength.env.size), strength.env, left=0.0, right=0.0).sum(axis=1)
+    best = int(np.argmax(score))
+    here = float(score[np.argmin(np.abs(shifts))])
+    return abs(shifts[best]) > 2 * HIT_S and score[best] > 1.5 * here
+
+
+def _other_tempo(strength: _Strength, begin: float, end: float, bpm: float) -> bool:
+    """The stretch's own tempo is not the line's, nor a simple ratio of it."""
+    lo, hi = int(begin * strength.fps), int(end * strength.fps)
+    local = tempo.from_envelope(strength.env[lo:hi], strength.fps, (bpm / 1.9, bpm * 1.9)).bpm
+    if not local:
+        return False
+    ratio = local / bpm
+    return min(abs(ratio / m - 1) for m in (0.5, 2 / 3, 1.0, 1.5, 2.0)) > 0.02
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -295,7 +338,7 @@ def _split(strength: _Strength, times: np.ndarray, weights: np.ndarray, duration
     for run, lo, hi in zip(runs, bounds[:-1], bounds[1:], strict=True):
         inside = (times >= lo) & (times < hi)
         line = _fit(times[inside], weights[inside], 60.0 / float(np.nanmedian(local[run])), strength, search=0.02)
-        if line is None or not _steady(line, times[inside], weights[inside], lo, hi):
+        if line is None or not _steady(line, times[inside], weights[inside], lo, hi, strength):
             return None
         lines.append(line)
     return lines
