@@ -111,3 +111,11 @@ def test_cues_mark_the_sections_on_their_downbeats_with_names_and_colours() -> N
     assert all(abs(c.start_s - s) <= 0.005 for c, s in zip(hot, starts, strict=True))
     assert [c.number for c in hot] == list(range(5)) and len(hot) <= 8
     assert hot[1].colour != hot[2].colour  # a drop and a break look different
+
+
+def test_the_main_tempo_is_the_longest_segment_the_last_one_included() -> None:
+    from music_pipeline.core.audio.beatgrid import Segment
+
+    grid = Grid((Segment(0.0, 120.0, 1), Segment(30.0, 128.0, 1)), end_s=360.0)
+    assert grid.bpm == 128.0 and Grid.from_dict(grid.as_dict()).bpm == 128.0
+    assert Grid((Segment(0.0, 120.0, 1), Segment(300.0, 128.0, 1)), end_s=330.0).bpm == 120.0

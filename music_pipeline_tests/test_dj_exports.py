@@ -350,9 +350,16 @@ def test_traktor_element_order_is_traktors(nml_bytes: bytes) -> None:
 
 
 def test_traktor_stamp_without_any_date_is_fixed() -> None:
-    library = DjLibrary((dataclasses.replace(FLAT, date_added=None),))
-    entry = read_traktor(traktor.render(library, RootMap(LOCAL, None))).collection.entry[0]
-    assert entry.lock_modification_time == "2000-01-01T00:00:00" and entry.info.import_date is None
+    gridded = dataclasses.replace(FLAT, date_added=None, grid=Grid((Segment(0.25, 120.0, 1),)))
+    entry = read_traktor(traktor.render(DjLibrary((gridded,)), RootMap(LOCAL, None))).collection.entry[0]
+    assert entry.lock == 1 and entry.lock_modification_time == "2000-01-01T00:00:00"
+    assert entry.info.import_date is None
+
+
+def test_traktor_locks_only_the_tracks_whose_grid_it_is_given() -> None:
+    entry = read_traktor(traktor.render(DjLibrary((dataclasses.replace(FLAT, grid=None),)),
+                                        RootMap(LOCAL, None))).collection.entry[0]
+    assert entry.lock == 0 and entry.lock_modification_time is None  # Traktor analyses it itself
 
 
 # -- hostile names, both formats ----------------------------------------------------------------
@@ -506,11 +513,15 @@ def test_write_replaces_the_file_whole(tmp_path: Path) -> None:
     dest = tmp_path / "exports" / "rekordbox.xml"
     dest.parent.mkdir()
     dest.write_text("an older export")
-    assert rekordbox.write(LIBRARY, roots, dest) == dest
+    from music_pipeline.core.sinks.dj import export  # the one writer of both exports
+
+    assert export(LIBRARY, rekordbox.render, roots, dest).action == "written"
     assert RekordboxXml(dest).num_tracks == 4
-    nml = traktor.write(LIBRARY, roots, tmp_path / "exports" / "collection.nml")
+    nml = tmp_path / "exports" / "collection.nml"
+    export(LIBRARY, traktor.render, roots, nml)
     assert len(STRICT.from_path(nml, Nml).collection.entry) == 4
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["collection.nml", "rekordbox.xml"]  # no partial left
+    assert sorted(p.name for p in dest.parent.iterdir()) == [  # their manifests beside them; no partial left
+        ".collection.nml.music-pipeline.json", ".rekordbox.xml.music-pipeline.json", "collection.nml", "rekordbox.xml"]
 
 
 def test_a_key_no_notation_reads_is_left_out() -> None:

@@ -186,3 +186,51 @@ def test_export_command_writes_the_file_named_and_says_what_it_holds(finished, l
     bad = subprocess.run([sys.executable, "-m", "music_pipeline", "export", "rekordbox", str(dest)],
                          env={**env, "DJ_LIBRARY_ROOT": "relative/folder"}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "DJ_LIBRARY_ROOT" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_grid_that_needs_a_look_is_exported_as_a_tempo_only_and_left_unlocked(finished, library, tmp_path):
+    key = finished["b"]
+    grid = {**library.track(key).grid, "needs_look": True}
+    library.catalog.tracks.update(key, grid=grid)
+    dj.RekordboxExport(dj.DjSettings(), tmp_path / "r.xml").write_library(library)
+    beta = next(t for t in _rekordbox(tmp_path / "r.xml").get_tracks() if t["Name"] == "Twö")
+    assert beta.tempos == [] and beta.marks == [] and beta["AverageBpm"] > 0
+    dj.TraktorExport(dj.DjSettings(), tmp_path / "c.nml").write_library(library)
+    entries = {e.title: e for e in read_traktor((tmp_path / "c.nml").read_bytes()).collection.entry}
+    assert entries["Twö"].lock == 0 and not entries["Twö"].cue_v2  # Traktor grids it itself
+    assert entries["One #1 & 100%"].lock == 1
+
+
+def test_missing_files_are_left_out_and_a_missing_drive_leaves_the_export_alone(finished, library, tmp_path):
+    from music_pipeline.core.domain.errors import TrackError
+
+    dest = tmp_path / "rekordbox.xml"
+    sink = dj.RekordboxExport(dj.DjSettings(), dest)
+    sink.write_library(library)
+    aiff = Path(library.catalog.files.get(finished["a"], "AIFF").path)
+    aiff.rename(tmp_path / "away.aiff")
+    report = sink.write_library(library)
+    assert report.metadata["missing_files"] == 1 and report.metadata["tracks"] == 2
+    assert any("left out" in w for w in report.warnings)
+    before = dest.read_bytes()
+    for fmt_dir in (library.root / "AIFF",):
+        fmt_dir.rename(tmp_path / "AIFF-unmounted")
+    with pytest.raises(TrackError, match="left as it was"):
+        sink.write_library(library)
+    assert dest.read_bytes() == before
+
+
+def test_a_cue_a_dj_set_in_serato_survives_the_pipeline_rewriting_the_tags(finished, library):
+    from serato_tools.track_cues_v2 import TrackCuesV2
+
+    from music_pipeline.core.audio.beatgrid import Cue, from_catalog
+    from music_pipeline.core.dj import serato
+
+    key = finished["a"]
+    aiff = Path(library.catalog.files.get(key, "AIFF").path)
+    grid, _ = from_catalog(library.track(key).grid, None)
+    serato.write(aiff, grid, [Cue(12.5, "My mix-in", 3, (0, 0, 255))])  # as the DJ left it in Serato
+    library.catalog.tracks.update(key, album="A New Album")  # then a merge brings new tags
+    library.after_merge(key)
+    cues = {e.index: e.name for e in TrackCuesV2(str(aiff)).entries if isinstance(e, TrackCuesV2.CueEntry)}
+    assert cues == {3: "My mix-in"}

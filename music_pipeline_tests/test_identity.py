@@ -128,6 +128,10 @@ def test_secrets_in_urls_are_redacted_for_display() -> None:
     assert "hunter2" not in shown and "abc123" not in shown and "zz" not in shown
     assert shown.startswith("https://me:***@cdn.example.com/a.mp3?") and "id=7" in shown
     assert redact_url(f"https://www.youtube.com/watch?v={VIDEO}") == f"https://www.youtube.com/watch?v={VIDEO}"
+    # a private SoundCloud track's share link carries its secret in the path
+    assert redact_url("https://soundcloud.com/artist/demo/s-AbC123xYz?si=1") == "https://soundcloud.com/artist/demo/s-***?si=1"
+    assert redact_url("https://soundcloud.com/artist/s-curve") == "https://soundcloud.com/artist/s-***"  # a title too: masked
+    assert redact_url("https://soundcloud.com/artist/sets/summer") == "https://soundcloud.com/artist/sets/summer"
 
 
 @pytest.mark.parametrize("url", [

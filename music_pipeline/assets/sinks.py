@@ -79,19 +79,21 @@ def track_sink_asset(registration: Registration) -> AssetsDefinition:
 def library_sink_asset(registration: Registration) -> AssetsDefinition:
     @asset(name=registration.asset, deps=[catalog], group_name="library", kinds={registration.kind},
            description=registration.description, required_resource_keys={"library", *registration.resources},
+           output_required=False,
            # after tracks finish, and hourly: a track that only left a playlist finishes nothing
            automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
            | AutomationCondition.on_cron("0 * * * *"))
-    def _library_sink(context: AssetExecutionContext) -> MaterializeResult:
+    def _library_sink(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         sink = _build(context, registration)
         try:
             report = sink.write_library(context.resources.library.get())
         except TrackError as err:
             raise Failure(description=f"The {registration.name} export failed: {err}") from err
         _log(context, report, "")
-        if report.skipped:
-            return MaterializeResult(metadata={"skipped": report.skipped})
-        return MaterializeResult(metadata=metadata(report))
+        if report.skipped:  # nothing written: observed, not materialised
+            context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": report.skipped}))
+            return
+        yield MaterializeResult(metadata=metadata(report))
 
     return _library_sink
 

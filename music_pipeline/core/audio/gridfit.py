@@ -82,14 +82,17 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
     grid_segments = []
     for index, part in enumerate(segments):
         first_k = part.first_k
+        if part.at(first_k) < -0.005:  # before the audio starts: the grid begins a beat later
+            first_k += 1
         if index == 0:
             place = (first_k - downbeat_k) % per_bar + 1
         else:  # a later segment's bars: its own downbeat
             _, db = _bars(signal, rate, part, duration)
             place = (first_k - db) % per_bar + 1
+        # a first beat a few ms before the audio (within the estimate's error) is at its start
         grid_segments.append(Segment(round(max(0.0, part.t0 + first_k * part.period), 3), round(60.0 / part.period, 2), place))
     confidence = _confidence(segments, beat.confidence, needs_look)
-    return Grid(tuple(grid_segments), per_bar, confidence, needs_look)
+    return Grid(tuple(grid_segments), per_bar, confidence, needs_look, round(duration, 3))
 
 
 def _sound_start(signal: np.ndarray, rate: int) -> float:

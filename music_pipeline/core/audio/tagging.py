@@ -56,8 +56,15 @@ def write_tags(path: Path, fmt: str, tags: Tags) -> None:
         raise TrackError(f"Could not write tags into {Path(path).name}: {err}") from err
 
 
+#: Tags of DJ software kept when the pipeline rewrites a file's tags: Serato's grid and the
+#: cues a DJ set in it (ID3 GEOB frames described "Serato ...", MP4 atoms of com.serato.dj).
+SERATO_MP4 = "----:com.serato.dj:"
+SERATO_GEOB = "Serato "
+
+
 def _write_mp4(path: Path, tags: Tags) -> None:
     audio = mp4.MP4(path)
+    kept = {k: v for k, v in (audio.tags or {}).items() if k.startswith(SERATO_MP4)}
     audio.delete()
     audio = mp4.MP4(path)
     if audio.tags is None:
@@ -82,11 +89,13 @@ def _write_mp4(path: Path, tags: Tags) -> None:
     if tags.cover:
         kind = mp4.MP4Cover.FORMAT_PNG if _cover_mime(tags.cover) == "image/png" else mp4.MP4Cover.FORMAT_JPEG
         t["covr"] = [mp4.MP4Cover(tags.cover, imageformat=kind)]
+    t.update(kept)
     audio.save()
 
 
 def _write_id3(path: Path, fmt: str, tags: Tags) -> None:
     audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
+    kept = [f for f in audio.tags.getall("GEOB") if f.desc.startswith(SERATO_GEOB)] if audio.tags is not None else []
     if audio.tags is not None:
         audio.delete()
         audio = (aiff.AIFF if fmt == "AIFF" else wave.WAVE)(path)
@@ -110,6 +119,8 @@ def _write_id3(path: Path, fmt: str, tags: Tags) -> None:
         t.add(id3.TXXX(encoding=3, desc=name, text=value))
     if tags.cover:
         t.add(id3.APIC(encoding=3, mime=_cover_mime(tags.cover), type=3, desc="Cover", data=tags.cover))
+    for frame in kept:
+        t.add(frame)
     audio.save(v2_version=4)
 
 

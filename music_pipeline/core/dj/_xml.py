@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
-
-from ..library.store import atomic_target
 
 # XML 1.0 has no way to write C0 controls other than tab, newline and carriage return, lone
 # surrogates (a file name that is not UTF-8) or U+FFFE/U+FFFF, not even as character
@@ -26,10 +23,3 @@ def to_bytes(root: ET.Element, declaration: str, short_empty: bool = True) -> by
     ET.indent(root, space="  ")
     body = ET.tostring(root, encoding="utf-8", short_empty_elements=short_empty)
     return declaration.encode() + b"\n" + body + b"\n"
-
-
-def write(data: bytes, dest: Path) -> Path:
-    """``data`` to ``dest`` through a temporary file beside it, replacing ``dest`` only whole."""
-    with atomic_target(dest) as tmp:
-        tmp.write_bytes(data)
-    return dest

@@ -47,3 +47,4 @@ class DjFolder:
 class DjLibrary:
     tracks: tuple[DjTrack, ...]
     folders: tuple[DjFolder, ...] = field(default_factory=tuple)
+    missing: tuple[str, ...] = ()  # finished tracks left out: their file is not there

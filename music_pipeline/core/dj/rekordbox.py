@@ -18,7 +18,6 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from pathlib import Path
 
 from ..audio.beatgrid import Cue, Grid
 from ..domain.keys import Key
@@ -137,11 +136,6 @@ def _version() -> str:
         return metadata.version("music_pipeline")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "0"
-
-
-def write(library: DjLibrary, roots: RootMap, dest: Path) -> Path:
-    """:func:`render` to ``dest`` atomically: rekordbox never reads half a file."""
-    return _xml.write(render(library, roots), dest)
 
 
 def render(library: DjLibrary, roots: RootMap) -> bytes:

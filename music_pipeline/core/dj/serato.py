@@ -72,7 +72,7 @@ def beatgrid_frame(grid: Grid) -> bytes:
     bars count on from each), so a segment whose first beat is not a downbeat gets its
     marker on the first downbeat inside it; beats before it follow the same tempo.
     """
-    positions = [_first_downbeat(grid, i) for i in range(len(grid.segments))]
+    positions = [grid.marker_s(i) for i in range(len(grid.segments))]
     data = struct.pack(">BBI", 1, 0, len(positions))
     for i, (segment, position) in enumerate(zip(grid.segments, positions, strict=True)):
         if i < len(positions) - 1:
@@ -81,14 +81,6 @@ def beatgrid_frame(grid: Grid) -> bytes:
         else:
             data += struct.pack(">ff", position, segment.bpm)
     return data + b"\x00"  # the footer: its meaning is unknown, Mixxx writes 0
-
-
-def _first_downbeat(grid: Grid, index: int) -> float:
-    segment = grid.segments[index]
-    period = 60.0 / segment.bpm
-    downbeat = segment.start_s + ((1 - segment.beat) % grid.beats_per_bar) * period
-    past_end = index + 1 < len(grid.segments) and downbeat >= grid.segments[index + 1].start_s - 1e-6
-    return max(0.0, segment.start_s if past_end else downbeat)  # no downbeat inside: the segment's start
 
 
 def autotags_frame(bpm: float, auto_gain: float = 0.0, gain_db: float = 0.0) -> bytes:
@@ -277,6 +269,19 @@ def frames(grid: Grid | None, cues: Sequence[Cue], existing: Callable[[str], byt
 
 
 # -- Writing ------------------------------------------------------------------------------
+
+def present(path: Path) -> bool:
+    """The file already holds a Serato grid or cues (ours, or the DJ's from Serato)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".m4a", ".mp4"):
+            tags = mp4.MP4(path).tags
+            return tags is not None and any(MP4_ATOMS[name] in tags for name in (BEATGRID, MARKERS2))
+        tags = (wave.WAVE if path.suffix.lower() == ".wav" else aiff.AIFF)(path).tags
+        return tags is not None and any(f"GEOB:{name}" in tags for name in (BEATGRID, MARKERS2))
+    except MutagenError:
+        return False
+
 
 def write(path: Path, grid: Grid | None, cues: Sequence[Cue], *, atomic: bool = True) -> bool:
     """Store Serato's frames for ``grid`` and ``cues`` in ``path`` (AIFF, WAV with ID3, M4A).

@@ -19,7 +19,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 from ..audio.beatgrid import Cue, Grid
 from ..domain.keys import Key
@@ -61,11 +60,8 @@ def _grid_markers(parent: ET.Element, grid: Grid) -> None:
     for beat 1 of a bar, so a segment starting on beat 3 gets its marker two beats later (the
     grid still runs back from it). A segment too short to reach a downbeat keeps its marker on
     its first beat: its tempo matters more than its bar count until the next marker."""
-    ends = [s.start_s for s in grid.segments[1:]] + [math.inf]
-    for segment, end in zip(grid.segments, ends, strict=True):
-        start = segment.start_s + ((1 - segment.beat) % grid.beats_per_bar) * 60.0 / segment.bpm
-        if start >= end - 1e-9:
-            start = segment.start_s
+    for index, segment in enumerate(grid.segments):
+        start = grid.marker_s(index)
         marker = ET.SubElement(parent, "CUE_V2", {
             "NAME": "AutoGrid", "DISPL_ORDER": "0", "TYPE": "4", "START": _f6(start * 1000), "LEN": _f6(0),
             "REPEATS": "-1", "HOTCUE": "-1"})
@@ -82,8 +78,10 @@ def _cue(parent: ET.Element, cue: Cue) -> None:
 
 def _entry(parent: ET.Element, track: DjTrack, roots: RootMap, stamp: str) -> None:
     date = _slash_date(stamp)
+    # locked only over a grid of ours: a track without one is Traktor's to analyse
+    lock = {"LOCK": "1", "LOCK_MODIFICATION_TIME": f"{stamp}T00:00:00"} if track.grid else {"LOCK": "0"}
     entry = ET.SubElement(parent, "ENTRY", {
-        "MODIFIED_DATE": date, "MODIFIED_TIME": "0", "LOCK": "1", "LOCK_MODIFICATION_TIME": f"{stamp}T00:00:00",
+        "MODIFIED_DATE": date, "MODIFIED_TIME": "0", **lock,
         "TITLE": _xml.text(track.title), "ARTIST": _xml.text(track.artist)})
     where = roots.traktor_location(track.path)
     ET.SubElement(entry, "LOCATION", {"DIR": _xml.text(where.dir), "FILE": _xml.text(where.file),
@@ -114,11 +112,6 @@ def _entry(parent: ET.Element, track: DjTrack, roots: RootMap, stamp: str) -> No
         _grid_markers(entry, track.grid)
     for cue in track.cues:
         _cue(entry, cue)
-
-
-def write(library: DjLibrary, roots: RootMap, dest: Path) -> Path:
-    """:func:`render` to ``dest`` atomically: Traktor never reads half a file."""
-    return _xml.write(render(library, roots), dest)
 
 
 def render(library: DjLibrary, roots: RootMap) -> bytes:

@@ -138,7 +138,13 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, _redact_pairs(parts.query), _redact_pairs(parts.fragment)))
+    path = parts.path
+    if "soundcloud.com" in netloc.lower():  # a private track's share link: its secret is in the path
+        path = _SOUNDCLOUD_SECRET.sub("/s-***", path)
+    return urlunsplit((parts.scheme, netloc, path, _redact_pairs(parts.query), _redact_pairs(parts.fragment)))
+
+
+_SOUNDCLOUD_SECRET = re.compile(r"/s-[A-Za-z0-9]{4,}(?=/|$)")
 
 
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.I)

@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio import analysis, bandlimit, media, tagging
+from ..audio import analysis, bandlimit, beatgrid, media, tagging
 from ..audio import fingerprint as fp
-from ..audio.beatgrid import Cue, Grid
 from ..audio.tagging import read_source_tags
 from ..dj import serato
 from ..domain import normalize
@@ -373,9 +372,8 @@ class Library:
     def _dj_frames(path: Path, row: Track) -> None:
         """The beat grid and cues where DJ software reads them in the file: Serato's frames
         (ID3 GEOB in AIFF and WAV, freeform atoms in ALAC), which also stop Serato re-gridding."""
-        grid = Grid.from_dict(row.grid) if row.grid else None
-        cues = [Cue.from_row(c) for c in row.cues or []]
-        if grid is not None or cues:
+        grid, cues = beatgrid.from_catalog(row.grid, row.cues)
+        if grid is not None and not grid.needs_look:  # a grid to be looked at is not locked in
             serato.write(path, grid, cues, atomic=False)
 
     def render(self, key: str, fmt: str) -> FileResult:
@@ -439,8 +437,9 @@ class Library:
                 path = target
             with atomic_target(path, owner=key) as tmp, disk_errors(path):
                 shutil.copyfile(path, tmp)
-                tagging.write_tags(tmp, fmt, tags)
-                self._dj_frames(tmp, row)
+                tagging.write_tags(tmp, fmt, tags)  # keeps Serato's frames: cues a DJ set there stay
+                if not serato.present(tmp):
+                    self._dj_frames(tmp, row)
             self.catalog.files.record_file(key, fmt, path, size=path.stat().st_size, sha256=file_sha256(path),
                                      duration_s=record.duration_s, codec=record.codec,
                                      sample_rate=record.sample_rate, bits=record.bits)

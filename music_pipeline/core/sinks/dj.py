@@ -9,13 +9,14 @@ would change, and a small manifest beside it says what changed since the last ex
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio.beatgrid import Cue, Grid
+from ..audio import beatgrid
 from ..dj import rekordbox, traktor
 from ..dj.locations import RootMap
 from ..dj.model import DjFolder, DjLibrary, DjPlaylist, DjTrack
@@ -61,13 +62,16 @@ def dj_library(lib, fmt: str = DEFAULT_FORMAT, progress: Callable[[int, int], No
     rows = {row.key: row for row in lib.catalog.tracks.all()}
     records = lib.catalog.files.all()
     files = {f.track_key: f for f in records if f.format == fmt}
-    tracks = []
+    tracks, missing = [], []
     ordered = sorted(rows.values(), key=lambda r: (r.seq or 0, r.key))
     for done, row in enumerate(ordered, 1):
         record = files.get(row.key)
         if progress is not None and (done % 200 == 0 or done == len(ordered)):
             progress(done, len(ordered))
-        if row.status != Status.DONE or record is None or not Path(record.path).exists():
+        if row.status != Status.DONE or record is None:
+            continue
+        if not Path(record.path).exists():
+            missing.append(row.key)
             continue
         tracks.append(_track(row, record))
     present = {t.key for t in tracks}
@@ -85,7 +89,7 @@ def dj_library(lib, fmt: str = DEFAULT_FORMAT, progress: Callable[[int, int], No
         grouped.setdefault("Inbox", []).append(DjPlaylist("Inbox", inbox))
     order = list(SOURCE_FOLDERS.values())
     folders = sorted(grouped, key=lambda name: (order.index(name) if name in order else len(order), name))
-    return DjLibrary(tuple(tracks), tuple(DjFolder(name, tuple(grouped[name])) for name in folders))
+    return DjLibrary(tuple(tracks), tuple(DjFolder(name, tuple(grouped[name])) for name in folders), tuple(missing))
 
 
 def _track(row, record) -> DjTrack:
@@ -95,8 +99,9 @@ def _track(row, record) -> DjTrack:
     else:
         bitrate = round(record.size * 8 / duration / 1000) if duration else None
     page = next((u for u in (row.webpage_url, row.spotify_url, row.source_url) if u and looks_like_url(u)), None)
-    grid = Grid.from_dict(row.grid) if row.grid else None
-    cues = tuple(Cue.from_row(c) for c in row.cues or [])
+    grid, cues = beatgrid.from_catalog(row.grid, row.cues)
+    if grid is not None and grid.needs_look:  # exported as a BPM only: the DJ software grids it itself
+        grid, cues = None, ()
     return DjTrack(
         key=row.key, path=Path(record.path), title=row.title or row.key, artist=row.artist or "",
         duration_s=duration, album=row.album, genre=(row.genres or [None])[0], bpm=row.bpm,
@@ -119,7 +124,13 @@ def export(library: DjLibrary, render: Callable[[DjLibrary, RootMap], bytes], ro
     data = render(library, roots)
     manifest_path = dest.with_name(f".{dest.name}.music-pipeline.json")
     tracks = {t.key: _digest(t) for t in library.tracks}
-    playlists = {f"{f.name}/{p.name}": _digest(p.keys) for f in library.folders for p in f.playlists}
+    playlists: dict[str, str] = {}
+    for folder in library.folders:
+        for playlist in folder.playlists:  # two playlists may share a name: numbered apart
+            name = f"{folder.name}/{playlist.name}"
+            key = next(k for n in range(1, len(playlists) + 2) if (k := name if n == 1 else f"{name} ({n})")
+                       not in playlists)
+            playlists[key] = _digest(playlist.keys)
     try:
         before = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     except (OSError, ValueError):
@@ -134,7 +145,7 @@ def export(library: DjLibrary, render: Callable[[DjLibrary, RootMap], bytes], ro
     except OSError:
         same = False
     if not same:
-        with atomic_target(dest) as tmp:
+        with atomic_target(dest) as tmp, disk_errors(dest):
             tmp.write_bytes(data)
     if not same or before.get("tracks") != tracks or before.get("playlists") != playlists:
         with atomic_target(manifest_path) as tmp, disk_errors(manifest_path):
@@ -170,13 +181,28 @@ class _DjExport:
     def write_library(self, lib, progress: Callable[[int, int], None] | None = None) -> Report:
         if (problem := self.why_off()) is not None:
             return Report.skip(problem, error=True)
+        if not lib.root.is_dir():
+            raise TrackError(f"The library folder {lib.root} is not there (an unmounted drive?): the "
+                             f"{self.file_name} there is left as it was.", hint="Mount the drive, or set MUSIC_LIBRARY.")
         roots = RootMap(lib.root, self.settings.library_root or None)
         library = dj_library(lib, self.settings.format, progress)
-        try:
-            return export(library, type(self).render, roots, self.target(lib.root))
-        except ValueError as err:  # a file outside the mapped library root
-            raise TrackError(f"The DJ export cannot name a file: {err}",
-                             hint="Set DJ_LIBRARY_ROOT only for a library whose files are all in its folder.") from err
+        if library.missing and not library.tracks:
+            raise TrackError(f"None of the {len(library.missing)} finished tracks' {self.settings.format} files is in "
+                             f"{lib.root} (an unmounted drive?): the {self.file_name} there is left as it was.",
+                             hint="Mount the drive, or run `music-pipeline process reprocess` to write the files again.")
+        warnings = [f"{len(library.missing)} finished track(s) left out: their {self.settings.format} file is "
+                    f"missing (e.g. {library.missing[0]}); `music-pipeline process reprocess` writes it again"
+                    ] if library.missing else []
+        if self.settings.library_root:  # DJ_LIBRARY_ROOT names the library folder: files elsewhere have no name
+            outside = [t.key for t in library.tracks if not t.path.is_relative_to(lib.root)]
+            if outside:
+                library = dataclasses.replace(library, tracks=tuple(t for t in library.tracks
+                                                                   if t.path.is_relative_to(lib.root)))
+                warnings.append(f"{len(outside)} track(s) left out: their files are outside the library folder "
+                                f"{lib.root}, which DJ_LIBRARY_ROOT maps (e.g. {outside[0]})")
+        report = export(library, type(self).render, roots, self.target(lib.root))
+        return dataclasses.replace(report, warnings=tuple(warnings),
+                                   metadata={**report.metadata, "missing_files": len(library.missing)})
 
 
 class RekordboxExport(_DjExport):
