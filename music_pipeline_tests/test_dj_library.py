@@ -176,7 +176,7 @@ def test_export_command_writes_the_file_named_and_says_what_it_holds(finished, l
     proc = subprocess.run([sys.executable, "-m", "music_pipeline", "export", "rekordbox", str(dest)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 tracks (AIFF)" in proc.stdout and "E:\\" in proc.stdout and "written" in proc.stdout
+    assert "3 track(s) (AIFF)" in proc.stdout and "E:\\" in proc.stdout and "written" in proc.stdout
     locations = [t.get("Location") for t in ET.parse(dest).getroot().iter("TRACK") if t.get("Location")]
     assert locations and all(loc.startswith("file://localhost/E:/AIFF/") for loc in locations)
     assert all(unquote(loc).isprintable() for loc in locations)

@@ -80,12 +80,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     library = open_library()
     progress = Progress(f"exporting for {args.software}")
-    report = sink.write_library(library, progress)
-    progress.close()
+    try:
+        report = sink.write_library(library, progress)
+    finally:
+        progress.close()
+    for line in report.warnings:
+        print(f"{mark(False, 'WARN')} {line}", file=sys.stderr)
     data = report.metadata
     roots = settings.library_root or "this machine's paths"
-    print(f"{mark(True)} {data['path']}: {data['tracks']} tracks ({settings.format}), {data['playlists']} playlists, "
-          f"{data['grids']} beat grids, {data['cues']} cues; files named for {roots}; "
+    print(f"{mark(True)} {data['path']}: {data['tracks']} track(s) ({settings.format}), {data['playlists']} "
+          f"playlist(s), {data['grids']} beat grid(s), {data['cues']} cue(s); files named for {roots}; "
           + ("written" if data["rewritten"] else "unchanged, not rewritten")
           + f" ({data['tracks_added']} added, {data['tracks_removed']} removed, {data['tracks_updated']} updated "
             "since the last export there)")

@@ -139,10 +139,13 @@ def _print_track(row: Track, files: list[TrackFile], seconds: float) -> None:
     from ..core.library.steps import display_name
 
     print(f"{mark(True)} {display_name(row)}  ({row.key}, {seconds:.1f} s)")
-    bpm = f"{row.bpm} BPM" if row.bpm is not None else "BPM n/a"
+    bpm = f"{row.bpm:.2f} BPM" if row.bpm is not None else "BPM n/a"
     key = f"{row.key_name} ({row.camelot})" if row.key_name else "key n/a"
     lufs = f"{row.lufs:.1f} LUFS" if row.lufs is not None else "loudness n/a"
-    print(f"     {bpm}, {key}, {lufs}, {row.duration_s or 0:.1f} s")
+    grid = ("no beat grid" if row.downbeat_s is None else
+            f"beat 1 at {row.downbeat_s:.3f} s ({row.beats_per_bar}/4"
+            + (", grid needs a look)" if row.grid_needs_look else ")"))
+    print(f"     {bpm}, {grid}, {key}, {lufs}, {row.duration_s or 0:.1f} s")
     for record in files:
         print(f"     {record.format:<5} {record.path}")
 

@@ -182,13 +182,13 @@ class _DjExport:
         if (problem := self.why_off()) is not None:
             return Report.skip(problem, error=True)
         if not lib.root.is_dir():
-            raise TrackError(f"The library folder {lib.root} is not there (an unmounted drive?): the "
-                             f"{self.file_name} there is left as it was.", hint="Mount the drive, or set MUSIC_LIBRARY.")
+            raise TrackError(f"The library folder {lib.root} is not there (an unmounted drive?): "
+                             f"{self.target(lib.root)} is left as it was.", hint="Mount the drive, or set MUSIC_LIBRARY.")
         roots = RootMap(lib.root, self.settings.library_root or None)
         library = dj_library(lib, self.settings.format, progress)
         if library.missing and not library.tracks:
             raise TrackError(f"None of the {len(library.missing)} finished tracks' {self.settings.format} files is in "
-                             f"{lib.root} (an unmounted drive?): the {self.file_name} there is left as it was.",
+                             f"{lib.root} (an unmounted drive?): {self.target(lib.root)} is left as it was.",
                              hint="Mount the drive, or run `music-pipeline process reprocess` to write the files again.")
         warnings = [f"{len(library.missing)} finished track(s) left out: their {self.settings.format} file is "
                     f"missing (e.g. {library.missing[0]}); `music-pipeline process reprocess` writes it again"
