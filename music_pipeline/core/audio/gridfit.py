@@ -78,7 +78,7 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
     first = segments[0]  # the grid starts where the music does, though no onset was seen there
     start = _sound_start(signal, rate) - 0.015
     first.first_k = min(first.first_k, int(np.ceil((start - first.t0) / first.period - 1e-9)))
-    per_bar, downbeat_k = _bars(signal, rate, segments[0], duration)
+    per_bar, downbeat_k = _bars(signal, rate, segments[0])
     grid_segments = []
     for index, part in enumerate(segments):
         first_k = part.first_k
@@ -87,7 +87,7 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         if index == 0:
             place = (first_k - downbeat_k) % per_bar + 1
         else:  # a later segment's bars: its own downbeat
-            _, db = _bars(signal, rate, part, duration)
+            _, db = _bars(signal, rate, part)
             place = (first_k - db) % per_bar + 1
         # a first beat a few ms before the audio (within the estimate's error) is at its start
         grid_segments.append(Segment(round(max(0.0, part.t0 + first_k * part.period), 3), round(60.0 / part.period, 2), place))
@@ -187,9 +187,7 @@ class _Strength:
     def phase(self, period: float, lo: float, hi: float) -> float:
         """The phase (a beat time) of the grid of ``period`` that collects the most strength."""
         phases = np.arange(0.0, period, 0.002)
-        beats = np.arange(lo, hi, period)
-        at = ((phases[:, None] + beats[None, :]) - self.lag) * self.fps
-        score = np.interp(at, np.arange(self.env.size), self.env, left=0.0, right=0.0).sum(axis=1)
+        score = self.at(phases[:, None] + np.arange(lo, hi, period)[None, :]).sum(axis=1)
         return float(phases[int(np.argmax(score))] + lo)
 
 
@@ -343,8 +341,7 @@ def _off_phase(line: _Line, strength: _Strength, begin: float, end: float) -> bo
     ks = np.arange(np.ceil((begin - line.t0) / line.period), np.floor((end - line.t0) / line.period) + 1)
     if ks.size < 4:
         return False
-    at = ((line.t0 + ks[None, :] * line.period + shifts[:, None]) - strength.lag) * strength.fps
-    score = np.interp(at, np.arange(strength.env.size), strength.env, left=0.0, right=0.0).sum(axis=1)
+    score = strength.at(line.t0 + ks[None, :] * line.period + shifts[:, None]).sum(axis=1)
     best = int(np.argmax(score))
     here = float(score[np.argmin(np.abs(shifts))])
     return abs(shifts[best]) > 2 * HIT_S and score[best] > 1.5 * here
@@ -436,7 +433,7 @@ def _attack(signal: np.ndarray, rate: int, line: _Line) -> _Line:
     return _Line(line.t0 + shift, line.period, line.coherence, line.first_k, line.last_k, line.residual)
 
 
-def _bars(signal: np.ndarray, rate: int, line: _Line, duration: float) -> tuple[int, int]:
+def _bars(signal: np.ndarray, rate: int, line: _Line) -> tuple[int, int]:
     """(beats per bar, a beat number that is a downbeat), from beat-synchronous bass
     energy and harmonic change. Four beats to the bar unless three is clearly better; where
     nothing marks the bars, the music is taken to start on a downbeat."""
