@@ -30,6 +30,8 @@ Here the line itself is fitted, from all the track's evidence at once:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import tempo
@@ -42,7 +44,15 @@ MIN_ONSETS = 16
 MIN_COHERENCE = 0.12  # onsets this little more on the beats than chance carry no grid (noise)
 HIT_S = 0.025  # an onset this close to a beat is on it
 MIN_SEGMENT_S = 12.0
+TONAL_BELOW = 0.4  # onsets less coherent than this: the tonal onsets are tried as well
+TONAL_MARGIN = 1.25  # and replace the short frames' onsets only when a quarter more coherent
+TONAL_N_FFT, TONAL_LAG = 1024, 2  # tempo.tonal_envelopes' frames (93 ms) and comparison (2 hops back)
 CLEARLY = 0.5  # standard deviations: a downbeat or a meter this much more marked than the others
+
+
+def _onset_lag(rate: int) -> float:
+    """Where in time frame 0 of :func:`tempo.onset_envelopes` stands."""
+    return (N_FFT / 2 + HOP / 2) / rate
 
 
 def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tempo.DEFAULT_RANGE,
@@ -50,19 +60,18 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
              beat: tempo.Tempo | None = None) -> Grid | None:
     """The track's grid, or None where there is no beat to grid (silence, noise, a drone).
     ``envelopes`` and ``beat``: the onset envelopes and tempo already computed for the track."""
-    env, bass, fps = envelopes if envelopes is not None else tempo.onset_envelopes(signal, rate, HOP, N_FFT)
-    strength = _Strength(env, bass, fps, rate)
-    if beat is None:
-        beat = tempo.from_envelope(env, fps, preferred)
-    if not beat.bpm:
+    envelopes = envelopes if envelopes is not None else tempo.onset_envelopes(signal, rate, HOP, N_FFT)
+    sources = [_onsets_of(envelopes, rate, preferred, beat)]
+    evidence = _best(sources)
+    if evidence is None or evidence.fit.coherence < TONAL_BELOW:
+        # notes that swell (choir, strings, organ) blur the short frames' onsets: try the tonal ones
+        sources.append(_onsets_of(tempo.tonal_envelopes(signal, rate, HOP, TONAL_N_FFT, TONAL_LAG), rate,
+                                  preferred, lag_s=(TONAL_N_FFT / 2 + (1 - TONAL_LAG / 2) * HOP) / rate))
+        evidence = _best(sources)
+    if evidence is None or evidence.fit.coherence < MIN_COHERENCE:
         return None
-    times, weights = onsets(env, fps, rate)
-    if times.size < MIN_ONSETS:
-        return None
+    strength, times, weights, fit, beat = evidence
     duration = signal.size / rate
-    fit = _fit(times, weights, 60.0 / beat.bpm, strength)
-    if fit is None or fit.coherence < MIN_COHERENCE:
-        return None
     fit = _rephase(signal, rate, fit, strength, times, weights)
     segments = [fit]
     needs_look = False
@@ -93,6 +102,49 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         grid_segments.append(Segment(round(max(0.0, part.t0 + first_k * part.period), 3), round(60.0 / part.period, 2), place))
     confidence = _confidence(segments, beat.confidence, needs_look)
     return Grid(tuple(grid_segments), per_bar, confidence, needs_look, round(duration, 3))
+
+
+class _Onsets(NamedTuple):
+    """The onsets of one pair of envelopes, and the tempo their envelope gives."""
+    strength: _Strength
+    times: np.ndarray
+    weights: np.ndarray
+    beat: tempo.Tempo
+
+
+class _Evidence(NamedTuple):
+    strength: _Strength
+    times: np.ndarray
+    weights: np.ndarray
+    fit: _Line  # the grid line fitted to the onsets
+    beat: tempo.Tempo  # the tempo estimate it was fitted from
+
+
+def _onsets_of(envelopes: tuple[np.ndarray, np.ndarray, float], rate: int, preferred: tuple[float, float],
+               beat: tempo.Tempo | None = None, lag_s: float | None = None) -> _Onsets:
+    env, bass, fps = envelopes
+    strength = _Strength(env, bass, fps, rate, lag_s)
+    times, weights = onsets(env, fps, rate, strength.lag)
+    return _Onsets(strength, times, weights, beat if beat is not None else tempo.from_envelope(env, fps, preferred))
+
+
+def _best(sources: list[_Onsets]) -> _Evidence | None:
+    """The most coherent grid line any source's onsets support at any source's tempo. Each
+    source is tried at every tempo, so a source is not preferred for a tempo where chance
+    alone puts more of its onsets on the beats (a slower one). The first source (short
+    frames: sharper timing, the bass placing the phase) is kept unless a later one is clearly
+    more coherent."""
+    best = None
+    beats = [source.beat for source in sources if source.beat.bpm]
+    for source in sources:
+        if source.times.size < MIN_ONSETS:
+            continue
+        for beat in beats:
+            fit = _fit(source.times, source.weights, 60.0 / beat.bpm, source.strength)
+            margin = 1.0 if source is sources[0] else TONAL_MARGIN
+            if fit is not None and (best is None or fit.coherence > margin * best.fit.coherence):
+                best = _Evidence(source.strength, source.times, source.weights, fit, beat)
+    return best
 
 
 def _sound_start(signal: np.ndarray, rate: int) -> float:
@@ -129,8 +181,9 @@ def _join(before: _Line, after: _Line, times: np.ndarray, weights: np.ndarray) -
     before.last_k = int(np.ceil((after.at(after.first_k) - before.t0) / before.period)) - 1
 
 
-def onsets(envelope: np.ndarray, fps: float, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(times in seconds, weights) of the envelope's clear peaks, between frames."""
+def onsets(envelope: np.ndarray, fps: float, rate: int, lag_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(times in seconds, weights) of the envelope's clear peaks, between frames. ``lag_s``:
+    where in time the envelope's frame 0 stands (default: :func:`tempo.onset_envelopes`')."""
     from scipy.ndimage import maximum_filter1d
 
     e = envelope.astype(np.float64)
@@ -142,7 +195,7 @@ def onsets(envelope: np.ndarray, fps: float, rate: int) -> tuple[np.ndarray, np.
     denom = a - 2 * b + c
     delta = np.where(denom < 0, 0.5 * (a - c) / np.where(denom < 0, denom, -1), 0.0)
     # flux[k] compares the frames starting at k and k + 1 hops: an attack there is at their centres' midpoint
-    times = (i + np.clip(delta, -0.5, 0.5)) / fps + (N_FFT / 2 + HOP / 2) / rate
+    times = (i + np.clip(delta, -0.5, 0.5)) / fps + (_onset_lag(rate) if lag_s is None else lag_s)
     return times, np.sqrt(b)
 
 
@@ -175,8 +228,8 @@ class _Strength:
     """Where the beats are likeliest: the onset envelope plus twice the bass's (the kick and
     the bass line mark the beat; hi-hats and the off-beat chords of house mark the half)."""
 
-    def __init__(self, env: np.ndarray, bass: np.ndarray, fps: float, rate: int) -> None:
-        self.fps, self.lag = fps, (N_FFT / 2 + HOP / 2) / rate
+    def __init__(self, env: np.ndarray, bass: np.ndarray, fps: float, rate: int, lag_s: float | None = None) -> None:
+        self.fps, self.lag = fps, _onset_lag(rate) if lag_s is None else lag_s
         self.env = env / (env.mean() or 1.0) + 2 * bass / (bass.mean() or 1.0)
 
     def at(self, times: np.ndarray) -> np.ndarray:

@@ -85,6 +85,39 @@ def onset_envelopes(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 
     return _attacks(flux, fps), _attacks(bass, fps), fps
 
 
+def tonal_envelopes(signal: np.ndarray, rate: int, hop: int = 128, n_fft: int = 1024, lag: int = 2,
+                    chunk: int = 4096, bass_hz: float = 150.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Like :func:`onset_envelopes`, for notes that swell rather than strike (choir, strings,
+    organ): SuperFlux (Böck and Widmer 2013). Longer frames on a log-frequency filterbank
+    (24 bands an octave), each compared with the frame ``lag`` hops before it after a maximum
+    filter across three bands: a vibrato moving a partial by a band no longer counts as a new
+    note, while a note change still does. Index k is the rise into frame k + 1, as there."""
+    fps = rate / hop
+    if signal.size < n_fft + lag * hop:
+        return np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32), fps
+    from scipy.ndimage import maximum_filter1d
+
+    freqs = np.fft.rfftfreq(n_fft, 1 / rate)
+    edges = 55.0 * 2 ** (np.arange(0, np.log2(min(5000.0, rate / 2) / 55.0) * 24) / 24)
+    band = np.digitize(freqs, edges) - 1  # -1 below the lowest edge, len(edges) - 1 above the top
+    used = np.unique(band[(band >= 0) & (band < edges.size - 1)])
+    bank = (band[:, None] == used[None, :]).astype(np.float32)
+    bank /= bank.sum(axis=0)
+    bass_bands = int((edges[used] < bass_hz).sum())
+    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
+    window = np.hanning(n_fft).astype(np.float32)
+    bands = np.empty((frames.shape[0], used.size), dtype=np.float32)
+    for start in range(0, frames.shape[0], chunk):
+        spectrum = np.abs(np.fft.rfft(frames[start:start + chunk] * window, axis=1)).astype(np.float32)
+        bands[start:start + chunk] = np.log1p(100.0 * spectrum @ bank)
+    reference = maximum_filter1d(bands, size=3, axis=1)
+    rise = np.maximum(bands[lag:] - reference[:-lag], 0.0)
+    pad = np.zeros(lag - 1, dtype=np.float32)  # rise[j] is into frame j + lag: index it j + lag - 1
+    flux = np.concatenate([pad, rise.sum(axis=1)])
+    bass = np.concatenate([pad, rise[:, :bass_bands].sum(axis=1)])
+    return _attacks(flux, fps), _attacks(bass, fps), fps
+
+
 def _attacks(flux: np.ndarray, fps: float) -> np.ndarray:
     """Remove the slowly varying part (one-second moving average): only attacks remain."""
     width = max(1, min(int(fps), flux.size))
