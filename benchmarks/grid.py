@@ -43,7 +43,7 @@ phase test: the OpenMSX copies cut by 3 s, whose first beat is not at 0)
 * Downbeat F-measure at +-70 ms on the downbeat times (no trim; same clipping), mean over files
   whose downbeats are not ``downbeat_doubtful`` (8 of the 194 files). Ours only.
 * Whole grid: the share of steady files whose grid - first beat + k x 60/BPM for every integer k
-  (for ours, ``grid.beats`` with its first segment extended back to 0 s, as DJ software draws it) - has a beat within 20 ms of every
+  (for ours, ``grid.beats`` with its first segment extended back to the start and the beat just before it, as DJ software draws the line) - has a beat within 20 ms of every
   labelled beat from the first on, with BPM within 4 % (a grid at twice the tempo would otherwise
   pass). Per file also the worst deviation and where it first exceeds 20 ms.
 * Time: median seconds per track of each method's own work (ours: the grid on the decoded signal;
@@ -106,10 +106,11 @@ def run_ours(path: Path) -> dict:
     if grid is None:
         return {"bpm": 0.0, "first_beat_s": 0.0, "beats": [], "places": [], "segments": [], "beats_per_bar": 4,
                 "confidence": 0.0, "needs_look": True, "duration_s": until, **timing}
-    # DJ software draws the grid before its first marker too: extend the first segment back to 0 s
+    # DJ software draws the grid before its first marker too: extend the first segment back to the
+    # start, and to the beat just before it (a line a few ms early puts beat 1 at -0.008 s)
     first, period = grid.segments[0], 60.0 / grid.segments[0].bpm
     back, n = [], 1
-    while (t := first.start_s - n * period) >= 0:
+    while (t := first.start_s - n * period) > -period / 2:
         back.append((t, (first.beat - 1 - n) % grid.beats_per_bar + 1))
         n += 1
     beats = back[::-1] + grid.beats(until)
