@@ -45,9 +45,23 @@ MIN_COHERENCE = 0.12  # onsets this little more on the beats than chance carry n
 HIT_S = 0.025  # an onset this close to a beat is on it
 MIN_SEGMENT_S = 12.0
 TONAL_BELOW = 0.4  # onsets less coherent than this: the tonal onsets are tried as well
-TONAL_MARGIN = 1.25  # and replace the short frames' onsets only when a quarter more coherent
+TONAL_MARGIN = 1.25  # and replace the short frames' tempo or onsets only where a quarter more confident or coherent
 TONAL_N_FFT, TONAL_LAG = 1024, 2  # tempo.tonal_envelopes' frames (93 ms) and comparison (2 hops back)
 CLEARLY = 0.5  # standard deviations: a downbeat or a meter this much more marked than the others
+
+
+def _lines(signal: np.ndarray, rate: int, evidence: _Evidence | None, duration: float,
+           preferred: tuple[float, float]) -> tuple[list[_Line], bool] | None:
+    """The grid's lines from the evidence (one, or one per tempo where the tempo changes) and
+    whether the grid needs a look; None when the onsets are too incoherent to grid."""
+    if evidence is None or evidence.fit.coherence < MIN_COHERENCE:
+        return None
+    strength, times, weights, fit, _ = evidence
+    fit = _rephase(signal, rate, fit, strength, times, weights)
+    if _steady(fit, times, weights, 0.0, duration, strength):
+        return [fit], False
+    parts = _split(strength, times, weights, duration, preferred)
+    return (parts, False) if parts else ([fit], True)
 
 
 def _onset_lag(rate: int) -> float:
@@ -61,26 +75,22 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
     """The track's grid, or None where there is no beat to grid (silence, noise, a drone).
     ``envelopes`` and ``beat``: the onset envelopes and tempo already computed for the track."""
     envelopes = envelopes if envelopes is not None else tempo.onset_envelopes(signal, rate, HOP, N_FFT)
+    duration = signal.size / rate
     sources = [_onsets_of(envelopes, rate, preferred, beat)]
     evidence = _best(sources)
-    if evidence is None or evidence.fit.coherence < TONAL_BELOW:
-        # notes that swell (choir, strings, organ) blur the short frames' onsets: try the tonal ones
+    lines = _lines(signal, rate, evidence, duration, preferred)
+    if lines is None or evidence.fit.coherence < TONAL_BELOW and len(lines[0]) == 1:
+        # notes that swell (choir, strings, organ) blur the short frames' onsets: try the tonal
+        # ones (not where the short frames' onsets fit a tempo change, which blurs no onset)
         sources.append(_onsets_of(tempo.tonal_envelopes(signal, rate, HOP, TONAL_N_FFT, TONAL_LAG), rate,
                                   preferred, lag_s=(TONAL_N_FFT / 2 + (1 - TONAL_LAG / 2) * HOP) / rate))
-        evidence = _best(sources)
-    if evidence is None or evidence.fit.coherence < MIN_COHERENCE:
+        chosen = _best(sources)
+        if chosen is not None and (evidence is None or (chosen.strength, chosen.beat) != (evidence.strength, evidence.beat)):
+            evidence, lines = chosen, _lines(signal, rate, chosen, duration, preferred)
+    if lines is None:
         return None
-    strength, times, weights, fit, beat = evidence
-    duration = signal.size / rate
-    fit = _rephase(signal, rate, fit, strength, times, weights)
-    segments = [fit]
-    needs_look = False
-    if not _steady(fit, times, weights, 0.0, duration, strength):
-        parts = _split(strength, times, weights, duration, preferred)
-        if parts:
-            segments = parts
-        else:
-            needs_look = True
+    segments, needs_look = lines
+    strength, times, weights, _, beat = evidence
     segments = [_attack(signal, rate, s) for s in segments]
     for index in range(1, len(segments)):
         _join(segments[index - 1], segments[index], times, weights)
@@ -129,21 +139,26 @@ def _onsets_of(envelopes: tuple[np.ndarray, np.ndarray, float], rate: int, prefe
 
 
 def _best(sources: list[_Onsets]) -> _Evidence | None:
-    """The most coherent grid line any source's onsets support at any source's tempo. Each
-    source is tried at every tempo, so a source is not preferred for a tempo where chance
-    alone puts more of its onsets on the beats (a slower one). The first source (short
-    frames: sharper timing, the bass placing the phase) is kept unless a later one is clearly
-    more coherent."""
+    """The grid line of the source whose onsets are the most coherent at the track's tempo.
+    The first source (short frames: sharper timing, the bass placing the phase) is kept unless
+    a later one is clearly better: its tempo where its tempo estimate is clearly more confident
+    (coherence itself would prefer the eighths whenever they hold notes), its onsets where they
+    are clearly more coherent at that tempo."""
+    beat = None
+    for source in sources:
+        margin = 1.0 if beat is None else TONAL_MARGIN
+        if source.beat.bpm and (beat is None or source.beat.confidence > margin * beat.confidence):
+            beat = source.beat
+    if beat is None:
+        return None
     best = None
-    beats = [source.beat for source in sources if source.beat.bpm]
     for source in sources:
         if source.times.size < MIN_ONSETS:
             continue
-        for beat in beats:
-            fit = _fit(source.times, source.weights, 60.0 / beat.bpm, source.strength)
-            margin = 1.0 if source is sources[0] else TONAL_MARGIN
-            if fit is not None and (best is None or fit.coherence > margin * best.fit.coherence):
-                best = _Evidence(source.strength, source.times, source.weights, fit, beat)
+        fit = _fit(source.times, source.weights, 60.0 / beat.bpm, source.strength)
+        margin = 1.0 if best is None else TONAL_MARGIN
+        if fit is not None and (best is None or fit.coherence > margin * best.fit.coherence):
+            best = _Evidence(source.strength, source.times, source.weights, fit, beat)
     return best
 
 
