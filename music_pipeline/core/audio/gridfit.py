@@ -91,7 +91,14 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         return None
     segments, needs_look = lines
     strength, times, weights, _, beat = evidence
-    segments = [_attack(signal, rate, s) for s in segments]
+    if strength is not sources[0].strength:  # the tonal onsets' time is a long frame's: time it with the short
+        segments = [_flux_attack(sources[0].strength, s) for s in segments]
+        # and the attack in the power, where it agrees (notes that swell have none; a piano
+        # ringing on under the next chord may put its half-rise on another note)
+        segments = [a if abs(a.t0 - s.t0) <= HIT_S / 2 else s for s, a in
+                    ((s, _attack(signal, rate, s)) for s in segments)]
+    else:
+        segments = [_attack(signal, rate, s) for s in segments]
     for index in range(1, len(segments)):
         _join(segments[index - 1], segments[index], times, weights)
     first = segments[0]  # the grid starts where the music does, though no onset was seen there
@@ -499,6 +506,23 @@ def _attack(signal: np.ndarray, rate: int, line: _Line) -> _Line:
     frac = (half - level[i]) / max(level[i + 1] - level[i], 1e-9)
     shift = float(times[i] + frac * (times[i + 1] - times[i]))
     return _Line(line.t0 + shift, line.period, line.coherence, line.first_k, line.last_k, line.residual)
+
+
+def _flux_attack(strength: _Strength, line: _Line) -> _Line:
+    """The line moved to where the short frames' onset strength peaks on average around its
+    beats. One note's short-frame onsets drown in a choir's or a string section's tremolo,
+    but the tremolo keeps no time with the beats: averaged over every beat it cancels out and
+    the notes' own rise remains."""
+    offsets = np.arange(-0.06, 0.0605, 0.001)
+    if line.period <= 2 * offsets[-1]:
+        return line
+    ks = np.arange(line.first_k, line.last_k + 1)
+    profile = strength.at(line.at(ks)[:, None] + offsets[None, :]).mean(axis=0)
+    peak = int(np.argmax(profile))
+    if profile[peak] < 1.5 * np.median(profile) or peak in (0, offsets.size - 1):
+        return line  # no rise stands out (or it is at the window's edge): leave the line be
+    return _Line(line.t0 + float(offsets[peak]), line.period, line.coherence, line.first_k, line.last_k,
+                 line.residual)
 
 
 def _bars(signal: np.ndarray, rate: int, line: _Line) -> tuple[int, int]:
