@@ -87,10 +87,10 @@ def song(seconds: float = 8.0, bpm: float = 120.0, tonic: str = "A", minor: bool
 
 
 def choir(seconds: float, bpm: float, rate: int = 44_100, channels: int = 2, seed: int = 0) -> np.ndarray:
-    """Four voices of three singers each, a new chord on every beat, legato, no percussion: each
-    note swells in over about 100 ms (half its level after 0.7 x 150 ms) while the one before it
-    fades out, and the singers' own vibratos (5-6.5 Hz) and detuning make the sound beat and
-    shimmer between the notes, as the choir renders of the corpus do. float32 (frames, channels)."""
+    """Four voices, a new chord on every beat, legato, no percussion: each note swells in
+    (half its level after 170 ms) while the one before it fades out, and each voice's vibrato
+    (5-7.5 Hz) moves its level as well as its pitch, as a sampled choir's does: between the
+    notes the sound pulses a dozen times a second, off the beat. float32 (frames, channels)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * rate)
     out = np.zeros(n, dtype=np.float64)
@@ -103,13 +103,13 @@ def choir(seconds: float, bpm: float, rate: int = 44_100, channels: int = 2, see
         previous = choice
         i0, i1 = int(start * rate), min(n, int((start + beat + 0.2) * rate))  # overlaps the next swell
         seg = np.arange(i1 - i0) / rate
-        env = (1 - np.exp(-seg / 0.15)) * np.clip((beat + 0.2 - seg) / 0.2, 0, 1)
+        env = (1 - np.exp(-seg / 0.24)) * np.clip((beat + 0.2 - seg) / 0.2, 0, 1)
         for voice, interval in enumerate(chords[choice]):
-            for _singer in range(3):
-                f = _freq(48 + interval + 12 * (voice > 1) + rng.uniform(-0.1, 0.1))
-                vibrato = 0.008 * np.sin(2 * np.pi * rng.uniform(5.0, 6.5) * seg + rng.uniform(0, 2 * np.pi))
-                phase = 2 * np.pi * f * (seg + np.cumsum(vibrato) / rate) + rng.uniform(0, 2 * np.pi)
-                out[i0:i1] += 0.07 * env * (np.sin(phase) + 0.4 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase))
+            f = _freq(48 + interval + 12 * (voice > 1))
+            wobble = np.sin(2 * np.pi * rng.uniform(5.0, 7.5) * seg + rng.uniform(0, 2 * np.pi))
+            phase = 2 * np.pi * f * (seg + np.cumsum(0.01 * wobble) / rate)
+            out[i0:i1] += 0.2 * env * (1 + 0.5 * wobble) * (np.sin(phase) + 0.4 * np.sin(2 * phase)
+                                                             + 0.2 * np.sin(3 * phase))
     out /= max(1e-9, np.abs(out).max()) / 0.7
     return np.repeat(out[:, None], channels, axis=1).astype(np.float32)
 

@@ -9,7 +9,7 @@ import soxr
 from music_pipeline.core.audio import analysis, cues, gridfit
 from music_pipeline.core.audio.beatgrid import Grid
 
-from .audio import click_track, sections, song
+from .audio import choir, click_track, sections, song
 
 RATE = 44_100
 
@@ -42,6 +42,17 @@ def test_a_steady_track_gets_its_exact_tempo_first_beat_and_a_grid_that_holds_to
     assert _worst_miss(grid, beats) <= 0.020  # a whole minute and a half on the grid
     assert grid.beats_per_bar == 4 and grid.segments[0].beat == 1  # the song's bars start with it
     assert grid.confidence >= 0.5
+
+
+@pytest.mark.parametrize("bpm", [72.5, 96.0])
+def test_a_choir_whose_notes_swell_gets_a_grid_on_its_chord_changes(bpm) -> None:
+    """No drum, no attack: the beat is where the harmony changes, under a tremolo that makes
+    the short frames see onsets everywhere."""
+    seconds = 60.0
+    grid = gridfit.estimate(_analysis_signal(choir(seconds, bpm, seed=2)), analysis.RATE)
+    assert grid is not None and len(grid.segments) == 1 and not grid.needs_look
+    assert abs(grid.bpm - bpm) <= 0.02
+    assert _worst_miss(grid, np.arange(0.0, seconds - 0.5, 60.0 / bpm)) <= 0.010
 
 
 def test_a_track_that_changes_tempo_gets_a_segment_per_tempo() -> None:

@@ -91,14 +91,11 @@ def estimate(signal: np.ndarray, rate: int, preferred: tuple[float, float] = tem
         return None
     segments, needs_look = lines
     strength, times, weights, _, beat = evidence
-    if strength is not sources[0].strength:  # the tonal onsets' time is a long frame's: time it with the short
-        segments = [_flux_attack(sources[0].strength, s) for s in segments]
-        # and the attack in the power, where it agrees (notes that swell have none; a piano
-        # ringing on under the next chord may put its half-rise on another note)
-        segments = [a if abs(a.t0 - s.t0) <= HIT_S / 2 else s for s, a in
-                    ((s, _attack(signal, rate, s)) for s in segments)]
-    else:
-        segments = [_attack(signal, rate, s) for s in segments]
+    timed = [_attack(signal, rate, s) for s in segments]
+    if strength is not sources[0].strength:  # notes that swell show no attack in the power: the
+        # tonal onsets' time is a long frame's, so the short frames' onset strength times them
+        timed = [_flux_attack(sources[0].strength, s) if t is s else t for s, t in zip(segments, timed, strict=True)]
+    segments = timed
     for index in range(1, len(segments)):
         _join(segments[index - 1], segments[index], times, weights)
     first = segments[0]  # the grid starts where the music does, though no onset was seen there
@@ -473,10 +470,10 @@ def _split(strength: _Strength, times: np.ndarray, weights: np.ndarray, duration
 
 
 def _attack(signal: np.ndarray, rate: int, line: _Line) -> _Line:
-    """The line moved to where the notes start. The signal's power around every beat is
-    averaged, aligned on the grid: what is not on the beat averages out, and the profile
-    shows the beat's attack, whose onset is where its level is halfway (in dB) from the
-    level before it to its peak."""
+    """The line moved to where the notes start (the same line where no attack stands out). The
+    signal's power around every beat is averaged, aligned on the grid: what is not on the beat
+    averages out, and the profile shows the beat's attack, whose onset is where its level is
+    halfway (in dB) from the level before it to its peak."""
     step = max(1, rate // 2000)  # half a millisecond
     before, after = min(0.06, 0.45 * line.period), min(0.06, 0.45 * line.period)
     offsets = np.arange(-int(before * rate), int(after * rate) + 1, step)
