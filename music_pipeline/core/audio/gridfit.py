@@ -7,7 +7,10 @@ Here the line itself is fitted, from all the track's evidence at once:
 
 1. Onsets: the peaks of the spectral-flux envelope the tempo estimate already computed (one
    envelope for both), placed between frames by parabolic interpolation, each weighted by
-   its strength.
+   its strength. Where they fit no grid (a choir, strings or an organ: notes that swell, with
+   a tremolo the short frames take for onsets), the tonal onsets of longer frames are tried
+   (SuperFlux, ``tempo.tonal_envelopes``) and kept where clearly more coherent; their tempo
+   where clearly more confident.
 2. Period and phase: the tempo estimate (which has chosen the octave a DJ expects) is
    refined by the comb that best lines up with every onset of the track: the magnitude of
    the onsets' Fourier sums at the beat rate and its first harmonics, searched on a fine
@@ -19,7 +22,9 @@ Here the line itself is fitted, from all the track's evidence at once:
 4. The attack: the spectral flux peaks where an onset is half inside the analysis window,
    so its timing depends on the sound. The grid is moved by the median distance from each
    beat to the steepest rise of the energy at the beat, measured on the signal itself in
-   millisecond steps: the grid marks where the notes start.
+   millisecond steps: the grid marks where the notes start. Notes that swell show no attack
+   in the power: a line the tonal onsets found is timed by the short frames' onset strength
+   averaged over its beats instead (the tremolo keeps no time with the beats and cancels out).
 5. Steadiness: in every stretch of eight seconds the onsets must still sit on the line. If
    the tempo drifts or changes, the track is cut where its local tempo changes and each part
    gets a grid of its own when it is steady itself; otherwise the grid is flagged "needs a
