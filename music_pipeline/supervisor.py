@@ -28,18 +28,25 @@ TERMINATE_S = 8.0  # then SIGTERM's
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def supervise(argv: Sequence[str]) -> int:
+def supervise(argv: Sequence[str], companions: Sequence[tuple[str, Sequence[str]]] = ()) -> int:
     """Run ``argv`` (``dagster dev ...``) as a child until it ends or this process is told to
-    stop; then stop the whole tree and mark what it left running. Returns the exit code."""
+    stop; then stop the whole tree and mark what it left running. Returns the exit code.
+    ``companions``: (name, argv) of servers that live beside it (the share endpoint), stopped
+    with it; one that ends early is said once."""
     _become_subreaper()
     received: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in STOP_SIGNALS}
     try:
+        beside = {name: subprocess.Popen(list(command)) for name, command in companions}
         child = subprocess.Popen(list(argv))
         while child.poll() is None and not received:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=1.0)
-            _reap(keep=child.pid)
+            for name, process in list(beside.items()):
+                if process.poll() is not None:
+                    print(f"{name} stopped (exit code {process.returncode}); the rest goes on", flush=True)
+                    del beside[name]
+            _reap(keep={child.pid, *(p.pid for p in beside.values())})
         if not received:  # dagster dev ended by itself: what it left is stopped all the same
             unfinished = _unfinished_runs()
             stop_tree(os.getpid(), interrupt=False)
@@ -107,12 +114,12 @@ def _signal_all(pids: set[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _reap(keep: int | None = None) -> None:
+def _reap(keep: set[int] = frozenset()) -> None:
     """Collect the adopted orphans that exited (zombies otherwise, until this process ends);
-    ``keep`` (dagster dev) is left to its Popen, which wants its exit code."""
+    ``keep`` (dagster dev, the companions) are left to their Popen, which wants their exit code."""
     me = os.getpid()
     for pid, parent, state in _processes():
-        if parent == me and state == "Z" and pid != keep:
+        if parent == me and state == "Z" and pid not in keep:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
 

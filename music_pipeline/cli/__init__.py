@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="install what is missing and start the Dagster UI + daemon")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--share-host", default="127.0.0.1",
+                    help="where the share endpoint and Notion's webhook listen (with MUSIC_SHARE_TOKEN set)")
+    up.add_argument("--share-port", type=int, default=3001)
     up.add_argument("--no-install", action="store_true", help="do not apt-get missing packages")
     up.add_argument("--production", action="store_true",
                     help="several machines: a new dagster.yaml keeps runs in PostgreSQL and sends track runs to "

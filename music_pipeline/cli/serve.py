@@ -39,9 +39,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     workspace = Path.cwd() / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "music_pipeline.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    companions = []
+    if os.environ.get("MUSIC_SHARE_TOKEN", "").strip():
+        share = (f"http://{args.share_host}:{args.share_port}/tracks   (POST a link with Authorization: Bearer "
+                 f"$MUSIC_SHARE_TOKEN; Notion's events: /notion/webhook)")
+        ui_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        companions.append(("the share endpoint", [sys.executable, "-m", "music_pipeline.endpoints", "--host",
+                                                  args.share_host, "--port", str(args.share_port), "--webserver",
+                                                  f"http://{ui_host}:{args.port}"]))
+    else:
+        share = "off   (set MUSIC_SHARE_TOKEN to share links from a phone and take Notion's webhook)"
     print(f"""
 music_pipeline is starting.
   UI:         http://{args.host}:{args.port}   (assets, runs, the inbox sensor)
+  Share:      {share}
   Library:    {library.root}
   Inbox:      {library.inbox}   ← drop audio files or a .txt of URLs here
   Dagster:    DAGSTER_HOME={home}
@@ -49,7 +60,7 @@ Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
 """, flush=True)
     from ..supervisor import supervise  # not exec'd: SIGTERM must reach the code server and run workers too
 
-    return supervise([dagster, "dev", *target, "--host", args.host, "--port", str(args.port)])
+    return supervise([dagster, "dev", *target, "--host", args.host, "--port", str(args.port)], companions)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -53,11 +53,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     """Ask the running Dagster itself (GraphQL) for one bulk run of the targets, so the
     partitions and runs land in the instance the UI shows, whatever folder this command
     runs from; the run carries each URL or file, and registers what its catalog lacks."""
-    from ..automation.bulk import ORIGIN_TAG, run_config
-    from ..core.domain.identity import looks_like_url, redact_url, source_for
-    from ..core.library.steps import register_target
-    from ..core.sources.download import resolve_id
-    from ..remote import DagsterRemote, RemoteError
+    from ..intake import request_tracks
+    from ..remote import DagsterRemote
 
     remote = DagsterRemote(args.webserver)
     if not remote.reachable():
@@ -68,47 +65,20 @@ def cmd_add(args: argparse.Namespace) -> int:
     library = open_library()
     if os.environ.get(settings.DAGSTER_HOME) or Path(settings.DEFAULT_DAGSTER_HOME).is_dir():
         reap(library)  # the home the webserver shows, on this machine
-    failures = 0
-    targets: dict[str, str] = {}
-    keys: list[str] = []
-    for target in args.targets:
-        try:
-            source = source_for(target, resolve_id)
-            owner = library.known_as(source) if library.has_catalog() else None
-            if owner is not None:  # the same rule as every way in: the track the library has it as
-                print(f"{redact_url(target)}: already in the library as {owner}")
-                if owner not in keys:
-                    remote.add_partition("tracks", owner)
-                    keys.append(owner)
-                continue
-            if source.url and redact_url(source.url) != source.url:
-                # A signed link or a password: never in the run's config or tags (the UI shows both).
-                # Registered here, in the library this machine shares with the daemon.
-                if not library.has_catalog():  # not this machine's share of Dagster's library: never made here
-                    raise TrackError(f"it carries a secret (a signed link or a password), so it is not sent to "
-                                     f"Dagster but registered in the library here, and {library.root} has no "
-                                     "catalog yet: nothing was registered or added.",
-                                     hint="Set MUSIC_LIBRARY to the library Dagster uses, drop the URL in a .txt in "
-                                          "its inbox, or process it here with `music-pipeline run`.")
-                register_target(library, target, resolve_id)
-            else:
-                targets[source.key] = source.url if looks_like_url(target) else str(Path(target).expanduser().resolve())
-            remote.add_partition("tracks", source.key)
-            keys.append(source.key)
-        except (TrackError, RemoteError) as err:
-            print(f"{mark(False)} {redact_url(target)}: {err}")
-            failures += 1
-    if keys:
-        try:
-            run_id = remote.launch("process_tracks", tags={ORIGIN_TAG: "cli add"},
-                                   run_config=run_config(keys, targets=targets))
-        except RemoteError as err:
-            print(f"{mark(False)} {err}")
-            return 1
-        for key in keys:
+    intake = request_tracks(remote, library, args.targets, "cli add")
+    for item in intake.items:
+        if item.error:
+            print(f"{mark(False)} {item.target}: {item.error}")
+        elif item.known:
+            print(f"{item.target}: already in the library as {item.key}")
+    if intake.error:
+        print(f"{mark(False)} {intake.error}")
+        return 1
+    if intake.run_id:
+        for key in intake.keys:
             print(f"{mark(True)} {key}: requested")
-        print(f"     one run for {len(keys)} track(s) — {args.webserver.rstrip('/')}/runs/{run_id}")
-    return 0 if not failures else 1
+        print(f"     one run for {len(intake.keys)} track(s) — {args.webserver.rstrip('/')}/runs/{intake.run_id}")
+    return 0 if not intake.failures else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -151,13 +151,15 @@ class Taken:
 
 
 def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str] | None = None, *,
-               limit: int = 50, budget_s: float | None = None) -> Taken:
+               limit: int = 50, budget_s: float | None = None, page_ids: list[str] | None = None) -> Taken:
     """Pages queued in Notion (a source URL, no status of ours) become tracks: each is
     registered, the page marked with its key and "Queued", and noted as the track's page. A
-    page for a track the library already has is merged into that track's page."""
+    page for a track the library already has is merged into that track's page. ``page_ids``:
+    only these pages (a webhook's), where they are queued."""
     taken = Taken()
     started = time.monotonic()
-    for item in mirror.queued()[:limit]:
+    queued = mirror.queued() if page_ids is None else mirror.queued_pages(page_ids)
+    for item in queued[:limit]:
         if budget_s is not None and time.monotonic() - started > budget_s:
             break  # the rest next pass: they are still queued
         where = f"Notion page {item.title or item.page_id}"

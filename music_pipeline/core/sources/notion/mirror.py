@@ -407,15 +407,37 @@ class NotionMirror:
         out = []
         for page in self.api.query(self.schema.data_source_id, filter={"and": filters}):
             self.snapshot.put(page)
-            if self.page_key(page):
-                continue  # already taken
-            status = (self._value(page, "status") or "").strip().casefold()
-            if status not in mapping.QUEUE_LABELS:
-                continue
-            given = self.page_urls(page) or self.page_urls(page, any_text=True)  # a path or a word: refused later
-            if given:
-                out.append(Queued(page["id"], given[0], self._value(page, "title") or ""))
+            if (item := self._queued(page)) is not None:
+                out.append(item)
         return out
+
+    def queued_pages(self, page_ids: list[str]) -> list[Queued]:
+        """Those of these pages (fetched now) that are queued in the tracks database: what a
+        webhook event names, checked as :meth:`queued` checks a page (an event carries no
+        content, and may be late: the page may be taken, trashed or elsewhere by now)."""
+        out = []
+        for page_id in dict.fromkeys(page_ids):
+            try:
+                page = self.api.retrieve(page_id)
+            except (NotionPageNotFound, NotionValidationError):  # not shared with the integration, or gone
+                continue
+            parent = page.get("parent") or {}
+            if parent.get("data_source_id") != self.schema.data_source_id or page.get("in_trash") \
+                    or page.get("archived"):
+                continue
+            self.snapshot.put(page)
+            if (item := self._queued(page)) is not None:
+                out.append(item)
+        return out
+
+    def _queued(self, page: dict) -> Queued | None:
+        if self.page_key(page):
+            return None  # already taken
+        status = (self._value(page, "status") or "").strip().casefold()
+        if status not in mapping.QUEUE_LABELS:
+            return None
+        given = self.page_urls(page) or self.page_urls(page, any_text=True)  # a path or a word: refused later
+        return Queued(page["id"], given[0], self._value(page, "title") or "") if given else None
 
 
 def _tuple(value: Any) -> Any:
