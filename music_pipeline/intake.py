@@ -59,7 +59,8 @@ def request_tracks(remote: DagsterRemote, library, targets: Iterable[str], origi
         intake.items.append(item)
         try:
             source = source_for(target, resolve)
-            owner = library.known_as(source) if library.has_catalog() else None
+            owner = (library.known_as(source) or (source.key if library.catalog.tracks.get(source.key) else None)) \
+                if library.has_catalog() else None
             if owner is not None:  # the same rule as every way in: the track the library has it as
                 item.key, item.known = owner, True
             else:

@@ -55,6 +55,7 @@ class Dagster:
     home: Path
     library: Path
     log: Path
+    share_url: str = ""  # the share endpoint and Notion's webhook, when MUSIC_SHARE_TOKEN was set
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
@@ -76,9 +77,12 @@ def dagster_up(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Itera
     env = {**os.environ, "MUSIC_LIBRARY": str(library), "DAGSTER_HOME": str(home), **(extra_env or {})}
     log_path = tmp_path / "up.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "music_pipeline", "up", "--port", str(port)],
+    share_port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "music_pipeline", "up", "--port", str(port),
+                             "--share-port", str(share_port)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    share_url = f"http://127.0.0.1:{share_port}" if env.get("MUSIC_SHARE_TOKEN") else ""
 
     def up() -> bool:
         try:
@@ -93,7 +97,9 @@ def dagster_up(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Itera
         # A newcomer's first screen (what `up` checks after installing) shows no false failure.
         first_screen = log_path.read_text().split("music_pipeline is starting")[0]
         assert "FAIL" not in first_screen, first_screen
-        yield Dagster(url, env, home, library, log_path)
+        if share_url:
+            wait(lambda: requests.get(f"{share_url}/health", timeout=2).ok, 30, "the share endpoint")
+        yield Dagster(url, env, home, library, log_path, share_url)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -7,13 +7,17 @@ several tracks is one bulk run whose track runs carry its tag, and killed proces
 no run STARTED and no track stuck."""
 
 import functools
+import hashlib
+import hmac
 import http.server
+import json
 import os
 import signal
 import threading
 from pathlib import Path
 
 import pytest
+import requests
 
 from music_pipeline.core.domain.identity import source_for
 from music_pipeline.core.library.catalog import Catalog
@@ -39,6 +43,7 @@ PARTITIONS = """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { 
 
 
 pytestmark = pytest.mark.slow  # the module starts the whole product
+SHARE_TOKEN = "Share-Token-For-The-Phone-5f3a9c"
 
 
 @pytest.fixture
@@ -73,7 +78,9 @@ def dagster(tmp_path_factory: pytest.TempPathFactory, notion):
     """One product for the module (its Notion sink on): each test sends tracks of its own and
     looks only at their runs."""
     fake, db = notion
-    env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url}
+    env = {"NOTION_TOKEN": fake.token, "TRACKS_DB_ID": db.id, "NOTION_API_BASE_URL": fake.url,
+           # the share endpoint on; the tests' web servers are on this machine, trusted by name
+           "MUSIC_SHARE_TOKEN": SHARE_TOKEN, "MUSIC_SHARE_ALLOW_HOSTS": "127.0.0.1"}
     with dagster_up(tmp_path_factory.mktemp("product"), extra_env=env) as running:
         yield running
 
@@ -244,6 +251,80 @@ def test_a_page_queued_in_notion_is_processed_end_to_end_and_follows_its_track(d
     assert key in nodes[0]["assetPartitionStatuses"]["materializedPartitions"]
     assert fake.token not in dagster.log.read_text()
     assert not [r for r in fake.requests if r.status == 429]
+
+
+def test_a_link_shared_from_a_phone_is_processed_and_its_token_shown_nowhere(dagster: Dagster, www) -> None:
+    """`POST /tracks` with the share token: the track is requested exactly as `add` requests it
+    (one bulk run, then its track run), and the answer says where to watch it."""
+    root, hosts, _ = www
+    make_track(root / "Shared Song.flac", seconds=3, seed=50, codec_args=["-c:a", "flac"])
+    link = f"{hosts['fast']}/Shared%20Song.flac"
+    answer = requests.post(f"{dagster.share_url}/tracks", json={"url": link},
+                           headers={"Authorization": f"Bearer {SHARE_TOKEN}"}, timeout=60)
+    assert answer.status_code == 202, answer.text
+    key = answer.json()["key"]
+    assert key == source_for(link).key and answer.json()["run"].startswith(f"{dagster.url}/runs/")
+    wait(lambda: finished(dagster, "process_track", [key]), 180, "the shared track's run")
+    assert_track_truth(dagster, good=[key], bad={})
+    (bulk,) = [r for r in about(runs(dagster), [key]) if r["jobName"] == "process_tracks"]
+    assert tag(bulk, "music_pipeline/origin") == "share" and bulk["runId"] == answer.json()["run_id"]
+    # shared again (a phone retrying): the same track, a new request, nothing twice in the library
+    again = requests.post(f"{dagster.share_url}/tracks", data={"text": f"listen {link}"},
+                          headers={"Authorization": f"Bearer {SHARE_TOKEN}"}, timeout=60)
+    assert again.status_code == 202 and again.json()["key"] == key and again.json()["known"]
+    refused = requests.post(f"{dagster.share_url}/tracks", json={"url": link}, timeout=60)
+    assert refused.status_code == 401
+    for run in runs(dagster):
+        assert SHARE_TOKEN not in repr(run)
+    assert SHARE_TOKEN not in dagster.log.read_text()
+
+
+SENSOR_TICKS = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { ticks(limit: 1) { timestamp } } } } }"""
+
+
+def _last_tick(dagster: Dagster, sensor: str) -> float:
+    selector = {"repositoryLocationName": "music_pipeline", "repositoryName": "__repository__", "sensorName": sensor}
+    ticks = dagster.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
+    return float(ticks[0]["timestamp"]) if ticks else 0.0
+
+
+def test_a_page_added_in_notion_starts_when_its_webhook_event_arrives(dagster: Dagster, notion, www) -> None:
+    """Notion's handshake, then a signed `page.created` for a page a person added: the page is
+    taken and its track requested at once, not at the sensor's next tick; the same event
+    replayed, and events out of order, do nothing more."""
+    fake, db = notion
+    root, hosts, _ = www
+    hook = f"{dagster.share_url}/notion/webhook"
+    assert requests.post(hook, json={"verification_token": "secret_Webhook-Verify-77"}, timeout=30).ok
+    assert (dagster.home / "notion-webhook-token").read_text() == "secret_Webhook-Verify-77"
+    make_track(root / "Webhook Song.flac", seconds=3, seed=51, codec_args=["-c:a", "flac"])
+    link = f"{hosts['fast']}/Webhook%20Song.flac"
+
+    def signed(event: dict) -> dict:
+        body = json.dumps(event).encode()
+        return {"data": body, "headers": {"X-Notion-Signature": "sha256=" + hmac.new(
+            b"secret_Webhook-Verify-77", body, hashlib.sha256).hexdigest(), "Content-Type": "application/json"}}
+
+    # right after the sensor's tick (every 60 s), so that what follows within seconds is the webhook's
+    seen = _last_tick(dagster, "notion_queue")
+    wait(lambda: _last_tick(dagster, "notion_queue") > seen, 90, "a notion_queue tick", interval=0.5)
+    page = fake.seed_page(db.data_source_id, {"Name": "added on the phone", "URL": link})
+    parent = {"id": db.id, "type": "database", "data_source_id": db.data_source_id}
+    updated = {"id": "evt-2", "type": "page.properties_updated", "entity": {"id": page["id"], "type": "page"},
+               "data": {"parent": parent, "updated_properties": ["URL"]}}
+    created = {"id": "evt-1", "type": "page.created", "entity": {"id": page["id"], "type": "page"},
+               "data": {"parent": parent}}
+    for event in (updated, created, created):  # out of order, then replayed
+        assert requests.post(hook, timeout=30, **signed(event)).status_code == 200
+    key = wait(lambda: FakeNotion.plain(fake.page(page["id"])).get("Track ID"), 20, "the page to be taken",
+               interval=0.2)
+    bulks = wait(lambda: [r for r in about(runs(dagster), [key]) if r["jobName"] == "process_tracks"], 20,
+                 "the webhook's bulk run", interval=0.2)
+    assert [tag(r, "music_pipeline/origin") for r in bulks] == ["notion webhook"]  # once, not at the tick
+    wait(lambda: FakeNotion.plain(fake.page(page["id"]))["Status"] == "Done", 180, "the page to show Done")
+    assert len([p for p in map(FakeNotion.plain, fake.pages_in(db.data_source_id)) if p.get("URL") == link]) == 1
+    assert "secret_Webhook-Verify-77" not in dagster.log.read_text()
 
 
 def _bulk_pid(dagster: Dagster, run_id: str) -> int | None:

@@ -156,10 +156,10 @@ def take_pages(webserver: str, page_ids: list[str]) -> list[str]:
     from ..core.sources.download import resolve_id
     from ..intake import request_keys
     from ..remote import DagsterRemote
-    from ..resources import build_resources
+    from ..resources import build_resources, resolved
 
     resources = build_resources()
-    notion = resources["notion"]
+    notion = resolved(resources["notion"])
     if not notion.configured:
         return []
     lib = resources["library"].get()
