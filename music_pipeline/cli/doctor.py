@@ -70,7 +70,32 @@ def doctor_checks() -> list[tuple[bool, str, str]]:
     user = settings.soundcloud_user()
     results.append((True, f"SoundCloud: {'syncing ' + user if user else 'not configured (optional: set SOUNDCLOUD_USER)'}",
                     ""))
-    return results + _mirror_checks() + _dj_checks(root)
+    return results + _mirror_checks() + _dj_checks(root) + _share_checks(Path(home or settings.DEFAULT_DAGSTER_HOME))
+
+
+def _share_checks(home: Path) -> list[tuple[bool, str, str]]:
+    """The share endpoint and Notion's webhook: on or off, a token hard to guess, the
+    subscription's verification token kept or awaited (never shown)."""
+    from ..endpoints import notion_webhook
+    from ..endpoints.app import ALLOW_HOSTS_ENV, SHARE_TOKEN_ENV
+
+    token = os.environ.get(SHARE_TOKEN_ENV, "").strip()
+    if not token:
+        return [(True, f"share endpoint: off (optional: set {SHARE_TOKEN_ENV} to share links from a phone to "
+                       "POST /tracks, and to take Notion's webhook at /notion/webhook)", "")]
+    results = [(len(token) >= 24, f"share endpoint: on, {SHARE_TOKEN_ENV} {len(token)} characters "
+                                  "(`up` serves it on port 3001 unless --share-port)",
+                "use a token of 24 characters or more that nothing else uses, e.g. `openssl rand -hex 24`")]
+    if os.environ.get(ALLOW_HOSTS_ENV):
+        results.append((True, f"share endpoint: links to {os.environ[ALLOW_HOSTS_ENV]} fetched though local "
+                              f"({ALLOW_HOSTS_ENV})", ""))
+    home = home.expanduser().resolve()
+    kept = notion_webhook.signing_token(home)
+    where = notion_webhook.TOKEN_ENV if os.environ.get(notion_webhook.TOKEN_ENV) else notion_webhook.token_path(home)
+    results.append((True, f"Notion webhook: {'verification token kept (' + str(where) + ')' if kept else 'no subscription verified yet'}"
+                          " — Notion calls only public HTTPS: put a reverse proxy or a tunnel in front of "
+                          "/notion/webhook (README: Sharing a link)", ""))
+    return results
 
 
 def _dj_checks(root: Path) -> list[tuple[bool, str, str]]:
