@@ -181,11 +181,16 @@ def _change(job_name: str, config: dict, library) -> dict:
 
 def _undo_mirrors(library, members: list[str]) -> int:
     """The members' Notion pages back out of the trash (what their merge added taken off the
-    keeper's page); a Notion that cannot be reached is said, and `dedup --undo` still counts."""
+    keeper's page), and their Eagle items (Eagle 4's V2 API); a Notion or Eagle that cannot be
+    reached is said, and `dedup --undo` still counts."""
+    resources = open_resources()
+    return max(_undo_notion(library, resources["notion"], members), _undo_eagle(library, resources["eagle"], members))
+
+
+def _undo_notion(library, notion, members: list[str]) -> int:
     from ..core.domain.errors import TrackError as Problem
     from ..core.library import mirrors
 
-    notion = open_resources()["notion"]
     if not notion.configured or not library.catalog.mirrors.merges(mirrors.NOTION, members):
         return 0
     try:
@@ -195,6 +200,29 @@ def _undo_mirrors(library, members: list[str]) -> int:
               "once Notion answers")
         return 1
     print(f"{mark(True)} {len(restored)} Notion page(s) restored from the trash")
+    return 0
+
+
+def _undo_eagle(library, eagle, members: list[str]) -> int:
+    """The members' items the pipeline put in Eagle's trash come back out (V2); with V1, which
+    cannot, their next sync imports them again."""
+    from ..core.domain.errors import TrackError as Problem
+    from ..core.library import mirrors
+
+    if not eagle.enabled or not any((s := library.catalog.mirrors.get(k, mirrors.EAGLE)) is not None
+                                    and s.status == "trashed" for k in members):
+        return 0
+    try:
+        restored = mirrors.restore_eagle(library, eagle.client(), members)
+    except Problem as err:
+        print(f"{mark(False)} Eagle items not restored yet: {err}\n     each track's next sync (`music-pipeline "
+              "mirror`) restores its item")
+        return 1
+    if restored is None:
+        print(f"{mark(True)} Eagle's V1 API cannot take items out of its trash: `music-pipeline mirror` imports "
+              "the tracks again (Eagle 4's V2 API restores them)")
+    else:
+        print(f"{mark(True)} {len(restored)} Eagle item(s) restored from the trash")
     return 0
 
 
