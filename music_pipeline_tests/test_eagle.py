@@ -126,3 +126,79 @@ def test_a_missing_file_says_so(app: FakeEagle, library: Library) -> None:
     with pytest.raises(Exception, match="does not exist"):
         mirrors.sync_eagle(library, client(app), key)
     assert not app.items()
+
+
+# ---- dedup --undo: an item the pipeline trashed comes back (V2), or is imported again (V1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_traits():
+    eagle.EagleClient.forget_traits()  # what each Eagle does is learnt per address; ports are reused
+    yield
+    eagle.EagleClient.forget_traits()
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_undo_restores_the_item_we_trashed_with_v2(tmp_path: Path, library: Library, capsys, v2: bool) -> None:
+    from music_pipeline.cli.library import _undo_eagle
+
+    with FakeEagle(tmp_path / f"Undo{v2}.library", token="tok-undo-123", v2=v2) as fake:
+        resource = EagleResource(api_base=fake.url, token=fake.token)
+        keeper, copy = add_done(library, 8), add_done(library, 9)
+        for key in (keeper, copy):
+            mirrors.sync_eagle(library, resource.client(), key)
+        library.catalog.tracks.mark_duplicate(copy, keeper, "g-undo")
+        assert mirrors.sync_eagle(library, resource.client(), keeper).trashed == [copy]
+        item_id = library.catalog.mirrors.get(copy, "eagle").remote_id
+        library.catalog.tracks.restore_status(copy, "done")  # what `dedup --undo` does to the track
+
+        assert _undo_eagle(library, resource, [copy]) == 0
+        out = capsys.readouterr().out
+        if v2:
+            assert "1 Eagle item(s) restored" in out and not fake.item(item_id)["isDeleted"]
+            assert library.catalog.mirrors.get(copy, "eagle").status == "done"
+            assert mirrors.sync_eagle(library, resource.client(), copy).action == "unchanged"
+            assert len(fake.items()) == 2
+        else:
+            assert "V1 API cannot take items out of its trash" in out and fake.item(item_id)["isDeleted"]
+            assert mirrors.sync_eagle(library, resource.client(), copy).action == "created"
+            assert len(fake.items()) == 3
+
+
+def test_an_undo_while_eagle_was_closed_is_restored_by_the_next_sync(tmp_path: Path, library: Library) -> None:
+    with FakeEagle(tmp_path / "Later.library", v2=True) as fake:
+        client = eagle.EagleClient(fake.url)
+        keeper, copy = add_done(library, 10), add_done(library, 11)
+        for key in (keeper, copy):
+            mirrors.sync_eagle(library, client, key)
+        library.catalog.tracks.mark_duplicate(copy, keeper, "g-later")
+        mirrors.sync_eagle(library, client, keeper)
+        item_id = library.catalog.mirrors.get(copy, "eagle").remote_id
+        library.catalog.tracks.restore_status(copy, "done")
+
+        result = mirrors.sync_eagle(library, client, copy)
+
+        assert (result.action, result.item_id) == ("restored", item_id) and not fake.item(item_id)["isDeleted"]
+        assert len(fake.items()) == 2
+
+
+def test_the_token_is_in_no_event_metadata_or_tag_of_a_run(app: FakeEagle, library: Library,
+                                                          library_root: Path) -> None:
+    key = add_done(library, 12)
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(tracks.name, [key])
+        result = materialize([eagle_records], partition_key=key, instance=instance,
+                             resources={"library": LibraryResource(root=str(library_root)),
+                                        "eagle": EagleResource(api_base=app.url, token=app.token)})
+        assert result.success and result.get_asset_materialization_events()
+        app.fail_next(1, status=403, path="/api/item/update")  # refused: its message is logged
+        library.catalog.tracks.update(key, bpm=140.0)
+        again = materialize([eagle_records], partition_key=key, instance=instance,
+                            resources={"library": LibraryResource(root=str(library_root)),
+                                       "eagle": EagleResource(api_base=app.url, token=app.token)})
+        logs = [e.user_message + str(e.dagster_event) for e in instance.all_logs(again.run_id)]
+        assert any("rejected the API token" in line for line in logs)
+        everything = "\n".join([*logs, *(str(e) for e in result.all_events),
+                                str(instance.get_run_by_id(again.run_id).tags)])
+        assert app.token not in everything
+    assert all(r.token_given and not r.token_in_body for r in app.requests)

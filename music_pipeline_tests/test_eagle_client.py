@@ -18,13 +18,25 @@ from music_pipeline.core.sources.eagle import (
     EagleNotReachable,
     EagleRecord,
     EagleTokenRejected,
+    Known,
     key_of,
+    restore,
     sync,
+    sync_many,
     trash,
 )
 from music_pipeline_tests.fakes.eagle import FakeEagle
 
 TOKEN = "eagle-secret-token-1234"
+
+
+@pytest.fixture(autouse=True)
+def fresh_traits() -> Iterator[None]:
+    """What an Eagle was found to do is remembered per address and process: a later fake may
+    reuse a port."""
+    EagleClient.forget_traits()
+    yield
+    EagleClient.forget_traits()
 
 
 @pytest.fixture
@@ -196,7 +208,10 @@ def test_token_is_sent_and_never_shown(tmp_path, record):
     with FakeEagle(tmp_path / "Secret.library", token=TOKEN) as fake:
         client = EagleClient(fake.url, token=TOKEN, timeout_s=5, find_timeout_s=3)
         assert sync(client, record, None).action == "created"
-        assert fake.requests and all(r.token_given and r.status == 200 for r in fake.requests)
+        # in the URL of every request, GET and POST alike, never in a body (Eagle does not read it there)
+        assert fake.requests and all(r.token_given and not r.token_in_body for r in fake.requests)
+        assert {r.method for r in fake.requests} == {"GET", "POST"}
+        assert all(r.status == 200 for r in fake.writes()) and len(fake.items()) == 1
         assert TOKEN not in repr(client)
 
         wrong = EagleClient(fake.url, token="not-the-token", timeout_s=5)
@@ -210,6 +225,10 @@ def test_token_is_sent_and_never_shown(tmp_path, record):
         with pytest.raises(EagleError) as err:
             client.info()
         assert TOKEN not in str(err.value) and "HTTP 500" in str(err.value)
+        fake.fail_next(1, status=500, path="/api/item/update")  # a write's error: the URL had the token
+        with pytest.raises(EagleError) as err:
+            client._post("/api/item/addFromPath", {"path": "/nope", "name": "x"})
+        assert TOKEN not in str(err.value) and TOKEN not in repr(err.value)
 
         fake.stop()
         with pytest.raises(EagleNotReachable) as err:
@@ -281,3 +300,195 @@ def test_request_log_has_timestamps(fake, client):
     [request] = fake.requests
     assert request.method == "GET" and request.path == "/api/application/info"
     assert before <= request.at <= time.time()
+
+
+def test_a_token_in_the_body_alone_is_refused_like_eagle(tmp_path):
+    with FakeEagle(tmp_path / "Secret.library", token=TOKEN) as fake:
+        with pytest.raises(EagleTokenRejected):
+            EagleClient(fake.url, timeout_s=5)._post("/api/folder/create", {"folderName": "x", "token": TOKEN})
+        assert fake.folder_names() == [] and fake.requests[-1].token_in_body
+
+
+# ---- polling and batches: the fake counts the calls
+
+
+def test_a_late_import_is_polled_with_backoff_not_every_50_ms(fake, client, record):
+    fake.import_delay_s = 0.6
+
+    result = sync(client, record, None)
+
+    assert result.action == "created"
+    imported = next(i for i, r in enumerate(fake.requests) if r.path == "/api/item/addFromPath")
+    # polled at 0, 50, 150, 350 and 750 ms: not 13 times, every 50 ms
+    assert fake.calls("/api/item/list", imported) <= 5, fake.calls("/api/item/list", imported)
+
+
+def _records(tmp_path: Path, record: EagleRecord, n: int, folders=("Warmup",)) -> list[EagleRecord]:
+    out = []
+    for i in range(n):
+        path = _file(tmp_path, f"batch/track{i}.m4a", f"ALAC bytes {i}".encode() * 20)
+        out.append(replace(record, key=f"youtube-batch{i}", path=path, name=f"Artist {i} - Track {i}",
+                           folders=folders if i % 2 == 0 else folders[:1],
+                           sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+    return out
+
+
+def test_several_new_tracks_are_one_addfrompaths(fake, client, record, tmp_path):
+    records = _records(tmp_path, record, 5)
+
+    results = sync_many(client, [(r, None) for r in records])
+
+    assert [r.action for r in results] == ["created"] * 5
+    assert fake.calls("/api/item/addFromPaths") == 1 and fake.calls("/api/item/addFromPath") == 0
+    assert {key_of(fake.item(r.item_id)) for r in results} == {r.key for r in records}
+    assert all(fake.item(r.item_id)["folders"] == [fake.folder_id("Warmup")] for r in results)
+    # per track a search by name and one by key (or one scan) before importing, and one poll
+    imported = next(i for i, r in enumerate(fake.requests) if r.path == "/api/item/addFromPaths")
+    assert fake.calls("/api/item/list", imported) == 5
+    assert fake.calls("/api/item/list") <= 5 * 2 + 2 + 5, fake.calls("/api/item/list")
+    mark = len(fake.requests)
+    assert [r.action for r in sync_many(client, [(r, x.item_id) for r, x in zip(records, results, strict=True)])] == \
+        ["unchanged"] * 5
+    assert fake.writes(mark) == []
+
+
+def test_a_batch_with_two_first_folders_is_one_addfrompaths_per_folder(fake, client, record, tmp_path):
+    records = [*_records(tmp_path, record, 2), replace(_records(tmp_path / "b", record, 1)[0], key="youtube-b",
+                                                       name="B - b", folders=("Peak",))]
+
+    results = sync_many(client, [(r, None) for r in records])
+
+    assert fake.calls("/api/item/addFromPaths") == 2
+    assert fake.item(results[2].item_id)["folders"] == [fake.folder_id("Peak")]
+
+
+# ---- V2 (Eagle 4.0 Build 21+): the new id, several folders, rename, move, restore
+
+
+@pytest.fixture
+def v2(tmp_path: Path) -> Iterator[FakeEagle]:
+    with FakeEagle(tmp_path / "V2.library", token=TOKEN, v2=True) as f:
+        yield f
+
+
+def test_v2_imports_with_the_id_it_answers_and_every_folder(v2, record):
+    client = EagleClient(v2.url, token=TOKEN, timeout_s=5)
+    two = replace(record, folders=("Warmup", "Peak"))
+
+    result = sync(client, two, None)
+
+    assert (result.action, result.stale) == ("created", ())
+    assert v2.item(result.item_id)["folders"] == [v2.folder_id("Warmup"), v2.folder_id("Peak")]
+    assert v2.calls("/api/v2/item/add") == 1 and v2.calls("/api/item/addFromPath") == 0
+    imported = next(i for i, r in enumerate(v2.requests) if r.path == "/api/v2/item/add")
+    assert v2.calls("/api/item/list", imported) == 0  # no polling: the id came back
+    assert all(r.token_given and not r.token_in_body for r in v2.requests)
+
+
+def test_v2_is_asked_once_per_process(v2, record):
+    for _ in range(3):
+        EagleClient(v2.url, token=TOKEN).has_v2()
+    assert v2.calls("/api/v2/app/info") == 1
+
+
+def test_v2_batch_is_one_request_with_the_ids_in_order(v2, record, tmp_path):
+    client = EagleClient(v2.url, token=TOKEN)
+    records = _records(tmp_path, record, 4, folders=("Warmup", "Peak"))
+
+    results = sync_many(client, [(r, None) for r in records])
+
+    assert v2.calls("/api/v2/item/add") == 1
+    assert [key_of(v2.item(r.item_id)) for r in results] == [r.key for r in records]
+    assert all(r.stale == () for r in results)
+
+
+def test_a_renamed_track_renames_its_item_and_a_new_playlist_files_it(v2, record):
+    client = EagleClient(v2.url, token=TOKEN)
+    first = sync(client, record, None)
+    mine = v2.create_folder("My picks")
+    v2.edit_item(first.item_id, folders=[*v2.item(first.item_id)["folders"], mine])  # a person's folder
+    renamed = replace(record, name="deadmau5 - Strobe (Club Edit)", folders=("Warmup", "Peak"))
+
+    result = sync(client, renamed, Known(first.item_id, first.written_name))
+
+    assert (result.action, result.stale, result.written_name) == ("updated", (), renamed.name)
+    item = v2.item(first.item_id)
+    assert item["name"] == renamed.name
+    assert set(item["folders"]) == {v2.folder_id("Warmup"), v2.folder_id("Peak"), mine}
+    assert v2.calls("/api/v2/item/update") == 1 and len(v2.items()) == 1
+
+
+def test_a_name_a_person_gave_the_item_stays(v2, record):
+    client = EagleClient(v2.url, token=TOKEN)
+    first = sync(client, record, None)
+    v2.edit_item(first.item_id, name="Strobe — my favourite")
+
+    result = sync(client, replace(record, name="deadmau5 - Strobe (Remastered)"), Known(first.item_id, record.name))
+
+    assert v2.item(first.item_id)["name"] == "Strobe — my favourite"
+    assert (result.stale, result.written_name) == ((), record.name)
+
+
+def test_v1_cannot_rename_or_move_and_says_so(fake, client, record):
+    first = sync(client, record, None)
+    mark = len(fake.requests)
+
+    result = sync(client, replace(record, name="deadmau5 - Strobe (Club Edit)", folders=("Warmup", "Peak")),
+                  Known(first.item_id, first.written_name))
+
+    assert set(result.stale) == {"name", "folders"}
+    assert fake.item(first.item_id)["name"] == record.name
+    assert [r.path for r in fake.writes(mark)] == []  # nothing of V1 can change them
+
+
+def test_an_item_we_trashed_is_restored_with_v2_and_imported_again_with_v1(v2, fake, record):
+    for app in (v2, fake):
+        client = EagleClient(app.url, token=app.token)
+        first = sync(client, record, None)
+        assert trash(client, [first.item_id]) == [first.item_id]
+
+        result = sync(client, record, Known(first.item_id, first.written_name, trashed_by_us=True))
+
+        if app.v2:
+            assert (result.action, result.item_id) == ("restored", first.item_id)
+            assert not app.item(first.item_id)["isDeleted"] and len(app.items()) == 1
+        else:  # V1 cannot take an item out of the trash: a new import
+            assert result.action == "created" and len(app.items()) == 2
+
+
+def test_restore_needs_v2(v2, fake, record):
+    for app in (v2, fake):
+        client = EagleClient(app.url, token=app.token)
+        item_id = sync(client, record, None).item_id
+        trash(client, [item_id])
+        assert restore(client, [item_id, "LNOSUCHITEM00"]) == ([item_id] if app.v2 else None)
+        assert app.item(item_id)["isDeleted"] is (not app.v2)
+
+
+# ---- what V1's documentation leaves open: both readings
+
+
+@pytest.mark.parametrize("offset_counts", ["items", "pages"])
+def test_paging_lists_every_item_once_whatever_offset_counts(tmp_path, offset_counts):
+    with FakeEagle(tmp_path / "P.library", offset_counts=offset_counts) as app:
+        for i in range(7):
+            app.add_item(_file(tmp_path, f"p{i}.aiff", bytes([i]) * 10), f"Track {i}")
+        client = EagleClient(app.url)
+
+        for _ in range(2):  # the second time with the reading learnt
+            assert [i["name"] for i in client.items(ext="aiff", page_size=2)] == [f"Track {i}" for i in range(7)]
+
+
+@pytest.mark.parametrize("keyword_searches", ["all", "names"])
+def test_an_item_a_person_renamed_is_found_whatever_keyword_searches(tmp_path, record, keyword_searches):
+    with FakeEagle(tmp_path / "K.library", keyword_searches=keyword_searches) as app:
+        client = EagleClient(app.url, find_timeout_s=3)
+        first = sync(client, record, None)
+        app.add_item(_file(tmp_path, "other.m4a", b"other"), "Someone - Else", annotation="liked on tour")
+        app.edit_item(first.item_id, name="Strobe (my edit)")
+
+        result = sync(EagleClient(app.url), record, None)  # the catalog lost the id
+
+        assert (result.item_id, result.action) == (first.item_id, "adopted")
+        assert len(app.items()) == 2
+        assert client.keyword_searches_annotations() is (keyword_searches == "all")

@@ -68,8 +68,10 @@ def track_sink_asset(registration: Registration) -> AssetsDefinition:
         if report.skipped:  # nothing written: said on the asset, the track is unaffected
             if not report.errors:
                 context.log.info(f"{key}: {report.skipped}")
+            # "misconfigured": the service refused us (a bad token): `mirror` counts the track failed
+            said = {"skipped": report.skipped, **({"misconfigured": True} if report.errors else {})}
             context.log_event(AssetObservation(asset_key=context.asset_key, partition=key,
-                                               metadata={"skipped": report.skipped, **metadata(report)}))
+                                               metadata={**said, **metadata(report)}))
             return
         yield MaterializeResult(metadata=metadata(report))
 

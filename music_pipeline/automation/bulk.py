@@ -547,6 +547,23 @@ def _submit_from(context: OpExecutionContext):
     return run, context.repository_def
 
 
+def _eagle_together(context: OpExecutionContext, lib: Library, eagle: EagleResource, keys: list[str]) -> None:
+    """Several tracks' Eagle items before their runs, through the Eagle sink's batch path: the
+    new ones imported in one request, not an import and its polling per track. Each track's run
+    then finds its item by the id the catalog noted, and reports it; a track this missed (Eagle
+    closed, an import refused) is tried, and its error said, by its own run."""
+    from ..core.domain.errors import TrackError
+    from ..core.sinks.mirrors import EagleSink
+
+    try:
+        reports = EagleSink(eagle).write_tracks(lib, keys)
+    except TrackError as err:  # e.g. a file gone: the track's own run says so
+        context.log.info(f"Eagle, together: not this time ({err})")
+        return
+    created = sum(1 for r in reports.values() if not isinstance(r, TrackError) and r.action == "created")
+    context.log.info(f"Eagle, together: {created} item(s) imported for {len(keys)} track(s)")
+
+
 def _outcome(result, row: Track | None, job_name: str) -> str:
     """done, set aside or failed, from the track run's result and the catalog."""
     if job_name == "verify_track":  # count what the checks found
@@ -596,6 +613,8 @@ def run_tracks(context: OpExecutionContext, config: BulkConfig, library: Library
     else:
         raise Failure(f"Nothing to process: give keys or select one of {', '.join(selection.MODES)}.")
     submit_from = _submit_from(context)
+    if config.job == "mirror_track" and len(keys) > 1 and not submit_from:
+        _eagle_together(context, lib, eagle, keys)
     lanes = 1 if submit_from else _lanes(config.parallel, len(keys), instance)
     if lanes > 1:  # the fork server imports the code location while this process gets ready
         _forkserver()

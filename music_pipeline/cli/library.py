@@ -181,20 +181,46 @@ def _change(job_name: str, config: dict, library) -> dict:
 
 def _undo_mirrors(library, members: list[str]) -> int:
     """The members' Notion pages back out of the trash (what their merge added taken off the
-    keeper's page); a Notion that cannot be reached is said, and `dedup --undo` still counts."""
-    from ..core.domain.errors import TrackError as Problem
+    keeper's page), and their Eagle items (Eagle 4's V2 API); a Notion or Eagle that cannot be
+    reached is said, and `dedup --undo` still counts."""
+    resources = open_resources()
+    return max(_undo_notion(library, resources["notion"], members), _undo_eagle(library, resources["eagle"], members))
+
+
+def _undo_notion(library, notion, members: list[str]) -> int:
     from ..core.library import mirrors
 
-    notion = open_resources()["notion"]
     if not notion.configured or not library.catalog.mirrors.merges(mirrors.NOTION, members):
         return 0
+    return _restored("Notion page(s)", lambda: mirrors.undo_notion(library, notion.mirror(), members),
+                     "the notion_queue sensor restores them once Notion answers")
+
+
+def _undo_eagle(library, eagle, members: list[str]) -> int:
+    """The members' items the pipeline put in Eagle's trash come back out (V2); with V1, which
+    cannot, their next sync imports them again."""
+    from ..core.library import mirrors
+
+    if not eagle.enabled or not any((s := library.catalog.mirrors.get(k, mirrors.EAGLE)) is not None
+                                    and s.status == "trashed" for k in members):
+        return 0
+    return _restored("Eagle item(s)", lambda: mirrors.restore_eagle(library, eagle.client(), members),
+                     "each track's next sync (`music-pipeline mirror`) restores its item",
+                     cannot="Eagle's V1 API cannot take items out of its trash: `music-pipeline mirror` imports "
+                            "the tracks again (Eagle 4's V2 API restores them)")
+
+
+def _restored(what: str, restore, later: str, cannot: str = "") -> int:
+    """One mirror's part of an undo, said: what came out of the trash, or why not yet (the
+    sink cannot be reached: ``later`` says who finishes it), or that the app cannot (None)."""
+    from ..core.domain.errors import TrackError as Problem
+
     try:
-        restored = mirrors.undo_notion(library, notion.mirror(), members)
+        restored = restore()
     except Problem as err:
-        print(f"{mark(False)} Notion pages not restored yet: {err}\n     the notion_queue sensor restores them "
-              "once Notion answers")
+        print(f"{mark(False)} {what} not restored yet: {err}\n     {later}")
         return 1
-    print(f"{mark(True)} {len(restored)} Notion page(s) restored from the trash")
+    print(f"{mark(True)} {cannot if restored is None else f'{len(restored)} {what} restored from the trash'}")
     return 0
 
 

@@ -177,7 +177,8 @@ def _bulk(keys: list[str] | None = None, select: str = "", limit: int = 0, force
         status = row.status if row else None
         print(f"[{number}/{total}] ", end="")
         if job_name == "mirror_track":
-            _print_mirrors(library, key, outcome)
+            if not _print_mirrors(instance, library, key, outcome, log):
+                failed.append(key)
         elif outcome == "done" and status == Status.DONE:
             _print_track(row, library.catalog.files.all([key]), seconds)
         elif status == Status.DUPLICATE:
@@ -271,14 +272,53 @@ def _failure_line(instance, key: str, row: Track | None, log: Path | None) -> st
             + (f" (details: {log})" if log else ""))
 
 
-def _print_mirrors(library, key: str, outcome: str) -> None:
-    from ..core.library import mirrors
+def _print_mirrors(instance, library, key: str, outcome: str, log: Path | None) -> bool:
+    """One line for a track's mirrors, from its `mirror_track` run: per sink, the record it
+    wrote, why it skipped (Eagle closed: "skipped: Eagle not reachable at …"), or the error it
+    met. False (the command exits 1) when a sink failed or refused us (a bad token)."""
+    from dagster import DagsterEventType, RunsFilter
 
-    where = [f"{name} {state.remote_id}" for name, sink in (("Notion page", mirrors.NOTION),
-                                                                ("Eagle item", mirrors.EAGLE))
-             if (state := library.catalog.mirrors.get(key, sink)) is not None]
-    print(f"{mark(outcome == 'done')} {key}: {', '.join(where) or 'no sink configured or reachable'}"
-          + ("" if outcome == "done" else " (failed: see its run in the Dagster UI)"))
+    from ..automation.bulk import PARTITION_TAG
+    from ..core.library import mirrors as library_mirrors
+    from ..core.sinks import registered
+    from .common import tty
+
+    runs = instance.get_runs(filters=RunsFilter(job_name="mirror_track", tags={PARTITION_TAG: key}), limit=1)
+    said: dict[str, tuple[str, str]] = {}  # asset -> (how: written|skipped|failed, text)
+    for entry in instance.all_logs(runs[0].run_id) if runs and outcome != "skipped" else []:
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.is_step_failure and event.step_failure_data:
+            data = event.step_failure_data
+            said[event.step_key] = ("failed", (data.user_failure_data and data.user_failure_data.description)
+                                    or (data.error.message.strip() if data.error else "failed"))
+        elif event.event_type == DagsterEventType.ASSET_OBSERVATION:
+            metadata = event.event_specific_data.asset_observation.metadata
+            if "skipped" in metadata:
+                why = str(metadata["skipped"].value)
+                said[event.step_key] = ("failed" if "misconfigured" in metadata else "skipped",
+                                        why if why.startswith("skipped") else f"skipped: {why}")
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            said[event.step_key] = ("written", "")
+    labels = {"notion": ("Notion page", library_mirrors.NOTION), "eagle": ("Eagle item", library_mirrors.EAGLE)}
+    parts = []
+    for registration in registered("track"):
+        how, text = said.get(registration.asset, ("", ""))
+        label, sink = labels.get(registration.name, (registration.name.capitalize(), registration.name))
+        if how == "written" and (state := library.catalog.mirrors.get(key, sink)) is not None:
+            parts.append(f"{label} {state.remote_id}")
+        elif how:
+            parts.append(text)
+    ok = outcome != "failed" and all(how != "failed" for how, _ in said.values())
+    wrote = any(how == "written" for how, _ in said.values())
+    if outcome == "skipped":
+        parts = ["another run is mirroring it"]
+    sign = mark(ok) if not ok or wrote else ("•" if tty() else "SKIP")  # nothing written: not "ok"
+    print(f"{sign} {key}: "
+          f"{'; '.join(parts) or 'failed (see its run in the Dagster UI)'}"
+          + (f" (details: {log})" if not ok and log else ""))
+    return ok
 
 
 def _bulk_metadata(result) -> dict:

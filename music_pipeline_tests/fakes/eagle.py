@@ -1,37 +1,50 @@
-"""A stateful fake of Eagle's local HTTP API (the V1 API, https://api.eagle.cool) on 127.0.0.1.
+"""A stateful fake of Eagle's local HTTP API (V1, https://api.eagle.cool, and the V2 API of
+Eagle 4, developer.eagle.cool/web-api) on 127.0.0.1.
 
 The real client (``music_pipeline.core.sources.eagle.EagleClient(fake.url, token=...)``) talks to
 it over HTTP exactly as to ``http://localhost:41595``. Responses have Eagle's envelope,
 ``{"status": "success", "data": ...}`` or ``{"status": "error", "message": ...}``::
 
-    with FakeEagle(tmp_path / "Music.library", token="secret") as fake:
+    with FakeEagle(tmp_path / "Music.library", token="secret", v2=True) as fake:
         fake.create_folder("Warmup")
         fake.fail_next(1, status=500)
         fake.stop()                                  # Eagle quit: connections are refused
 
-What it models, following the V1 documentation:
+What it models, following the documentation:
 
 * ``POST /api/item/addFromPath {path, name, website, annotation, tags, folderId}`` answers
   ``{"status": "success"}`` **without the new item's id** (as the real API does), and COPIES the
   file into ``<library>/images/<id>.info/<name>.<ext>`` (plus a ``metadata.json``), so a checksum
   of the stored file is possible. A path that does not exist is an error. ``import_delay_s``
   makes a new item appear in ``item/list`` only after a while (Eagle imports asynchronously).
+* ``POST /api/item/addFromPaths {items: [{path, name, website, annotation, tags}], folderId}``:
+  the same for several files, one ``folderId`` for all, no ids in the answer.
 * ``GET /api/item/info?id=``, ``GET /api/item/list?limit&offset&orderBy&keyword&ext&tags&folders``
-  (a plain array; trashed items excluded; ``offset`` counts items; ``keyword`` matches name,
-  annotation, tags and url case-insensitively; ``tags``: all given tags; ``folders``: any).
+  (a plain array; trashed items excluded; ``tags``: all given tags; ``folders``: any). Two
+  things the documentation leaves open are switches, so the client is tested under both
+  readings: ``offset_counts`` ("items": ``offset`` skips items; "pages": ``offset`` is a page
+  number of ``limit`` items) and ``keyword_searches`` ("all": name, annotation, tags and url;
+  "names": the name only), both case-insensitive.
 * ``POST /api/item/update {id, tags, annotation, url, star}`` (name and folders cannot be
   changed through V1 and are ignored), ``POST /api/item/moveToTrash {itemIds}`` (sets
   ``isDeleted``; nothing is ever deleted).
 * ``GET /api/folder/list`` (top-level folders with nested ``children``),
   ``POST /api/folder/create {folderName, parent}``, ``GET /api/library/info``
   (``data.library.path``), ``GET /api/application/info``.
-* A token, when configured: every request must carry it (``?token=`` or a ``token`` body field);
-  missing or wrong → HTTP 401 ``{"status": "error", "message": "..."}``. The exact status and
-  wording of the real app were not verifiable; the client must not depend on them.
+* The V2 API, only while ``v2`` is on (off: 404, as an Eagle before 4.0 Build 21):
+  ``GET /api/v2/app/info``; ``POST /api/v2/item/add`` with ``{path, name, tags, folders,
+  annotation, website}`` answering ``{"id"}``, or ``{items: [...]}`` (at most 1000) answering
+  ``{"ids"}`` in order; ``POST /api/v2/item/update {id, name, tags, folders, annotation, url,
+  star, isDeleted}`` (only the fields sent change; ``isDeleted`` moves to or out of the trash)
+  answering the updated item.
+* A token, when configured: every request must carry it as the ``?token=`` query parameter
+  (GET and POST alike, as the documentation says); missing or wrong, or sent only in a POST's
+  body → HTTP 401 ``{"status": "error", "message": "..."}``. The exact status and wording of
+  the real app were not verifiable; the client must not depend on them.
 
-Not modelled: addFromURL(s), addFromPaths, addBookmark, thumbnails, palettes, folder
-rename/update, listRecent, library history/switch, smart folders, the V2 API (``/api/v2``),
-``orderBy`` (creation order is always used).
+Not modelled: addFromURL(s), addBookmark, thumbnails, palettes, folder rename/update,
+listRecent, library history/switch, smart folders, V2's item/get and query, tags and folders
+endpoints, ``orderBy`` (creation order is always used).
 """
 
 from __future__ import annotations
@@ -66,7 +79,8 @@ class Request:
     path: str
     query: dict[str, str]  # without the token
     body: Any  # parsed JSON body without the token, or None
-    token_given: bool
+    token_given: bool  # a ``?token=`` in the URL
+    token_in_body: bool = False  # a ``token`` field in the JSON body (which Eagle does not read)
     status: int = 0  # the HTTP status the fake answered with
 
     @property
@@ -86,8 +100,11 @@ class _Folder:
 class FakeEagle(FakeServer):
     """Eagle's local API on 127.0.0.1, with one library folder on disk."""
 
-    def __init__(self, library: Path | str | None = None, *, token: str | None = None) -> None:
+    def __init__(self, library: Path | str | None = None, *, token: str | None = None, v2: bool = False,
+                 offset_counts: str = "items", keyword_searches: str = "all") -> None:
         super().__init__(_Handler)
+        if offset_counts not in ("items", "pages") or keyword_searches not in ("all", "names"):
+            raise ValueError("offset_counts: items|pages; keyword_searches: all|names")
         self.library = Path(library) if library else Path(tempfile.mkdtemp(prefix="fake-eagle-")) / "Fake.library"
         (self.library / "images").mkdir(parents=True, exist_ok=True)
         self.token = token
@@ -95,6 +112,10 @@ class FakeEagle(FakeServer):
         #: play an Eagle whose library this machine cannot read)
         self.reported_library_path: str = str(self.library)
         self.import_delay_s: float = 0.0
+        #: the V2 API (Eagle 4.0 Build 21 and later) answers; off, /api/v2/... is 404
+        self.v2 = v2
+        self.offset_counts = offset_counts
+        self.keyword_searches = keyword_searches
         # --- state
         self._items: dict[str, dict] = {}  # id -> item in Eagle's shape (insertion = creation order)
         self._visible_at: dict[str, float] = {}  # id -> monotonic time from which item/list shows it
@@ -164,6 +185,11 @@ class FakeEagle(FakeServer):
         """The write requests (POSTs) received from index ``since`` of ``requests`` on."""
         with self._lock:
             return [r for r in self.requests[since:] if r.is_write]
+
+    def calls(self, path: str, since: int = 0) -> int:
+        """How many requests to ``path`` arrived from index ``since`` of ``requests`` on."""
+        with self._lock:
+            return sum(1 for r in self.requests[since:] if r.path == path)
 
     # ---- internals (called with the lock held)
 
@@ -255,6 +281,18 @@ class FakeEagle(FakeServer):
             self._import(Path(path), name, body.get("website") or "", body.get("annotation") or "",
                          [str(t) for t in body.get("tags") or []], [folder_id] if folder_id else [])
             return False, None  # the real API returns no id
+        if route == ("POST", "/api/item/addFromPaths"):
+            entries = body.get("items")
+            if not isinstance(entries, list) or not entries:
+                raise _ApiError(200, "items is required.")
+            folder_id = body.get("folderId")
+            for entry in entries:
+                self._import_entry(entry if isinstance(entry, dict) else {}, [folder_id] if folder_id else [])
+            return False, None  # no ids, as addFromPath
+        if path.startswith("/api/v2/"):
+            if not self.v2:
+                raise _ApiError(404, "Not Found")
+            return self._route_v2(route, query, body)
         if route == ("POST", "/api/item/update"):
             item = self._items.get(body.get("id") or "")
             if item is None:
@@ -282,6 +320,58 @@ class FakeEagle(FakeServer):
             return False, None
         raise _ApiError(404, "Not Found")
 
+    def _import_entry(self, entry: dict, folders: list[str]) -> str:
+        """One file of an import request (``path`` and ``name`` required)."""
+        path, name = entry.get("path"), entry.get("name")
+        if not isinstance(path, str) or not path or not isinstance(name, str) or not name:
+            raise _ApiError(200, "path and name are required.")
+        return self._import(Path(path), name, entry.get("website") or "", entry.get("annotation") or "",
+                            [str(t) for t in entry.get("tags") or []], folders)
+
+    def _route_v2(self, route: tuple[str, str], query: dict[str, str], body: dict) -> tuple[bool, Any]:
+        if route == ("GET", "/api/v2/app/info"):
+            return True, {"version": "4.0.0", "buildVersion": "21", "platform": "darwin"}
+        if route == ("POST", "/api/v2/item/add"):
+            def folders_of(entry: dict) -> list[str]:
+                return [str(f) for f in entry.get("folders") or []]
+            if "items" in body:
+                entries = body["items"]
+                if not isinstance(entries, list) or not entries or len(entries) > 1000:
+                    raise _ApiError(200, "items must hold 1 to 1000 items.")
+                entries = [e if isinstance(e, dict) else {} for e in entries]
+                ids = [self._import_entry(e, folders_of(e)) for e in entries]
+                self._visible_now(ids)
+                return True, {"ids": ids}
+            item_id = self._import_entry(body, folders_of(body))
+            self._visible_now([item_id])
+            return True, {"id": item_id}
+        if route == ("POST", "/api/v2/item/update"):
+            item = self._items.get(body.get("id") or "")
+            if item is None:
+                raise _ApiError(200, "Item does not exist.")
+            for name in ("name", "annotation", "url"):
+                if name in body:
+                    item[name] = str(body[name] or "")
+            if "tags" in body:
+                item["tags"] = list(dict.fromkeys(str(t) for t in body["tags"] or []))
+            if "folders" in body:
+                folders = [str(f) for f in body["folders"] or []]
+                if any(f not in self._folders for f in folders):
+                    raise _ApiError(200, "Folder does not exist.")
+                item["folders"] = list(dict.fromkeys(folders))
+            if "star" in body:
+                item["star"] = body["star"]
+            if "isDeleted" in body:
+                item["isDeleted"] = bool(body["isDeleted"])
+            item["modificationTime"] = self._tick()
+            return True, item
+        raise _ApiError(404, "Not Found")
+
+    def _visible_now(self, ids: list[str]) -> None:
+        """V2's add answers once the items exist: they are listed at once."""
+        for item_id in ids:
+            self._visible_at[item_id] = 0.0
+
     def _list(self, query: dict[str, str]) -> list[dict]:
         try:
             limit = int(query.get("limit") or 200)
@@ -303,11 +393,13 @@ class FakeEagle(FakeServer):
                 continue
             if folders and not folders & set(item["folders"]):
                 continue
-            if keyword and not any(keyword in s.lower() for s in
-                                   (item["name"], item["annotation"], item["url"], *item["tags"])):
+            searched = (item["name"],) if self.keyword_searches == "names" else \
+                (item["name"], item["annotation"], item["url"], *item["tags"])
+            if keyword and not any(keyword in s.lower() for s in searched):
                 continue
             out.append(item)
-        return out[offset:offset + limit]
+        start = offset * limit if self.offset_counts == "pages" else offset
+        return out[start:start + limit]
 
 
 class _Handler(JsonHandler):
@@ -330,10 +422,11 @@ class _Handler(JsonHandler):
                 body = json.loads(raw)
             except ValueError:
                 bad_json = True
-        given = query.pop("token", None)
-        if isinstance(body, dict) and "token" in body:
-            given = body.pop("token")
-        record = fake.record(Request(time.time(), method, path, query, body, given is not None))
+        given = query.pop("token", None)  # Eagle reads the token from the URL only
+        in_body = isinstance(body, dict) and "token" in body
+        if in_body:
+            body.pop("token")  # never recorded; not read either
+        record = fake.record(Request(time.time(), method, path, query, body, given is not None, in_body))
         try:
             with fake._lock:
                 at = next((i for i, (_, p) in enumerate(fake._failures) if p in (None, path)), None)

@@ -268,11 +268,59 @@ def eagle_record(record: TrackRecord, fmt: str) -> eagle.EagleRecord:
 
 def sync_eagle(lib: Library, client: eagle.EagleClient, key: str, fmt: str = "ALAC") -> EagleOutcome:
     """Import or update ``key``'s item (never twice), and move its duplicates' items to the trash."""
-    record = track_record(lib, key)
-    state = lib.catalog.mirrors.get(key, EAGLE)
-    result = eagle.sync(client, eagle_record(record, fmt), state.remote_id if state else None)
-    lib.catalog.mirrors.set(key, EAGLE, result.item_id, status=record.status)
-    return EagleOutcome(result.item_id, result.action, trash_eagle_duplicates(lib, client), result.stale)
+    outcome = sync_eagle_many(lib, client, [key], fmt, raise_errors=True)[key]
+    assert isinstance(outcome, EagleOutcome)
+    return outcome
+
+
+def sync_eagle_many(lib: Library, client: eagle.EagleClient, keys: list[str], fmt: str = "ALAC", *,
+                    raise_errors: bool = False) -> dict[str, EagleOutcome | TrackError]:
+    """:func:`sync_eagle` for several tracks at once: the new ones imported together (one
+    request where the app allows). Each track's outcome, or the error it met; an Eagle that is
+    closed or refuses the token is raised (it would refuse every track)."""
+    names = {p.id: p.name for p in lib.catalog.playlists.all()}
+    jobs, records, out = [], [], {}
+    for key in keys:
+        try:
+            record = track_record(lib, key, names)
+            state = lib.catalog.mirrors.get(key, EAGLE)
+            known = eagle.Known(state.remote_id, (state.written or {}).get("name"),
+                                state.status == "trashed" and record.status != Status.DUPLICATE) \
+                if state else eagle.Known()
+            jobs.append((eagle_record(record, fmt), known))
+            records.append(record)
+        except TrackError as err:
+            if raise_errors:
+                raise
+            out[key] = err
+    results = eagle.sync_many(client, jobs, raise_errors=raise_errors)
+    swept = False  # the library's duplicates go to the trash once a batch (the first outcome says so)
+    for record, result in zip(records, results, strict=True):
+        if isinstance(result, TrackError):
+            out[record.key] = result
+            continue
+        lib.catalog.mirrors.set(record.key, EAGLE, result.item_id, status=record.status,
+                                written={"name": result.written_name} if result.written_name else None)
+        trashed = [] if swept else trash_eagle_duplicates(lib, client)
+        swept = True
+        out[record.key] = EagleOutcome(result.item_id, result.action, trashed, result.stale)
+    return out
+
+
+def restore_eagle(lib: Library, client: eagle.EagleClient, keys: list[str]) -> list[str] | None:
+    """`dedup --undo`: the items the pipeline put in Eagle's trash for ``keys`` come back out
+    (V2); None when the app cannot (V1: their next sync imports them again). Returns the keys
+    whose items were restored."""
+    states = {k: s for k in keys if (s := lib.catalog.mirrors.get(k, EAGLE)) is not None and s.status == "trashed"}
+    if not states:
+        return []
+    restored = eagle.restore(client, [s.remote_id for s in states.values()])
+    if restored is None:
+        return None
+    for key, state in states.items():
+        if state.remote_id in restored:
+            lib.catalog.mirrors.set(key, EAGLE, state.remote_id, status=str(lib.track(key).status))
+    return [k for k, s in states.items() if s.remote_id in restored]
 
 
 def trash_eagle_duplicates(lib: Library, client: eagle.EagleClient) -> list[str]:

@@ -83,8 +83,27 @@ class EagleSink:
             return Report.skip(str(err), error=True)
         except eagle_api.EagleNotReachable as err:
             return Report.skip(str(err))
-        notes = (f"Eagle's API cannot change the item's {' and '.join(result.stale)}; change them in Eagle "
-                 "if you want",) if result.stale else ()
+        return self._report(result)
+
+    def write_tracks(self, lib, keys: list[str]) -> dict[str, Report | TrackError]:
+        """The batch path: several tracks' items at once, the new ones imported in one request
+        (V2's ``item/add`` with ``items``, else V1's ``addFromPaths`` and one polling loop for
+        all) instead of an import and its polling per track. Each track's report, or the error
+        it met (the others went on)."""
+        if (why := self.why_off()) is not None:
+            return {key: Report.skip(why, error=self.eagle.enabled) for key in keys}
+        try:
+            outcomes = mirrors.sync_eagle_many(lib, self.eagle.client(), keys, self.eagle.format)
+        except eagle_api.EagleTokenRejected as err:
+            return {key: Report.skip(str(err), error=True) for key in keys}
+        except eagle_api.EagleNotReachable as err:
+            return {key: Report.skip(str(err)) for key in keys}
+        return {key: o if isinstance(o, TrackError) else self._report(o) for key, o in outcomes.items()}
+
+    @staticmethod
+    def _report(result: mirrors.EagleOutcome) -> Report:
+        notes = (f"Eagle's V1 API cannot change the item's {' and '.join(result.stale)} (Eagle 4's V2 API can); "
+                 "change them in Eagle if you want",) if result.stale else ()
         return Report(result.action, changed=tuple(result.trashed), notes=notes,
                       metadata={"item_id": result.item_id, "action": result.action,
                                 "trashed_duplicates": ", ".join(result.trashed),
