@@ -908,24 +908,20 @@ class _Handler(JsonHandler):
                 return fake._query(ds, body)
         if seg == ["pages"] and method == "POST":
             return self._create(body)
-        if seg and seg[0] == "pages" and len(seg) == 2 and method in ("GET", "PATCH"):
+        page_call = len(seg) == 2 and method in ("GET", "PATCH")
+        property_call = len(seg) == 4 and seg[2] == "properties" and method == "GET"
+        if seg and seg[0] == "pages" and (page_call or property_call):
             page_id = self._id(seg[1], "page_id")
             page = fake.pages.get(page_id)
             if page is None:
                 self._not_found("page", seg[1])
             ds = fake.data_sources[page["parent"]["data_source_id"]]
             self._check_access(ds.database_id, ds.id, kind="page", shown=seg[1])
+            if property_call:
+                return fake.property_item(page, seg[3], self._split()[1])
             if method == "PATCH":
                 fake._update_page(page, body, BOT_USER_ID)
             return fake.shown(page)
-        if seg and seg[0] == "pages" and len(seg) == 4 and seg[2] == "properties" and method == "GET":
-            page_id = self._id(seg[1], "page_id")
-            page = fake.pages.get(page_id)
-            if page is None:
-                self._not_found("page", seg[1])
-            ds = fake.data_sources[page["parent"]["data_source_id"]]
-            self._check_access(ds.database_id, ds.id, kind="page", shown=seg[1])
-            return fake.property_item(page, seg[3], self._split()[1])
         raise _ApiError(400, "invalid_request_url", "Invalid request URL.")
 
     @staticmethod
