@@ -434,6 +434,19 @@ def _storage_base_dir(text: str) -> str | None:
     return base_dir if isinstance(base_dir, str) else None  # {env: ...} follows the variable
 
 
+def production_database() -> dict[str, str] | None:
+    """``psycopg2.connect`` keywords for the PostgreSQL database a production instance
+    (``up --production``: DAGSTER_HOME's dagster.yaml on PostgreSQL) keeps Dagster in, read from
+    DAGSTER_PG_* as every machine of it has them; None on a single machine. What the machines
+    must share beyond Dagster (the Notion rate limit) goes there too."""
+    home = os.environ.get("DAGSTER_HOME")
+    names = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
+    if not home or not uses_postgres(Path(home) / "dagster.yaml") or not all(os.environ.get(n) for n in names):
+        return None
+    host, port, db, user, password = (os.environ[n] for n in names)
+    return {"host": host, "port": port, "dbname": db, "user": user, "password": password}
+
+
 def uses_postgres(config: Path) -> bool:
     try:
         return "postgres_db" in config.read_text() or "PostgresRunStorage" in config.read_text()

@@ -22,6 +22,7 @@ from music_pipeline.core.sources.notion.api import (
     DataSource,
     NotionAccessError,
     NotionApi,
+    NotionError,
     NotionPageNotFound,
     NotionUnavailable,
     NotionValidationError,
@@ -440,3 +441,45 @@ def test_three_processes_together_stay_within_3_requests_per_second(fake, db, tm
         for k in range(burst, len(times) - i):
             assert times[i + k] - times[i] >= (k - burst + 1) / rate - TOLERANCE, (i, k)
     assert times[-1] - times[0] >= (len(times) - burst) / rate - TOLERANCE
+
+
+# --------------------------------------------------------------------------- Notion's documented limits
+
+
+def test_529_service_overload_is_handled_as_a_429_through_the_shared_pause(fake, db, tmp_path):
+    path = tmp_path / "notion.ratelimit"
+    page = fake.seed_page(db.data_source_id, {"Name": "Strobe"})
+    sleeps = Sleeps()
+    with NotionApi(TOKEN, base_url=fake.url, limiter=SharedRateLimiter(path), max_attempts=1, sleep=sleeps) as api:
+        fake.rate_limit_next(2, retry_after=1, status=529)
+        assert api.retrieve(page["id"])["id"] == page["id"]  # not a failure, not an attempt used up
+    assert [r.status for r in fake.requests] == [529, 529, 200] and sleeps == []  # the limiter paused, not a sleep
+    for before, after in zip(fake.requests, fake.requests[1:], strict=False):
+        assert after.at - before.at >= 1 - TOLERANCE  # Retry-After honoured
+    assert SharedRateLimiter(path)._read().blocked_until > 0  # in the schedule every process reads
+
+
+def test_a_query_goes_on_past_notions_result_cap(fake, db, api):
+    fake.query_cap = 4
+    made = [fake.seed_page(db.data_source_id, {"Name": f"Song {n}", "BPM": n})["id"] for n in range(11)]
+    assert [p["id"] for p in api.query(db.data_source_id, page_size=3)] == made
+    odd = {"property": "BPM", "number": {"greater_than": 2}}
+    assert [p["id"] for p in api.query(db.data_source_id, filter=odd)] == made[3:]
+    fake.tick = fake.tick * 0  # more pages in one minute than one query returns: said, not cut short
+    for n in range(5):
+        fake.seed_page(db.data_source_id, {"Name": f"Same minute {n}"})
+    with pytest.raises(NotionError, match="within one minute"):
+        list(api.query(db.data_source_id))
+
+
+def test_relations_past_25_references_are_read_whole(fake, api):
+    other = fake.create_database("Artists", {"Name": "title"})
+    tracks = fake.create_database("Tracks", {"Name": "title", "Artist": {"relation": {
+        "data_source_id": other.data_source_id}}})
+    ids = [fake.seed_page(other.data_source_id, {"Name": f"A{n}"})["id"] for n in range(130)]
+    page = fake.seed_page(tracks.data_source_id, {"Name": "Many", "Artist": ids})
+    got = api.retrieve(page["id"])["properties"]["Artist"]
+    assert [r["id"] for r in got["relation"]] == ids and got["has_more"] is False
+    queried = next(iter(api.query(tracks.data_source_id)))
+    assert len(queried["properties"]["Artist"]["relation"]) == 25  # the page object as Notion gives it
+    assert len(api.complete(queried)["properties"]["Artist"]["relation"]) == 130

@@ -341,3 +341,73 @@ def test_failure_after_the_write_was_applied(fake, db):
         c.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("Ghosts"))
     assert len(fake.pages_in(db.data_source_id)) == 1
     assert [r.status for r in fake.requests] == [503, 504, 400, 503]
+
+
+# -- Notion's documented limits (API reference 2025-09-03) -------------------------------------
+
+
+def test_a_query_stops_at_the_cap_and_says_it_is_incomplete(fake, db, client):
+    fake.query_cap = 5
+    for n in range(8):
+        fake.seed_page(db.data_source_id, {"Name": f"Song {n}"})
+    first = client.data_sources.query(data_source_id=db.data_source_id, page_size=3)
+    assert first["has_more"] is True and "request_status" not in first
+    last = client.data_sources.query(data_source_id=db.data_source_id, page_size=3, start_cursor=first["next_cursor"])
+    assert len(last["results"]) == 2 and last["has_more"] is False and last["next_cursor"] is None
+    assert last["request_status"] == {"type": "incomplete"}  # 3 more exist, not reachable by paging
+    narrow = client.data_sources.query(data_source_id=db.data_source_id,
+                                       filter={"property": "Name", "title": {"equals": "Song 7"}})
+    assert len(narrow["results"]) == 1 and "request_status" not in narrow  # a narrower query is complete
+
+
+def test_a_page_object_carries_25_references_and_the_property_endpoint_all(fake, db, client):
+    others = [fake.seed_page(db.data_source_id, {"Name": f"Other {n}"})["id"] for n in range(120)]
+    page = client.pages.create(parent={"data_source_id": db.data_source_id},
+                               properties=_props("Many", Related={"relation": [{"id": i} for i in others[:100]]}))
+    assert len(page["properties"]["Related"]["relation"]) == 25 and page["properties"]["Related"]["has_more"] is True
+    assert len(FakeNotion.plain(fake.page(page["id"]))["Related"]) == 100  # stored whole
+    with pytest.raises(APIResponseError) as e:  # at most 100 related pages in one request
+        client.pages.update(page_id=page["id"], properties={"Related": {"relation": [{"id": i} for i in others]}})
+    assert e.value.status == 400 and "100" in str(e.value)
+    fake.edit_by_hand(page["id"], {"Related": others})  # the app has no such limit
+    retrieved = client.pages.retrieve(page_id=page["id"])["properties"]["Related"]
+    assert len(retrieved["relation"]) == 25 and retrieved["has_more"] is True
+    listed = client.pages.properties.retrieve(page_id=page["id"], property_id=retrieved["id"])
+    assert listed["object"] == "list" and listed["type"] == "property_item" and listed["has_more"] is True
+    assert len(listed["results"]) == 100 and listed["results"][0]["relation"] == {"id": others[0]}
+    rest = client.pages.properties.retrieve(page_id=page["id"], property_id=retrieved["id"],
+                                            start_cursor=listed["next_cursor"])
+    assert [r["relation"]["id"] for r in listed["results"] + rest["results"]] == others and not rest["has_more"]
+    few = fake.seed_page(db.data_source_id, {"Name": "Few", "Related": others[:3]})
+    shown = client.pages.retrieve(page_id=few["id"])["properties"]["Related"]
+    assert len(shown["relation"]) == 3 and shown["has_more"] is False
+    bpm = client.pages.properties.retrieve(page_id=few["id"], property_id=fake.page(few["id"])["properties"]["BPM"]["id"])
+    assert bpm == {"object": "property_item", "id": bpm["id"], "type": "number", "number": None,
+                   "request_id": bpm["request_id"]}
+
+
+def test_529_service_overload_carries_retry_after(fake, db, client):
+    fake.rate_limit_next(1, retry_after=2, status=529)
+    with pytest.raises(notion_client.errors.HTTPResponseError) as e:
+        client.databases.retrieve(database_id=db.id)
+    assert e.value.status == 529 and e.value.headers["retry-after"] == "2"
+    assert client.databases.retrieve(database_id=db.id)["id"] == db.id  # once only
+
+
+def test_urls_longer_than_2000_characters_are_refused(fake, db, client):
+    long = "https://example.com/a?" + "x" * 2000
+    for value in ({"Source": {"url": long}},
+                  {"Artwork": {"files": [{"name": "a", "external": {"url": long}}]}}):
+        with pytest.raises(APIResponseError) as e:
+            client.pages.create(parent={"data_source_id": db.data_source_id}, properties=_props("X", **value))
+        assert e.value.code == "validation_error" and "2000" in str(e.value)
+    assert fake.pages_in(db.data_source_id) == []
+
+
+def test_trashing_a_page_already_in_the_trash_is_refused(fake, db, client):
+    page = fake.seed_page(db.data_source_id, {"Name": "Gone"})
+    fake.edit_by_hand(page["id"], in_trash=True)
+    with pytest.raises(APIResponseError) as e:
+        client.pages.update(page_id=page["id"], in_trash=True)
+    assert (e.value.status, e.value.code) == (400, "validation_error") and "archived" in str(e.value)
+    assert client.pages.update(page_id=page["id"], in_trash=False)["in_trash"] is False

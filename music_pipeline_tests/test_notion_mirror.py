@@ -30,7 +30,7 @@ SCHEMA = {
     "Key": "select", "Camelot": "select", "LUFS": "number", "Duration": "number", "URL": "url",
     "SoundCloud": "url", "YouTube": "url", "Spotify": "url", "ISRC": "rich_text", "ALAC File": "rich_text",
     "AIFF File": "rich_text", "WAV File": "rich_text", "Playlists": "multi_select", "Genre": "multi_select",
-    "Status": "select", "Error": "rich_text", "Processed": "date", "Lossless": "checkbox",
+    "Status": "select", "Error": "rich_text", "Processed": "date", "Lossless": "checkbox", "Full URL": "rich_text",
     "Tags": "multi_select", "Notes": "rich_text",  # the user's own: never written by the pipeline
 }
 
@@ -347,7 +347,7 @@ def test_doctor_checks_the_token_the_sharing_and_the_schema(fake, db, tmp_path: 
         return done.stdout
 
     shown = doctor()
-    assert "Notion: token valid, tracks database shared; 23 of 23 fields mapped" in shown
+    assert "Notion: token valid, tracks database shared; 24 of 24 fields mapped" in shown
     assert "Eagle: off" in shown
     fake.set_access(db.id, "not_shared")
     shown = doctor()
@@ -463,3 +463,130 @@ def test_a_page_both_tracks_point_at_is_never_trashed_as_the_copys(fake, db, lib
     library.catalog.tracks.mark_duplicate(copy, keeper, "g-shared")
     mirrors.follow_notion(library, resource.mirror())
     assert not fake.page(page_id)["in_trash"] and library.catalog.mirrors.get(copy, "notion") is None
+
+
+# -- Notion as documented (issue 20): the query cap, 25 references, masked and long URLs, re-trash --
+
+
+def test_pages_beyond_the_query_cap_are_found_and_never_doubled(fake, db, library: Library) -> None:
+    fake.query_cap = 3  # Notion's is 10,000: past it, has_more false and request_status incomplete
+    keys = [add_done(library, n) for n in range(70, 75)]
+    for n, key in zip(range(70, 75), keys, strict=True):  # pages the catalog does not know (an older library)
+        fake.seed_page(db.data_source_id, {"Name": f"Song {n}", "Track ID": key})
+    for key in keys:
+        assert mirrors.sync_notion(library, notion(fake, db).mirror(), key).action == "updated"
+    assert set(by_key(fake, db)) == set(keys) and len(pages(fake, db)) == 5  # by_key: no two pages for one key
+
+
+def relation_db(fake: FakeNotion) -> tuple:
+    playlists = fake.create_database("Playlists", {"Name": "title"})
+    artists = fake.create_database("Artists", {"Artist name": "title"})
+    tracks_db = fake.create_database("Tracks", {
+        "Name": "title", "Track ID": "rich_text", "BPM": "number",
+        "Playlists": {"relation": {"data_source_id": playlists.data_source_id}},
+        "Artist": {"relation": {"data_source_id": artists.data_source_id}}})
+    return tracks_db, playlists, artists
+
+
+def test_a_page_in_more_than_25_playlists_keeps_them_all(fake, library: Library) -> None:
+    tracks_db, playlists, artists = relation_db(fake)
+    names = tuple(f"Set {n:02d}" for n in range(26))
+    key = add_done(library, 80, playlists=names)
+    resource = notion(fake, tracks_db, playlists_db_id=playlists.id, artists_db_id=artists.id)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    page_id = library.catalog.mirrors.get(key, "notion").remote_id
+    assert len(FakeNotion.plain(fake.page(page_id))["Playlists"]) == 26
+    library.catalog.playlists.save("yt-Set 26", "youtube", "Set 26")  # a 27th
+    library.catalog.playlists.add_membership("yt-Set 26", key, 0)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    assert len(FakeNotion.plain(fake.page(page_id))["Playlists"]) == 27
+    restart()  # a fresh process: the page read whole again, nothing to write
+    writes = len(fake.writes())
+    assert mirrors.sync_notion(library, notion(fake, tracks_db, playlists_db_id=playlists.id,
+                                               artists_db_id=artists.id).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes
+    # a person unlinks one playlist by hand: it stays unlinked (their edit), the 26 others stay
+    gone = FakeNotion.plain(fake.page(page_id))["Playlists"][0]
+    fake.edit_by_hand(page_id, {"Playlists": FakeNotion.plain(fake.page(page_id))["Playlists"][1:]})
+    library.catalog.tracks.update(key, bpm=125.0)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    held = FakeNotion.plain(fake.page(page_id))
+    assert len(held["Playlists"]) == 26 and gone not in held["Playlists"] and held["BPM"] == 125.0
+
+
+def test_120_artists_are_read_whole_and_never_cut_by_a_write(fake, library: Library) -> None:
+    tracks_db, playlists, artists = relation_db(fake)
+    key = add_done(library, 81)
+    many = [f"Artist {n:03d}" for n in range(120)]
+    library.catalog.tracks.update(key, artists=many)
+    resource = notion(fake, tracks_db, playlists_db_id=playlists.id, artists_db_id=artists.id)
+    outcome = mirrors.sync_notion(library, resource.mirror(), key)  # a request names at most 100 related pages
+    page_id = outcome.page_id
+    assert outcome.action == "created" and len(FakeNotion.plain(fake.page(page_id))["Artist"]) == 100
+    assert any("100" in note for note in outcome.notes)
+    ids = {FakeNotion.plain(p)["Artist name"]: p["id"] for p in fake.pages_in(artists.data_source_id)}
+    fake.edit_by_hand(page_id, {"Artist": [ids[name] for name in many]})  # the app links the other 20
+    restart()
+    writes = len(fake.writes())
+    assert mirrors.sync_notion(library, notion(fake, tracks_db, playlists_db_id=playlists.id,
+                                               artists_db_id=artists.id).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes
+    library.catalog.tracks.update(key, artists=[*many, "Artist 120"], bpm=99.0)  # 121: too many for one request
+    outcome = mirrors.sync_notion(library, resource.mirror(), key)
+    held = FakeNotion.plain(fake.page(page_id))
+    assert len(held["Artist"]) == 120 and held["BPM"] == 99.0  # the rest written, the 120 links kept
+    assert any("100" in note for note in outcome.notes)
+
+
+def test_no_secret_of_a_url_reaches_notion(fake, db, library: Library) -> None:
+    signed = "https://files.example.com/mix.wav?token=SIGNEDsecret0042&x=1"
+    private = "https://soundcloud.com/artist/song/s-PrIvAtE0042"
+    key = add_done(library, 82)
+    library.catalog.tracks.update(key, source_url=signed, source_urls=[private, youtube(82)])
+    library.catalog.tracks.mark_failed(key, "run", f"could not read {signed}", Reason.CRASHED)
+    resource = notion(fake, db)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    mirrors.follow_notion(library, resource.mirror())
+    library.catalog.tracks.mark_done(key)
+    mirrors.sync_notion(library, resource.mirror(), key)
+    page = by_key(fake, db)[key]
+    assert page["URL"] == "https://files.example.com/mix.wav?token=***&x=1"
+    assert page["SoundCloud"] == "https://soundcloud.com/artist/song/s-***"
+    sent = "".join(str(r.body) for r in fake.requests) + "".join(str(r.query) for r in fake.requests)
+    assert "SIGNEDsecret0042" not in sent and "PrIvAtE0042" not in sent
+
+
+def test_a_url_longer_than_notion_takes_never_fails_the_create(fake, library: Library) -> None:
+    tracks_db = fake.create_database("Tracks", {"Name": "title", "Track ID": "rich_text", "URL": "url",
+                                                "Full URL": "rich_text"})
+    long_query = "https://files.example.com/set.wav?id=" + "a" * 2100
+    long_token = "https://files.example.com/set.wav?sig=" + "b" * 2100
+    keys = [add_done(library, n) for n in (83, 84)]
+    for key, url in zip(keys, (long_query, long_token), strict=True):
+        library.catalog.tracks.update(key, source_url=url)
+        assert mirrors.sync_notion(library, notion(fake, tracks_db).mirror(), key).action == "created"
+    held = by_key(fake, tracks_db)
+    assert held[keys[0]]["URL"] == "https://files.example.com/set.wav"  # no query: the full one beside it
+    assert held[keys[0]]["Full URL"] == long_query[:2000]
+    assert held[keys[1]]["URL"] == "https://files.example.com/set.wav?sig=***"  # masked, it fits
+    assert held[keys[1]]["Full URL"] == ""
+    writes = len(fake.writes())
+    for key in keys:
+        assert mirrors.sync_notion(library, notion(fake, tracks_db).mirror(), key).action == "unchanged"
+    assert len(fake.writes()) == writes
+
+
+def test_a_duplicate_page_a_person_already_trashed_is_not_trashed_again(fake, db, library: Library) -> None:
+    key = add_done(library, 85)
+    mirror = notion(fake, db).mirror()
+    mirrors.sync_notion(library, mirror, key)
+    by_hand = fake.seed_page(db.data_source_id, {"Name": "song 85", "YouTube": youtube(85), "Tags": ["x"]})
+    restart()
+    mirror = notion(fake, db).mirror()
+    mirror.snapshot.refresh(mirror.api)  # this process has read the page made by hand...
+    fake.edit_by_hand(by_hand["id"], in_trash=True)  # ...which a person then put in the trash
+    library.catalog.tracks.update(key, bpm=126.0)
+    outcome = mirrors.sync_notion(library, mirror, key)
+    assert outcome.action == "updated" and outcome.merged == []
+    assert fake.page(by_hand["id"])["in_trash"] and by_key(fake, db)[key]["BPM"] == 126.0
+    assert [r.status for r in fake.requests if r.path == f"/v1/pages/{by_hand['id']}" and r.method == "PATCH"] == []

@@ -211,3 +211,45 @@ def test_context_manager_and_decorator(tmp_path: Path) -> None:
         calls.append(time.monotonic())
     assert waited >= 0.1 - TOLERANCE
     assert calls[1] - calls[0] >= 0.1 - TOLERANCE
+
+
+def _machine(env: dict, token: str, count: int, barrier, stamps) -> None:
+    """One machine of a production instance: its own temporary folder and Dagster home, the
+    limiter the Notion resource builds."""
+    import tempfile
+
+    os.environ.update(env)
+    tempfile.tempdir = None  # this machine's TMPDIR
+    from music_pipeline.resources import NotionResource
+
+    api = NotionResource(token=token, tracks_db_id="x", rate=5.0).api()
+    barrier.wait()
+    for _ in range(count):
+        api.limiter.acquire(timeout=30)
+        stamps.put((os.getpid(), time.time()))
+
+
+def test_two_machines_of_a_production_instance_share_one_limit(tmp_path: Path, postgres_server) -> None:
+    from music_pipeline.instance import production_yaml
+    from music_pipeline_tests.services import fresh_database
+
+    database = fresh_database(postgres_server, "rate")
+    token, machines, count = "ntn_shared_by_two_machines", 2, 6
+    envs = []
+    for name in ("a", "b"):
+        home, tmp = tmp_path / name / "dagster_home", tmp_path / name / "tmp"
+        home.mkdir(parents=True)
+        tmp.mkdir()
+        (home / "dagster.yaml").write_text(production_yaml())
+        envs.append({**database.env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp)})
+    barrier, stamps = SPAWN.Barrier(machines), SPAWN.Queue()
+    procs = [SPAWN.Process(target=_machine, args=(env, token, count, barrier, stamps)) for env in envs]
+    for proc in procs:
+        proc.start()
+    got = sorted((stamps.get(timeout=60) for _ in range(machines * count)), key=lambda pid_stamp: pid_stamp[1])
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert len({pid for pid, _ in got}) == machines
+    _assert_within_rate([stamp for _, stamp in got], rate=5.0, burst=3)  # 5 a second for both together
+    assert not [p for env in envs for p in Path(env["TMPDIR"]).rglob("*.rate")]  # no machine kept a schedule of its own

@@ -37,6 +37,23 @@ def limiter_path(token: str) -> Path:
     return Path(tempfile.gettempdir()) / f"music-pipeline-{os.getuid()}" / f"notion-{digest}.rate"
 
 
+def notion_limiter(token: str, rate: float = NOTION_RATE) -> SharedRateLimiter:
+    """The integration's one request schedule: in the production instance's PostgreSQL when
+    there is one (every machine talking to the workspace shares it), else in the file of
+    :func:`limiter_path` (every process of this machine)."""
+    from ..instance import production_database
+
+    database = production_database()
+    if database is None:
+        return SharedRateLimiter(limiter_path(token), rate=rate, burst=3)
+    import psycopg2
+
+    name = limiter_path(token).stem  # notion-<token hash>: the token itself is never stored
+    return SharedRateLimiter.postgres(lambda: psycopg2.connect(**database, connect_timeout=10), name, rate=rate,
+                                      burst=3, where=f"PostgreSQL {database['host']}:{database['port']}/"
+                                                     f"{database['dbname']}")
+
+
 class NotionResource(ConfigurableResource):
     """The Notion integration and the tracks database it mirrors the library into."""
 
@@ -65,7 +82,7 @@ class NotionResource(ConfigurableResource):
 
     def api(self) -> NotionApi:
         return NotionApi(self.token, base_url=self.api_base_url or None,
-                         limiter=SharedRateLimiter(limiter_path(self.token), rate=self.rate, burst=3),
+                         limiter=notion_limiter(self.token, self.rate),
                          backoff_s=self.backoff_s)
 
     def mirror(self) -> NotionMirror:

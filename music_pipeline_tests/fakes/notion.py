@@ -11,8 +11,18 @@ shape ``{"object": "error", "status", "code", "message", "request_id"}`` so they
                                                "Genre": "select", "Tags": "multi_select"})
         fake.seed_page(db.data_source_id, {"Name": "Strobe", "BPM": 128, "Tags": ["prog"]})
         fake.rate_limit_next(2, retry_after=0)          # notion-client retries 429 twice by default
+        fake.rate_limit_next(1, status=529)             # 529 service_overload, to be handled as a 429
+        fake.query_cap = 3                              # a query stops there (request_status incomplete)
         fake.set_access(db.id, "not_shared")            # 404 object_not_found, as the real API says
         client = notion_client.Client(auth=fake.token, base_url=fake.url)
+
+As documented for 2025-09-03, and enforced here: a data source query returns at most
+``query_cap`` (10,000) results, then ``has_more: false`` with ``request_status: {"type":
+"incomplete"}``; a page object (retrieve, query, create and update answers) carries at most 25
+references per relation property, with ``has_more: true`` on it, and the full list comes from
+``GET /v1/pages/{id}/properties/{property_id}`` (paginated, 100 a request); a request may name
+at most 100 related pages per relation; a URL is at most 2,000 characters; trashing a page that is
+already in the trash answers 400 validation_error.
 
 Property values are stored and returned in Notion's response shapes (rich_text arrays with
 ``plain_text``, ``select`` as ``{id, name, color}``, ...); ``FakeNotion.plain(page)`` turns a page
@@ -45,6 +55,11 @@ HUMAN_USER_ID = "0f3e1d2c-4b5a-4968-8776-000000000d1a"
 _TEXT_TYPES = ("title", "rich_text")
 _MAX_TEXT = 2000
 _MAX_ARRAY = 100
+#: References per relation property in a page object (more: ``has_more`` and the property endpoint).
+MAX_REFERENCES = 25
+#: Results of one data source query, however it is paged (more: ``request_status`` incomplete).
+QUERY_CAP = 10_000
+_ARCHIVED = "Can't edit block that is archived. You must unarchive the block before editing."
 
 
 class _ApiError(Exception):
@@ -136,9 +151,10 @@ class FakeNotion(FakeServer):
         self.pages: dict[str, dict] = {}  # id -> page object in Notion's shape (insertion = creation order)
         self.access: dict[str, str] = {}  # database/data source id -> "not_shared" | "restricted"
         self.tick = timedelta(minutes=1)  # how far the clock moves on every write
+        self.query_cap = QUERY_CAP  # results one query returns at most (lower it in tests)
         # --- observations: ``requests``, every Request received
         # --- internals
-        self._rate_limits: list[int] = []
+        self._rate_limits: list[tuple[int, int]] = []  # (status, retry_after)
         self._per_second: float | None = None
         self._accepted: list[float] = []  # monotonic times of requests let through by the limiter
         self._failures: list[tuple[int, bool]] = []  # (status, after_apply)
@@ -166,11 +182,14 @@ class FakeNotion(FakeServer):
             else:
                 raise ValueError(mode)
 
-    def rate_limit_next(self, n: int, retry_after: int = 0) -> None:
-        """The next ``n`` requests get 429 rate_limited with ``Retry-After: retry_after`` (seconds;
-        notion-client only understands whole seconds)."""
+    def rate_limit_next(self, n: int, retry_after: int = 0, *, status: int = 429) -> None:
+        """The next ``n`` requests get 429 rate_limited (or, with ``status=529``, 529
+        service_overload, which Notion asks to be handled as a 429) with ``Retry-After:
+        retry_after`` (seconds; notion-client only understands whole seconds)."""
+        if status not in (429, 529):
+            raise ValueError(status)
         with self._lock:
-            self._rate_limits.extend([int(retry_after)] * n)
+            self._rate_limits.extend([(status, int(retry_after))] * n)
 
     def limit_rate(self, per_second: float | None) -> None:
         """A real limiter: more than ``per_second`` requests within any 1 s window get 429 with
@@ -220,7 +239,7 @@ class FakeNotion(FakeServer):
         ds = self.data_sources[_norm_id(data_source_id)]
         props = values if raw else {k: self.to_request(ds.properties[k]["type"], v) for k, v in values.items()}
         with self._lock:
-            return json.loads(json.dumps(self._create_page(ds, props, BOT_USER_ID)))
+            return json.loads(json.dumps(self._create_page(ds, props, BOT_USER_ID, limits=False)))
 
     def page(self, page_id: str) -> dict:
         """A copy of the stored page object."""
@@ -242,7 +261,7 @@ class FakeNotion(FakeServer):
             ds = self.data_sources[page["parent"]["data_source_id"]]
             props = {k: self.to_request(ds.properties[k]["type"], v) for k, v in (values or {}).items()}
             self._update_page(page, {"properties": props} if in_trash is None
-                              else {"properties": props, "in_trash": in_trash}, HUMAN_USER_ID)
+                              else {"properties": props, "in_trash": in_trash}, HUMAN_USER_ID, limits=False)
             return json.loads(json.dumps(page))
 
     def writes(self) -> list[Request]:
@@ -340,8 +359,8 @@ class FakeNotion(FakeServer):
         self._clock += self.tick
         return _iso(self._clock.replace(second=0, microsecond=0))
 
-    def _create_page(self, ds: _DataSource, props: Any, user: str) -> dict:
-        values = self._validate_properties(ds, props)
+    def _create_page(self, ds: _DataSource, props: Any, user: str, *, limits: bool = True) -> dict:
+        values = self._validate_properties(ds, props, limits=limits)
         page_id = str(uuid.uuid4())
         now = self._now()
         properties = {name: self._empty_value(sp) for name, sp in ds.properties.items()}
@@ -360,15 +379,16 @@ class FakeNotion(FakeServer):
         self.pages[page_id] = page
         return page
 
-    def _update_page(self, page: dict, body: dict, user: str) -> None:
+    def _update_page(self, page: dict, body: dict, user: str, *, limits: bool = True) -> None:
+        """``limits``: the API's per-request limits apply (not to a person in the app, nor to seeding)."""
         trash = body.get("in_trash", body.get("archived"))
         if trash is not None and not isinstance(trash, bool):
             raise _validation(f"body failed validation: body.in_trash should be a boolean, instead was {_j(trash)}.")
         props = body.get("properties") or {}
-        if page["in_trash"] and trash is not False and props:
-            raise _validation("Can't edit block that is archived. You must unarchive the block before editing.")
+        if page["in_trash"] and trash is not False and (props or trash) and limits:  # also trashing it again
+            raise _validation(_ARCHIVED)
         ds = self.data_sources[page["parent"]["data_source_id"]]
-        values = self._validate_properties(ds, props)
+        values = self._validate_properties(ds, props, limits=limits)
         page["properties"].update(values)
         if trash is not None:
             page["in_trash"] = page["archived"] = trash
@@ -392,15 +412,15 @@ class FakeNotion(FakeServer):
             return ds.properties[key]
         return next((p for p in ds.properties.values() if p["id"] == key), None)
 
-    def _validate_properties(self, ds: _DataSource, props: Any) -> dict[str, dict]:
+    def _validate_properties(self, ds: _DataSource, props: Any, *, limits: bool = True) -> dict[str, dict]:
         schema = json.loads(json.dumps(ds.properties))
         try:
-            return self._check_properties(ds, props)
+            return self._check_properties(ds, props, limits=limits)
         except _ApiError:
             ds.properties = schema  # a rejected request adds no select options
             raise
 
-    def _check_properties(self, ds: _DataSource, props: Any) -> dict[str, dict]:
+    def _check_properties(self, ds: _DataSource, props: Any, *, limits: bool = True) -> dict[str, dict]:
         if not isinstance(props, dict):
             raise _validation(f"body failed validation: body.properties should be an object, instead was {_j(props)}.")
         out: dict[str, dict] = {}
@@ -409,12 +429,12 @@ class FakeNotion(FakeServer):
             if sp is None:
                 raise _validation(f"{key} is not a property that exists.")
             out[sp["name"]] = {"id": sp["id"], "type": sp["type"],
-                               sp["type"]: self._convert(ds, sp, value, f"body.properties.{key}")}
+                               sp["type"]: self._convert(ds, sp, value, f"body.properties.{key}", limits=limits)}
             if sp["type"] == "relation":
                 out[sp["name"]]["has_more"] = False
         return out
 
-    def _convert(self, ds: _DataSource, sp: dict, value: Any, where: str) -> Any:
+    def _convert(self, ds: _DataSource, sp: dict, value: Any, where: str, *, limits: bool = True) -> Any:
         kind = sp["type"]
         if not isinstance(value, dict) or kind not in value or not set(value) <= {kind, "type", "id"} \
                 or value.get("type", kind) != kind:
@@ -498,12 +518,16 @@ class FakeNotion(FakeServer):
                 if not isinstance(ext, dict) or not isinstance(ext.get("url"), str) \
                         or not isinstance(f.get("name", ""), str):
                     raise fail("an external file object", f, f"{at}[{i}]")
+                if len(ext["url"]) > _MAX_TEXT:  # any URL: 2,000 characters
+                    raise fail(f"≤ `{_MAX_TEXT}`", len(ext["url"]), f"{at}[{i}].external.url.length")
                 out.append({"name": f.get("name") or ext["url"], "type": "external",
                             "external": {"url": ext["url"]}})
             return out
         if kind == "relation":
             if not isinstance(v, list):
                 raise fail("an array")
+            if len(v) > _MAX_ARRAY and limits:  # "Any relation: 100 related pages" per request
+                raise fail(f"≤ `{_MAX_ARRAY}`", len(v), at + ".length")
             out = []
             for i, r in enumerate(v):
                 rid = _norm_id(r.get("id")) if isinstance(r, dict) else None
@@ -546,6 +570,8 @@ class FakeNotion(FakeServer):
                 and (flt is None or self._matches(ds, p, flt, "body.filter"))]
         for sort in reversed(body.get("sorts") or []):
             rows = self._sorted(ds, rows, sort)
+        incomplete = len(rows) > self.query_cap
+        rows = rows[:self.query_cap]
         start = 0
         cursor = body.get("start_cursor")
         if cursor is not None:
@@ -555,9 +581,51 @@ class FakeNotion(FakeServer):
             start = idx
         chunk = rows[start:start + page_size]
         more = start + page_size < len(rows)
-        return {"object": "list", "results": json.loads(json.dumps(chunk)),
-                "next_cursor": rows[start + page_size]["id"] if more else None, "has_more": more,
-                "type": "page_or_data_source", "page_or_data_source": {}}
+        answer = {"object": "list", "results": [self.shown(p) for p in chunk],
+                  "next_cursor": rows[start + page_size]["id"] if more else None, "has_more": more,
+                  "type": "page_or_data_source", "page_or_data_source": {}}
+        if incomplete and not more:  # the last results this query gives: the rest is not reachable by paging
+            answer["request_status"] = {"type": "incomplete"}
+        return answer
+
+    def shown(self, page: dict) -> dict:
+        """A page object as the API answers it: at most 25 references per relation property
+        (``has_more`` says there are more)."""
+        out = json.loads(json.dumps(page))
+        for value in out["properties"].values():
+            if value["type"] == "relation":
+                value["has_more"] = len(value["relation"]) > MAX_REFERENCES
+                value["relation"] = value["relation"][:MAX_REFERENCES]
+        return out
+
+    def property_item(self, page: dict, property_id: str, query: dict[str, str]) -> dict:
+        """``GET /v1/pages/{id}/properties/{property_id}``: a relation, title or rich_text as a
+        paginated list of property items (100 a request at most); other types as one item."""
+        from urllib.parse import unquote
+
+        value = next((v for v in page["properties"].values()
+                      if v["id"] in (property_id, quote(unquote(property_id), safe=""))), None)
+        if value is None:
+            raise _ApiError(404, "object_not_found", f"Could not find property with ID: {property_id}.")
+        kind = value["type"]
+        if kind not in ("relation", "title", "rich_text"):
+            return {"object": "property_item", "id": value["id"], "type": kind, kind: value[kind]}
+        try:
+            page_size = int(query.get("page_size", 100))
+        except ValueError:
+            page_size = 0
+        if not 1 <= page_size <= 100:
+            raise _validation(f"query failed validation: query.page_size should be ≤ `100` and ≥ `1`, "
+                              f"instead was {_j(query.get('page_size'))}.")
+        items = value[kind]
+        start = int(query["start_cursor"]) if query.get("start_cursor", "").isdigit() else 0
+        chunk = items[start:start + page_size]
+        more = start + page_size < len(items)
+        return {"object": "list", "type": "property_item",
+                "results": [{"object": "property_item", "id": value["id"], "type": kind, kind: item}
+                            for item in chunk],
+                "next_cursor": str(start + page_size) if more else None, "has_more": more,
+                "property_item": {"id": value["id"], "next_url": None, "type": kind, kind: {}}}
 
     def _sorted(self, ds: _DataSource, rows: list[dict], sort: Any) -> list[dict]:
         if not isinstance(sort, dict) or sort.get("direction", "ascending") not in ("ascending", "descending"):
@@ -770,17 +838,20 @@ class _Handler(JsonHandler):
             failure, after_apply = fake._failures.pop(0) if fake._failures else (None, False)
             if after_apply:
                 failure, late_failure = None, failure
-            retry_after = (fake._rate_limits.pop(0) if failure is None and late_failure is None
-                           and fake._rate_limits else None)
+            limited, retry_after = (fake._rate_limits.pop(0) if failure is None and late_failure is None
+                                    and fake._rate_limits else (None, None))
             if failure is None and late_failure is None and retry_after is None and fake._per_second is not None:
                 now = time.monotonic()
                 fake._accepted = [t for t in fake._accepted if now - t < 1.0]
                 if len(fake._accepted) >= fake._per_second:
-                    retry_after = 1
+                    limited, retry_after = 429, 1
                 else:
                     fake._accepted.append(now)
         if failure is not None:
             raise self._failure(failure)
+        if limited == 529:
+            raise _ApiError(529, "service_overload", "Notion is experiencing high load. Please try again later.",
+                            {"Retry-After": str(retry_after)})
         if retry_after is not None:
             raise _ApiError(429, "rate_limited", "You have been rate limited. Please try again in a few minutes.",
                             {"Retry-After": str(retry_after)})
@@ -837,16 +908,20 @@ class _Handler(JsonHandler):
                 return fake._query(ds, body)
         if seg == ["pages"] and method == "POST":
             return self._create(body)
-        if seg and seg[0] == "pages" and len(seg) == 2 and method in ("GET", "PATCH"):
+        page_call = len(seg) == 2 and method in ("GET", "PATCH")
+        property_call = len(seg) == 4 and seg[2] == "properties" and method == "GET"
+        if seg and seg[0] == "pages" and (page_call or property_call):
             page_id = self._id(seg[1], "page_id")
             page = fake.pages.get(page_id)
             if page is None:
                 self._not_found("page", seg[1])
             ds = fake.data_sources[page["parent"]["data_source_id"]]
             self._check_access(ds.database_id, ds.id, kind="page", shown=seg[1])
+            if property_call:
+                return fake.property_item(page, seg[3], self._split()[1])
             if method == "PATCH":
                 fake._update_page(page, body, BOT_USER_ID)
-            return json.loads(json.dumps(page))
+            return fake.shown(page)
         raise _ApiError(400, "invalid_request_url", "Invalid request URL.")
 
     @staticmethod
@@ -884,7 +959,7 @@ class _Handler(JsonHandler):
                               "was `undefined`.\nbody.parent.page_id should be defined, instead was `undefined`.")
         self._check_access(ds.database_id, ds.id, kind="data_source" if "data_source_id" in parent else "database",
                            shown=str(parent.get("data_source_id") or parent.get("database_id")))
-        return json.loads(json.dumps(fake._create_page(ds, body.get("properties") or {}, BOT_USER_ID)))
+        return fake.shown(fake._create_page(ds, body.get("properties") or {}, BOT_USER_ID))
 
 
 __all__ = ["BOT_USER_ID", "HUMAN_USER_ID", "NOTION_VERSION", "FakeDatabase", "FakeNotion", "Request", "rich_text"]

@@ -46,7 +46,7 @@ class NotionSink:
             if getattr(err, "misconfigured", False):
                 return Report.skip(f"Notion refused: {err}", error=True)
             raise
-        notes = (f"kept what a person typed in {', '.join(outcome.kept)}",) if outcome.kept else ()
+        notes = ((f"kept what a person typed in {', '.join(outcome.kept)}",) if outcome.kept else ()) + tuple(outcome.notes)
         return Report(outcome.action, changed=tuple(outcome.changed), notes=notes, warnings=tuple(warnings),
                       metadata={
                           "page": Link(outcome.url) if outcome.url else outcome.page_id,

@@ -45,6 +45,15 @@ this code (a state from before a reboot, a foreign file) and is started afresh, 
 caller ever sleeps a negative or absurd time.
 
 All processes using one file should pass the same ``rate`` and ``burst``.
+
+Several machines
+----------------
+Notion counts requests per integration, not per machine. Machines that share a PostgreSQL
+database (``music-pipeline up --production`` keeps Dagster's instance there) keep the same
+state in one row of it instead of the file (:meth:`SharedRateLimiter.postgres`): the row lock
+(``SELECT ... FOR UPDATE``) plays the part of ``flock``, and the database's clock is the one
+every machine reads, so machines whose clocks disagree still share one schedule. Waits are
+durations, slept locally as before.
 """
 
 from __future__ import annotations
@@ -55,12 +64,13 @@ import functools
 import math
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ..domain.errors import Reason, TrackError
 
@@ -121,6 +131,96 @@ def _monotonic() -> float:
     return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
 
 
+class _Store(Protocol):
+    """Where the shared state lives: ``locked()`` yields the stored bytes (empty when none),
+    the present wall time, a monotonic stamp, and a function that writes new bytes, all
+    under one lock that excludes every other user of the store."""
+
+    where: str
+
+    def locked(self, shared: bool = False) -> contextlib.AbstractContextManager[
+            tuple[bytes, float, float, Callable[[bytes], None]]]: ...
+
+
+class _FileStore:
+    """A small file on a local disk, locked with ``flock``: every process of one machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+
+    @contextlib.contextmanager
+    def locked(self, shared: bool = False) -> Iterator[tuple[bytes, float, float, Callable[[bytes], None]]]:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            except OSError as err:
+                if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
+                    raise TrackError(
+                        f"Cannot lock the rate limiter's file {self.path} ({err.strerror}).",
+                        hint="Put it on a local disk (it is shared by the processes of this machine).",
+                    ) from err
+                raise
+
+            def write(data: bytes) -> None:
+                # One small pwrite, no fsync: losing the state (a power cut) costs one burst at most.
+                os.pwrite(fd, data, 0)
+                if os.fstat(fd).st_size != len(data):
+                    os.ftruncate(fd, len(data))
+
+            yield os.pread(fd, _SIZE + 1, 0), time.time(), _monotonic(), write
+        finally:
+            os.close(fd)  # releases the lock
+
+
+class _PostgresStore:
+    """One row of a table in a PostgreSQL database every machine reaches, locked with
+    ``SELECT ... FOR UPDATE``; times are the database's, so no machine's clock matters.
+    ``connect()`` opens a psycopg2 connection; one is kept per store and opened again after
+    an error."""
+
+    TABLE = "music_pipeline_rate_limits"
+
+    def __init__(self, connect: Callable[[], Any], name: str, where: str) -> None:
+        self._connect, self.name, self.where = connect, name, where
+        self._conn: Any = None
+        self._lock = threading.Lock()  # one transaction at a time on the connection
+
+    @contextlib.contextmanager
+    def locked(self, shared: bool = False) -> Iterator[tuple[bytes, float, float, Callable[[bytes], None]]]:
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+                with self._conn, self._conn.cursor() as cur:  # once per connection; no-op when it exists
+                    # two first users at once would race inside CREATE TABLE IF NOT EXISTS: one at a time
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.TABLE,))
+                    cur.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (name text PRIMARY KEY, state bytea)")
+            conn = self._conn
+            try:
+                with conn, conn.cursor() as cur:  # one transaction: committed on leaving, rolled back on error
+                    cur.execute(f"INSERT INTO {self.TABLE} (name, state) VALUES (%s, '') ON CONFLICT DO NOTHING",
+                                (self.name,))
+                    cur.execute(f"SELECT state, extract(epoch from clock_timestamp())::float8 FROM {self.TABLE} "
+                                f"WHERE name = %s FOR {'SHARE' if shared else 'UPDATE'}", (self.name,))
+                    data, now = cur.fetchone()
+
+                    def write(new: bytes) -> None:
+                        cur.execute(f"UPDATE {self.TABLE} SET state = %s WHERE name = %s", (new, self.name))
+
+                    # the database's clock is every machine's: no step to detect between writers
+                    yield bytes(data or b""), float(now), float(now), write
+            except Exception as err:
+                if type(err).__module__.startswith("psycopg2"):  # the connection may be broken: a new one next time
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    self._conn = None
+                raise
+
+
 class SharedRateLimiter:
     """At most ``rate`` requests per second on average, ``burst`` at once, across every
     process that uses the state file at ``path`` (created on first use).
@@ -130,16 +230,28 @@ class SharedRateLimiter:
     ``@limiter.limited`` decorator are the same as ``acquire()`` for callers that prefer them.
     """
 
-    def __init__(self, path: Path, rate: float = 3.0, burst: int = 3) -> None:
+    def __init__(self, path: Path | None, rate: float = 3.0, burst: int = 3, *, store: _Store | None = None) -> None:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number of requests per second, not {rate!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst!r}")
-        self.path = Path(path)
+        if (path is None) == (store is None):
+            raise ValueError("give the limiter's file or its store, one of them")
+        self._store: _Store = store if store is not None else _FileStore(Path(path))  # type: ignore[arg-type]
+        self.path = Path(path) if path is not None else None
+        self.where = self._store.where
         self.rate = float(rate)
         self.burst = int(burst)
         self._interval = 1.0 / self.rate
         self._tolerance = (self.burst - 1) * self._interval  # how far before tat a slot may be
+
+    @classmethod
+    def postgres(cls, connect: Callable[[], Any], name: str, rate: float = 3.0, burst: int = 3, *,
+                 where: str = "PostgreSQL") -> SharedRateLimiter:
+        """A limiter shared by every machine that reaches one PostgreSQL database: ``connect()``
+        opens a psycopg2 connection to it, ``name`` names the schedule (one per integration),
+        ``where`` says which database in messages (no password)."""
+        return cls(None, rate, burst, store=_PostgresStore(connect, name, where))
 
     def acquire(self, timeout: float | None = None) -> float:
         """Block (sleeping) until this caller may send one request; return the seconds waited.
@@ -175,7 +287,7 @@ class SharedRateLimiter:
         if not seconds > 0:  # also NaN
             return
         seconds = min(float(seconds), MAX_PENALTY)
-        with self._locked() as (fd, state, now):
+        with self._locked() as (write, state, now):
             until = now + seconds
             if until <= state.blocked_until:  # this 429 is already known
                 return
@@ -189,7 +301,7 @@ class SharedRateLimiter:
             # No burst when the pause ends: the server just said we went too fast.
             state.tat = max(state.tat, until + self._tolerance)
             state.blocked_until = until
-            self._write(fd, state)
+            self._write(write, state)
 
     @contextlib.contextmanager
     def slot(self, timeout: float | None = None) -> Iterator[float]:
@@ -210,43 +322,27 @@ class SharedRateLimiter:
 
     def _reserve(self, timeout: float | None) -> tuple[float, float]:
         """Take the next slot: (seconds until it, the penalty shift it was taken under)."""
-        with self._locked() as (fd, state, now):
+        with self._locked() as (write, state, now):
             slot = max(now, state.tat - self._tolerance, state.blocked_until)
             wait = slot - now
             if timeout is not None and wait > timeout:
                 raise self._timeout(timeout)
             state.tat = max(state.tat, slot) + self._interval
             state.last_slot = slot
-            self._write(fd, state)
+            self._write(write, state)
             return wait, state.shift
 
     def _read(self) -> _State:
-        with self._locked(shared=True) as (_fd, state, _now):
+        with self._locked(shared=True) as (_write, state, _now):
             return state
 
     @contextlib.contextmanager
-    def _locked(self, shared: bool = False) -> Iterator[tuple[int, _State, float]]:
-        """The state file locked (exclusively, or ``shared`` for a read), its state brought
-        to the present clock, and the wall time it was read at."""
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            except OSError as err:
-                if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
-                    raise TrackError(
-                        f"Cannot lock the rate limiter's file {self.path} ({err.strerror}).",
-                        hint="Put it on a local disk (it is shared by the processes of this machine).",
-                    ) from err
-                raise
-            now, mono = time.time(), _monotonic()
-            state = _State.unpack(os.pread(fd, _SIZE + 1, 0)) or _State(0.0, 0.0, 0.0, 0.0, now, mono)
-            yield fd, self._present(state, now, mono), now
-        finally:
-            os.close(fd)  # releases the lock
+    def _locked(self, shared: bool = False) -> Iterator[tuple[Callable[[bytes], None], _State, float]]:
+        """The store locked (exclusively, or ``shared`` for a read), its state brought to the
+        present clock, and the wall time it was read at; the first item writes the state."""
+        with self._store.locked(shared) as (data, now, mono, write):
+            state = _State.unpack(data) or _State(0.0, 0.0, 0.0, 0.0, now, mono)
+            yield write, self._present(state, now, mono), now
 
     @staticmethod
     def _present(state: _State, now: float, mono: float) -> _State:
@@ -265,15 +361,12 @@ class SharedRateLimiter:
         return state
 
     @staticmethod
-    def _write(fd: int, state: _State) -> None:
-        # One small pwrite, no fsync: losing the state (a power cut) costs one burst at most.
-        os.pwrite(fd, state.pack(), 0)
-        if os.fstat(fd).st_size != _SIZE:
-            os.ftruncate(fd, _SIZE)
+    def _write(write: Callable[[bytes], None], state: _State) -> None:
+        write(state.pack())
 
     def _timeout(self, timeout: float) -> RateLimitTimeout:
         return RateLimitTimeout(
             f"No request slot within {timeout:g} s: the shared limit of {self.rate:g} requests per second"
-            f" ({self.path}) is taken by other processes or paused by the server's Retry-After.",
+            f" ({self.where}) is taken by other processes or paused by the server's Retry-After.",
             hint="Retry later, or give this call a longer timeout.",
         )

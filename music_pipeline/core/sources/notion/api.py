@@ -16,7 +16,8 @@ It adds what the sink needs and notion-client does not do, in one place:
     between two loops that multiply (2 internal retries x our attempts);
   - understand only whole-second ``Retry-After``.
 
-  429 is retried after ``Retry-After`` (1 s when absent or unreadable) and does not use up
+  429 (and 529 service_overload, which Notion asks to be handled the same way) is retried
+  after ``Retry-After`` (1 s when absent or unreadable) through the shared pause, and does not use up
   ``max_attempts`` (the server said when to come back, and the shared limiter slows everyone
   down); at most ``max_rate_limited`` of them per call. 500/502/503/504, 409 conflict_error,
   timeouts and connection errors are retried after ``backoff_s * 2**n`` seconds (jittered
@@ -29,6 +30,12 @@ It adds what the sink needs and notion-client does not do, in one place:
   anything, so no look-up follows those. (Notion's query index can lag a write by a few
   seconds; the back-off before the look-up gives it that time, but a look-up that still misses
   the page ends in a duplicate, which the sink's key reconciliation has to absorb.)
+* **Whole answers.** A query returns at most 10,000 results, then ``has_more: false`` with
+  ``request_status: {"type": "incomplete"}``: :meth:`NotionApi.query` reads in ``created_time``
+  order and, told it is incomplete, goes on with a query for pages created from the last one
+  it saw (Notion's advice for large data sources: split the query). A page object carries at
+  most 25 references per relation (``has_more`` on it): :meth:`NotionApi.complete` reads the
+  rest through the page-property endpoint, and :meth:`NotionApi.retrieve` answers complete pages.
 * **Errors that say what to do.** 401, 403 and 404 on the integration's database are
   :class:`NotionAccessError` with ``misconfigured = True``: the sink is set up wrongly, which is
   not a track's failure. 400 validation_error is :class:`NotionValidationError` with Notion's
@@ -75,6 +82,8 @@ INTEGRATIONS_URL = "https://www.notion.so/profile/integrations"
 MAX_BACKOFF = 30.0
 #: Statuses retried with back-off (409 conflict_error: "try again", says Notion).
 RETRY_STATUSES = frozenset({409, 500, 502, 503, 504})
+#: "Slow down": 429 rate_limited, and 529 service_overload, which Notion documents to be handled as a 429.
+SLOW_DOWN_STATUSES = frozenset({429, 529})
 
 T = TypeVar("T")
 _ID = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
@@ -241,30 +250,79 @@ class NotionApi:
 
     def query(self, data_source_id: str, *, filter: dict | None = None, sorts: list | None = None,
               page_size: int = 100) -> Iterator[dict]:
-        """The data source's pages (not in the trash) matching ``filter``, in ``sorts`` order, one
-        request per ``page_size`` pages, fetched as the iterator is consumed."""
-        body: dict[str, Any] = {"page_size": page_size}
-        if filter is not None:
-            body["filter"] = filter
-        if sorts is not None:
-            body["sorts"] = sorts
+        """The data source's pages (not in the trash) matching ``filter``, in ``sorts`` order
+        (else by creation), one request per ``page_size`` pages, fetched as the iterator is
+        consumed. Past the results one query returns (``request_status`` incomplete) the query
+        goes on from the last creation time seen; with ``sorts`` of the caller's it cannot, and
+        :class:`NotionError` says so rather than a partial answer passing for the whole."""
+        body: dict[str, Any] = {"page_size": page_size,
+                                "sorts": sorts if sorts is not None else [{"timestamp": "created_time",
+                                                                          "direction": "ascending"}]}
         op = self._source_op("read the database", "Read content", data_source_id)
-        cursor: str | None = None
+        seen: set[str] = set()
+        since: str | None = None
         while True:
-            resp = self._call(op, functools.partial(self._client.data_sources.query, data_source_id=data_source_id,
-                                                    start_cursor=cursor, **body))
-            yield from (r for r in resp.get("results", []) if r.get("object", "page") == "page")
-            cursor = resp.get("next_cursor")
-            if not resp.get("has_more") or not cursor:
+            cursor: str | None = None
+            last, new = since, 0
+            while True:
+                part = _and(filter, {"timestamp": "created_time", "created_time": {"on_or_after": since}}
+                            if since else None)
+                resp = self._call(op, functools.partial(self._client.data_sources.query, data_source_id=data_source_id,
+                                                        start_cursor=cursor, **body,
+                                                        **({"filter": part} if part is not None else {})))
+                for page in resp.get("results", []):
+                    if page.get("object", "page") != "page" or page["id"] in seen:
+                        continue  # seen: created in the minute a split query starts at
+                    seen.add(page["id"])
+                    new += 1
+                    last = page.get("created_time") or last
+                    yield page
+                cursor = resp.get("next_cursor")
+                if not resp.get("has_more") or not cursor:
+                    break
+            if (resp.get("request_status") or {}).get("type") != "incomplete":
                 return
+            if sorts is not None or not new or last == since:
+                raise NotionError(
+                    f"Notion stopped answering {_target(op)} after {len(seen)} results (request_status incomplete) "
+                    + ("and the query is sorted, so it cannot be split by creation time."
+                       if sorts is not None else "and more pages than that were created within one minute."),
+                    hint="Narrow the query (a filter), or split the database.")
+            log.info("Notion's query stopped at its cap (%d pages so far); going on from pages created at %s",
+                     len(seen), last)
+            since = last
+
+    def complete(self, page: dict) -> dict:
+        """``page`` with every relation it shows cut at 25 references (``has_more``) read whole
+        through the page-property endpoint (100 references a request); itself when none is."""
+        cut = {name: prop for name, prop in (page.get("properties") or {}).items()
+               if prop.get("type") == "relation" and prop.get("has_more")}
+        if not cut:
+            return page
+        page = {**page, "properties": dict(page["properties"])}
+        op = _Op("read the page", "Read content", "page", page["id"])
+        for name, prop in cut.items():
+            items: list[dict] = []
+            cursor: str | None = None
+            while True:
+                resp = self._call(op, functools.partial(
+                    self._client.pages.properties.retrieve, page_id=page["id"], property_id=prop["id"],
+                    **({"start_cursor": cursor} if cursor else {})))
+                items += [item["relation"] for item in resp.get("results", []) if item.get("type") == "relation"]
+                cursor = resp.get("next_cursor")
+                if not resp.get("has_more") or not cursor:
+                    break
+            page["properties"][name] = {**prop, "relation": items, "has_more": False}
+        return page
 
     def query_one(self, data_source_id: str, *, filter: dict | None = None, sorts: list | None = None) -> dict | None:
         """The first page matching ``filter`` (one request), or None."""
         return next(iter(self.query(data_source_id, filter=filter, sorts=sorts, page_size=1)), None)
 
     def retrieve(self, page_id: str) -> dict:
+        """The page, its relations whole (see :meth:`complete`)."""
         op = _Op("read the page", "Read content", "page", page_id)
-        return self._call(op, functools.partial(self._client.pages.retrieve, page_id=page_id))
+        return self.complete(self._call(op, functools.partial(self._client.pages.retrieve, page_id=page_id)))
 
     def create(self, data_source_id: str, properties: dict, *,
                dedupe: Callable[[], dict | None] | None = None) -> dict:
@@ -300,7 +358,8 @@ class NotionApi:
                         raise self._gave_up(retry, limited, rate_limited=True) from None
                     if self.limiter is None:  # else the penalty is in the shared schedule already
                         self._sleep(retry.delay or 0.0)
-                    log.info("Notion asked to slow down (429); retrying %s after %.1f s", op.action, retry.delay or 0)
+                    log.info("Notion asked to slow down (%s); retrying %s after %.1f s", retry.what, op.action,
+                             retry.delay or 0)
                     continue
                 failures += 1
                 if failures < self.max_attempts:
@@ -326,8 +385,8 @@ class NotionApi:
             return send()
         except HTTPResponseError as err:
             status, code = err.status, str(getattr(err.code, "value", err.code))
-            if status == 429:
-                outcome = _Retry(f"429 {code}", delay=_retry_after(err.headers), applied=False, rate_limited=True)
+            if status in SLOW_DOWN_STATUSES:
+                outcome = _Retry(f"{status} {code}", delay=_retry_after(err.headers), applied=False, rate_limited=True)
             elif status in RETRY_STATUSES:
                 retry_after = _retry_after(err.headers) if err.headers.get("retry-after") else None
                 outcome = _Retry(f"{status} {code}", delay=retry_after, error=_notion_error(err))
@@ -403,7 +462,7 @@ class NotionApi:
             self._on_request(request.method, request.url.path)
 
     def _after_receive(self, response: httpx.Response) -> None:
-        if response.status_code == 429 and self.limiter is not None:
+        if response.status_code in SLOW_DOWN_STATUSES and self.limiter is not None:
             self.limiter.penalize(_retry_after(response.headers))
 
 
@@ -423,6 +482,15 @@ def _retry_after(headers: httpx.Headers) -> float:
     if seconds != seconds or seconds < 0:  # NaN, or a date in the past
         return 0.0 if seconds < 0 else 1.0
     return min(seconds, MAX_PENALTY)
+
+
+def _and(*filters: dict | None) -> dict | None:
+    """The filters together, one level deep (Notion allows two levels of nesting in all)."""
+    parts: list[dict] = []
+    for f in filters:
+        if f is not None:
+            parts += f["and"] if set(f) == {"and"} else [f]
+    return None if not parts else parts[0] if len(parts) == 1 else {"and": parts}
 
 
 def _notion_error(err: HTTPResponseError) -> NotionError:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...domain.identity import redact_text, redact_url
 from ...domain.records import TrackRecord
 
 #: Status shown in Notion for each catalog status (the queue's pages follow their track).
@@ -27,7 +28,10 @@ _TEXT = ("title", "rich_text", "select")
 _LIST = ("multi_select", "relation", "rich_text")
 _URL = ("url", "rich_text", "files")
 _PATH = ("rich_text", "url", "files")
+#: Notion's limits on what one request writes: a text object's content and any URL, 2,000
+#: characters; a multi-select or a relation, 100 options or related pages.
 _MAX_TEXT = 2000
+MAX_ITEMS = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("loudness", "LUFS", ("number", "rich_text")),
     Field("duration", "Duration", ("number", "rich_text")),
     Field("url", "URL", _URL),
+    # the source URL whole (masked) when too long for a URL property, which then has it without its query
+    Field("full_url", "Full URL", ("rich_text",)),
     Field("soundcloud", "SoundCloud", _URL),
     Field("youtube", "YouTube", _URL),
     Field("spotify", "Spotify", _URL),
@@ -138,8 +144,10 @@ def resolve(data_source_id: str, properties: Mapping[str, dict], mapping: Mappin
 
 
 def values(record: TrackRecord) -> dict[str, Any]:
-    """The track's value for every field, plain (strings, numbers, lists of names)."""
+    """The track's value for every field, plain (strings, numbers, lists of names). URLs are
+    masked as everywhere else (a signed link's token, a private SoundCloud link's secret)."""
     files = {fmt.lower(): f for fmt, f in record.files.items()}
+    source = redact_url(record.source_url) if record.source_url else None
     return {
         "title": record.title or record.key,
         "track_id": record.key,
@@ -150,10 +158,10 @@ def values(record: TrackRecord) -> dict[str, Any]:
         "camelot": record.camelot,
         "loudness": round(record.lufs, 1) if record.lufs is not None else None,
         "duration": round(record.duration_s, 1) if record.duration_s else None,
-        "url": record.source_url,
-        "soundcloud": record.site_url("soundcloud"),
-        "youtube": record.site_url("youtube"),
-        "spotify": record.site_url("spotify"),
+        "url": source,
+        "full_url": source if source and _fit_url(source) != source else None,
+        **{site: redact_url(url) if (url := record.site_url(site)) else None
+           for site in ("soundcloud", "youtube", "spotify")},
         "isrc": record.isrc,
         "alac_file": str(files["alac"].path) if "alac" in files else None,
         "aiff_file": str(files["aiff"].path) if "aiff" in files else None,
@@ -161,7 +169,7 @@ def values(record: TrackRecord) -> dict[str, Any]:
         "playlists": list(record.playlists),
         "genres": list(record.genres),
         "status": STATUS_LABELS.get(record.status, record.status),
-        "error": record.error if record.status in ("failed", "needs_review") else "",
+        "error": redact_text(record.error) if record.status in ("failed", "needs_review") else "",
         "processed": (record.processed_at or "")[:10] or None,
         "lossless": record.lossless,
     }
@@ -186,6 +194,27 @@ def _file_url(value: str) -> str:
     return Path(value).as_uri() if value.startswith("/") else value
 
 
+def _fit_url(url: str) -> str | None:
+    """``url`` as a URL property takes it (2,000 characters): itself, else without its query
+    and fragment (the page it names), else nothing; never a request Notion refuses."""
+    if len(url) <= _MAX_TEXT:
+        return url
+    bare = url.split("#", 1)[0].split("?", 1)[0]
+    return bare if len(bare) <= _MAX_TEXT else None
+
+
+def fit(current: tuple, new: tuple) -> tuple | None:
+    """``new``, a name set, as one request can write it (at most :data:`MAX_ITEMS`): itself when
+    it fits; else what is there and stays, plus as many of the rest as fit; None when what is
+    there and stays is already more than fit (writing fewer would unlink some of them)."""
+    if len(new) <= MAX_ITEMS:
+        return new
+    keep = set(current) & set(new)
+    if len(keep) > MAX_ITEMS:
+        return None
+    return tuple(sorted(keep | set(sorted(set(new) - keep)[:MAX_ITEMS - len(keep)])))
+
+
 def canonical(kind: str, value: Any) -> Any:
     """A plain value as it reads back from a property of ``kind`` (what compare uses)."""
     if kind in ("title", "rich_text"):
@@ -199,10 +228,10 @@ def canonical(kind: str, value: Any) -> Any:
         items = value if isinstance(value, (list, tuple)) else [value] if value not in (None, "") else []
         return tuple(sorted({_option(v) if kind == "multi_select" else str(v) for v in items if v}))
     if kind == "url":
-        return _file_url(value) if value else None
+        return _fit_url(_file_url(value)) if value else None
     if kind == "files":
         items = value if isinstance(value, (list, tuple)) else [value] if value else []
-        return tuple(_file_url(v) for v in items)
+        return tuple(u for v in items if (u := _fit_url(_file_url(v))))
     if kind == "date":
         return str(value)[:10] if value else None
     if kind == "checkbox":
@@ -240,12 +269,12 @@ def request(kind: str, value: Any) -> dict:
     if kind == "select":
         return {"select": {"name": value} if value else None}
     if kind == "multi_select":
-        return {"multi_select": [{"name": v} for v in value][:100]}
+        return {"multi_select": [{"name": v} for v in value][:MAX_ITEMS]}
     if kind == "relation":
-        return {"relation": [{"id": v} for v in value][:100]}
+        return {"relation": [{"id": v} for v in value][:MAX_ITEMS]}
     if kind == "files":
         return {"files": [{"name": (u.rsplit("/", 1)[-1] or u)[:100], "type": "external", "external": {"url": u}}
-                          for u in value][:100]}
+                          for u in value][:MAX_ITEMS]}
     if kind == "date":
         return {"date": {"start": value} if value else None}
     return {kind: value}

@@ -36,6 +36,7 @@ class Api(Protocol):  # what the mirror needs of ``api.NotionApi``
     def query(self, data_source_id: str, *, filter: dict | None = None,
               sorts: list | None = None) -> Iterable[dict]: ...
     def retrieve(self, page_id: str) -> dict: ...
+    def complete(self, page: dict) -> dict: ...
     def create(self, data_source_id: str, properties: dict, *, dedupe=None) -> dict: ...
     def update(self, page_id: str, *, properties: dict | None = None, in_trash: bool | None = None) -> dict: ...
 
@@ -51,6 +52,7 @@ class Outcome:
     merged: list[tuple[str, dict]] = field(default_factory=list)  # (page id put in the trash, what it added)
     written: dict[str, Any] = field(default_factory=dict)  # what the pipeline has written there now
     url: str = ""
+    notes: list[str] = field(default_factory=list)  # what could not be written as the library has it, and why
 
 
 @dataclass
@@ -231,6 +233,7 @@ class NotionMirror:
             primary, others = pages[0], pages[1:]
             written = _tuples(state.written) if state and known_id == primary["id"] else {}
             created = None
+        primary = self._complete(primary)  # a relation cut at 25 in the page object, read whole
         updates, outcome = self._diff(primary, desired, written)
         if created is None and (updates or others):  # read it again before writing: a person's last edit wins
             primary = self.api.retrieve(primary["id"])
@@ -241,8 +244,14 @@ class NotionMirror:
             updates, outcome = self._diff(primary, desired, written)
         if created is not None:
             outcome.action, outcome.changed = "created", created.changed
+            outcome.notes = list(dict.fromkeys(created.notes + outcome.notes))
+        merging = []
         for other in others:  # read again (a merge must lose nothing); merged values are not the pipeline's
             other = self.api.retrieve(other["id"])
+            if _trashed(other):  # a person put it in the trash since: theirs to keep there, not merged
+                self.snapshot.put(other)
+                continue
+            merging.append(other)
             outcome.merged.append((other["id"], self._fold(other, primary, updates)))
         if updates:
             page = self.api.update(primary["id"], properties={n: mapping.request(t, v) for n, (t, v) in updates.items()})
@@ -250,14 +259,34 @@ class NotionMirror:
             if created is None:
                 outcome.action = "updated"
             outcome.changed = sorted(set(outcome.changed) | set(updates))
-        for other, _ in outcome.merged:
+        for other in merging:
             self.trash(other, note=f"merged into {primary.get('url') or primary['id']}")
         outcome.url = primary.get("url", "")
         return outcome
 
+    def _complete(self, page: dict) -> dict:
+        """``page`` with its relations whole (the snapshot keeps it so, until it changes)."""
+        full = self.api.complete(page)
+        if full is not page and page["id"] in self.snapshot.pages:
+            self.snapshot.put(full)
+        return full
+
+    @staticmethod
+    def _fit(name: str, kind: str, current: Any, new: Any, outcome: Outcome) -> Any:
+        """``new`` as one request can write it (at most 100 names or related pages: more is
+        refused), said in ``outcome``'s notes when it is not all; ``_MISSING``: left as it is."""
+        if kind not in SET_TYPES or len(new) <= mapping.MAX_ITEMS:
+            return new
+        fitted = mapping.fit(tuple(current or ()), tuple(new))
+        unchanged = fitted is None or fitted == tuple(current or ())
+        outcome.notes.append(f"{name}: {len(new)} linked in the library, more than the {mapping.MAX_ITEMS} Notion "
+                             f"takes in one request; " + ("left as it is" if unchanged else f"{len(fitted)} written"))
+        return _MISSING if unchanged else fitted
+
     def _create(self, record: TrackRecord, desired: dict[str, Any]) -> tuple[dict, Outcome]:
-        props = {n: v for n, v in desired.items() if not mapping.empty(v)}
         types = {p.name: p.type for p in self.schema.props.values()}
+        fitted = Outcome("", "created")
+        props = {n: self._fit(n, types[n], (), v, fitted) for n, v in desired.items() if not mapping.empty(v)}
         key_prop = self.schema.prop("track_id")
 
         def already() -> dict | None:  # a create that timed out may have gone through
@@ -269,7 +298,8 @@ class NotionMirror:
         page = self.api.create(self.schema.data_source_id,
                                {n: mapping.request(types[n], v) for n, v in props.items()}, dedupe=already)
         self.snapshot.put(page)
-        return page, Outcome(page["id"], "created", changed=sorted(props), written=props, url=page.get("url", ""))
+        return page, Outcome(page["id"], "created", changed=sorted(props), written=props, url=page.get("url", ""),
+                             notes=fitted.notes)
 
     def _diff(self, page: dict, desired: dict[str, Any], written: dict[str, Any]) -> tuple[dict, Outcome]:
         updates: dict[str, tuple[str, Any]] = {}
@@ -281,6 +311,15 @@ class NotionMirror:
             current = mapping.read(page["properties"].get(p.name, {"type": p.type, p.type: None}))
             last = written.get(p.name, _MISSING)
             new = mapping.decide(p.type, want, current, last, always=FIELDS[p.field].always, missing=_MISSING)
+            if new is not _MISSING and p.type in SET_TYPES and len(new) > mapping.MAX_ITEMS:
+                new = self._fit(p.name, p.type, current, new, outcome)
+                # ours as far as they are there (what a person linked stays theirs), the rest tried again next sync
+                there = set(current) if new is _MISSING else set(new)
+                outcome.written[p.name] = tuple(sorted(there & set(want))) if last is _MISSING or new is not _MISSING \
+                    else last
+                if new is not _MISSING:
+                    updates[p.name] = (p.type, new)
+                continue
             if new is not _MISSING:
                 updates[p.name] = (p.type, new)
                 outcome.written[p.name] = want
@@ -328,11 +367,16 @@ class NotionMirror:
         if updates:
             self.snapshot.put(self.api.update(keeper_page_id, properties={
                 n: mapping.request(t, v) for n, (t, v) in updates.items()}))
-        if not page.get("in_trash"):
-            self.trash(page_id, note=f"merged into {keeper.get('url') or keeper_page_id}")
+        self.trash(page, note=f"merged into {keeper.get('url') or keeper_page_id}")
         return added
 
-    def trash(self, page_id: str, *, note: str = "") -> None:
+    def trash(self, page: dict, *, note: str = "") -> None:
+        """``page`` (as just read) into Notion's trash, marked a duplicate with ``note``; one
+        already there is left as it is (Notion answers 400 to trashing it again)."""
+        if _trashed(page):
+            self.snapshot.put(page)
+            return
+        page_id = page["id"]
         props = {}
         if (p := self.schema.prop("status")) is not None:
             props[p.name] = mapping.request(p.type, mapping.canonical(p.type, mapping.STATUS_LABELS["duplicate"]))
@@ -438,6 +482,10 @@ class NotionMirror:
             return None
         given = self.page_urls(page) or self.page_urls(page, any_text=True)  # a path or a word: refused later
         return Queued(page["id"], given[0], self._value(page, "title") or "") if given else None
+
+
+def _trashed(page: dict) -> bool:
+    return bool(page.get("in_trash") or page.get("archived"))
 
 
 def _tuple(value: Any) -> Any:
