@@ -37,8 +37,8 @@ def supervise(argv: Sequence[str], companions: Sequence[tuple[str, Sequence[str]
     received: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in STOP_SIGNALS}
     try:
-        beside = {name: subprocess.Popen(list(command)) for name, command in companions}
         child = subprocess.Popen(list(argv))
+        beside = {name: subprocess.Popen(list(command)) for name, command in companions}  # stopped with the tree
         while child.poll() is None and not received:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=1.0)

@@ -31,7 +31,7 @@ def _server(tmp: Path, **extra: str):
     port = free_port()
     env = {**os.environ, "MUSIC_SHARE_TOKEN": TOKEN, "DAGSTER_HOME": str(tmp / "home"),
            "MUSIC_LIBRARY": str(tmp / "library"), **extra}
-    for name in ("MUSIC_SHARE_ALLOW_HOSTS", "NOTION_WEBHOOK_TOKEN", "MUSIC_SHARE_BURST"):
+    for name in ("MUSIC_SHARE_ALLOW_HOSTS", "NOTION_WEBHOOK_TOKEN", "MUSIC_SHARE_BURST", "NOTION_TOKEN", "TRACKS_DB_ID"):
         if name not in extra:
             env.pop(name, None)
     log = tmp / "server.log"
@@ -60,7 +60,8 @@ def _server(tmp: Path, **extra: str):
 def server(tmp_path_factory: pytest.TempPathFactory):
     """The endpoints' server with a share token, its Dagster webserver nowhere (a refused
     request never gets that far); the rate limit wide open (its own test below)."""
-    with _server(tmp_path_factory.mktemp("share"), MUSIC_SHARE_BURST="100000") as running:
+    with _server(tmp_path_factory.mktemp("share"), MUSIC_SHARE_BURST="100000", NOTION_TOKEN="secret_notion-x",
+                 TRACKS_DB_ID="0f4c6d0e9a8b4c5d8e7f6a5b4c3d2e1f", NOTION_API_BASE_URL="http://127.0.0.1:9") as running:
         yield running
 
 
@@ -132,32 +133,63 @@ def test_a_burst_from_one_client_gets_429_with_the_time_to_wait(tmp_path: Path) 
     assert late.status_code == 429 and int(late.headers["Retry-After"]) >= 1
 
 
-def test_notions_handshake_is_kept_once_and_every_event_must_be_signed(server) -> None:
+PAGE = "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d"
+
+
+def _sign(key: str, body: bytes) -> dict:
+    return {"X-Notion-Signature": "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def test_a_handshake_is_noted_never_trusted_and_every_event_must_be_signed_with_the_operators_token(server) -> None:
+    """The handshake is unsigned: whoever sends one first must not choose the key events are
+    checked with. Offered tokens are noted for the operator; only the one they put in place
+    (after Notion's Verify dialog accepted it) signs events."""
     url, tmp, log = server
     hook = f"{url}/notion/webhook"
-    first = requests.post(hook, json={"verification_token": "secret_Verify-1234"}, timeout=10)
-    assert first.status_code == 200
-    kept = tmp / "home" / "notion-webhook-token"
-    assert kept.read_text() == "secret_Verify-1234" and (kept.stat().st_mode & 0o777) == 0o600
-    forged = requests.post(hook, json={"verification_token": "secret_Attacker"}, timeout=10)
-    assert forged.status_code == 409 and kept.read_text() == "secret_Verify-1234"  # the key is not replaced
+    for offered in ("secret_Attacker-First", "secret_Verify-1234"):
+        assert requests.post(hook, json={"verification_token": offered}, timeout=10).status_code == 200
+    noted = tmp / "home" / "notion-webhook-offered"
+    assert "secret_Verify-1234" in noted.read_text() and (noted.stat().st_mode & 0o777) == 0o600
+    assert not (tmp / "home" / "notion-webhook-token").exists()
+    event = json.dumps({"id": "e1", "type": "page.created", "entity": {"id": PAGE, "type": "page"}}).encode()
+    planted = requests.post(hook, data=event, headers=_sign("secret_Attacker-First", event), timeout=10)
+    assert planted.status_code == 401  # an offered token signs nothing
 
-    event = json.dumps({"id": "e1", "type": "page.created", "entity": {"id": "p-1", "type": "page"}}).encode()
-    good = "sha256=" + hmac.new(b"secret_Verify-1234", event, hashlib.sha256).hexdigest()
+    (tmp / "home" / "notion-webhook-token").write_text("secret_Verify-1234\n")  # the operator's step
+    good = _sign("secret_Verify-1234", event)
     unsigned = requests.post(hook, data=event, timeout=10)
     wrong = requests.post(hook, data=event, headers={"X-Notion-Signature": "sha256=" + "0" * 64}, timeout=10)
-    other_key = requests.post(hook, data=event, timeout=10, headers={
-        "X-Notion-Signature": "sha256=" + hmac.new(b"secret_Attacker", event, hashlib.sha256).hexdigest()})
-    tampered = requests.post(hook, data=event.replace(b"p-1", b"p-2"), headers={"X-Notion-Signature": good},
-                             timeout=10)
+    other_key = requests.post(hook, data=event, headers=_sign("secret_Attacker-First", event), timeout=10)
+    tampered = requests.post(hook, data=event.replace(b"e1", b"e9"), headers=good, timeout=10)
     assert [r.status_code for r in (unsigned, wrong, other_key, tampered)] == [401] * 4
-    ignored = json.dumps({"id": "e2", "type": "comment.created", "entity": {"id": "c", "type": "comment"}}).encode()
-    sig = "sha256=" + hmac.new(b"secret_Verify-1234", ignored, hashlib.sha256).hexdigest()
-    assert requests.post(hook, data=ignored, headers={"X-Notion-Signature": sig}, timeout=10).json()["ignored"]
+    accepted = requests.post(hook, data=event, headers=good, timeout=10)
+    assert accepted.status_code == 200 and accepted.json()["page"] == PAGE
+    not_a_page_id = json.dumps({"id": "e3", "type": "page.created", "entity": {"id": "../v1/users", "type": "page"}})
+    ignored = requests.post(hook, data=not_a_page_id.encode(), headers=_sign("secret_Verify-1234", not_a_page_id.encode()),
+                            timeout=10)
+    assert ignored.status_code == 200 and "page" not in ignored.json()  # nothing but an id goes into an API path
+    comment = json.dumps({"id": "e2", "type": "comment.created", "entity": {"id": PAGE, "type": "comment"}}).encode()
+    assert requests.post(hook, data=comment, headers=_sign("secret_Verify-1234", comment), timeout=10).json()["ignored"]
     assert requests.post(hook, data=b"{not json", timeout=10).status_code == 400
+    deep = b"[" * 50_000 + b"]" * 50_000  # over 64 KB: refused before it is parsed
+    assert requests.post(hook, data=deep, timeout=10).status_code == 413
+    nested = b"[" * 20_000 + b"]" * 20_000
+    assert requests.post(hook, data=nested, timeout=10).status_code == 400
+    assert _share(url, data=nested, headers={"Content-Type": "application/json"}).status_code == 400
     time.sleep(0.5)
     shown = log.read_text()
-    assert "secret_Verify-1234" not in shown and TOKEN not in shown, shown
+    assert "secret_Verify-1234" not in shown and "secret_Attacker" not in shown and TOKEN not in shown, shown
+    assert "Traceback" not in shown, shown
+
+
+def test_without_notion_the_webhook_says_so_and_a_short_token_starts_nothing(tmp_path: Path) -> None:
+    with _server(tmp_path) as (url, _, _):
+        answer = requests.post(f"{url}/notion/webhook", json={"verification_token": "secret_x"}, timeout=10)
+        assert answer.status_code == 503 and "not configured" in answer.json()["error"]
+    short = subprocess.run([sys.executable, "-m", "music_pipeline.endpoints", "--port", str(free_port()),
+                            "--webserver", "http://127.0.0.1:9"], cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, "MUSIC_SHARE_TOKEN": "tooshort"}, timeout=60)
+    assert short.returncode == 2 and "24 characters" in short.stderr and "tooshort" not in short.stderr
 
 
 def test_what_a_phone_shares_is_read_whatever_the_body() -> None:
@@ -168,6 +200,7 @@ def test_what_a_phone_shares_is_read_whatever_the_body() -> None:
     assert shared_link(f"title=A+Track&text=Listen+to+this%3A+{link}".encode(),
                        "application/x-www-form-urlencoded") == link
     assert shared_link(f"Hear {link}.".encode(), "text/plain; charset=utf-8") == link
+    assert shared_link(link.encode(), "application/x-www-form-urlencoded") == link  # curl -d 'https://...'
     multipart = (f"--XyZ\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\n{link}\r\n--XyZ--\r\n").encode()
     assert shared_link(multipart, "multipart/form-data; boundary=XyZ") == link
     with pytest.raises(ValueError):
@@ -178,7 +211,9 @@ def test_a_host_the_operator_trusts_may_be_on_the_lan() -> None:
     with pytest.raises(Refused):
         check_link("http://192.168.1.20/music/a.flac")
     assert check_link("http://192.168.1.20/music/a.flac", ["192.168.1.20"]) == "http://192.168.1.20/music/a.flac"
-    assert check_link("https://soundcloud.com/a/b") == "https://soundcloud.com/a/b"  # resolved or not: let through
+    assert check_link("http://93.184.216.34/a.mp3") == "http://93.184.216.34/a.mp3"  # a public address
+    with pytest.raises(Refused, match="could not be looked up"):  # a name only some network knows
+        check_link("http://metadata.nothing-resolves-this.invalid/computeMetadata/v1/")
 
 
 def test_the_burst_refills_at_its_rate() -> None:

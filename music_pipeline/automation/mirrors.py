@@ -35,9 +35,9 @@ def notion_queue(context: SensorEvaluationContext, library: LibraryResource, not
     try:
         mirror = notion.mirror()
         reap_dead_runs(context.instance, lib)
-        busy = in_flight(context.instance)
         taken = mirrors.take_queue(lib, mirror, lambda url: resolve_id(url, options), limit=QUEUE_PER_TICK,
                                    budget_s=TICK_BUDGET_S)
+        busy = in_flight(context.instance)  # after taking: a run the webhook requested meanwhile counts
         followed = mirrors.follow_notion(lib, mirror, limit=FOLLOW_PER_TICK, budget_s=TICK_BUDGET_S)
     except TrackError as err:  # not shared, token revoked, Notion down: say so, try again next tick
         context.log.warning(f"Notion: {err}")

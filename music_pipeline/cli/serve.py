@@ -39,16 +39,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     workspace = Path.cwd() / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "music_pipeline.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    from ..endpoints.app import MIN_TOKEN, SHARE_TOKEN_ENV
+
     companions = []
-    if os.environ.get("MUSIC_SHARE_TOKEN", "").strip():
-        share = (f"http://{args.share_host}:{args.share_port}/tracks   (POST a link with Authorization: Bearer "
-                 f"$MUSIC_SHARE_TOKEN; Notion's events: /notion/webhook)")
-        ui_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    token = os.environ.get(SHARE_TOKEN_ENV, "").strip()
+    if len(token) >= MIN_TOKEN:
+        share = (f"{_http(args.share_host, args.share_port)}/tracks   (POST a link with Authorization: Bearer "
+                 f"${SHARE_TOKEN_ENV}; Notion's events: /notion/webhook)")
+        ui_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
         companions.append(("the share endpoint", [sys.executable, "-m", "music_pipeline.endpoints", "--host",
                                                   args.share_host, "--port", str(args.share_port), "--webserver",
-                                                  f"http://{ui_host}:{args.port}"]))
+                                                  _http(ui_host, args.port)]))
+    elif token:
+        share = f"{mark(False)} off: {SHARE_TOKEN_ENV} is shorter than {MIN_TOKEN} characters (`openssl rand -hex 24`)"
     else:
-        share = "off   (set MUSIC_SHARE_TOKEN to share links from a phone and take Notion's webhook)"
+        share = f"off   (set {SHARE_TOKEN_ENV} to share links from a phone and take Notion's webhook)"
     print(f"""
 music_pipeline is starting.
   UI:         http://{args.host}:{args.port}   (assets, runs, the inbox sensor)
@@ -61,6 +66,10 @@ Stop with Ctrl-C; runs and partitions are kept in DAGSTER_HOME.
     from ..supervisor import supervise  # not exec'd: SIGTERM must reach the code server and run workers too
 
     return supervise([dagster, "dev", *target, "--host", args.host, "--port", str(args.port)], companions)
+
+
+def _http(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -15,11 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
-    from .app import Settings, build_app
+    from .app import MIN_TOKEN, Settings, build_app
 
-    app = build_app(Settings.from_env(args.webserver))
-    # uvicorn's access log shows method, path and status: never a header or a body
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=True)
+    settings = Settings.from_env(args.webserver)
+    if len(settings.share_token) < MIN_TOKEN:
+        print(f"the share endpoint needs MUSIC_SHARE_TOKEN of {MIN_TOKEN} characters or more "
+              "(e.g. `openssl rand -hex 24`); not started", file=sys.stderr)
+        return 2
+    # warnings only: no access log, so no path, header or body is ever written
+    uvicorn.run(build_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

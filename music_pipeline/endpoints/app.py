@@ -43,6 +43,9 @@ BURST_ENV = "MUSIC_SHARE_BURST"  # requests one client may send at once (then on
 _LINK = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 
 
+MIN_TOKEN = 24  # characters: a share token shorter than this is refused (doctor says so too)
+
+
 @dataclass
 class Settings:
     webserver: str  # the Dagster webserver runs are asked of
@@ -51,6 +54,7 @@ class Settings:
     allow_hosts: tuple[str, ...] = ()
     share_burst: Burst = field(default_factory=lambda: Burst(burst=10, rate=0.5))
     webhook_burst: Burst = field(default_factory=lambda: Burst(burst=60, rate=10.0))
+    notion: bool = False  # NOTION_TOKEN and TRACKS_DB_ID set: the webhook has a database to take pages from
 
     @classmethod
     def from_env(cls, webserver: str) -> Settings:
@@ -60,7 +64,8 @@ class Settings:
         allow = tuple(h.strip() for h in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if h.strip())
         burst = os.environ.get(BURST_ENV, "").strip()
         return cls(webserver, home, os.environ.get(SHARE_TOKEN_ENV, "").strip(), allow,
-                   Burst(burst=int(burst), rate=0.5) if burst.isdigit() and int(burst) > 0 else Burst(burst=10, rate=0.5))
+                   Burst(burst=int(burst), rate=0.5) if burst.isdigit() and int(burst) > 0 else Burst(burst=10, rate=0.5),
+                   notion=bool(os.environ.get("NOTION_TOKEN") and os.environ.get("TRACKS_DB_ID")))
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -103,7 +108,12 @@ def shared_link(body: bytes, content_type: str) -> str:
             raise ValueError("the JSON body is not an object")
         fields = {k: v for k, v in payload.items() if isinstance(v, str)}
     elif kind == "application/x-www-form-urlencoded":
-        fields = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=bool(body)).items()}
+        try:
+            fields = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=bool(body)).items()}
+        except ValueError:  # not a form after all (curl -d 'https://...'): the link as text
+            fields = {}
+        if not fields.keys() & {"url", "text", "title"}:  # nor a form of a share sheet (a link with ?v=...)
+            fields = {"text": body.decode("utf-8")}
     elif kind == "multipart/form-data":
         message = email.parser.BytesParser().parsebytes(
             f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body)
@@ -128,19 +138,41 @@ class _Pages:
     """Pages Notion's events name, taken off the queue one batch at a time in a thread of
     their own (the handler answers Notion at once: it retries an endpoint that is slow)."""
 
+    PENDING = 500  # pages waiting at most; past that Notion is told to come back (429)
+    BATCH = 50  # pages taken at once (about 17 s of Notion's 3 requests a second)
+    REMEMBERED = 2048  # event ids remembered: a replay within them is not fetched again
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pending: queue.Queue[str] = queue.Queue()
+        self._pending: queue.Queue[str] = queue.Queue(maxsize=self.PENDING)
+        self._seen: dict[str, None] = {}
+        self._seen_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="notion-webhook", daemon=True)
         self._thread.start()
 
-    def put(self, page_id: str) -> None:
-        self._pending.put(page_id)
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def put(self, event_id: str, page_id: str) -> bool:
+        """Queue the page; False when too many are waiting. An event seen already is dropped."""
+        with self._seen_lock:
+            if event_id and event_id in self._seen:
+                return True
+            try:
+                self._pending.put_nowait(page_id)
+            except queue.Full:
+                return False
+            if event_id:
+                self._seen[event_id] = None
+                while len(self._seen) > self.REMEMBERED:
+                    del self._seen[next(iter(self._seen))]
+        return True
 
     def _work(self) -> None:
         while True:
             ids = [self._pending.get()]
-            while not self._pending.empty():
+            while not self._pending.empty() and len(ids) < self.BATCH:
                 ids.append(self._pending.get_nowait())
             try:
                 take_pages(self.settings.webserver, ids)
@@ -182,7 +214,7 @@ def build_app(settings: Settings) -> Starlette:
             return slow
         given = request.headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
-        if not settings.share_token or scheme.lower() != "bearer" \
+        if len(settings.share_token) < MIN_TOKEN or scheme.lower() != "bearer" \
                 or not hmac.compare_digest(token.strip().encode(), settings.share_token.encode()):
             return _error(401, "a valid Authorization: Bearer token is required", **{"WWW-Authenticate": "Bearer"})
         body = await _body(request)
@@ -190,8 +222,8 @@ def build_app(settings: Settings) -> Starlette:
             return body
         try:
             link = shared_link(body, request.headers.get("content-type", ""))
-        except (ValueError, UnicodeDecodeError) as err:
-            return _error(400, f"the body could not be read: {err}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            return _error(400, f"the body could not be read: {type(err).__name__}")
         try:
             link = await asyncio.to_thread(check_link, link, settings.allow_hosts)
         except Refused as err:
@@ -207,16 +239,18 @@ def build_app(settings: Settings) -> Starlette:
         body = await _body(request)
         if isinstance(body, JSONResponse):
             return body
+        if not settings.notion:
+            return _error(503, "Notion is not configured here (NOTION_TOKEN and TRACKS_DB_ID)")
         try:
             payload = notion_webhook.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return _error(400, "the body is not JSON")
         if (offered := notion_webhook.verification_token(payload)) is not None:
-            if not notion_webhook.keep_token(settings.home, offered):
-                return _error(409, "a verification token is kept already; to subscribe anew, remove "
-                                   f"{notion_webhook.token_path(settings.home)} (or unset {notion_webhook.TOKEN_ENV})")
-            print(f"notion webhook: Notion sent its verification token; it is in "
-                  f"{notion_webhook.token_path(settings.home)}: paste it into Notion's Verify dialog", flush=True)
+            # unsigned, so it proves nothing: noted for the operator, never trusted (notion_webhook)
+            notion_webhook.offer(settings.home, offered)
+            print("notion webhook: a verification token was offered; the last ones offered are in "
+                  f"{notion_webhook.offered_path(settings.home)}. Paste Notion's into its Verify dialog and put the "
+                  f"same in {notion_webhook.token_path(settings.home)} (or {notion_webhook.TOKEN_ENV})", flush=True)
             return JSONResponse({"ok": True})
         token = notion_webhook.signing_token(settings.home)
         if token is None or not notion_webhook.signed(token, body, request.headers.get("x-notion-signature")):
@@ -225,12 +259,15 @@ def build_app(settings: Settings) -> Starlette:
             return _error(400, "the event is not a JSON object")
         event = notion_webhook.parse(payload)
         if event.type in notion_webhook.EVENTS and event.page_id:
-            pages.put(event.page_id)  # fetched and checked (its database, its status) there
+            if not pages.put(event.id, event.page_id):  # fetched and checked (its database, its status) there
+                return _error(429, "too many pages waiting; send it again shortly", **{"Retry-After": "30"})
             return JSONResponse({"ok": True, "page": event.page_id})
         return JSONResponse({"ok": True, "ignored": event.type})
 
     async def health(_request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "share": bool(settings.share_token)})
+        ok = pages.alive
+        return JSONResponse({"ok": ok, "share": len(settings.share_token) >= MIN_TOKEN, "notion": settings.notion},
+                            status_code=200 if ok else 503)
 
     return Starlette(routes=[Route("/tracks", share, methods=["POST"]),
                              Route("/notion/webhook", webhook, methods=["POST"]),

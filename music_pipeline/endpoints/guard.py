@@ -24,7 +24,8 @@ class Refused(ValueError):
 
 def check_link(url: str, allow_hosts: Iterable[str] = ()) -> str:
     """``url`` if the pipeline may fetch it, else :class:`Refused`. A host that does not
-    resolve here is let through: the download says so later, as for any dead link."""
+    resolve here is refused too: a name only some network knows (a cloud's metadata name, a
+    cluster's service) may resolve inward where the track is downloaded."""
     if not isinstance(url, str) or not url.strip():
         raise Refused("no URL given: send {\"url\": \"https://...\"}")
     url = url.strip()
@@ -36,7 +37,10 @@ def check_link(url: str, allow_hosts: Iterable[str] = ()) -> str:
         raise Refused("the link names no host")
     if host in {h.strip().lower() for h in allow_hosts if h.strip()}:
         return url
-    for address in _addresses(host):
+    addresses = _addresses(host)
+    if not addresses:
+        raise Refused(f"{host} could not be looked up here; check the link, or share it again later")
+    for address in addresses:
         if _inside(address):
             raise Refused(f"{host} is this machine or its local network ({address}): not fetched from a shared link")
     return url
@@ -72,7 +76,9 @@ class Burst:
         self._lock = threading.Lock()
 
     def wait_s(self, client: str) -> float:
-        """0 when ``client`` may go on now (and counts the request), else the seconds to wait."""
+        """0 when ``client`` may go on now (and counts the request), else the seconds to wait.
+        An IPv6 client counts by its /64: one machine holds a whole /64 to pick from."""
+        client = _bucket(client)
         now = time.monotonic()
         with self._lock:
             tokens, then = self._buckets.get(client, (float(self.burst), now))
@@ -85,3 +91,13 @@ class Burst:
                 oldest = min(self._buckets, key=lambda c: self._buckets[c][1])
                 del self._buckets[oldest]
             return 0.0
+
+
+def _bucket(client: str) -> str:
+    try:
+        ip = ipaddress.ip_address(client.split("%", 1)[0])
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)

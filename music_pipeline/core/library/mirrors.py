@@ -7,8 +7,10 @@ this module decides which tracks, in which state, and keeps the catalog's notes 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +158,28 @@ def take_queue(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str]
     registered, the page marked with its key and "Queued", and noted as the track's page. A
     page for a track the library already has is merged into that track's page. ``page_ids``:
     only these pages (a webhook's), where they are queued."""
+    with _queue_lock(lib.root):  # the sensor and the webhook never take the same page at once
+        return _take(lib, mirror, resolve, limit, budget_s, page_ids)
+
+
+@contextlib.contextmanager
+def _queue_lock(root: Path) -> Iterator[None]:
+    """One taker of the Notion queue at a time on this library: the notion_queue sensor (the
+    daemon) and Notion's webhook (the share endpoint's server) run on the machine of `up`."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".notion-queue.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with contextlib.suppress(OSError):  # no flock on this volume: as before, unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _take(lib: Library, mirror: NotionMirror, resolve: Callable[[str], str] | None, limit: int,
+          budget_s: float | None, page_ids: list[str] | None) -> Taken:
     taken = Taken()
     started = time.monotonic()
     queued = mirror.queued() if page_ids is None else mirror.queued_pages(page_ids)
