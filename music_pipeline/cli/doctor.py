@@ -92,7 +92,9 @@ def _share_checks(home: Path) -> list[tuple[bool, str, str]]:
     home = home.expanduser().resolve()
     kept = notion_webhook.signing_token(home)
     where = notion_webhook.TOKEN_ENV if os.environ.get(notion_webhook.TOKEN_ENV) else notion_webhook.token_path(home)
-    results.append((True, f"Notion webhook: {'verification token kept (' + str(where) + ')' if kept else 'no subscription verified yet'}"
+    state = (f"events checked with the token in {where}" if kept else
+             f"no token in place yet (tokens Notion offered are noted in {notion_webhook.offered_path(home)})")
+    results.append((True, f"Notion webhook: {state}"
                           " — Notion calls only public HTTPS: put a reverse proxy or a tunnel in front of "
                           "/notion/webhook (README: Sharing a link)", ""))
     return results
