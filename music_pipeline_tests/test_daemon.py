@@ -280,13 +280,14 @@ def test_a_link_shared_from_a_phone_is_processed_and_its_token_shown_nowhere(dag
 
 
 SENSOR_TICKS = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
-    ... on Sensor { sensorState { ticks(limit: 1) { timestamp } } } } }"""
+    ... on Sensor { sensorState { ticks(limit: 1) { timestamp status } } } } }"""
 
 
 def _last_tick(dagster: Dagster, sensor: str) -> float:
+    """When the sensor's last finished tick started (0 while one is still going)."""
     selector = {"repositoryLocationName": "music_pipeline", "repositoryName": "__repository__", "sensorName": sensor}
     ticks = dagster.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
-    return float(ticks[0]["timestamp"]) if ticks else 0.0
+    return float(ticks[0]["timestamp"]) if ticks and ticks[0]["status"] != "STARTED" else 0.0
 
 
 def test_a_page_added_in_notion_starts_when_its_webhook_event_arrives(dagster: Dagster, notion, www) -> None:
@@ -310,8 +311,8 @@ def test_a_page_added_in_notion_starts_when_its_webhook_event_arrives(dagster: D
             b"secret_Webhook-Verify-77", body, hashlib.sha256).hexdigest(), "Content-Type": "application/json"}}
 
     # right after the sensor's tick (every 60 s), so that what follows within seconds is the webhook's
-    seen = _last_tick(dagster, "notion_queue")
-    wait(lambda: _last_tick(dagster, "notion_queue") > seen, 90, "a notion_queue tick", interval=0.5)
+    seen = wait(lambda: _last_tick(dagster, "notion_queue"), 90, "a finished notion_queue tick", interval=0.5)
+    wait(lambda: _last_tick(dagster, "notion_queue") > seen, 90, "the next tick to finish", interval=0.5)
     page = fake.seed_page(db.data_source_id, {"Name": "added on the phone", "URL": link})
     parent = {"id": db.id, "type": "database", "data_source_id": db.data_source_id}
     updated = {"id": "evt-2", "type": "page.properties_updated", "entity": {"id": page["id"], "type": "page"},
